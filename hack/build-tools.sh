@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Build the cluster's binaries from the Go module proxy into $CACHE_DIR/<tool>-<version>/bin.
+# A tool whose folder is complete is reused; nothing is rebuilt.
+# Usage: hack/build-tools.sh [kube|etcd|minio|helm|coredns ...]   (default: all)
+source "$(dirname "$0")/lib.sh"
+export GOFLAGS="${GOFLAGS:--mod=mod}" GOTOOLCHAIN=local
+
+tool_dir() { echo "$CACHE_DIR/$1-$2"; }
+
+# Prints the folder and returns 0 when the tool is already built.
+already_built() { [ -f "$(tool_dir "$1" "$2")/.complete" ]; }
+
+build_kube() {
+  local v=$KUBE_VERSION d; d=$(tool_dir kube "$v")
+  already_built kube "$v" && { log "kubernetes v$v: cached in $d"; return; }
+  step "Building Kubernetes v$v (apiserver, controller-manager, scheduler, kubelet, kube-proxy, kubectl); cold build takes 15-30 min"
+  mkdir -p "$d/src" && cd "$d/src"
+  local mod; mod=$(go mod download -json "k8s.io/kubernetes@v$v" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
+  write_kube_wrapper_mod "$mod" "$v" > go.mod
+  local cmds="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl"
+  with_heartbeat "go get kubernetes" go get $(for c in $cmds; do echo "k8s.io/kubernetes/cmd/$c@v$v"; done)
+  local ldf; ldf=$(kube_ldflags "$v")
+  mkdir -p "$d/bin"
+  for c in $cmds; do
+    log "compiling $c"
+    # kubelet is built with cgo like upstream; the rest are static.
+    local cgo=0; [ "$c" = kubelet ] && cgo=1
+    with_heartbeat "build $c" env CGO_ENABLED=$cgo go build -p 2 -trimpath -tags selinux,notest \
+      -ldflags "$ldf" -o "$d/bin/$c" "k8s.io/kubernetes/cmd/$c"
+  done
+  "$d/bin/kube-apiserver" --version | grep -q "v$v" || die "kube-apiserver does not report v$v"
+  touch "$d/.complete"
+}
+
+# The kubernetes module requires its staging modules at v0.0.0; map each to its published tag.
+write_kube_wrapper_mod() {
+  local mod=$1 v=$2 sv="v0.${2#1.}"
+  echo "module local/k8sbuild"; echo
+  grep -E '^go [0-9]' "$mod"; grep -E '^godebug' "$mod" || true
+  echo; echo "require k8s.io/kubernetes v$v"; echo; echo "replace ("
+  grep -oE 'k8s.io/[a-z0-9-]+ => \./staging' "$mod" | awk -v sv="$sv" '{print "\t"$1" => "$1" "sv}'
+  echo ")"
+}
+
+# Stamp the true version so /version, kubectl and Helm see v1.34.x, not v0.0.0.
+kube_ldflags() {
+  local v=$1 minor; minor=$(echo "$v" | cut -d. -f2)
+  local f="-s -w" p
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    f="$f -X $p.gitVersion=v$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+    f="$f -X $p.gitCommit=0000000000000000000000000000000000000000 -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "$f"
+}
+
+# Build a main package of a module through a throwaway wrapper module.
+build_go_main() {
+  local name=$1 v=$2 modpath=$3 pkg=$4 out=$5 ldflags=${6:-"-s -w"}
+  local d; d=$(tool_dir "$name" "$v")
+  already_built "$name" "$v" && { log "$name $v: cached in $d"; return; }
+  step "Building $name $v from $modpath"
+  mkdir -p "$d/src" "$d/bin" && cd "$d/src"
+  [ -f go.mod ] || go mod init "local/${name}build" >/dev/null 2>&1
+  with_heartbeat "go get $name" go get "$modpath@$v"
+  with_heartbeat "build $name" env CGO_ENABLED=0 go build -p 2 -trimpath -ldflags "$ldflags" -o "$d/bin/$out" "$pkg"
+  touch "$d/.complete"
+}
+
+build_etcd() {
+  build_go_main etcd "v$ETCD_VERSION" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3 etcd \
+    "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=v$ETCD_VERSION"
+}
+build_minio()   { build_go_main minio "$MINIO_VERSION" github.com/minio/minio github.com/minio/minio minio; }
+build_helm()    { build_go_main helm "v$HELM_VERSION" helm.sh/helm/v3 helm.sh/helm/v3/cmd/helm helm \
+  "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"; }
+build_coredns() { build_go_main coredns "v$COREDNS_VERSION" github.com/coredns/coredns github.com/coredns/coredns coredns; }
+
+main() {
+  require_go
+  local tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(kube etcd minio helm coredns)
+  mkdir -p "$CACHE_DIR"
+  for t in "${tools[@]}"; do
+    case $t in kube|etcd|minio|helm|coredns) ( "build_$t" ) ;; *) die "unknown tool '$t' (expected kube, etcd, minio, helm or coredns)";; esac
+  done
+  log "tools ready in $CACHE_DIR"
+}
+main "$@"
