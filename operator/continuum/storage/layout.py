@@ -1,0 +1,103 @@
+"""Where everything lives in the bucket. The one place that spells out key names.
+
+::
+
+    models/<model>/<version>/model.skops            the serialized pipeline (skops, no pickle)
+    models/<model>/<version>/manifest.json          what was trained, how, and its sha256
+    models/<model>/<version>/result.json            the trainer's short summary
+    models/<model>/<version>/claim.json             version marker, written first, write-once
+    models/<model>/<version>/baseline/reference.parquet   bounded reference sample for drift
+    models/<model>/<version>/baseline/stats.json    per-feature statistics of that sample
+    inference-logs/<model>/<version>/<batch>        logged rows and predictions
+    reports/<monitor>/<time>/<file>                 drift reports
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from continuum.errors import ConfigError
+
+MODEL_FILE = "model.skops"
+MANIFEST_FILE = "manifest.json"
+RESULT_FILE = "result.json"
+CLAIM_FILE = "claim.json"
+REFERENCE_FILE = "baseline/reference.parquet"
+STATS_FILE = "baseline/stats.json"
+
+VERSION_PREFIX = "v"
+_VERSION_PATTERN = re.compile(r"^v([1-9][0-9]{0,8})$")
+# Model and monitor names become key segments: keep them to DNS-label-like names so a name can
+# never climb out of its folder ("..") or collide with another ("a/b").
+_NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
+
+
+def format_version(number: int) -> str:
+    """Version number 3 -> ``"v3"``."""
+    if number < 1:
+        raise ValueError(f"version numbers start at 1, got {number}")
+    return f"{VERSION_PREFIX}{number}"
+
+
+def parse_version(version: str) -> int | None:
+    """``"v3"`` -> 3; anything that is not a version name -> None."""
+    match = _VERSION_PATTERN.match(version)
+    return int(match.group(1)) if match else None
+
+
+def check_name(kind: str, name: str) -> str:
+    """Return ``name`` if it is safe as a key segment, else raise ConfigError."""
+    if not _NAME_PATTERN.match(name) or ".." in name:
+        raise ConfigError(
+            f"{kind} name {name!r} cannot be used in storage keys: use lowercase letters, "
+            "digits, '-', '_' or '.', starting and ending with a letter or digit (max 63)"
+        )
+    return name
+
+
+def model_prefix(model: str) -> str:
+    return f"models/{check_name('model', model)}/"
+
+
+def version_prefix(model: str, version: str) -> str:
+    if parse_version(version) is None:
+        raise ConfigError(f"{version!r} is not a model version: versions look like 'v1', 'v2'")
+    return f"{model_prefix(model)}{version}/"
+
+
+def version_key(model: str, version: str, file: str) -> str:
+    """Key of ``file`` (one of the *_FILE names) inside a model version folder."""
+    return version_prefix(model, version) + file
+
+
+def inference_log_prefix(model: str, version: str) -> str:
+    return f"inference-logs/{check_name('model', model)}/{version}/"
+
+
+def report_prefix(monitor: str, time: str) -> str:
+    return f"reports/{check_name('monitor', monitor)}/{time}/"
+
+
+@dataclass(frozen=True)
+class S3Uri:
+    """A parsed ``s3://bucket/key`` URI; ``key`` may be a prefix or empty."""
+
+    bucket: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def parse_s3_uri(uri: str) -> S3Uri:
+    """Split ``s3://bucket/key`` into its parts, or raise ConfigError."""
+    scheme, sep, rest = uri.partition("://")
+    bucket, _, key = rest.partition("/")
+    if scheme != "s3" or not sep or not bucket:
+        raise ConfigError(f"{uri!r} is not an S3 URI: write it as s3://<bucket>/<key-or-prefix>")
+    return S3Uri(bucket=bucket, key=key)
+
+
+def model_uri(bucket: str, model: str, version: str) -> str:
+    return str(S3Uri(bucket, version_prefix(model, version)))

@@ -1,0 +1,66 @@
+"""How to reach S3: endpoint, bucket, region and credentials, read from the environment.
+
+The same variables configure the trainer, the server and the monitor; the operator sets them
+on the pod from the Secret the spec names (credentials) and from the spec (endpoint, bucket).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from continuum.errors import ConfigError
+
+ENV_ACCESS_KEY = "AWS_ACCESS_KEY_ID"
+ENV_SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
+ENV_SESSION_TOKEN = "AWS_SESSION_TOKEN"
+# AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL are the names the AWS SDKs already understand.
+ENV_ENDPOINTS = ("CONTINUUM_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+ENV_BUCKET = "CONTINUUM_S3_BUCKET"
+ENV_REGIONS = ("AWS_REGION", "AWS_DEFAULT_REGION")
+ENV_CA_BUNDLE = "AWS_CA_BUNDLE"
+DEFAULT_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Connection settings for one bucket. Secrets are kept out of ``repr``/``str``."""
+
+    bucket: str
+    endpoint_url: str | None = None
+    region: str = DEFAULT_REGION
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    ca_bundle: str | None = None
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        endpoint_url: str | None = None,
+        bucket: str | None = None,
+    ) -> S3Settings:
+        """Build settings from ``env`` (default ``os.environ``); arguments win over env."""
+        env = os.environ if env is None else env
+        chosen_bucket = bucket or env.get(ENV_BUCKET)
+        if not chosen_bucket:
+            raise ConfigError(f"no S3 bucket given: set spec.storage.bucket or {ENV_BUCKET}")
+        return cls(
+            bucket=chosen_bucket,
+            endpoint_url=endpoint_url or _first_set(env, ENV_ENDPOINTS),
+            region=_first_set(env, ENV_REGIONS) or DEFAULT_REGION,
+            access_key=env.get(ENV_ACCESS_KEY) or None,
+            secret_key=env.get(ENV_SECRET_KEY) or None,
+            session_token=env.get(ENV_SESSION_TOKEN) or None,
+            ca_bundle=env.get(ENV_CA_BUNDLE) or None,
+        )
+
+    def __str__(self) -> str:
+        return repr(self)
+
+
+def _first_set(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    return next((env[name] for name in names if env.get(name)), None)
