@@ -1,0 +1,68 @@
+# Continuum — developer commands. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STATE_DIR ?= /var/lib/continuum-cluster
+export KUBECONFIG ?= $(STATE_DIR)/kubeconfig
+
+##@ Setup
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN{FS=":.*##"} /^##@/{printf "\n%s\n", substr($$0,5)} /^[a-zA-Z_-]+:.*##/{printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -U pip
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+.PHONY: setup
+setup: $(VENV)/.installed ## Create the virtualenv with the package and dev tools
+
+##@ Develop
+.PHONY: manifests
+manifests: setup ## Regenerate crds/ from the API types
+	$(PY) -m continuum.api.crdgen --out crds
+
+.PHONY: lint
+lint: setup ## ruff, mypy --strict and the import-layer check
+	$(VENV)/bin/ruff check operator tests
+	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+.PHONY: unit
+unit: setup ## Unit tests only (no cluster)
+	$(VENV)/bin/pytest tests/unit -q
+
+.PHONY: test
+test: setup tools ## All tests: lint, unit, cluster (builds tools and brings the local cluster up when needed)
+	$(MAKE) lint
+	$(VENV)/bin/pytest tests -q
+
+##@ Local cluster (real Kubernetes built from source; needs root)
+.PHONY: tools
+tools: ## Build Kubernetes, etcd, MinIO, CoreDNS and Helm from the Go module proxy (cached)
+	hack/build-tools.sh
+
+.PHONY: cluster-up
+cluster-up: ## Start etcd, the control plane, a node (containerd+kubelet+kube-proxy), CoreDNS, MinIO
+	hack/cluster-up.sh
+
+.PHONY: cluster-down
+cluster-down: ## Stop the cluster and undo every host change
+	hack/cluster-down.sh
+
+.PHONY: image
+image: ## Build the project image offline and load it into the cluster's containerd
+	hack/image.sh
+
+.PHONY: kind-up
+kind-up: ## For machines with Docker and internet: a kind cluster with the same kubeconfig contract
+	hack/kind-up.sh
+
+##@ Try it
+.PHONY: demo
+demo: setup ## Bring everything up and run the demo on the embedded default
+	hack/demo.sh

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Stop the local cluster and undo every host change cluster-up made: processes, containers,
+# mounts, network namespaces, interfaces, routes, iptables rules, kernel settings, state files.
+# Build caches stay (they are keyed by version and reused).
+source "$(dirname "$0")/lib.sh"
+source "$HACK_DIR/cluster/config.sh"
+source "$HACK_DIR/cluster/procs.sh"
+source "$HACK_DIR/cluster/host.sh"
+
+stop_pods() {
+  is_running containerd || return 0
+  local t
+  for t in $(ctr --address "$CONTAINERD_SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
+    ctr --address "$CONTAINERD_SOCK" -n k8s.io tasks kill -s SIGKILL "$t" >/dev/null 2>&1 || true
+  done
+  sleep 1
+}
+
+# containerd's shims outlive containerd itself; they and their containers must go too.
+kill_leftovers() {
+  local pids
+  pids=$(pgrep -f "containerd-shim.*$CONTAINERD_DIR" || true)
+  [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+  pids=$(find /sys/fs/cgroup/*/kubepods* -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u || true)
+  [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+  sleep 0.5
+  find /sys/fs/cgroup/*/kubepods* -depth -type d -exec rmdir {} + 2>/dev/null || true
+}
+
+unmount_all() {
+  local m
+  for m in $(awk '{print $2}' /proc/mounts | grep -E "^($STATE_DIR|$CONTAINERD_DIR|/run/netns/cni-)" | sort -r); do
+    umount -l "$m" 2>/dev/null || true
+  done
+}
+
+cleanup_kube_proxy_rules() {
+  local kp="$CACHE_DIR/kube-$KUBE_VERSION/bin/kube-proxy"
+  [ -x "$kp" ] && "$kp" --cleanup >/dev/null 2>&1 || true
+}
+
+main() {
+  require_root
+  step "Stopping the local cluster"
+  stop_proc kube-proxy; stop_proc kubelet
+  stop_pods
+  local p; for p in coredns minio kube-scheduler kube-controller-manager kube-apiserver etcd containerd; do stop_proc "$p"; done
+  kill_leftovers
+  unmount_all
+  cleanup_kube_proxy_rules
+  remove_network
+  remove_guard
+  restore_all_sysctls
+  rm -rf "$STATE_DIR" "$CONTAINERD_DIR"
+  log "cluster stopped; host restored"
+}
+
+main "$@"

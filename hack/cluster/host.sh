@@ -1,0 +1,103 @@
+# Host preparation and cleanup: packages, node address, traffic guard, kernel settings. Sourced.
+RUN="$STATE_DIR/run"; LOGS="$STATE_DIR/logs"; PKI="$STATE_DIR/pki"
+
+HOST_PACKAGES="containerd runc containernetworking-plugins iptables conntrack iproute2 openssl curl"
+
+ensure_host_packages() {
+  local missing=() p
+  for p in $HOST_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return
+  log "installing Debian packages: ${missing[*]}"
+  with_heartbeat "apt-get update" apt-get update
+  with_heartbeat "apt-get install" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+tool_paths() {
+  KBIN="$CACHE_DIR/kube-$KUBE_VERSION/bin"
+  ETCD="$CACHE_DIR/etcd-v$ETCD_VERSION/bin/etcd"
+  MINIO="$CACHE_DIR/minio-$MINIO_VERSION/bin/minio"
+  COREDNS="$CACHE_DIR/coredns-v$COREDNS_VERSION/bin/coredns"
+  HELM="$CACHE_DIR/helm-v$HELM_VERSION/bin/helm"
+  KUBECTL="$KBIN/kubectl"
+  export PATH="$KBIN:$PATH"
+}
+
+check_ports() {
+  require_port "$ETCD_CLIENT_PORT" etcd; require_port "$ETCD_PEER_PORT" etcd
+  require_port "$APISERVER_PORT" kube-apiserver
+  require_port 10250 kubelet; require_port 10257 kube-controller-manager; require_port 10259 kube-scheduler
+  require_port "$MINIO_PORT" minio; require_port "$MINIO_CONSOLE_PORT" minio
+}
+
+# Remember the host's kernel settings once, before anything of ours changes them.
+save_sysctls() {
+  mkdir -p "$STATE_DIR"
+  [ -f "$STATE_DIR/sysctl.saved" ] && return
+  local k
+  for k in $WATCHED_SYSCTLS; do echo "$k=$(sysctl -n "$k" 2>/dev/null)"; done > "$STATE_DIR/sysctl.saved"
+  log "saved host kernel settings to $STATE_DIR/sysctl.saved"
+}
+
+setup_node_network() {
+  ip link show "$NODE_IF" >/dev/null 2>&1 || ip link add "$NODE_IF" type bridge
+  ip addr show dev "$NODE_IF" | grep -q "$NODE_IP/32" || ip addr add "$NODE_IP/32" dev "$NODE_IF"
+  ip link set "$NODE_IF" up
+  # Forwarding is needed for pod -> Service -> pod on the bridge; the guard below confines it.
+  sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
+}
+
+# Nothing addressed to the pod or service ranges may leave the machine, and pods may reach only
+# each other and this host: blackhole routes catch traffic no local route claims, and a FORWARD
+# chain drops anything routed from or to the pod bridge other than bridge-to-bridge.
+install_guard() {
+  ip route replace blackhole "$SERVICE_CIDR"
+  ip route replace blackhole "$POD_GUARD_CIDR"
+  iptables -N "$GUARD_CHAIN" 2>/dev/null || iptables -F "$GUARD_CHAIN"
+  iptables -A "$GUARD_CHAIN" -i "$POD_BRIDGE" -o "$POD_BRIDGE" -j RETURN
+  iptables -A "$GUARD_CHAIN" -i "$POD_BRIDGE" -j DROP
+  iptables -A "$GUARD_CHAIN" -o "$POD_BRIDGE" -j DROP
+  iptables -A "$GUARD_CHAIN" -d "$POD_GUARD_CIDR" -j DROP
+  iptables -A "$GUARD_CHAIN" -d "$SERVICE_CIDR" -j DROP
+  iptables -C FORWARD -j "$GUARD_CHAIN" 2>/dev/null || iptables -I FORWARD 1 -j "$GUARD_CHAIN"
+  iptables -C OUTPUT -o "$(default_if)" -d "$POD_GUARD_CIDR" -j REJECT 2>/dev/null \
+    || iptables -I OUTPUT 1 -o "$(default_if)" -d "$POD_GUARD_CIDR" -j REJECT
+  log "guard installed: blackhole $SERVICE_CIDR and $POD_GUARD_CIDR, iptables chain $GUARD_CHAIN"
+}
+
+default_if() { ip route show default | awk '{print $5; exit}'; }
+
+# The kubelet raises kernel.panic_on_oops and friends at start; on these VMs an oops would then
+# reboot the machine. Put back every watched setting except the two the cluster needs.
+restore_kernel_tuning() {
+  local line k v
+  while IFS= read -r line; do
+    k=${line%%=*}; v=${line#*=}
+    case $k in net.ipv4.ip_forward|net.bridge.bridge-nf-call-iptables) continue;; esac
+    [ -n "$v" ] && [ "$(sysctl -n "$k" 2>/dev/null)" != "$v" ] && sysctl -qw "$k=$v" && log "restored $k=$v"
+  done < "$STATE_DIR/sysctl.saved"
+  return 0
+}
+
+restore_all_sysctls() {
+  [ -f "$STATE_DIR/sysctl.saved" ] || return 0
+  local line
+  while IFS= read -r line; do [ -n "${line#*=}" ] && sysctl -qw "$line" || true; done < "$STATE_DIR/sysctl.saved"
+  rm -f "$STATE_DIR/sysctl.saved"
+  log "restored host kernel settings"
+}
+
+remove_guard() {
+  iptables -D FORWARD -j "$GUARD_CHAIN" 2>/dev/null || true
+  iptables -F "$GUARD_CHAIN" 2>/dev/null || true
+  iptables -X "$GUARD_CHAIN" 2>/dev/null || true
+  while iptables -D OUTPUT -o "$(default_if)" -d "$POD_GUARD_CIDR" -j REJECT 2>/dev/null; do :; done
+  ip route del blackhole "$SERVICE_CIDR" 2>/dev/null || true
+  ip route del blackhole "$POD_GUARD_CIDR" 2>/dev/null || true
+}
+
+remove_network() {
+  local ns
+  for ns in $(ip netns list 2>/dev/null | awk '/^cni-/{print $1}'); do ip netns del "$ns" || true; done
+  ip link del "$POD_BRIDGE" 2>/dev/null || true
+  ip link del "$NODE_IF" 2>/dev/null || true
+}
