@@ -1,0 +1,204 @@
+"""Shared building blocks of the continuum.dev/v1alpha1 API: base model, names, conditions.
+
+Every model here is a pydantic v2 model whose Python attributes are snake_case and whose JSON
+(and CRD) field names are camelCase. Field descriptions become the CRD descriptions that
+`kubectl explain` shows, so every field must have one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Final, Literal, TypeVar, cast
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    WithJsonSchema,
+)
+from pydantic.alias_generators import to_camel
+
+GROUP = "continuum.dev"
+VERSION = "v1alpha1"
+API_VERSION: Final = "continuum.dev/v1alpha1"
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+QUANTITY = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+CONDITION_TYPE = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+)
+CONDITION_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ApiModel(BaseModel):
+    """Base of every API model: camelCase aliases, by-name population, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        serialize_by_alias=True,
+        extra="forbid",
+        allow_inf_nan=False,
+    )
+
+
+def _quantity_to_str(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _check_quantity(value: str) -> str:
+    if not re.match(QUANTITY, value):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 500m, 2, 1Gi)")
+    return value
+
+
+Quantity = Annotated[
+    str,
+    BeforeValidator(_quantity_to_str),
+    AfterValidator(_check_quantity),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": QUANTITY,
+            "x-kubernetes-int-or-string": True,
+        }
+    ),
+]
+"""A Kubernetes resource quantity (`500m`, `2`, `1Gi`); integers are accepted and kept as text."""
+
+ObjectName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)]
+"""A DNS-1123 label: the name of a model, Secret or object referenced by name."""
+
+ColumnName = Annotated[str, Field(min_length=1, max_length=128)]
+"""A dataset column name."""
+
+Label = Annotated[str, Field(min_length=1, max_length=128)]
+"""A class label of a classification target, as text."""
+
+
+class SecretRef(ApiModel):
+    """A reference to a Secret in the same namespace."""
+
+    name: ObjectName = Field(description="Name of the Secret in the same namespace.")
+
+
+class StorageSpec(ApiModel):
+    """Where artefacts live: an S3-compatible object store (AWS S3 or MinIO)."""
+
+    endpoint: str | None = Field(
+        None,
+        max_length=2048,
+        pattern=r"^https?://\S+$",
+        description="S3 endpoint URL, e.g. http://minio.minio.svc:9000. Omit for AWS S3.",
+    )
+    bucket: str = Field(
+        min_length=3,
+        max_length=63,
+        pattern=BUCKET,
+        description="Bucket that holds models/, inference-logs/ and reports/.",
+    )
+    region: str = Field("us-east-1", min_length=1, max_length=64, description="S3 region name.")
+    secret_ref: SecretRef | None = Field(
+        None,
+        description=(
+            "Secret with the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. "
+            "Omit to use the pod's ambient credentials."
+        ),
+    )
+
+
+class ResourceList(ApiModel):
+    """Amounts of CPU and memory."""
+
+    cpu: Quantity | None = Field(None, description="CPU, e.g. 500m or 2.")
+    memory: Quantity | None = Field(None, description="Memory, e.g. 512Mi or 2Gi.")
+
+
+class ResourceRequirements(ApiModel):
+    """Compute resources of the generated pods' main container."""
+
+    requests: ResourceList | None = Field(None, description="Minimum resources requested.")
+    limits: ResourceList | None = Field(None, description="Maximum resources allowed.")
+
+
+class Condition(ApiModel):
+    """One aspect of the object's current state, in the metav1.Condition shape."""
+
+    type: str = Field(
+        max_length=316, pattern=CONDITION_TYPE, description="Condition type, e.g. Ready."
+    )
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    observed_generation: int | None = Field(
+        None, ge=0, description="metadata.generation the condition was set from."
+    )
+    last_transition_time: datetime = Field(
+        description="Last time the condition's status changed (RFC 3339)."
+    )
+    reason: str = Field(
+        min_length=1,
+        max_length=1024,
+        pattern=CONDITION_REASON,
+        description="CamelCase machine-readable reason of the last transition.",
+    )
+    message: str = Field(
+        "", max_length=32768, description="Human-readable details of the last transition."
+    )
+
+
+def conditions_field() -> Any:
+    """A `conditions` list field: a map-list keyed by type, at most 16 entries."""
+    return Field(
+        default_factory=list,
+        max_length=16,
+        description="Current state, as metav1.Condition entries keyed by type.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
+
+
+def observed_generation_field() -> Any:
+    """An `observedGeneration` field: the metadata.generation last acted on."""
+    return Field(None, ge=0, description="The metadata.generation the operator last acted on.")
+
+
+def cel(rule: str, message: str) -> dict[str, str]:
+    """One `x-kubernetes-validations` entry."""
+    return {"rule": rule, "message": message}
+
+
+def validations(*rules: dict[str, str]) -> dict[str, JsonValue]:
+    """A `json_schema_extra` that adds CEL rules to a model's schema."""
+    return {"x-kubernetes-validations": cast("list[JsonValue]", list(rules))}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def load(model: type[M], data: Mapping[str, Any]) -> M:
+    """Validate a (possibly kopf-wrapped) mapping, e.g. a CR body or its spec, into `model`."""
+    return model.model_validate(_plain(data))
+
+
+def dump(obj: BaseModel) -> dict[str, Any]:
+    """Serialise a model to a JSON-ready dict with camelCase keys and no null fields."""
+    return obj.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -1,0 +1,230 @@
+"""DriftMonitor: checks one ModelDeployment's inference log for drift and triggers retraining.
+
+On its schedule the operator runs the monitor as a Job that compares recent inference rows
+with the reference sample of the served version; sustained drift creates a TrainingJob from
+`spec.retrain.template`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from continuum.api.common import (
+    API_VERSION,
+    ApiModel,
+    ColumnName,
+    Condition,
+    ObjectName,
+    cel,
+    conditions_field,
+    observed_generation_field,
+    validations,
+)
+from continuum.api.trainingjob import TrainingJobSpec
+
+WINDOW_MESSAGE = "window.minSamples must not exceed window.maxRows"
+TEMPLATE_MESSAGE = "retrain.template is required when retrain.enabled is true"
+
+
+class Schedule(ApiModel):
+    """When checks run."""
+
+    interval_seconds: int = Field(3600, ge=60, le=604800, description="Seconds between two checks.")
+
+
+class Window(ApiModel):
+    """Which logged rows a check compares with the reference sample."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(cel("self.minSamples <= self.maxRows", WINDOW_MESSAGE))
+    )
+
+    max_rows: int = Field(
+        10000, ge=1, le=10_000_000, description="Most recent logged rows to compare."
+    )
+    min_samples: int = Field(
+        200, ge=1, le=10_000_000, description="Skip the check with fewer logged rows."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Window:
+        if self.min_samples > self.max_rows:
+            raise ValueError(WINDOW_MESSAGE)
+        return self
+
+
+class DriftTests(ApiModel):
+    """Per-feature statistical tests and the dataset-level verdict."""
+
+    p_value: float = Field(
+        0.05, gt=0, le=0.5, description="Significance level of the per-feature tests."
+    )
+    correction: Literal["bonferroni", "holm", "bh"] = Field(
+        "holm", description="Multiple-testing correction: bonferroni, holm or bh."
+    )
+    psi_threshold: float = Field(
+        0.2, ge=0, le=10, description="Population stability index above which a feature drifts."
+    )
+    ks_effect_threshold: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Smallest KS statistic (effect size) that counts as drift.",
+    )
+    drift_share: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="Fraction of drifted features at which the dataset counts as drifted.",
+    )
+
+
+class Retrain(ApiModel):
+    """Automatic retraining when drift persists."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(cel("!self.enabled || has(self.template)", TEMPLATE_MESSAGE))
+    )
+
+    enabled: bool = Field(True, description="Whether sustained drift creates a TrainingJob.")
+    template: TrainingJobSpec | None = Field(
+        None, description="Spec of the TrainingJobs created on drift."
+    )
+    cooldown_seconds: int = Field(
+        3600, ge=0, le=2_592_000, description="Least time between two retrainings, in seconds."
+    )
+    max_concurrent: int = Field(
+        1, ge=1, le=10, description="Most retraining TrainingJobs running at once."
+    )
+
+    @model_validator(mode="after")
+    def _template(self) -> Retrain:
+        if self.enabled and self.template is None:
+            raise ValueError(TEMPLATE_MESSAGE)
+        return self
+
+
+class DriftMonitorSpec(ApiModel):
+    """What to watch, how to test it, and what to do about drift."""
+
+    deployment: ObjectName = Field(
+        description="Name of the ModelDeployment (same namespace) to watch."
+    )
+    schedule: Schedule = Field(
+        default_factory=Schedule, description="Check interval.", json_schema_extra={"default": {}}
+    )
+    window: Window = Field(
+        default_factory=Window, description="Rows compared.", json_schema_extra={"default": {}}
+    )
+    tests: DriftTests = Field(
+        default_factory=DriftTests,
+        description="Statistical tests and thresholds.",
+        json_schema_extra={"default": {}},
+    )
+    sensitive_feature: ColumnName | None = Field(
+        None, description="Column whose groups are compared for prediction-rate fairness."
+    )
+    fairness_threshold: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description=(
+            "Largest allowed gap in positive-prediction rate between sensitiveFeature groups "
+            "(used only when sensitiveFeature is set)."
+        ),
+    )
+    consecutive_checks: int = Field(
+        2, ge=1, le=100, description="Drifted checks in a row needed to act."
+    )
+    retrain: Retrain | None = Field(None, description="Retraining on drift. Omit to only monitor.")
+
+
+class FeatureDrift(ApiModel):
+    """The drift verdict of one feature."""
+
+    name: ColumnName = Field(description="Feature column name.")
+    test: str = Field(
+        min_length=1,
+        max_length=32,
+        description="Test used, e.g. ks (numeric) or chi2 (categorical).",
+    )
+    statistic: float | None = Field(None, description="Test statistic.")
+    p_value: float | None = Field(None, ge=0, le=1, description="Corrected p-value.")
+    effect_size: float | None = Field(None, description="Effect size, e.g. PSI.")
+    drifted: bool = Field(description="Whether the feature drifted.")
+
+
+class DriftSummary(ApiModel):
+    """Summary of the last check."""
+
+    dataset_drift: bool | None = Field(None, description="Whether the dataset as a whole drifted.")
+    share: float | None = Field(None, ge=0, le=1, description="Fraction of features that drifted.")
+    features: list[FeatureDrift] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Per-feature results (at most 100).",
+    )
+
+
+class RetrainingRecord(ApiModel):
+    """A TrainingJob created because of drift."""
+
+    training_job: str = Field(max_length=253, description="Name of the TrainingJob created.")
+    time: datetime = Field(description="When it was created.")
+    reason: str = Field(max_length=1024, description="Why it was created.")
+    report: str | None = Field(
+        None, max_length=2048, description="s3:// URI of the drift report that triggered it."
+    )
+
+
+class SuppressedRecord(ApiModel):
+    """A retraining that drift called for but cooldown or budget held back."""
+
+    time: datetime = Field(description="When it was suppressed.")
+    reason: str = Field(max_length=1024, description="Why it was suppressed.")
+
+
+class DriftMonitorStatus(ApiModel):
+    """Observed state of the monitor, written by the operator."""
+
+    conditions: list[Condition] = conditions_field()
+    observed_generation: int | None = observed_generation_field()
+    last_check_time: datetime | None = Field(None, description="When the last check finished.")
+    check_job_name: str | None = Field(
+        None, max_length=63, description="Name of the latest check Job."
+    )
+    drift: DriftSummary | None = Field(None, description="Result of the last check.")
+    report_uri: str | None = Field(
+        None,
+        alias="reportURI",
+        max_length=2048,
+        description="s3:// URI of the last check's report folder (JSON + HTML).",
+    )
+    consecutive_drifts: int | None = Field(
+        None, ge=0, description="Drifted checks in a row so far."
+    )
+    retrainings: list[RetrainingRecord] = Field(
+        default_factory=list, max_length=20, description="Most recent retrainings, newest last."
+    )
+    suppressed: list[SuppressedRecord] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Most recent suppressed retrainings, newest last.",
+    )
+
+
+class DriftMonitor(ApiModel):
+    """A DriftMonitor checks a ModelDeployment for data drift and retrains on sustained drift."""
+
+    api_version: Literal["continuum.dev/v1alpha1"] = Field(
+        API_VERSION, description="continuum.dev/v1alpha1"
+    )
+    kind: Literal["DriftMonitor"] = Field("DriftMonitor", description="DriftMonitor")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Object metadata.")
+    spec: DriftMonitorSpec = Field(description="Desired monitoring.")
+    status: DriftMonitorStatus = Field(
+        default_factory=DriftMonitorStatus, description="Observed state."
+    )

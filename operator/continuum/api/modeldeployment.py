@@ -1,0 +1,186 @@
+"""ModelDeployment: serves one model, at a pinned version or the newest qualified one.
+
+The operator runs the model server as a Deployment + Service, rolls out new versions and rolls
+back a rollout that does not become ready in time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from continuum.api.common import (
+    API_VERSION,
+    ApiModel,
+    Condition,
+    ObjectName,
+    ResourceRequirements,
+    StorageSpec,
+    cel,
+    conditions_field,
+    observed_generation_field,
+    validations,
+)
+
+VERSION_MESSAGE = "version: set exactly one of pinned or policy"
+AUTOSCALING_BOUNDS_MESSAGE = "autoscaling.minReplicas must not exceed autoscaling.maxReplicas"
+REPLICAS_MESSAGE = "set replicas or autoscaling, not both (leave replicas at 1 with autoscaling)"
+
+
+class VersionSelector(ApiModel):
+    """Which model version to serve: exactly one of pinned or policy."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(cel("has(self.pinned) != has(self.policy)", VERSION_MESSAGE))
+    )
+
+    pinned: int | None = Field(None, ge=1, description="Serve exactly this version number.")
+    policy: Literal["latestQualified"] | None = Field(
+        None, description="latestQualified: serve the newest qualified version."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> VersionSelector:
+        if (self.pinned is None) == (self.policy is None):
+            raise ValueError(VERSION_MESSAGE)
+        return self
+
+
+class Autoscaling(ApiModel):
+    """Horizontal autoscaling of the model server on CPU utilisation."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel("self.minReplicas <= self.maxReplicas", AUTOSCALING_BOUNDS_MESSAGE)
+        )
+    )
+
+    min_replicas: int = Field(1, ge=1, le=50, description="Fewest replicas.")
+    max_replicas: int = Field(ge=1, le=50, description="Most replicas.")
+    target_cpu_utilization: int = Field(
+        80, ge=1, le=100, description="Target average CPU utilisation, in percent of requests."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(AUTOSCALING_BOUNDS_MESSAGE)
+        return self
+
+
+class Batching(ApiModel):
+    """Micro-batching of prediction requests in the model server."""
+
+    max_batch_size: int = Field(32, ge=1, le=4096, description="Most rows per batch.")
+    max_latency_ms: int = Field(
+        5, ge=0, le=1000, description="Longest wait for a batch to fill, in milliseconds."
+    )
+
+
+class InferenceLog(ApiModel):
+    """Logging of served rows and predictions to the object store, for drift monitoring."""
+
+    enabled: bool = Field(True, description="Whether to log inference rows.")
+    sample_rate: float = Field(1.0, ge=0, le=1, description="Fraction of rows logged.")
+    flush_rows: int = Field(
+        1000, ge=1, le=1_000_000, description="Write a log batch after this many rows."
+    )
+    flush_seconds: int = Field(
+        60, ge=1, le=3600, description="Write a log batch at least this often, in seconds."
+    )
+
+
+class ModelDeploymentSpec(ApiModel):
+    """Which model and version to serve, and how."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel("!has(self.autoscaling) || self.replicas == 1", REPLICAS_MESSAGE)
+        )
+    )
+
+    model: ObjectName = Field(description="Name of the model to serve (TrainingJob spec.model).")
+    version: VersionSelector = Field(
+        default_factory=lambda: VersionSelector(policy="latestQualified"),
+        description="Version to serve; defaults to policy latestQualified.",
+        json_schema_extra={"default": {"policy": "latestQualified"}},
+    )
+    replicas: int = Field(1, ge=0, le=50, description="Fixed number of server replicas.")
+    autoscaling: Autoscaling | None = Field(
+        None, description="Autoscale instead of a fixed replica count."
+    )
+    batching: Batching = Field(
+        default_factory=Batching,
+        description="Request micro-batching.",
+        json_schema_extra={"default": {}},
+    )
+    inference_log: InferenceLog = Field(
+        default_factory=InferenceLog,
+        description="Inference logging for drift monitoring.",
+        json_schema_extra={"default": {}},
+    )
+    storage: StorageSpec = Field(description="Object store holding the model artefacts.")
+    resources: ResourceRequirements | None = Field(
+        None, description="CPU and memory of each server pod."
+    )
+    rollout_deadline_seconds: int = Field(
+        300,
+        ge=30,
+        le=3600,
+        description="Roll back a rollout that is not ready within this many seconds.",
+    )
+
+    @model_validator(mode="after")
+    def _replicas_or_autoscaling(self) -> ModelDeploymentSpec:
+        if self.autoscaling is not None and self.replicas != 1:
+            raise ValueError(REPLICAS_MESSAGE)
+        return self
+
+
+class RolloutRecord(ApiModel):
+    """One version change of the deployment."""
+
+    version: int = Field(ge=1, description="The version rolled out.")
+    training_job: str | None = Field(
+        None, max_length=253, description="Name of the TrainingJob that produced the version."
+    )
+    time: datetime = Field(description="When the rollout finished.")
+    outcome: Literal["Promoted", "RolledBack"] = Field(
+        description="Promoted: the version became the serving one; RolledBack: it never did."
+    )
+
+
+class ModelDeploymentStatus(ApiModel):
+    """Observed state of the deployment, written by the operator."""
+
+    conditions: list[Condition] = conditions_field()
+    observed_generation: int | None = observed_generation_field()
+    serving_version: int | None = Field(None, ge=1, description="Version now serving traffic.")
+    previous_version: int | None = Field(
+        None, ge=1, description="Version served before the current one."
+    )
+    url: str | None = Field(
+        None, max_length=2048, description="In-cluster URL of the prediction endpoint."
+    )
+    ready_replicas: int | None = Field(None, ge=0, description="Server replicas ready.")
+    history: list[RolloutRecord] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Most recent rollouts, newest last (at most 20).",
+    )
+
+
+class ModelDeployment(ApiModel):
+    """A ModelDeployment serves one model at a pinned or the newest qualified version."""
+
+    api_version: Literal["continuum.dev/v1alpha1"] = Field(
+        API_VERSION, description="continuum.dev/v1alpha1"
+    )
+    kind: Literal["ModelDeployment"] = Field("ModelDeployment", description="ModelDeployment")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Object metadata.")
+    spec: ModelDeploymentSpec = Field(description="Desired serving.")
+    status: ModelDeploymentStatus = Field(
+        default_factory=ModelDeploymentStatus, description="Observed state."
+    )

@@ -1,0 +1,80 @@
+"""Turns pydantic JSON Schema into a structural OpenAPI v3 schema for a CRD.
+
+pydantic emits `$defs`/`$ref`, `anyOf` with `null` for optional fields, `title`,
+`additionalProperties: false` and `const`; none of these belong in a structural schema. This
+module inlines references, unwraps optionals, drops titles and nulls, and maps free-form
+objects to `x-kubernetes-preserve-unknown-fields`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pydantic import BaseModel
+
+Schema = dict[str, Any]
+
+_DROPPED = frozenset({"title", "$defs"})
+
+
+def structural_schema(model: type[BaseModel]) -> Schema:
+    """The structural OpenAPI v3 schema of `model`, with camelCase property names."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    defs: dict[str, Schema] = raw.get("$defs", {})
+    return _convert(raw, defs)
+
+
+def _convert(node: Schema, defs: dict[str, Schema]) -> Schema:
+    node = _resolve(node, defs)
+    out: Schema = {}
+    for key, value in node.items():
+        if key in _DROPPED or (key == "default" and value is None):
+            continue
+        out[key] = _convert_child(key, value, defs)
+    return _finish(out)
+
+
+def _convert_child(key: str, value: Any, defs: dict[str, Schema]) -> Any:
+    if key == "properties":
+        return {name: _convert(sub, defs) for name, sub in value.items()}
+    if key in ("items", "additionalProperties") and isinstance(value, dict):
+        return _convert(value, defs)
+    return copy.deepcopy(value)
+
+
+def _resolve(node: Schema, defs: dict[str, Schema]) -> Schema:
+    """Inline a `$ref` and unwrap `anyOf: [X, null]`, letting the outer keys win."""
+    if "$ref" in node:
+        target = defs[node["$ref"].rsplit("/", 1)[-1]]
+        outer = {k: v for k, v in node.items() if k != "$ref"}
+        return _resolve(_merge(target, outer), defs)
+    branches = node.get("anyOf", [])
+    kept = [b for b in branches if b != {"type": "null"}]
+    if len(kept) == 1 and len(branches) == 2:
+        outer = {k: v for k, v in node.items() if k != "anyOf"}
+        return _resolve(_merge(kept[0], outer), defs)
+    return node
+
+
+def _merge(inner: Schema, outer: Schema) -> Schema:
+    merged = dict(inner)
+    for key, value in outer.items():
+        if key == "x-kubernetes-validations":
+            merged[key] = [*inner.get(key, []), *value]
+        else:
+            merged[key] = value
+    return merged
+
+
+def _finish(out: Schema) -> Schema:
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    if out.get("additionalProperties") is False:
+        del out["additionalProperties"]
+    if out.get("additionalProperties") is True:
+        del out["additionalProperties"]
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    if out.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+    return out

@@ -1,0 +1,337 @@
+"""TrainingJob: one immutable training run of a scikit-learn pipeline.
+
+The operator runs the trainer in a batch Job; the trainer reads `spec`, writes a versioned
+artefact folder, and the operator copies the summary into `status`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+from pydantic import ConfigDict, Field, model_validator
+
+from continuum.api.common import (
+    API_VERSION,
+    ApiModel,
+    ColumnName,
+    Condition,
+    Label,
+    ObjectName,
+    ResourceRequirements,
+    StorageSpec,
+    cel,
+    conditions_field,
+    observed_generation_field,
+    validations,
+)
+
+ClassifierClass = Literal[
+    "LogisticRegression",
+    "RandomForestClassifier",
+    "GradientBoostingClassifier",
+    "DecisionTreeClassifier",
+    "KNeighborsClassifier",
+    "SVC",
+]
+RegressorClass = Literal[
+    "LinearRegression",
+    "Ridge",
+    "Lasso",
+    "RandomForestRegressor",
+    "GradientBoostingRegressor",
+    "DecisionTreeRegressor",
+]
+EstimatorClass = Literal[ClassifierClass, RegressorClass]
+ClassificationMetric = Literal["accuracy", "f1", "f1_macro", "roc_auc", "precision", "recall"]
+RegressionMetric = Literal["r2", "rmse", "mae"]
+Metric = Literal[ClassificationMetric, RegressionMetric]
+
+CLASSIFIERS: tuple[str, ...] = get_args(ClassifierClass)
+REGRESSORS: tuple[str, ...] = get_args(RegressorClass)
+CLASSIFICATION_METRICS: tuple[str, ...] = get_args(ClassificationMetric)
+REGRESSION_METRICS: tuple[str, ...] = get_args(RegressionMetric)
+LOWER_IS_BETTER: frozenset[str] = frozenset({"rmse", "mae"})
+
+IMMUTABLE_SPEC_MESSAGE = "spec is immutable: create a new TrainingJob to retrain"
+METRIC_MESSAGE = (
+    "evaluation.metric must fit estimator.class: r2, rmse and mae need a regressor; "
+    "the other metrics need a classifier"
+)
+TARGET_MESSAGE = "dataset.target must not be listed in dataset.features"
+CATEGORICAL_MESSAGE = "preprocessing.categorical.columns must be listed in dataset.features"
+CLASSES_MESSAGE = "dataset.validation.requiredClasses needs a classification metric"
+
+
+def _cel_list(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+class DatasetValidation(ApiModel):
+    """Checks the trainer runs on the dataset before training; a failed check fails the job."""
+
+    min_rows: int = Field(10, ge=1, le=1_000_000_000, description="Minimum number of rows.")
+    max_null_fraction: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description=(
+            "Largest allowed fraction of null values per feature column (columns in allowNulls "
+            "are exempt). The target column must never be null."
+        ),
+    )
+    allow_nulls: list[ColumnName] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Feature columns that may contain any number of nulls.",
+    )
+    required_classes: list[Label] | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="Classification only: class labels (as text) that must occur in the target.",
+    )
+
+
+class Dataset(ApiModel):
+    """The training data: one object or a prefix of objects in S3."""
+
+    uri: str = Field(
+        max_length=2048,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$",
+        description="s3://bucket/key of one file, or s3://bucket/prefix/ for all files below.",
+    )
+    format: Literal["csv", "parquet"] = Field("csv", description="File format: csv or parquet.")
+    target: ColumnName = Field(description="Name of the column to predict.")
+    features: list[ColumnName] | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="Feature columns to use. Omit to use every column except the target.",
+    )
+    validation: DatasetValidation = Field(
+        default_factory=DatasetValidation,
+        description="Checks run on the dataset before training.",
+        json_schema_extra={"default": {}},
+    )
+
+
+class Estimator(ApiModel):
+    """The scikit-learn estimator at the end of the pipeline."""
+
+    class_: EstimatorClass = Field(
+        alias="class", description="scikit-learn estimator class name, from an allow-list."
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Constructor keyword arguments of the estimator class (free-form).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+    @property
+    def is_regressor(self) -> bool:
+        """Whether the class is a regressor (otherwise a classifier)."""
+        return self.class_ in REGRESSORS
+
+
+class NumericPreprocessing(ApiModel):
+    """Preprocessing of numeric feature columns."""
+
+    impute: Literal["mean", "median", "none"] = Field(
+        "mean", description="How to fill nulls: mean, median or none."
+    )
+    scale: Literal["standard", "minmax", "none"] = Field(
+        "standard", description="Scaling: standard (z-score), minmax or none."
+    )
+
+
+class CategoricalPreprocessing(ApiModel):
+    """Preprocessing of categorical feature columns."""
+
+    columns: list[ColumnName] = Field(
+        default_factory=list, max_length=256, description="Columns treated as categorical."
+    )
+    impute: Literal["most_frequent", "none"] = Field(
+        "most_frequent", description="How to fill nulls: most_frequent or none."
+    )
+    encode: Literal["onehot"] = Field("onehot", description="Encoding: onehot.")
+
+
+class Preprocessing(ApiModel):
+    """Pipeline steps applied to the features before the estimator."""
+
+    numeric: NumericPreprocessing = Field(
+        default_factory=NumericPreprocessing,
+        description="Numeric columns: every feature not listed as categorical.",
+        json_schema_extra={"default": {}},
+    )
+    categorical: CategoricalPreprocessing = Field(
+        default_factory=CategoricalPreprocessing,
+        description="Categorical columns.",
+        json_schema_extra={"default": {}},
+    )
+
+
+class Split(ApiModel):
+    """How the dataset is split into a training part and a held-out test part."""
+
+    test_size: float = Field(
+        0.2, ge=0.05, le=0.5, description="Fraction of rows held out for evaluation."
+    )
+    seed: int = Field(
+        42, ge=0, le=2**31 - 1, description="Random seed of the split and of the estimator."
+    )
+    stratify: bool = Field(
+        True, description="Stratify the split by the target (ignored for regressors)."
+    )
+
+
+class Evaluation(ApiModel):
+    """The quality gate a trained model must pass to be qualified."""
+
+    metric: Metric = Field(description="Metric computed on the held-out split.")
+    threshold: float | None = Field(
+        None,
+        ge=-1e9,
+        le=1e9,
+        description=(
+            "Qualification bound: the score must be at least this (at most, for rmse and mae)."
+        ),
+    )
+    must_beat: Literal["current", "none"] = Field(
+        "current",
+        description=(
+            "current: the model must also score better than the current champion "
+            "(the newest qualified version); none: the threshold alone decides."
+        ),
+    )
+
+
+def _spec_rules() -> list[dict[str, str]]:
+    reg_metric = f"self.evaluation.metric in {_cel_list(REGRESSION_METRICS)}"
+    features = "!has(self.dataset.features) || "
+    columns = "self.preprocessing.categorical.columns"
+    classes = "self.dataset.validation.requiredClasses"
+    return [
+        cel(f"({reg_metric}) == (self.estimator.class in {_cel_list(REGRESSORS)})", METRIC_MESSAGE),
+        cel(features + "!(self.dataset.target in self.dataset.features)", TARGET_MESSAGE),
+        cel(
+            features + "!has(self.preprocessing) || !has(self.preprocessing.categorical) || "
+            f"!has({columns}) || {columns}.all(c, c in self.dataset.features)",
+            CATEGORICAL_MESSAGE,
+        ),
+        cel(
+            f"!has(self.dataset.validation) || !has({classes}) || !({reg_metric})", CLASSES_MESSAGE
+        ),
+    ]
+
+
+class TrainingJobSpec(ApiModel):
+    """What to train, on which data, and how to judge it."""
+
+    model_config = ConfigDict(json_schema_extra=validations(*_spec_rules()))
+
+    model: ObjectName = Field(description="Model name; versions of one model are numbered 1, 2, …")
+    dataset: Dataset = Field(description="Training data and the checks it must pass.")
+    estimator: Estimator = Field(description="scikit-learn estimator class and parameters.")
+    preprocessing: Preprocessing = Field(
+        default_factory=Preprocessing,
+        description="Imputation, scaling and encoding before the estimator.",
+        json_schema_extra={"default": {}},
+    )
+    split: Split = Field(
+        default_factory=Split,
+        description="Train/test split.",
+        json_schema_extra={"default": {}},
+    )
+    evaluation: Evaluation = Field(description="Metric and qualification gate.")
+    storage: StorageSpec = Field(description="Object store for the model artefacts.")
+    resources: ResourceRequirements | None = Field(
+        None, description="CPU and memory of the training pod."
+    )
+    backoff_limit: int = Field(1, ge=0, le=10, description="Retries of the training Job.")
+    active_deadline_seconds: int = Field(
+        3600, ge=60, le=86400, description="Time limit of the training Job, in seconds."
+    )
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> TrainingJobSpec:
+        regression = self.evaluation.metric in REGRESSION_METRICS
+        if regression != self.estimator.is_regressor:
+            raise ValueError(METRIC_MESSAGE)
+        features = self.dataset.features
+        if features is not None and self.dataset.target in features:
+            raise ValueError(TARGET_MESSAGE)
+        if features is not None and set(self.preprocessing.categorical.columns) - set(features):
+            raise ValueError(CATEGORICAL_MESSAGE)
+        if regression and self.dataset.validation.required_classes is not None:
+            raise ValueError(CLASSES_MESSAGE)
+        return self
+
+
+class ModelRef(ApiModel):
+    """The model version a training run produced."""
+
+    version: int | None = Field(None, ge=1, description="Version number within the model.")
+    uri: str | None = Field(
+        None, max_length=2048, description="s3:// URI of the version's artefact folder."
+    )
+    sha256: str | None = Field(
+        None, pattern=r"^[a-f0-9]{64}$", description="SHA-256 of the model file."
+    )
+
+
+class Champion(ApiModel):
+    """The version this run was compared against (the current champion)."""
+
+    version: int | None = Field(None, ge=1, description="Champion version number.")
+    metrics: dict[str, float] = Field(
+        default_factory=dict, max_length=32, description="Champion's scores on this test split."
+    )
+
+
+class DatasetSummary(ApiModel):
+    """What the trainer read."""
+
+    fingerprint: str | None = Field(
+        None, max_length=128, description="Content fingerprint of the dataset."
+    )
+    rows: int | None = Field(None, ge=0, description="Number of rows read.")
+
+
+class TrainingJobStatus(ApiModel):
+    """Observed state of a training run, written by the operator."""
+
+    conditions: list[Condition] = conditions_field()
+    observed_generation: int | None = observed_generation_field()
+    phase: Literal["Pending", "Running", "Succeeded", "Failed"] | None = Field(
+        None, description="Pending, Running, Succeeded or Failed."
+    )
+    job_name: str | None = Field(None, max_length=63, description="Name of the training Job.")
+    start_time: datetime | None = Field(None, description="When the training Job started.")
+    completion_time: datetime | None = Field(None, description="When the training Job ended.")
+    model: ModelRef | None = Field(None, description="The model version produced.")
+    metrics: dict[str, float] = Field(
+        default_factory=dict, max_length=32, description="Scores on the held-out split, by name."
+    )
+    champion: Champion | None = Field(None, description="The version this run had to beat.")
+    dataset: DatasetSummary | None = Field(None, description="Summary of the data read.")
+    qualified: bool | None = Field(
+        None, description="Whether the version passed its gate and may be promoted."
+    )
+    message: str | None = Field(None, max_length=4096, description="Human-readable summary.")
+
+
+class TrainingJob(ApiModel):
+    """A TrainingJob trains one scikit-learn model version; its spec is immutable."""
+
+    api_version: Literal["continuum.dev/v1alpha1"] = Field(
+        API_VERSION, description="continuum.dev/v1alpha1"
+    )
+    kind: Literal["TrainingJob"] = Field("TrainingJob", description="TrainingJob")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Object metadata.")
+    spec: TrainingJobSpec = Field(description="Desired training run.")
+    status: TrainingJobStatus = Field(
+        default_factory=TrainingJobStatus, description="Observed state."
+    )
