@@ -278,7 +278,7 @@ class ModelRef(ApiModel):
         None, max_length=2048, description="s3:// URI of the version's artefact folder."
     )
     sha256: str | None = Field(
-        None, pattern=r"^[a-f0-9]{64}$", description="SHA-256 of the model file."
+        None, max_length=64, pattern=r"^[a-f0-9]{64}$", description="SHA-256 of the model file."
     )
 
 
