@@ -60,7 +60,11 @@ class Autoscaling(ApiModel):
     min_replicas: int = Field(1, ge=1, le=50, description="Fewest replicas.")
     max_replicas: int = Field(ge=1, le=50, description="Most replicas.")
     target_cpu_utilization: int = Field(
-        80, ge=1, le=100, description="Target average CPU utilisation, in percent of requests."
+        80,
+        alias="targetCPUUtilization",
+        ge=1,
+        le=100,
+        description="Target average CPU utilisation, in percent of requests.",
     )
 
     @model_validator(mode="after")

@@ -1,7 +1,7 @@
 """Turns pydantic JSON Schema into a structural OpenAPI v3 schema for a CRD.
 
 pydantic emits `$defs`/`$ref`, `anyOf` with `null` for optional fields, `title`,
-`additionalProperties: false` and `const`; none of these belong in a structural schema. This
+`additionalProperties: false`, `const` and numeric `exclusiveMinimum`; none of these belong in a structural schema. This
 module inlines references, unwraps optionals, drops titles and nulls, and maps free-form
 objects to `x-kubernetes-preserve-unknown-fields`.
 """
@@ -68,6 +68,9 @@ def _merge(inner: Schema, outer: Schema) -> Schema:
 
 
 def _finish(out: Schema) -> Schema:
+    for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(out.get(bound), int | float) and not isinstance(out[bound], bool):
+            out[limit], out[bound] = out[bound], True  # OpenAPI v3.0: a flag on the bound
     if "const" in out:
         out["enum"] = [out.pop("const")]
     if out.get("additionalProperties") is False:

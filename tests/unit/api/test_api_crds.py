@@ -105,6 +105,9 @@ def _structural(path: str, node: Schema) -> Iterator[str]:
         yield "both properties and additionalProperties"
     if node.get("additionalProperties") is False:
         yield "additionalProperties: false"
+    for flag in ("exclusiveMinimum", "exclusiveMaximum"):
+        if flag in node and node[flag] is not True:
+            yield f"{flag} must be the OpenAPI v3.0 boolean flag"
 
 
 def test_schemas_are_structural() -> None:
