@@ -26,24 +26,23 @@ CLAIM_FILE = "claim.json"
 REFERENCE_FILE = "baseline/reference.parquet"
 STATS_FILE = "baseline/stats.json"
 
-VERSION_PREFIX = "v"
-_VERSION_PATTERN = re.compile(r"^v([1-9][0-9]{0,8})$")
+# Versions are positive integers (the API's version numbers); the folder is the decimal number.
+_VERSION_PATTERN = re.compile(r"^[1-9][0-9]{0,8}$")
 # Model and monitor names become key segments: keep them to DNS-label-like names so a name can
 # never climb out of its folder ("..") or collide with another ("a/b").
 _NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
 
 
-def format_version(number: int) -> str:
-    """Version number 3 -> ``"v3"``."""
-    if number < 1:
-        raise ValueError(f"version numbers start at 1, got {number}")
-    return f"{VERSION_PREFIX}{number}"
+def version_folder(version: int) -> str:
+    """Version 3 -> folder name ``"3"``."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ConfigError(f"{version!r} is not a model version: versions are 1, 2, 3, ...")
+    return str(version)
 
 
-def parse_version(version: str) -> int | None:
-    """``"v3"`` -> 3; anything that is not a version name -> None."""
-    match = _VERSION_PATTERN.match(version)
-    return int(match.group(1)) if match else None
+def parse_version(folder: str) -> int | None:
+    """Folder ``"3"`` -> 3; anything that is not a version folder -> None."""
+    return int(folder) if _VERSION_PATTERN.match(folder) else None
 
 
 def check_name(kind: str, name: str) -> str:
@@ -60,19 +59,17 @@ def model_prefix(model: str) -> str:
     return f"models/{check_name('model', model)}/"
 
 
-def version_prefix(model: str, version: str) -> str:
-    if parse_version(version) is None:
-        raise ConfigError(f"{version!r} is not a model version: versions look like 'v1', 'v2'")
-    return f"{model_prefix(model)}{version}/"
+def version_prefix(model: str, version: int) -> str:
+    return f"{model_prefix(model)}{version_folder(version)}/"
 
 
-def version_key(model: str, version: str, file: str) -> str:
+def version_key(model: str, version: int, file: str) -> str:
     """Key of ``file`` (one of the *_FILE names) inside a model version folder."""
     return version_prefix(model, version) + file
 
 
-def inference_log_prefix(model: str, version: str) -> str:
-    return f"inference-logs/{check_name('model', model)}/{version}/"
+def inference_log_prefix(model: str, version: int) -> str:
+    return f"inference-logs/{check_name('model', model)}/{version_folder(version)}/"
 
 
 def report_prefix(monitor: str, time: str) -> str:
@@ -99,5 +96,5 @@ def parse_s3_uri(uri: str) -> S3Uri:
     return S3Uri(bucket=bucket, key=key)
 
 
-def model_uri(bucket: str, model: str, version: str) -> str:
+def model_uri(bucket: str, model: str, version: int) -> str:
     return str(S3Uri(bucket, version_prefix(model, version)))

@@ -1,9 +1,9 @@
 """Model versions: monotonic allocation that never overwrites, listing, manifests.
 
-A version is taken by writing ``claim.json`` into its folder with S3's conditional write
-(``If-None-Match: *``), so of two trainers racing for ``v7`` exactly one wins and the other
-moves on to ``v8``. The claim is read back as a second guard for servers that ignore the
-precondition. Every later file in the folder is write-once too.
+Versions are 1, 2, 3, ... per model. A version is taken by writing ``claim.json`` into its
+folder with S3's conditional write (``If-None-Match: *``), so of two trainers racing for 7
+exactly one wins and the other moves on to 8. The claim is read back as a second guard for
+servers that ignore the precondition. Every later file in the folder is write-once too.
 """
 
 from __future__ import annotations
@@ -20,29 +20,27 @@ MAX_CLAIM_ATTEMPTS = 5
 REQUIRED_MANIFEST_FIELDS = ("model", "version", "sha256", "qualified", "metrics")
 
 
-def list_versions(store: ObjectStore, model: str) -> list[str]:
-    """Claimed versions of ``model``, oldest first (``v2`` before ``v10``)."""
+def list_versions(store: ObjectStore, model: str) -> list[int]:
+    """Claimed versions of ``model``, oldest first (finished or not)."""
     folders = store.list_folders(layout.model_prefix(model))
-    numbers = sorted(n for n in map(layout.parse_version, folders) if n is not None)
-    return [layout.format_version(n) for n in numbers]
+    return sorted(n for n in map(layout.parse_version, folders) if n is not None)
 
 
-def allocate_version(store: ObjectStore, model: str, *, claimant: str) -> str:
+def allocate_version(store: ObjectStore, model: str, *, claimant: str) -> int:
     """Claim the next free version of ``model`` for ``claimant`` (e.g. a TrainingJob name)."""
     existing = list_versions(store, model)
-    next_number = (layout.parse_version(existing[-1]) or 0) + 1 if existing else 1
-    for number in range(next_number, next_number + MAX_CLAIM_ATTEMPTS):
-        version = layout.format_version(number)
+    first = existing[-1] + 1 if existing else 1
+    for version in range(first, first + MAX_CLAIM_ATTEMPTS):
         if _try_claim(store, model, version, claimant):
             return version
     raise VersionConflict(
-        f"could not claim a version of model {model!r} after {MAX_CLAIM_ATTEMPTS} attempts "
-        f"(v{next_number}..v{next_number + MAX_CLAIM_ATTEMPTS - 1} were taken by other "
-        "trainers meanwhile); retry the training run"
+        f"could not claim a version of model {model!r}: versions {first}.."
+        f"{first + MAX_CLAIM_ATTEMPTS - 1} were all taken by other trainers meanwhile; "
+        "retry the training run"
     )
 
 
-def _try_claim(store: ObjectStore, model: str, version: str, claimant: str) -> bool:
+def _try_claim(store: ObjectStore, model: str, version: int, claimant: str) -> bool:
     key = layout.version_key(model, version, layout.CLAIM_FILE)
     claim = {
         "claimant": claimant,
@@ -57,20 +55,20 @@ def _try_claim(store: ObjectStore, model: str, version: str, claimant: str) -> b
     return bool(store.get_json(key).get("token") == claim["token"])
 
 
-def read_manifest(store: ObjectStore, model: str, version: str) -> dict[str, Any]:
+def read_manifest(store: ObjectStore, model: str, version: int) -> dict[str, Any]:
     """The manifest of a finished version; ObjectNotFound if the version has none (yet)."""
     key = layout.version_key(model, version, layout.MANIFEST_FILE)
     try:
         manifest = store.get_json(key)
     except ObjectNotFound as exc:
         raise ObjectNotFound(
-            f"model {model!r} version {version!r} has no manifest: it does not exist or its "
+            f"model {model!r} version {version} has no manifest: it does not exist or its "
             "training has not finished"
         ) from exc
     return check_manifest(manifest, model, version)
 
 
-def check_manifest(manifest: Any, model: str, version: str) -> dict[str, Any]:
+def check_manifest(manifest: Any, model: str, version: int) -> dict[str, Any]:
     """Return ``manifest`` if it is a dict with the fields readers rely on and the right name."""
     where = f"manifest of {model}/{version}"
     if not isinstance(manifest, dict):
@@ -86,7 +84,7 @@ def check_manifest(manifest: Any, model: str, version: str) -> dict[str, Any]:
     return manifest
 
 
-def latest_qualified_version(store: ObjectStore, model: str) -> str | None:
+def latest_qualified_version(store: ObjectStore, model: str) -> int | None:
     """Newest version whose manifest says it passed its gate, or None."""
     for version in reversed(list_versions(store, model)):
         try:

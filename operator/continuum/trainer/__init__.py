@@ -1,1 +1,1 @@
-"""continuum.trainer."""
+"""continuum.trainer: the workload behind ``continuum train`` (runs inside a batch Job)."""

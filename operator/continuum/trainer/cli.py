@@ -1,0 +1,123 @@
+"""``continuum train``: run one training inside the Job and report how it went.
+
+Reads the TrainingJob spec (JSON) from ``--spec PATH`` or the ``CONTINUUM_SPEC`` variable,
+S3 credentials from the environment, and exits 0 on success (qualified or not) or 1 on
+failure, having written the outcome to the termination message either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from continuum.errors import ConfigError, ContinuumError
+from continuum.storage import ObjectStore, S3Settings, latest_qualified_version
+from continuum.trainer.config import TrainingConfig
+from continuum.trainer.result import emit, failure_summary, write_termination_message
+from continuum.trainer.run import run_training
+
+ENV_SPEC = "CONTINUUM_SPEC"
+ENV_TRAINING_JOB = "CONTINUUM_TRAINING_JOB"
+ENV_CHAMPION = "CONTINUUM_CHAMPION_VERSION"
+ENV_MAX_DATASET_BYTES = "CONTINUUM_MAX_DATASET_BYTES"
+# CONTINUUM_CHAMPION_VERSION=none: compare against nothing; unset: the newest qualified version.
+NO_CHAMPION = "none"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="continuum train", description=__doc__)
+    parser.add_argument("--spec", help=f"path of the spec JSON (default: ${ENV_SPEC})")
+    parser.add_argument(
+        "--champion",
+        help=f"version to beat, or '{NO_CHAMPION}' (default: ${ENV_CHAMPION}, else the newest "
+        "qualified version)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        summary = train(args.spec, args.champion, os.environ)
+    except Exception as exc:  # every failure must reach the termination message
+        summary = failure_summary(exc)
+        emit("failed", stream=sys.stderr, reason=summary["reason"], message=summary["message"])
+        write_termination_message(summary)
+        if not isinstance(exc, ContinuumError):
+            raise  # unexpected: keep the traceback in the pod log
+        return 1
+    write_termination_message(summary)
+    return 0
+
+
+def train(spec_path: str | None, champion: str | None, env: Mapping[str, str]) -> dict[str, Any]:
+    config = load_config(spec_path, env)
+    settings = S3Settings.from_env(
+        env, endpoint_url=config.storage.endpoint, bucket=config.storage.bucket
+    )
+    store = ObjectStore(settings)
+    champion_version = choose_champion(store, config, champion or env.get(ENV_CHAMPION))
+    result = run_training(config, store, champion_version=champion_version)
+    return result.summary()
+
+
+def load_config(spec_path: str | None, env: Mapping[str, str]) -> TrainingConfig:
+    document = read_spec_document(spec_path, env)
+    spec, name = unwrap_resource(document)
+    config = TrainingConfig.from_spec(spec, training_job=env.get(ENV_TRAINING_JOB) or name)
+    limit = env.get(ENV_MAX_DATASET_BYTES)
+    if limit:
+        config = _with_limit(config, limit)
+    return config
+
+
+def read_spec_document(spec_path: str | None, env: Mapping[str, str]) -> Any:
+    if spec_path:
+        text, source = Path(spec_path).read_text(encoding="utf-8"), spec_path
+    elif env.get(ENV_SPEC):
+        text, source = env[ENV_SPEC], f"${ENV_SPEC}"
+    else:
+        raise ConfigError(f"no spec given: pass --spec PATH or set {ENV_SPEC} to the spec JSON")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"spec in {source} is not valid JSON: {exc}") from exc
+
+
+def unwrap_resource(document: Any) -> tuple[Mapping[str, Any], str | None]:
+    """Accept a bare spec or a whole TrainingJob object (then its name names the run)."""
+    if not isinstance(document, dict):
+        raise ConfigError("the spec must be a JSON object")
+    if isinstance(document.get("spec"), dict):
+        name = document.get("metadata", {}).get("name")
+        return document["spec"], name if isinstance(name, str) else None
+    return document, None
+
+
+def choose_champion(
+    store: ObjectStore, config: TrainingConfig, requested: str | None
+) -> int | None:
+    """The version to beat: none, the one requested, or the newest qualified one."""
+    if config.evaluation.must_beat == "none" or requested == NO_CHAMPION:
+        return None
+    if not requested:
+        return latest_qualified_version(store, config.model)
+    if not requested.isdigit() or int(requested) < 1:
+        raise ConfigError(f"champion version must be a number >= 1 or 'none', got {requested!r}")
+    return int(requested)
+
+
+def _with_limit(config: TrainingConfig, limit: str) -> TrainingConfig:
+    if not limit.isdigit():
+        raise ConfigError(f"{ENV_MAX_DATASET_BYTES} must be a number of bytes, got {limit!r}")
+    return replace(config, max_dataset_bytes=int(limit))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

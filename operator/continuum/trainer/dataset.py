@@ -1,0 +1,84 @@
+"""Loading the training dataset from S3 and fingerprinting exactly what was read."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from continuum.errors import DatasetInvalid, DatasetTooLarge
+from continuum.storage import ObjectInfo, ObjectStore, list_dataset_objects, parse_s3_uri
+from continuum.trainer.config import DatasetConfig
+
+
+@dataclass(frozen=True)
+class LoadedDataset:
+    frame: pd.DataFrame
+    fingerprint: str
+    objects: tuple[ObjectInfo, ...]
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+
+def load_dataset(store: ObjectStore, config: DatasetConfig, *, max_bytes: int) -> LoadedDataset:
+    """Read every object at ``config.uri`` (sorted by key) into one frame."""
+    objects = list_dataset_objects(store, config.uri)
+    check_size(objects, config.uri, max_bytes)
+    bucket = parse_s3_uri(config.uri).bucket
+    content = hashlib.sha256()
+    frames = []
+    for item in objects:
+        data = store.get_bytes(item.key, bucket=bucket)
+        content.update(data)
+        frames.append(parse_object(data, item.key, config.format))
+    frame = concat_same_columns(frames, [item.key for item in objects])
+    return LoadedDataset(frame, fingerprint(objects, content.hexdigest()), tuple(objects))
+
+
+def check_size(objects: Sequence[ObjectInfo], uri: str, max_bytes: int) -> None:
+    total = sum(item.size for item in objects)
+    if total > max_bytes:
+        raise DatasetTooLarge(
+            f"dataset at {uri} is {total} bytes in {len(objects)} object(s), over the trainer's "
+            f"limit of {max_bytes} bytes: sample it, or raise CONTINUUM_MAX_DATASET_BYTES and the "
+            "Job's memory together"
+        )
+
+
+def fingerprint(objects: Sequence[ObjectInfo], content_sha256: str) -> str:
+    """sha256 over the sorted (key, etag, size) list and the sha256 of all bytes read."""
+    listing = [[item.key, item.etag, item.size] for item in sorted(objects)]
+    payload = json.dumps({"objects": listing, "content": content_sha256}, sort_keys=True)
+    return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()
+
+
+def parse_object(data: bytes, key: str, data_format: str) -> pd.DataFrame:
+    try:
+        if data_format == "parquet":
+            return pd.read_parquet(io.BytesIO(data))
+        return pd.read_csv(io.BytesIO(data))
+    except Exception as exc:  # pandas/pyarrow raise many types for malformed input
+        raise DatasetInvalid(
+            None, f"object {key} is not valid {data_format}: {exc}; check spec.dataset.format"
+        ) from exc
+
+
+def concat_same_columns(frames: Sequence[pd.DataFrame], keys: Sequence[str]) -> pd.DataFrame:
+    """Stack the objects' rows; all objects must have the first object's columns."""
+    expected = list(frames[0].columns)
+    for frame, key in zip(frames, keys, strict=True):
+        if sorted(frame.columns) != sorted(expected):
+            missing = sorted(set(expected) - set(frame.columns))
+            extra = sorted(set(frame.columns) - set(expected))
+            raise DatasetInvalid(
+                None,
+                f"object {key} has different columns than {keys[0]} (missing {missing}, "
+                f"extra {extra}); every object under the prefix must share one schema",
+            )
+    return pd.concat([f[expected] for f in frames], ignore_index=True)

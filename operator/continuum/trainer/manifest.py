@@ -1,0 +1,130 @@
+"""The manifest: everything needed to know what a model version is and how it was made."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sklearn
+import skops  # type: ignore[import-untyped]
+
+from continuum.storage import layout
+from continuum.trainer.config import TrainingConfig
+from continuum.trainer.evaluation import ChampionComparison, GateDecision
+from continuum.trainer.validation import Feature
+
+MANIFEST_SCHEMA_VERSION = 1
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "skops": skops.__version__,
+    }
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    uri: str
+    fingerprint: str
+    rows: int
+    objects: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"uri": self.uri, "fingerprint": self.fingerprint, "rows": self.rows}
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """What training produced, before it is written anywhere."""
+
+    task: str
+    metrics: Mapping[str, float]
+    champion: ChampionComparison | None
+    gate: GateDecision
+    schema: Sequence[Feature]
+    sha256: str
+    train_rows: int
+    test_rows: int
+
+
+def build_manifest(
+    config: TrainingConfig,
+    *,
+    version: int,
+    bucket: str,
+    dataset: DatasetSummary,
+    outcome: TrainingOutcome,
+    created: datetime,
+    image: str | None,
+) -> dict[str, Any]:
+    """The manifest dict (JSON-ready). Pure: the caller supplies version, time and image."""
+    return {
+        "schemaVersion": MANIFEST_SCHEMA_VERSION,
+        "model": config.model,
+        "version": version,
+        "uri": layout.model_uri(bucket, config.model, version),
+        "modelFile": layout.MODEL_FILE,
+        "format": "skops",
+        "sha256": outcome.sha256,
+        "createdAt": created.isoformat(timespec="seconds"),
+        "trainingJob": config.training_job,
+        "image": image,
+        "dataset": dataset.to_json() | {"objects": dataset.objects},
+        "task": outcome.task,
+        "estimator": {
+            "class": config.estimator.class_name,
+            "params": dict(config.estimator.params),
+        },
+        "preprocessing": _preprocessing(config),
+        "split": _split(config, outcome),
+        "evaluation": _evaluation(config, outcome),
+        "metrics": dict(outcome.metrics),
+        "qualified": outcome.gate.qualified,
+        "features": [feature.to_json() for feature in outcome.schema],
+        "target": config.dataset.target,
+        "baseline": {"reference": layout.REFERENCE_FILE, "stats": layout.STATS_FILE},
+        "libraries": library_versions(),
+    }
+
+
+def _preprocessing(config: TrainingConfig) -> dict[str, Any]:
+    numeric, categorical = config.numeric, config.categorical
+    return {
+        "numeric": {"impute": numeric.impute, "scale": numeric.scale},
+        "categorical": {
+            "columns": list(categorical.columns),
+            "impute": categorical.impute,
+            "encode": categorical.encode,
+        },
+    }
+
+
+def _split(config: TrainingConfig, outcome: TrainingOutcome) -> dict[str, Any]:
+    return {
+        "testSize": config.split.test_size,
+        "seed": config.split.seed,
+        "stratify": config.split.stratify and outcome.task == "classification",
+        "trainRows": outcome.train_rows,
+        "testRows": outcome.test_rows,
+    }
+
+
+def _evaluation(config: TrainingConfig, outcome: TrainingOutcome) -> dict[str, Any]:
+    champion = outcome.champion
+    return {
+        "metric": config.evaluation.metric,
+        "value": outcome.metrics[config.evaluation.metric],
+        "threshold": config.evaluation.threshold,
+        "mustBeat": config.evaluation.must_beat,
+        "champion": champion.to_json() if champion is not None else None,
+        "reasons": list(outcome.gate.reasons),
+    }

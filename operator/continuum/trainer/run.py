@@ -1,0 +1,226 @@
+"""``run_training``: dataset -> validated pipeline -> gate -> a new, write-once model version."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from continuum.errors import TrainingError
+from continuum.modelio import coerce_features, load_verified_model, serialize_model, sha256_hex
+from continuum.storage import ObjectStore, allocate_version, layout
+from continuum.trainer import baseline
+from continuum.trainer.config import TrainingConfig
+from continuum.trainer.dataset import LoadedDataset, load_dataset
+from continuum.trainer.evaluation import ChampionComparison, check_metric, decide, evaluate
+from continuum.trainer.manifest import DatasetSummary, TrainingOutcome, build_manifest
+from continuum.trainer.pipeline import build_estimator, build_pipeline, task_of
+from continuum.trainer.result import TrainingResult, emit
+from continuum.trainer.validation import (
+    CLASSIFICATION,
+    Feature,
+    check_spec_columns,
+    validate_dataset,
+)
+
+ENV_IMAGE = "CONTINUUM_IMAGE"
+Progress = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """The seeded train/test split, with features already coerced to the schema's dtypes."""
+
+    x_train: pd.DataFrame
+    x_test: pd.DataFrame
+    y_train: pd.Series
+    y_test: pd.Series
+    test_frame: pd.DataFrame  # raw test rows, for the champion's own feature coercion
+
+
+def run_training(
+    config: TrainingConfig,
+    store: ObjectStore,
+    *,
+    champion_version: int | None = None,
+    progress: Progress = emit,
+) -> TrainingResult:
+    """Train, evaluate against the champion, and write ``models/<model>/<version>/``."""
+    task = check_config(config)
+    progress("config_checked", task=task, estimator=config.estimator.class_name)
+    dataset = load_dataset(store, config.dataset, max_bytes=config.max_dataset_bytes)
+    progress("dataset_loaded", rows=dataset.rows, fingerprint=dataset.fingerprint)
+    schema = validate_dataset(dataset.frame, config, task)
+    holdout = split(dataset.frame, schema, config, task)
+    pipeline = fit(config, schema, holdout)
+    model_bytes = serialize_model(pipeline)
+    outcome = assess(config, store, holdout, pipeline, task=task, champion_version=champion_version)
+    outcome = replace(outcome, schema=tuple(schema), sha256=sha256_hex(model_bytes))
+    progress("evaluated", metrics=outcome.metrics, qualified=outcome.gate.qualified)
+    return publish(config, store, dataset, outcome, model_bytes=model_bytes, progress=progress)
+
+
+def check_config(config: TrainingConfig) -> str:
+    """Every spec check that needs no data; returns the task. Fails before any download."""
+    task = task_of(config.estimator.class_name)
+    build_estimator(config.estimator, config.split.seed)
+    check_metric(config.evaluation.metric, task)
+    check_spec_columns(config)
+    layout.model_prefix(config.model)  # the model name must be usable as a key segment
+    return task
+
+
+def split(frame: pd.DataFrame, schema: list[Feature], config: TrainingConfig, task: str) -> Holdout:
+    target = frame[config.dataset.target]
+    stratify = target.astype(str) if task == CLASSIFICATION and config.split.stratify else None
+    train, test = train_test_split(
+        frame,
+        test_size=config.split.test_size,
+        random_state=config.split.seed,
+        stratify=stratify,
+    )
+    as_json = [feature.to_json() for feature in schema]
+    return Holdout(
+        x_train=coerce_features(train, as_json),
+        x_test=coerce_features(test, as_json),
+        y_train=_labels(train[config.dataset.target], task),
+        y_test=_labels(test[config.dataset.target], task),
+        test_frame=test,
+    )
+
+
+def _labels(target: pd.Series, task: str) -> pd.Series:
+    # Class labels as strings: the same label compares equal from CSV, Parquet and JSON.
+    return target.astype(str).astype(object) if task == CLASSIFICATION else target.astype(float)
+
+
+def fit(config: TrainingConfig, schema: list[Feature], holdout: Holdout) -> Any:
+    estimator = build_estimator(config.estimator, config.split.seed)
+    pipeline = build_pipeline(estimator, schema, config.numeric, config.categorical)
+    try:
+        return pipeline.fit(holdout.x_train, holdout.y_train)
+    except Exception as exc:  # scikit-learn raises many types; report them all the same way
+        raise TrainingError(f"fitting {config.estimator.class_name} failed: {exc}") from exc
+
+
+def assess(
+    config: TrainingConfig,
+    store: ObjectStore,
+    holdout: Holdout,
+    pipeline: Any,
+    *,
+    task: str,
+    champion_version: int | None,
+) -> TrainingOutcome:
+    """Holdout metrics of the new pipeline and of the champion, and the gate's decision."""
+    metrics = _evaluate_or_fail(pipeline, holdout, task)
+    champion = evaluate_champion(store, config.model, champion_version, holdout, task)
+    value = metrics[config.evaluation.metric]
+    evaluation = config.evaluation
+    gate = decide(evaluation.metric, value, evaluation.threshold, evaluation.must_beat, champion)
+    return TrainingOutcome(
+        task=task,
+        metrics=metrics,
+        champion=champion,
+        gate=gate,
+        schema=(),  # schema and sha256 are filled in by run_training
+        sha256="",
+        train_rows=len(holdout.x_train),
+        test_rows=len(holdout.x_test),
+    )
+
+
+def _evaluate_or_fail(pipeline: Any, holdout: Holdout, task: str) -> dict[str, float]:
+    try:
+        return evaluate(pipeline, holdout.x_test, holdout.y_test, task)
+    except Exception as exc:  # e.g. a metric undefined on this holdout
+        raise TrainingError(f"evaluating on the holdout failed: {exc}") from exc
+
+
+def evaluate_champion(
+    store: ObjectStore, model: str, version: int | None, holdout: Holdout, task: str
+) -> ChampionComparison | None:
+    """The champion's metrics on our holdout; a load that fails verification is fatal."""
+    if version is None:
+        return None
+    champion = load_verified_model(store, model, version)  # IntegrityError propagates
+    try:
+        features = coerce_features(holdout.test_frame, champion.manifest["features"])
+        metrics = evaluate(champion.pipeline, features, holdout.y_test, task)
+    except Exception as exc:  # incompatible features/classes: recorded, and the gate says so
+        return ChampionComparison(version=version, error=f"{type(exc).__name__}: {exc}")
+    return ChampionComparison(version=version, metrics=metrics)
+
+
+def publish(
+    config: TrainingConfig,
+    store: ObjectStore,
+    dataset: LoadedDataset,
+    outcome: TrainingOutcome,
+    *,
+    model_bytes: bytes,
+    progress: Progress,
+) -> TrainingResult:
+    """Claim a version, then write model, baseline, manifest (the completion mark), result."""
+    claimant = config.training_job or "continuum-trainer"
+    version = allocate_version(store, config.model, claimant=claimant)
+    progress("version_claimed", version=version)
+
+    def key(file: str) -> str:
+        return layout.version_key(config.model, version, file)
+
+    store.put_bytes(key(layout.MODEL_FILE), model_bytes, if_absent=True)
+    write_baseline(store, key, dataset.frame, outcome.schema, config)
+    summary = DatasetSummary(
+        config.dataset.uri, dataset.fingerprint, dataset.rows, len(dataset.objects)
+    )
+    manifest = build_manifest(
+        config,
+        version=version,
+        bucket=store.bucket,
+        dataset=summary,
+        outcome=outcome,
+        created=datetime.now(UTC),
+        image=os.environ.get(ENV_IMAGE),
+    )
+    store.put_json(key(layout.MANIFEST_FILE), manifest, if_absent=True)
+    result = _result(config, outcome, manifest)
+    store.put_json(key(layout.RESULT_FILE), result.summary(), if_absent=True)
+    progress("published", version=version, uri=result.uri, qualified=result.qualified)
+    return result
+
+
+def write_baseline(
+    store: ObjectStore,
+    key: Callable[[str], str],
+    frame: pd.DataFrame,
+    schema: Sequence[Feature],
+    config: TrainingConfig,
+) -> None:
+    columns = [feature.name for feature in schema] + [config.dataset.target]
+    sample = baseline.reference_sample(frame[columns], config.split.seed)
+    parquet = baseline.to_parquet_bytes(sample)
+    store.put_bytes(key(layout.REFERENCE_FILE), parquet, if_absent=True)
+    store.put_json(key(layout.STATS_FILE), baseline.feature_stats(sample, schema), if_absent=True)
+
+
+def _result(
+    config: TrainingConfig, outcome: TrainingOutcome, manifest: dict[str, Any]
+) -> TrainingResult:
+    return TrainingResult(
+        model=config.model,
+        version=manifest["version"],
+        uri=manifest["uri"],
+        sha256=outcome.sha256,
+        metric=config.evaluation.metric,
+        metrics=outcome.metrics,
+        qualified=outcome.gate.qualified,
+        reasons=outcome.gate.reasons,
+        dataset={k: manifest["dataset"][k] for k in ("uri", "fingerprint", "rows")},
+        manifest=manifest,
+    )
