@@ -2,7 +2,7 @@
 
 ::
 
-    models/<model>/<version>/model.skops            the serialized pipeline (skops, no pickle)
+    models/<model>/<version>/model.skops      the pipeline (skops, no pickle); <version> = 1, 2, ...
     models/<model>/<version>/manifest.json          what was trained, how, and its sha256
     models/<model>/<version>/result.json            the trainer's short summary
     models/<model>/<version>/claim.json             version marker, written first, write-once

@@ -16,6 +16,7 @@ import skops  # type: ignore[import-untyped]
 from continuum.storage import layout
 from continuum.trainer.config import TrainingConfig
 from continuum.trainer.evaluation import ChampionComparison, GateDecision
+from continuum.trainer.pipeline import effective_params
 from continuum.trainer.validation import Feature
 
 MANIFEST_SCHEMA_VERSION = 1
@@ -83,6 +84,7 @@ def build_manifest(
         "estimator": {
             "class": config.estimator.class_name,
             "params": dict(config.estimator.params),
+            "effectiveParams": effective_params(config.estimator, config.split.seed),
         },
         "preprocessing": _preprocessing(config),
         "split": _split(config, outcome),

@@ -74,10 +74,15 @@ def build_estimator(config: EstimatorConfig, seed: int) -> BaseEstimator:
             f"estimator {config.class_name} has no parameter(s) {', '.join(unknown)}; "
             f"valid parameters: {', '.join(sorted(valid))}"
         )
-    params = {**_defaults_we_set(valid, seed), **config.params}
-    estimator = _instantiate(cls, params)
+    estimator = _instantiate(cls, effective_params(config, seed))
     _validate_params(estimator, config.class_name)
     return estimator
+
+
+def effective_params(config: EstimatorConfig, seed: int) -> dict[str, Any]:
+    """The spec's params plus the ones we set when the spec leaves them out."""
+    valid = estimator_class(config.class_name)().get_params(deep=False)
+    return {**_defaults_we_set(valid, seed), **config.params}
 
 
 def _defaults_we_set(valid: Mapping[str, Any], seed: int) -> dict[str, Any]:

@@ -1,0 +1,49 @@
+import pytest
+
+from continuum.errors import ConfigError
+from continuum.storage import S3Settings
+
+ENV = {
+    "AWS_ACCESS_KEY_ID": "AKIA-EXAMPLE-ID",
+    "AWS_SECRET_ACCESS_KEY": "very-secret-value",
+    "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9000",
+    "AWS_REGION": "eu-west-1",
+    "CONTINUUM_S3_BUCKET": "models",
+}
+
+
+def test_settings_come_from_the_standard_variables():
+    settings = S3Settings.from_env(ENV)
+    assert settings.bucket == "models"
+    assert settings.endpoint_url == "http://127.0.0.1:9000"
+    assert settings.region == "eu-west-1"
+    assert (settings.access_key, settings.secret_key) == ("AKIA-EXAMPLE-ID", "very-secret-value")
+
+
+def test_spec_values_override_the_environment():
+    settings = S3Settings.from_env(ENV, endpoint_url="http://minio:9000", bucket="other")
+    assert (settings.endpoint_url, settings.bucket) == ("http://minio:9000", "other")
+
+
+def test_continuum_endpoint_variable_wins_over_aws_ones():
+    settings = S3Settings.from_env({**ENV, "CONTINUUM_S3_ENDPOINT": "http://mine:1"})
+    assert settings.endpoint_url == "http://mine:1"
+
+
+def test_region_defaults_to_us_east_1():
+    settings = S3Settings.from_env({"CONTINUUM_S3_BUCKET": "b"})
+    assert settings.region == "us-east-1"
+    assert settings.access_key is None
+
+
+def test_secrets_never_appear_in_repr_or_str():
+    settings = S3Settings.from_env(ENV)
+    for text in (repr(settings), str(settings), f"{settings}"):
+        assert "very-secret-value" not in text
+        assert "AKIA-EXAMPLE-ID" not in text
+        assert "models" in text
+
+
+def test_missing_bucket_names_both_places_to_set_it():
+    with pytest.raises(ConfigError, match=r"spec\.storage\.bucket or CONTINUUM_S3_BUCKET"):
+        S3Settings.from_env({})
