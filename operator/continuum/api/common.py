@@ -8,7 +8,7 @@ Every model here is a pydantic v2 model whose Python attributes are snake_case a
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal, TypeVar, cast
 
@@ -168,6 +168,18 @@ def conditions_field() -> Any:
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["type"],
         },
+    )
+
+
+def nested(factory: Callable[[], BaseModel], description: str) -> Any:
+    """A field holding a sub-object that defaults to `factory()`, in Python and in the CRD.
+
+    The CRD default is the fully filled object, not `{}`: the API server checks an object
+    default against the CEL rules before it applies the nested defaults.
+    """
+    default = dump(factory())
+    return Field(
+        default_factory=factory, description=description, json_schema_extra={"default": default}
     )
 
 

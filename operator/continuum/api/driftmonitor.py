@@ -20,6 +20,7 @@ from continuum.api.common import (
     ObjectName,
     cel,
     conditions_field,
+    nested,
     observed_generation_field,
     validations,
 )
@@ -113,17 +114,9 @@ class DriftMonitorSpec(ApiModel):
     deployment: ObjectName = Field(
         description="Name of the ModelDeployment (same namespace) to watch."
     )
-    schedule: Schedule = Field(
-        default_factory=Schedule, description="Check interval.", json_schema_extra={"default": {}}
-    )
-    window: Window = Field(
-        default_factory=Window, description="Rows compared.", json_schema_extra={"default": {}}
-    )
-    tests: DriftTests = Field(
-        default_factory=DriftTests,
-        description="Statistical tests and thresholds.",
-        json_schema_extra={"default": {}},
-    )
+    schedule: Schedule = nested(Schedule, "Check interval.")
+    window: Window = nested(Window, "Rows compared.")
+    tests: DriftTests = nested(DriftTests, "Statistical tests and thresholds.")
     sensitive_feature: ColumnName | None = Field(
         None, description="Column whose groups are compared for prediction-rate fairness."
     )

@@ -20,6 +20,7 @@ from continuum.api.common import (
     StorageSpec,
     cel,
     conditions_field,
+    nested,
     observed_generation_field,
     validations,
 )
@@ -106,25 +107,16 @@ class ModelDeploymentSpec(ApiModel):
     )
 
     model: ObjectName = Field(description="Name of the model to serve (TrainingJob spec.model).")
-    version: VersionSelector = Field(
-        default_factory=lambda: VersionSelector(policy="latestQualified"),
-        description="Version to serve; defaults to policy latestQualified.",
-        json_schema_extra={"default": {"policy": "latestQualified"}},
+    version: VersionSelector = nested(
+        lambda: VersionSelector(policy="latestQualified"),
+        "Version to serve; defaults to policy latestQualified.",
     )
     replicas: int = Field(1, ge=0, le=50, description="Fixed number of server replicas.")
     autoscaling: Autoscaling | None = Field(
         None, description="Autoscale instead of a fixed replica count."
     )
-    batching: Batching = Field(
-        default_factory=Batching,
-        description="Request micro-batching.",
-        json_schema_extra={"default": {}},
-    )
-    inference_log: InferenceLog = Field(
-        default_factory=InferenceLog,
-        description="Inference logging for drift monitoring.",
-        json_schema_extra={"default": {}},
-    )
+    batching: Batching = nested(Batching, "Request micro-batching.")
+    inference_log: InferenceLog = nested(InferenceLog, "Inference logging for drift monitoring.")
     storage: StorageSpec = Field(description="Object store holding the model artefacts.")
     resources: ResourceRequirements | None = Field(
         None, description="CPU and memory of each server pod."

@@ -1,9 +1,9 @@
 """Turns pydantic JSON Schema into a structural OpenAPI v3 schema for a CRD.
 
 pydantic emits `$defs`/`$ref`, `anyOf` with `null` for optional fields, `title`,
-`additionalProperties: false`, `const` and numeric `exclusiveMinimum`; none of these belong in a structural schema. This
-module inlines references, unwraps optionals, drops titles and nulls, and maps free-form
-objects to `x-kubernetes-preserve-unknown-fields`.
+`additionalProperties: false`, `const` and numeric `exclusiveMinimum`; none of these belong in
+a structural schema. This module inlines references, unwraps optionals, drops titles and nulls,
+and maps free-form objects to `x-kubernetes-preserve-unknown-fields`.
 """
 
 from __future__ import annotations

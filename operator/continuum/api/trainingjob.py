@@ -22,6 +22,7 @@ from continuum.api.common import (
     StorageSpec,
     cel,
     conditions_field,
+    nested,
     observed_generation_field,
     validations,
 )
@@ -109,10 +110,8 @@ class Dataset(ApiModel):
         max_length=256,
         description="Feature columns to use. Omit to use every column except the target.",
     )
-    validation: DatasetValidation = Field(
-        default_factory=DatasetValidation,
-        description="Checks run on the dataset before training.",
-        json_schema_extra={"default": {}},
+    validation: DatasetValidation = nested(
+        DatasetValidation, "Checks run on the dataset before training."
     )
 
 
@@ -161,16 +160,10 @@ class CategoricalPreprocessing(ApiModel):
 class Preprocessing(ApiModel):
     """Pipeline steps applied to the features before the estimator."""
 
-    numeric: NumericPreprocessing = Field(
-        default_factory=NumericPreprocessing,
-        description="Numeric columns: every feature not listed as categorical.",
-        json_schema_extra={"default": {}},
+    numeric: NumericPreprocessing = nested(
+        NumericPreprocessing, "Numeric columns: every feature not listed as categorical."
     )
-    categorical: CategoricalPreprocessing = Field(
-        default_factory=CategoricalPreprocessing,
-        description="Categorical columns.",
-        json_schema_extra={"default": {}},
-    )
+    categorical: CategoricalPreprocessing = nested(CategoricalPreprocessing, "Categorical columns.")
 
 
 class Split(ApiModel):
@@ -235,16 +228,10 @@ class TrainingJobSpec(ApiModel):
     model: ObjectName = Field(description="Model name; versions of one model are numbered 1, 2, …")
     dataset: Dataset = Field(description="Training data and the checks it must pass.")
     estimator: Estimator = Field(description="scikit-learn estimator class and parameters.")
-    preprocessing: Preprocessing = Field(
-        default_factory=Preprocessing,
-        description="Imputation, scaling and encoding before the estimator.",
-        json_schema_extra={"default": {}},
+    preprocessing: Preprocessing = nested(
+        Preprocessing, "Imputation, scaling and encoding before the estimator."
     )
-    split: Split = Field(
-        default_factory=Split,
-        description="Train/test split.",
-        json_schema_extra={"default": {}},
-    )
+    split: Split = nested(Split, "Train/test split.")
     evaluation: Evaluation = Field(description="Metric and qualification gate.")
     storage: StorageSpec = Field(description="Object store for the model artefacts.")
     resources: ResourceRequirements | None = Field(
