@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sklearn.base import BaseEstimator, is_classifier
@@ -94,10 +95,17 @@ def _defaults_we_set(valid: Mapping[str, Any], seed: int) -> dict[str, Any]:
     return ours
 
 
-def _instantiate(cls: type[BaseEstimator], params: Mapping[str, Any]) -> BaseEstimator:
+@contextmanager
+def svc_probability_deprecation_silenced() -> Iterator[None]:
+    """scikit-learn 1.9 deprecates SVC(probability=True) (warned at init and fit); it works
+    until 1.11, and we need its predict_proba. Only that one warning is hidden."""
     with warnings.catch_warnings():
-        # scikit-learn 1.9 deprecates SVC(probability=True); it still works until 1.11.
-        warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", "The `probability` parameter", FutureWarning)
+        yield
+
+
+def _instantiate(cls: type[BaseEstimator], params: Mapping[str, Any]) -> BaseEstimator:
+    with svc_probability_deprecation_silenced():
         try:
             return cls(**params)
         except (TypeError, ValueError) as exc:

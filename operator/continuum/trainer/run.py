@@ -19,7 +19,12 @@ from continuum.trainer.config import TrainingConfig
 from continuum.trainer.dataset import LoadedDataset, load_dataset
 from continuum.trainer.evaluation import ChampionComparison, check_metric, decide, evaluate
 from continuum.trainer.manifest import DatasetSummary, TrainingOutcome, build_manifest
-from continuum.trainer.pipeline import build_estimator, build_pipeline, task_of
+from continuum.trainer.pipeline import (
+    build_estimator,
+    build_pipeline,
+    svc_probability_deprecation_silenced,
+    task_of,
+)
 from continuum.trainer.result import TrainingResult, emit
 from continuum.trainer.validation import (
     CLASSIFICATION,
@@ -103,7 +108,8 @@ def fit(config: TrainingConfig, schema: list[Feature], holdout: Holdout) -> Any:
     estimator = build_estimator(config.estimator, config.split.seed)
     pipeline = build_pipeline(estimator, schema, config.numeric, config.categorical)
     try:
-        return pipeline.fit(holdout.x_train, holdout.y_train)
+        with svc_probability_deprecation_silenced():
+            return pipeline.fit(holdout.x_train, holdout.y_train)
     except Exception as exc:  # scikit-learn raises many types; report them all the same way
         raise TrainingError(f"fitting {config.estimator.class_name} failed: {exc}") from exc
 
