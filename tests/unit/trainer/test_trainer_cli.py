@@ -1,0 +1,59 @@
+import json
+
+import pytest
+
+from continuum.errors import ConfigError
+from continuum.storage.memory import MemoryObjectStore
+from continuum.trainer.cli import choose_champion, load_config, main, unwrap_resource
+from continuum.trainer.config import TrainingConfig
+
+
+@pytest.fixture
+def termination_log(tmp_path, monkeypatch):
+    path = tmp_path / "termination-log"
+    monkeypatch.setenv("CONTINUUM_TERMINATION_LOG", str(path))
+    return path
+
+
+def test_missing_spec_fails_with_a_termination_message(termination_log, monkeypatch, capsys):
+    monkeypatch.delenv("CONTINUUM_SPEC", raising=False)
+    assert main([]) == 1
+    message = json.loads(termination_log.read_text())
+    assert message["reason"] == "ConfigError"
+    assert "CONTINUUM_SPEC" in message["message"]
+    assert '"event":"failed"' in capsys.readouterr().err
+
+
+def test_invalid_json_spec(termination_log, tmp_path):
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text("{not json")
+    assert main(["--spec", str(spec_file)]) == 1
+    assert "is not valid JSON" in json.loads(termination_log.read_text())["message"]
+
+
+def test_whole_resource_or_bare_spec(spec):
+    resource = {"apiVersion": "continuum.dev/v1alpha1", "metadata": {"name": "tj-7"}, "spec": spec}
+    assert unwrap_resource(resource) == (spec, "tj-7")
+    assert unwrap_resource(spec) == (spec, None)
+
+
+def test_config_from_env(spec):
+    env = {"CONTINUUM_SPEC": json.dumps(spec), "CONTINUUM_TRAINING_JOB": "tj-9"}
+    env["CONTINUUM_MAX_DATASET_BYTES"] = "1000"
+    config = load_config(None, env)
+    assert (config.training_job, config.max_dataset_bytes) == ("tj-9", 1000)
+
+
+def test_champion_choice(spec):
+    store = MemoryObjectStore()
+    config = TrainingConfig.from_spec(spec)
+    assert choose_champion(store, config, None) is None  # nothing qualified yet
+    store.put_json(
+        "models/churn/4/manifest.json",
+        {"model": "churn", "version": 4, "sha256": "0" * 64, "qualified": True, "metrics": {}},
+    )
+    assert choose_champion(store, config, None) == 4
+    assert choose_champion(store, config, "2") == 2
+    assert choose_champion(store, config, "none") is None
+    with pytest.raises(ConfigError, match="champion version must be a number"):
+        choose_champion(store, config, "v2")

@@ -1,0 +1,100 @@
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder
+
+from continuum.errors import ConfigError
+from continuum.modelio import deserialize_verified, serialize_model, sha256_hex
+from continuum.trainer.config import (
+    CategoricalPreprocessing,
+    EstimatorConfig,
+    NumericPreprocessing,
+)
+from continuum.trainer.pipeline import (
+    ESTIMATORS,
+    build_estimator,
+    build_pipeline,
+    build_preprocessor,
+    svc_probability_deprecation_silenced,
+    task_of,
+)
+from continuum.trainer.validation import Feature
+
+SCHEMA = [Feature("x1", "numeric", "float64"), Feature("color", "categorical", "str")]
+
+
+def test_unknown_class_lists_the_allowed_ones():
+    with pytest.raises(ConfigError, match=r"'XGBClassifier' is not allowed; use one of: .*SVC"):
+        build_estimator(EstimatorConfig("XGBClassifier"), seed=1)
+
+
+def test_unknown_param_is_named_with_the_valid_ones():
+    with pytest.raises(
+        ConfigError, match=r"no parameter\(s\) n_trees; valid parameters: .*n_estimators"
+    ):
+        build_estimator(EstimatorConfig("RandomForestClassifier", {"n_trees": 5}), seed=1)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "words"),
+    [
+        ("RandomForestClassifier", {"n_estimators": -1}, "n_estimators"),
+        ("LogisticRegression", {"C": "strong"}, "'C' parameter"),
+        ("Ridge", {"alpha": -1.0}, "alpha"),
+    ],
+)
+def test_bad_param_values_fail_through_sklearns_own_validation(name, params, words):
+    with pytest.raises(ConfigError, match=words):
+        build_estimator(EstimatorConfig(name, params), seed=1)
+
+
+def test_seed_becomes_random_state_unless_the_spec_sets_it():
+    assert build_estimator(EstimatorConfig("DecisionTreeClassifier"), seed=5).random_state == 5
+    chosen = EstimatorConfig("DecisionTreeClassifier", {"random_state": 9})
+    assert build_estimator(chosen, seed=5).random_state == 9
+    assert (
+        "random_state" not in build_estimator(EstimatorConfig("LinearRegression"), 5).get_params()
+    )
+
+
+def test_svc_gets_probabilities_for_roc_auc():
+    assert build_estimator(EstimatorConfig("SVC"), seed=1).probability is True
+
+
+def test_task_follows_the_estimator():
+    assert task_of("GradientBoostingClassifier") == "classification"
+    assert task_of("Lasso") == "regression"
+
+
+def test_preprocessor_follows_the_spec():
+    pre = build_preprocessor(
+        SCHEMA, NumericPreprocessing("median", "minmax"), CategoricalPreprocessing(("color",))
+    )
+    assert isinstance(pre, ColumnTransformer)
+    numeric, categorical = pre.transformers[0][1], pre.transformers[1][1]
+    assert numeric.named_steps["impute"].strategy == "median"
+    assert isinstance(numeric.named_steps["scale"], MinMaxScaler)
+    encoder = categorical.named_steps["encode"]
+    assert isinstance(encoder, OneHotEncoder)
+    assert encoder.handle_unknown == "ignore"
+
+
+def test_no_numeric_steps_means_passthrough():
+    pre = build_preprocessor(
+        SCHEMA, NumericPreprocessing("none", "none"), CategoricalPreprocessing()
+    )
+    assert pre.transformers[0][1] == "passthrough"
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_every_allowed_estimator_trains_and_loads_with_our_trust_list(name, frame):
+    """The skops allow-list in continuum.modelio must cover every allowed estimator."""
+    params = {"n_estimators": 3} if "Forest" in name or "Boosting" in name else {}
+    estimator = build_estimator(EstimatorConfig(name, params), seed=0)
+    pipeline = build_pipeline(estimator, SCHEMA, NumericPreprocessing(), CategoricalPreprocessing())
+    target = frame["label"] if task_of(name) == "classification" else frame["amount"]
+    features = frame[["x1", "color"]].astype({"color": object})
+    with svc_probability_deprecation_silenced():
+        pipeline.fit(features, target)
+    data = serialize_model(pipeline)
+    loaded = deserialize_verified(data, sha256_hex(data))
+    assert (loaded.predict(features) == pipeline.predict(features)).all()

@@ -1,0 +1,145 @@
+"""run_training end to end against the in-memory store (cluster tests use real MinIO)."""
+
+import json
+
+import pytest
+
+from continuum.errors import ConfigError, DatasetInvalid
+from continuum.storage import list_versions, read_manifest
+from continuum.trainer.config import TrainingConfig
+from continuum.trainer.run import run_training
+
+
+def quiet(*_args, **_kwargs):
+    return None
+
+
+def train(store, spec, **kwargs):
+    return run_training(
+        TrainingConfig.from_spec(spec, training_job="tj"), store, progress=quiet, **kwargs
+    )
+
+
+def test_a_run_writes_a_complete_version(store, spec):
+    result = train(store, spec)
+    assert (result.version, result.uri) == (1, "s3://data/models/churn/1/")
+    keys = sorted(key for (_bucket, key) in store.objects if key.startswith("models/"))
+    assert keys == [
+        f"models/churn/1/{name}"
+        for name in (
+            "baseline/reference.parquet",
+            "baseline/stats.json",
+            "claim.json",
+            "manifest.json",
+            "model.skops",
+            "result.json",
+        )
+    ]
+    assert json.loads(store.get_bytes("models/churn/1/result.json")) == result.summary()
+
+
+def test_manifest_records_how_the_model_was_made(store, spec, monkeypatch):
+    monkeypatch.setenv("CONTINUUM_IMAGE", "continuum:test")
+    result = train(store, spec)
+    manifest = read_manifest(store, "churn", result.version)
+    assert manifest["sha256"] == result.sha256
+    assert manifest["dataset"]["rows"] == 400
+    assert manifest["dataset"]["fingerprint"] == result.dataset["fingerprint"]
+    assert manifest["estimator"]["effectiveParams"] == {"C": 1.0, "random_state": 7}
+    assert manifest["split"] == {
+        "testSize": 0.25, "seed": 7, "stratify": True, "trainRows": 300, "testRows": 100
+    }  # fmt: skip
+    assert set(manifest["metrics"]) == {
+        "accuracy",
+        "f1",
+        "f1_macro",
+        "precision",
+        "recall",
+        "roc_auc",
+    }
+    assert manifest["evaluation"]["champion"] is None
+    assert manifest["qualified"] is True
+    assert manifest["image"] == "continuum:test"
+    assert manifest["trainingJob"] == "tj"
+    assert {"python", "scikit-learn", "numpy", "skops"} <= set(manifest["libraries"])
+    assert [f["kind"] for f in manifest["features"]] == [
+        "numeric",
+        "numeric",
+        "categorical",
+        "numeric",
+    ]
+
+
+def test_baseline_stats_cover_every_feature(store, spec):
+    train(store, spec)
+    stats = json.loads(store.get_bytes("models/churn/1/baseline/stats.json"))
+    assert stats["rows"] == 400
+    assert set(stats["features"]) == {"x1", "x2", "color", "amount"}
+    assert stats["features"]["x1"]["nullCount"] == 16
+    assert len(stats["features"]["x2"]["histogram"]["counts"]) == 20
+    assert set(stats["features"]["color"]["frequencies"]) == {"red", "green", "blue"}
+
+
+def test_same_spec_and_data_give_identical_model_bytes_and_metrics(store, spec):
+    first = train(store, spec)
+    second = train(store, spec, champion_version=first.version)
+    assert second.version == 2
+    assert second.sha256 == first.sha256
+    assert store.get_bytes("models/churn/1/model.skops") == store.get_bytes(
+        "models/churn/2/model.skops"
+    )
+    assert second.metrics == first.metrics
+    # An identical model does not beat its twin, so it is not qualified.
+    assert not second.qualified
+    assert "does not beat champion 1" in second.reasons[0]
+
+
+def test_must_beat_none_ignores_the_champion(store, spec):
+    first = train(store, spec)
+    spec["evaluation"]["mustBeat"] = "none"
+    assert train(store, spec, champion_version=first.version).qualified
+
+
+def test_threshold_failure_is_not_qualified_but_still_published(store, spec):
+    spec["evaluation"]["threshold"] = 0.999
+    result = train(store, spec)
+    assert not result.qualified
+    assert "below the threshold 0.999" in result.reasons[0]
+    assert list_versions(store, "churn") == [1]
+
+
+def test_regression_run(store, spec):
+    spec["dataset"]["target"] = "amount"
+    spec["dataset"]["features"] = ["x1", "x2", "color"]
+    spec["estimator"] = {"class": "Ridge", "params": {"alpha": 0.5}}
+    spec["evaluation"] = {"metric": "rmse", "threshold": 1.0}
+    result = train(store, spec)
+    assert set(result.metrics) == {"r2", "rmse", "mae"}
+    assert result.qualified
+
+
+def test_config_errors_come_before_any_version_is_claimed(store, spec):
+    spec["evaluation"]["metric"] = "rmse"
+    with pytest.raises(ConfigError, match="regression metric"):
+        train(store, spec)
+    assert list_versions(store, "churn") == []
+
+
+def test_invalid_data_claims_no_version(store, spec):
+    spec["dataset"]["features"] = ["x1", "missing_col"]
+    spec["preprocessing"] = {}
+    with pytest.raises(DatasetInvalid, match="column 'missing_col'"):
+        train(store, spec)
+    assert list_versions(store, "churn") == []
+
+
+def test_progress_is_reported_as_events(store, spec):
+    events = []
+    run_training(TrainingConfig.from_spec(spec), store, progress=lambda e, **f: events.append(e))
+    assert events == [
+        "config_checked",
+        "dataset_loaded",
+        "evaluated",
+        "version_claimed",
+        "published",
+    ]
