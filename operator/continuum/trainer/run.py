@@ -34,6 +34,7 @@ from continuum.trainer.validation import (
 )
 
 ENV_IMAGE = "CONTINUUM_IMAGE"
+CLAIMANT = "continuum-trainer"  # recorded in claim.json when no TrainingJob name is known
 Progress = Callable[..., None]
 
 
@@ -173,8 +174,7 @@ def publish(
     progress: Progress,
 ) -> TrainingResult:
     """Claim a version, then write model, baseline, manifest (the completion mark), result."""
-    claimant = config.training_job or "continuum-trainer"
-    version = allocate_version(store, config.model, claimant=claimant)
+    version = allocate_version(store, config.model, claimant=config.training_job or CLAIMANT)
     progress("version_claimed", version=version)
 
     def key(file: str) -> str:
@@ -182,23 +182,32 @@ def publish(
 
     store.put_bytes(key(layout.MODEL_FILE), model_bytes, if_absent=True)
     write_baseline(store, key, dataset.frame, outcome.schema, config)
-    summary = DatasetSummary(
-        config.dataset.uri, dataset.fingerprint, dataset.rows, len(dataset.objects)
-    )
-    manifest = build_manifest(
-        config,
-        version=version,
-        bucket=store.bucket,
-        dataset=summary,
-        outcome=outcome,
-        created=datetime.now(UTC),
-        image=os.environ.get(ENV_IMAGE),
-    )
+    manifest = _manifest(config, version, store.bucket, dataset, outcome)
     store.put_json(key(layout.MANIFEST_FILE), manifest, if_absent=True)
     result = _result(config, outcome, manifest)
     store.put_json(key(layout.RESULT_FILE), result.summary(), if_absent=True)
     progress("published", version=version, uri=result.uri, qualified=result.qualified)
     return result
+
+
+def _manifest(
+    config: TrainingConfig,
+    version: int,
+    bucket: str,
+    dataset: LoadedDataset,
+    outcome: TrainingOutcome,
+) -> dict[str, Any]:
+    return build_manifest(
+        config,
+        version=version,
+        bucket=bucket,
+        dataset=DatasetSummary(
+            config.dataset.uri, dataset.fingerprint, dataset.rows, len(dataset.objects)
+        ),
+        outcome=outcome,
+        created=datetime.now(UTC),
+        image=os.environ.get(ENV_IMAGE),
+    )
 
 
 def write_baseline(
