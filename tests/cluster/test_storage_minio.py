@@ -87,6 +87,8 @@ def test_missing_bucket_is_named(s3):
     store = ObjectStore(settings_for(s3, "no-such-bucket-continuum"))
     with pytest.raises(ObjectNotFound, match="bucket 'no-such-bucket-continuum' does not exist"):
         store.get_bytes("k")
+    with pytest.raises(ObjectNotFound, match="bucket 'no-such-bucket-continuum' does not exist"):
+        store.check_bucket()
 
 
 def test_wrong_secret_is_access_denied_without_leaking_it(s3, s3_bucket):

@@ -120,8 +120,13 @@ class ObjectStore:
     def check_bucket(self, bucket: str | None = None) -> None:
         """Fail early, with a message naming the problem, if the bucket cannot be used."""
         bucket = bucket or self.bucket
-        with self._errors("open bucket", bucket, ""):
-            self._client.head_bucket(Bucket=bucket)
+        try:
+            with self._errors("open bucket", bucket, ""):
+                self._client.head_bucket(Bucket=bucket)
+        except ObjectNotFound as exc:  # HEAD answers a bare 404, without "NoSuchBucket"
+            raise ObjectNotFound(
+                f"bucket {bucket!r} does not exist: create it or fix the bucket name"
+            ) from exc
 
     @contextmanager
     def _errors(self, action: str, bucket: str, key: str) -> Iterator[None]:

@@ -62,6 +62,7 @@ def train(spec_path: str | None, champion: str | None, env: Mapping[str, str]) -
         env, endpoint_url=config.storage.endpoint, bucket=config.storage.bucket
     )
     store = ObjectStore(settings)
+    store.check_bucket()  # a wrong endpoint, bucket or credential fails here, before any work
     champion_version = choose_champion(store, config, champion or env.get(ENV_CHAMPION))
     result = run_training(config, store, champion_version=champion_version)
     return result.summary()
