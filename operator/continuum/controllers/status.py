@@ -1,0 +1,255 @@
+"""Pure status logic of a TrainingJob: (TrainingJob, observed Job, trainer summary) -> status.
+
+The trainer writes a JSON summary to its termination message (see ``continuum.trainer.result``);
+the operator copies the result fields from it and derives kstatus conditions. Phases only move
+forward (Pending -> Running -> Succeeded | Failed) and a finished TrainingJob never changes,
+so a stale observation can neither undo progress nor rewrite a result.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from continuum.api import TrainingJob, TrainingJobStatus, dump, load
+from continuum.api.common import CONDITION_REASON
+from continuum.controllers.conditions import (
+    QUALIFIED,
+    READY,
+    RECONCILING,
+    STALLED,
+    SUCCEEDED,
+    Want,
+    merge_conditions,
+)
+from continuum.controllers.desired import job_name
+
+Phase = Literal["Pending", "Running", "Succeeded", "Failed"]
+RANK: dict[str | None, int] = {None: 0, "Pending": 1, "Running": 2, "Succeeded": 3, "Failed": 3}
+TERMINAL = frozenset({"Succeeded", "Failed"})
+MAX_STATUS_MESSAGE = 4096
+MAX_LOG_TAIL = 500
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What the batch Job says about the run."""
+
+    phase: Phase
+    reason: str
+    message: str
+    start_time: str | None = None
+    completion_time: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The phase, wanted conditions and result fields derived from one observation."""
+
+    phase: Phase
+    wants: list[Want]
+    message: str
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def is_terminal(status: TrainingJobStatus) -> bool:
+    """Whether the TrainingJob has finished (its status no longer changes)."""
+    return status.phase in TERMINAL
+
+
+def status_from_job(
+    tj: TrainingJob,
+    job: Mapping[str, Any] | None,
+    pod_termination_message: str | None,
+    *,
+    now: datetime | None = None,
+) -> TrainingJobStatus:
+    """The status ``tj`` should have, given its Job (or None) and the trainer's message."""
+    if is_terminal(tj.status):
+        return tj.status
+    state = observe_job(job)
+    if RANK[state.phase] < RANK[tj.status.phase]:
+        return tj.status
+    outcome = outcome_of(state, parse_summary(pod_termination_message), pod_termination_message)
+    moment = now or datetime.now(UTC)
+    try:
+        return _status(tj, job, state, outcome, moment)
+    except ValidationError as exc:
+        bad = _failed("ResultInvalid", f"the trainer's summary is invalid: {_first_error(exc)}")
+        return _status(tj, job, state, bad, moment)
+
+
+def _status(
+    tj: TrainingJob,
+    job: Mapping[str, Any] | None,
+    state: JobState,
+    outcome: Outcome,
+    now: datetime,
+) -> TrainingJobStatus:
+    generation = tj.metadata.get("generation")
+    data = {
+        "observedGeneration": generation,
+        "phase": outcome.phase,
+        "jobName": (job or {}).get("metadata", {}).get("name") or job_name(tj),
+        "startTime": state.start_time,
+        "completionTime": state.completion_time if outcome.phase in TERMINAL else None,
+        "message": outcome.message[:MAX_STATUS_MESSAGE] or None,
+        **outcome.result,
+    }
+    status = load(TrainingJobStatus, {k: v for k, v in data.items() if v is not None})
+    conditions = merge_conditions(
+        tj.status.conditions, outcome.wants, generation=generation, now=now
+    )
+    return status.model_copy(update={"conditions": conditions})
+
+
+def observe_job(job: Mapping[str, Any] | None) -> JobState:
+    """The run's phase as the batch Job reports it."""
+    if job is None:
+        return JobState("Pending", "JobPending", "the training Job is being created")
+    status = job.get("status") or {}
+    start, name = status.get("startTime"), job.get("metadata", {}).get("name", "")
+    done = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
+    if "Complete" in done:
+        end = status.get("completionTime") or done["Complete"].get("lastTransitionTime")
+        return JobState("Succeeded", "JobComplete", f"Job {name} completed", start, end)
+    if "Failed" in done:
+        return _job_failed(done["Failed"], start)
+    if status.get("ready") or 0:
+        return JobState("Running", "Training", f"Job {name} is training", start)
+    return JobState("Pending", "JobPending", f"Job {name} is starting", start)
+
+
+def _job_failed(condition: Mapping[str, Any], start: str | None) -> JobState:
+    reason = condition.get("reason") or "JobFailed"
+    message = condition.get("message") or "the training Job failed"
+    return JobState("Failed", reason, message, start, condition.get("lastTransitionTime"))
+
+
+def parse_summary(text: str | None) -> dict[str, Any] | None:
+    """The trainer's JSON summary, or None when the message is absent or not one."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and "status" in value else None
+
+
+def outcome_of(state: JobState, summary: Mapping[str, Any] | None, raw: str | None) -> Outcome:
+    """Phase, conditions and result fields for one observation of the Job."""
+    if state.phase == "Succeeded":
+        if summary is not None and summary.get("status") == "Succeeded":
+            return _succeeded(summary)
+        return _failed("ResultMissing", "the training Job completed without a result summary")
+    if state.phase == "Failed":
+        if summary is not None and summary.get("status") == "Failed":
+            return _failed(str(summary.get("reason", "")), str(summary.get("message", "")))
+        return _failed(state.reason, _with_tail(state.message, raw))
+    return _in_progress(state)
+
+
+def _in_progress(state: JobState) -> Outcome:
+    wants = [
+        Want(READY, "False", state.reason, state.message),
+        Want(RECONCILING, "True", state.reason, state.message),
+        Want(STALLED, "False", state.reason),
+        Want(SUCCEEDED, "Unknown", state.reason, state.message),
+        Want(QUALIFIED, "Unknown", state.reason),
+    ]
+    return Outcome(state.phase, wants, state.message)
+
+
+def _succeeded(summary: Mapping[str, Any]) -> Outcome:
+    qualified = summary.get("qualified") is True
+    message = _success_message(summary, qualified)
+    gate = "; ".join(str(r) for r in summary.get("reasons") or [])
+    wants = [
+        Want(READY, "True", "Succeeded", message),
+        Want(RECONCILING, "False", "Succeeded"),
+        Want(STALLED, "False", "Succeeded"),
+        Want(SUCCEEDED, "True", "TrainingSucceeded", message),
+        Want(QUALIFIED, "True" if qualified else "False", _gate_reason(qualified), gate),
+    ]
+    return Outcome("Succeeded", wants, message, result_fields(summary))
+
+
+def _failed(reason: str, message: str) -> Outcome:
+    reason = reason if re.match(CONDITION_REASON, reason) else "TrainingFailed"
+    message = message or reason
+    wants = [
+        Want(READY, "False", reason, message),
+        Want(RECONCILING, "False", reason),
+        Want(STALLED, "True", reason, message),
+        Want(SUCCEEDED, "False", reason, message),
+        Want(QUALIFIED, "False", "TrainingFailed", "no model was produced"),
+    ]
+    return Outcome("Failed", wants, f"{reason}: {message}")
+
+
+def _gate_reason(qualified: bool) -> str:
+    return "Qualified" if qualified else "NotQualified"
+
+
+def result_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The status result fields (camelCase JSON) from a success summary."""
+    dataset = summary.get("dataset") or {}
+    fields: dict[str, Any] = {
+        "model": {k: summary.get(k) for k in ("version", "uri", "sha256")},
+        "metrics": _numbers(summary.get("metrics")),
+        "dataset": {"fingerprint": dataset.get("fingerprint"), "rows": dataset.get("rows")},
+        "qualified": summary.get("qualified") is True,
+    }
+    champion = summary.get("champion")
+    if isinstance(champion, Mapping) and champion.get("version") is not None:
+        fields["champion"] = {
+            "version": champion["version"],
+            "metrics": _numbers(champion.get("metrics")),
+        }
+    return {k: _drop_none(v) for k, v in fields.items()}
+
+
+def _success_message(summary: Mapping[str, Any], qualified: bool) -> str:
+    metric = summary.get("metric")
+    value = _numbers(summary.get("metrics")).get(str(metric))
+    score = f", {metric} {value:.4g}" if value is not None else ""
+    verdict = "qualified" if qualified else "not qualified"
+    return f"model {summary.get('model')} version {summary.get('version')}{score}, {verdict}"
+
+
+def _numbers(value: Any) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        return {}
+    items = ((str(k), v) for k, v in value.items())
+    return {k: float(v) for k, v in items if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def _with_tail(message: str, raw: str | None) -> str:
+    lines = [line for line in (raw or "").splitlines() if line.strip()]
+    if not lines:
+        return message
+    return f"{message}; last output: {lines[-1][-MAX_LOG_TAIL:]}"
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error.get("loc", ()))
+    return f"{where}: {error.get('msg', '')}"
+
+
+def same_status(a: TrainingJobStatus, b: TrainingJobStatus) -> bool:
+    """Whether two statuses serialise identically (then no write is needed)."""
+    return dump(a) == dump(b)

@@ -1,0 +1,196 @@
+"""kopf handlers of TrainingJob: thin glue between the watch events, the pure builders
+(``desired``, ``status``) and the Kubernetes gateway (``continuum.kube``).
+
+* create/resume of a TrainingJob: ensure its batch Job exists (409 = already there), then sync
+  its status from the Job;
+* events of Jobs we manage (server-side label selector): sync the owner's status; when the Job
+  has finished, read the trainer's summary from the pod's termination message.
+
+Status is written with a merge patch guarded by ``resourceVersion`` (re-read on conflict).
+No finalizers: the Job carries a controller owner reference, so deleting the TrainingJob
+garbage-collects it. Handlers return None (nothing lands in ``status.<handler-id>``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, cast
+
+import kopf
+from pydantic import ValidationError
+
+from continuum.api import GROUP, VERSION, TrainingJob, TrainingJobStatus, dump, load
+from continuum.controllers import metrics
+from continuum.controllers.desired import TRAINER_CONTAINER, desired_job
+from continuum.controllers.naming import MANAGED_BY, OPERATOR, TRAINING_JOB_LABEL
+from continuum.controllers.settings import image_of, kube_of
+from continuum.controllers.status import is_terminal, same_status, status_from_job
+from continuum.kube import Conflict, Kube
+
+PLURAL = "trainingjobs"
+KIND = "TrainingJob"
+STATUS_ATTEMPTS = 5
+FINISHED = frozenset({"Complete", "Failed"})
+
+
+@contextmanager
+def counted(handler: str) -> Iterator[None]:
+    """Count one reconciliation (and its failure) of a TrainingJob."""
+    metrics.RECONCILES.labels(kind=KIND, handler=handler).inc()
+    try:
+        yield
+    except Exception:
+        metrics.ERRORS.labels(kind=KIND, handler=handler).inc()
+        raise
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL, id="trainingjob")
+@kopf.on.create(GROUP, VERSION, PLURAL, id="trainingjob")
+async def reconcile_handler(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    with counted("reconcile"):
+        await reconcile(kube_of(memo), image_of(memo), body)
+
+
+@kopf.on.event(
+    "batch",
+    "v1",
+    "jobs",
+    id="trainingjob-job",
+    labels={MANAGED_BY: OPERATOR, TRAINING_JOB_LABEL: kopf.PRESENT},
+)
+async def job_event_handler(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if type == "DELETED":
+        return
+    owner = controller_owner(body)
+    if owner is None:
+        return
+    with counted("job-event"):
+        await sync_status(kube_of(memo), str(body["metadata"]["namespace"]), owner, body)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, id="trainingjob-phase")
+def phase_event_handler(type: str | None, body: kopf.Body, **_: Any) -> None:
+    meta = body.get("metadata", {})
+    phase = None if type == "DELETED" else body.get("status", {}).get("phase") or "Pending"
+    metrics.observe_phase(str(meta.get("namespace")), str(meta.get("name")), phase)
+
+
+async def reconcile(kube: Kube, image: str, body: Mapping[str, Any]) -> None:
+    """Ensure the TrainingJob's Job exists and its status reflects it (idempotent)."""
+    tj = load_training_job(body)
+    if is_terminal(tj.status):  # finished runs are never re-run, even if the Job is gone
+        return
+    job, created = await kube.create_job(desired_job(tj, image=image))
+    if not owned_by(job, tj):
+        raise kopf.TemporaryError(f"Job {job_name_of(job)} belongs to another object", delay=5)
+    if created:
+        metrics.JOBS_CREATED.inc()
+        kopf.info(_target(body), reason="JobCreated", message=f"created Job {job_name_of(job)}")
+    owner = (str(tj.metadata["name"]), str(tj.metadata["uid"]))
+    await sync_status(kube, str(tj.metadata["namespace"]), owner, job)
+
+
+async def sync_status(
+    kube: Kube, namespace: str, owner: tuple[str, str], job: Mapping[str, Any]
+) -> None:
+    """Bring the owner TrainingJob's status up to date with ``job`` (read, compute, write)."""
+    message = await _termination_message(kube, namespace, job)
+    for _attempt in range(STATUS_ATTEMPTS):
+        body = await kube.read_custom_object(GROUP, VERSION, PLURAL, namespace, owner[0])
+        if body is None or body["metadata"].get("uid") != owner[1]:
+            return  # deleted (or replaced): its Job is garbage now
+        if await _write_status(kube, body, job, message):
+            return
+    raise kopf.TemporaryError("the TrainingJob kept changing while its status was written", delay=1)
+
+
+async def _write_status(
+    kube: Kube, body: Mapping[str, Any], job: Mapping[str, Any], message: str | None
+) -> bool:
+    """Write the new status unless unchanged; False when the object changed meanwhile."""
+    tj = load_training_job(body)
+    status = status_from_job(tj, job, message)
+    if same_status(status, tj.status):
+        return True
+    meta = body["metadata"]
+    try:
+        await kube.patch_status(
+            GROUP, VERSION, PLURAL, meta["namespace"], meta["name"], status=dump(status),
+            resource_version=meta.get("resourceVersion"),
+        )  # fmt: skip
+    except Conflict:
+        return False
+    announce(body, tj, status)
+    return True
+
+
+async def _termination_message(kube: Kube, namespace: str, job: Mapping[str, Any]) -> str | None:
+    if not job_finished(job):
+        return None
+    return await kube.read_pod_termination_message(namespace, job, TRAINER_CONTAINER)
+
+
+def announce(body: Mapping[str, Any], tj: TrainingJob, status: TrainingJobStatus) -> None:
+    """Events and metrics for a phase transition (called once, after a successful write)."""
+    if status.phase == tj.status.phase:
+        return
+    meta = body["metadata"]
+    metrics.observe_phase(meta["namespace"], meta["name"], status.phase)
+    if status.phase == "Succeeded":
+        _announce_success(_target(body), status)
+    elif status.phase == "Failed":
+        kopf.warn(_target(body), reason="Failed", message=status.message or "training failed")
+    if status.phase in {"Succeeded", "Failed"}:
+        metrics.record_outcome(tj.spec.model, status)
+
+
+def _announce_success(body: kopf.Body, status: TrainingJobStatus) -> None:
+    kopf.info(body, reason="Succeeded", message=status.message or "training succeeded")
+    gate = next((c for c in status.conditions if c.type == "Qualified"), None)
+    detail = gate.message if gate is not None and gate.message else ""
+    if status.qualified:
+        kopf.info(body, reason="Qualified", message=detail or "the model passed its gate")
+    else:
+        kopf.warn(body, reason="NotQualified", message=detail or "the model failed its gate")
+
+
+def load_training_job(body: Mapping[str, Any]) -> TrainingJob:
+    """Parse a TrainingJob; one the API types reject is a permanent handler failure."""
+    try:
+        return load(TrainingJob, body)
+    except ValidationError as exc:
+        raise kopf.PermanentError(f"invalid TrainingJob: {exc.errors()[0].get('msg')}") from exc
+
+
+def _target(body: Mapping[str, Any]) -> kopf.Body:
+    """``body`` as the object an Event is about."""
+    return kopf.Body(cast("kopf.RawBody", dict(body)))
+
+
+def controller_owner(job: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(name, uid) of the TrainingJob that controls ``job``, if one does."""
+    for ref in job.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("kind") == KIND and ref.get("controller") and _our_api(ref.get("apiVersion")):
+            return str(ref["name"]), str(ref["uid"])
+    return None
+
+
+def owned_by(job: Mapping[str, Any], tj: TrainingJob) -> bool:
+    """Whether ``job`` is controlled by this very TrainingJob (same uid)."""
+    owner = controller_owner(job)
+    return owner is not None and owner[1] == tj.metadata.get("uid")
+
+
+def job_finished(job: Mapping[str, Any]) -> bool:
+    """Whether the Job has a Complete or Failed condition."""
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(c.get("type") in FINISHED and c.get("status") == "True" for c in conditions)
+
+
+def job_name_of(job: Mapping[str, Any]) -> str:
+    return str(job.get("metadata", {}).get("name", ""))
+
+
+def _our_api(api_version: Any) -> bool:
+    return isinstance(api_version, str) and api_version.split("/")[0] == GROUP
