@@ -1,0 +1,194 @@
+"""TrainingJob status from (TrainingJob, Job, termination message): phases, conditions, results."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.unit.controllers.conftest import FAILURE, SUCCESS, body, job, message, training_job
+
+from continuum.api import TrainingJob, TrainingJobStatus, dump, load
+from continuum.controllers.conditions import Want, find, merge_conditions
+from continuum.controllers.status import observe_job, parse_summary, status_from_job
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+LATER = NOW + timedelta(minutes=5)
+
+
+def conditions(status: TrainingJobStatus) -> dict[str, tuple[str, str]]:
+    return {c.type: (c.status, c.reason) for c in status.conditions}
+
+
+def with_status(status: TrainingJobStatus) -> TrainingJob:
+    return load(TrainingJob, body(status=dump(status)))
+
+
+def test_no_job_yet_is_pending(tj: TrainingJob) -> None:
+    status = status_from_job(tj, None, None, now=NOW)
+    assert status.phase == "Pending"
+    assert status.job_name == "iris-1-train"
+    assert status.observed_generation == 1
+    got = conditions(status)
+    assert got["Ready"][0] == "False"
+    assert got["Reconciling"][0] == "True"
+    assert got["Stalled"][0] == "False"
+    assert got["Succeeded"][0] == "Unknown"
+
+
+def test_started_job_without_ready_pod_is_pending(tj: TrainingJob) -> None:
+    status = status_from_job(tj, job(), None, now=NOW)
+    assert status.phase == "Pending"
+    assert status.start_time == datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
+
+
+def test_ready_pod_is_running(tj: TrainingJob) -> None:
+    status = status_from_job(tj, job(ready=1), None, now=NOW)
+    assert status.phase == "Running"
+    assert conditions(status)["Reconciling"] == ("True", "Training")
+    assert status.completion_time is None
+
+
+def test_success_copies_the_summary(tj: TrainingJob) -> None:
+    status = status_from_job(tj, job("Complete"), message(SUCCESS), now=NOW)
+    assert status.phase == "Succeeded"
+    assert status.model is not None
+    assert (status.model.version, status.model.uri) == (3, "s3://continuum/models/iris/3/")
+    assert status.model.sha256 == "a" * 64
+    assert status.metrics == {"accuracy": 0.9667, "f1_macro": 0.96}
+    assert status.dataset is not None
+    assert (status.dataset.fingerprint, status.dataset.rows) == ("sha256:abc", 150)
+    assert status.qualified is True
+    assert status.completion_time == datetime(2026, 1, 1, 10, 1, 30, tzinfo=UTC)
+    got = conditions(status)
+    assert got["Ready"] == ("True", "Succeeded")
+    assert got["Reconciling"][0] == "False"
+    assert got["Stalled"][0] == "False"
+    assert got["Succeeded"] == ("True", "TrainingSucceeded")
+    assert got["Qualified"] == ("True", "Qualified")
+    assert "version 3" in (status.message or "")
+
+
+def test_not_qualified_says_why(tj: TrainingJob) -> None:
+    summary = {**SUCCESS, "qualified": False, "reasons": ["accuracy 0.7 is below 0.8"]}
+    status = status_from_job(tj, job("Complete"), message(summary), now=NOW)
+    assert status.phase == "Succeeded"
+    assert status.qualified is False
+    gate = find(status.conditions, "Qualified")
+    assert gate is not None
+    assert (gate.status, gate.reason) == ("False", "NotQualified")
+    assert "below 0.8" in gate.message
+
+
+def test_champion_is_recorded_when_present(tj: TrainingJob) -> None:
+    summary = {**SUCCESS, "champion": {"version": 2, "metrics": {"accuracy": 0.9}}}
+    status = status_from_job(tj, job("Complete"), message(summary), now=NOW)
+    assert status.champion is not None
+    assert status.champion.version == 2
+    assert status.champion.metrics == {"accuracy": 0.9}
+
+
+def test_failure_takes_reason_and_message_from_the_trainer(tj: TrainingJob) -> None:
+    status = status_from_job(tj, job("Failed"), message(FAILURE), now=NOW)
+    assert status.phase == "Failed"
+    got = conditions(status)
+    assert got["Stalled"] == ("True", "DatasetInvalid")
+    assert got["Ready"] == ("False", "DatasetInvalid")
+    assert got["Succeeded"] == ("False", "DatasetInvalid")
+    assert got["Reconciling"][0] == "False"
+    stalled = find(status.conditions, "Stalled")
+    assert stalled is not None
+    assert "'species'" in stalled.message
+    assert "'species'" in (status.message or "")
+    assert status.model is None
+    assert status.completion_time is not None
+
+
+def test_failure_without_summary_uses_the_job_reason_and_log_tail(tj: TrainingJob) -> None:
+    logs = "Traceback (most recent call last):\n  ...\nMemoryError\n"
+    status = status_from_job(tj, job("Failed"), logs, now=NOW)
+    assert status.phase == "Failed"
+    assert conditions(status)["Stalled"] == ("True", "BackoffLimitExceeded")
+    assert "MemoryError" in (status.message or "")
+
+
+def test_complete_job_without_summary_fails(tj: TrainingJob) -> None:
+    status = status_from_job(tj, job("Complete"), None, now=NOW)
+    assert status.phase == "Failed"
+    assert conditions(status)["Stalled"] == ("True", "ResultMissing")
+
+
+def test_invalid_summary_fails_instead_of_raising(tj: TrainingJob) -> None:
+    summary = {**SUCCESS, "sha256": "not-a-digest"}
+    status = status_from_job(tj, job("Complete"), message(summary), now=NOW)
+    assert status.phase == "Failed"
+    assert conditions(status)["Stalled"] == ("True", "ResultInvalid")
+
+
+def test_odd_reasons_are_replaced(tj: TrainingJob) -> None:
+    summary = {**FAILURE, "reason": "not a CamelCase reason!"}
+    status = status_from_job(tj, job("Failed"), message(summary), now=NOW)
+    assert conditions(status)["Stalled"] == ("True", "TrainingFailed")
+
+
+def test_unchanged_observation_gives_an_identical_status(tj: TrainingJob) -> None:
+    first = status_from_job(tj, job(ready=1), None, now=NOW)
+    again = status_from_job(with_status(first), job(ready=1), None, now=LATER)
+    assert dump(again) == dump(first)
+
+
+def test_transition_time_moves_only_when_status_changes(tj: TrainingJob) -> None:
+    running = status_from_job(tj, job(ready=1), None, now=NOW)
+    done = status_from_job(with_status(running), job("Complete"), message(SUCCESS), now=LATER)
+    times = {c.type: c.last_transition_time for c in done.conditions}
+    assert times["Ready"] == LATER
+    assert times["Reconciling"] == LATER
+    assert times["Stalled"] == NOW, "Stalled stayed False"
+
+
+def test_phase_never_moves_back(tj: TrainingJob) -> None:
+    running = status_from_job(tj, job(ready=1), None, now=NOW)
+    stale = status_from_job(with_status(running), job(), None, now=LATER)
+    assert stale.phase == "Running"
+
+
+def test_finished_status_is_final(tj: TrainingJob) -> None:
+    done = status_from_job(tj, job("Complete"), message(SUCCESS), now=NOW)
+    after = status_from_job(with_status(done), job("Failed"), message(FAILURE), now=LATER)
+    assert dump(after) == dump(done)
+
+
+def test_status_round_trips_through_the_api_schema(tj: TrainingJob) -> None:
+    status = status_from_job(tj, job("Complete"), message(SUCCESS), now=NOW)
+    assert load(TrainingJobStatus, dump(status)) == status
+
+
+def test_no_secret_reaches_the_status() -> None:
+    tj = training_job()
+    status = status_from_job(tj, job("Complete"), message(SUCCESS), now=NOW)
+    text = str(dump(status))
+    assert "s3-credentials" not in text
+    assert "AWS_SECRET_ACCESS_KEY" not in text
+
+
+def test_parse_summary() -> None:
+    assert parse_summary(None) is None
+    assert parse_summary("") is None
+    assert parse_summary("plain log line") is None
+    assert parse_summary("[1, 2]") is None
+    assert parse_summary(message(FAILURE)) == FAILURE
+
+
+def test_observe_job_failed_reason() -> None:
+    state = observe_job(job("Failed"))
+    assert (state.phase, state.reason) == ("Failed", "BackoffLimitExceeded")
+
+
+def test_merge_keeps_other_conditions() -> None:
+    first = merge_conditions([], [Want("Custom", "True", "Because")], generation=1, now=NOW)
+    merged = merge_conditions(first, [Want("Ready", "False", "Pending")], generation=2, now=LATER)
+    assert [c.type for c in merged] == ["Ready", "Custom"]
+    assert merged[0].observed_generation == 2
+
+
+def test_messages_are_bounded() -> None:
+    merged = merge_conditions([], [Want("Ready", "False", "X", "m" * 40000)], generation=1, now=NOW)
+    assert len(merged[0].message) == 32768

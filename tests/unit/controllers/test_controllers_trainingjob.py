@@ -1,0 +1,189 @@
+"""The TrainingJob handlers' glue: create-or-get, status writes with conflicts, events.
+
+The gateway is replaced by a small in-memory stand-in here; the real API server is exercised
+by tests/cluster/test_trainingjob.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any, cast
+
+import kopf
+import pytest
+from tests.unit.controllers.conftest import FAILURE, SUCCESS, UID, body, job, message
+
+from continuum.controllers import trainingjob
+from continuum.controllers.trainingjob import (
+    controller_owner,
+    job_finished,
+    reconcile,
+    sync_status,
+)
+from continuum.kube import Conflict, Kube
+
+IMAGE = "continuum:0.1.0"
+
+
+class StubKube:
+    """Just enough of ``continuum.kube.Kube`` for the handlers, in memory."""
+
+    def __init__(self, tj: dict[str, Any] | None, termination: str | None = None) -> None:
+        self.tj = tj
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.termination = termination
+        self.patches: list[dict[str, Any]] = []
+        self.conflicts = 0
+
+    async def create_job(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        name = manifest["metadata"]["name"]
+        if name in self.jobs:
+            return self.jobs[name], False
+        self.jobs[name] = copy.deepcopy(manifest)
+        return self.jobs[name], True
+
+    async def read_custom_object(self, *_: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.tj)
+
+    async def read_pod_termination_message(self, *_: Any) -> str | None:
+        return self.termination
+
+    async def patch_status(self, *_: str, status: dict[str, Any], resource_version: str) -> None:
+        assert self.tj is not None
+        if self.conflicts:
+            self.conflicts -= 1
+            self.tj["metadata"]["resourceVersion"] = str(int(resource_version) + 1)
+            raise Conflict("changed", status=409)
+        assert resource_version == self.tj["metadata"]["resourceVersion"]
+        self.patches.append(status)
+        self.tj["status"] = status
+        self.tj["metadata"]["resourceVersion"] = str(int(resource_version) + 1)
+
+
+@pytest.fixture
+def events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
+    posted: list[tuple[str, str, str]] = []
+
+    def post(kind: str) -> Any:
+        def record(_body: Any, *, reason: str, message: str) -> None:
+            posted.append((kind, reason, message))
+
+        return record
+
+    monkeypatch.setattr(kopf, "info", post("Normal"))
+    monkeypatch.setattr(kopf, "warn", post("Warning"))
+    return posted
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def gateway(stub: StubKube) -> Kube:
+    return cast(Kube, stub)
+
+
+def test_reconcile_creates_the_job_once(events: list[tuple[str, str, str]]) -> None:
+    stub = StubKube(body())
+    run(reconcile(gateway(stub), IMAGE, body()))
+    run(reconcile(gateway(stub), IMAGE, stub.tj or {}))
+    assert list(stub.jobs) == ["iris-1-train"]
+    assert [e[1] for e in events] == ["JobCreated"]
+    assert len(stub.patches) == 1, "the second pass changes nothing"
+    assert stub.patches[0]["phase"] == "Pending"
+    assert stub.patches[0]["jobName"] == "iris-1-train"
+
+
+def test_finished_training_jobs_are_never_rerun(events: list[tuple[str, str, str]]) -> None:
+    finished = body(status={"phase": "Succeeded"})
+    stub = StubKube(finished)
+    run(reconcile(gateway(stub), IMAGE, finished))
+    assert stub.jobs == {}
+    assert events == []
+
+
+def test_a_job_of_another_owner_is_not_adopted(events: list[tuple[str, str, str]]) -> None:
+    stub = StubKube(body())
+    foreign = job(name="iris-1-train")
+    foreign["metadata"]["ownerReferences"][0]["uid"] = "someone-else"
+    stub.jobs["iris-1-train"] = foreign
+    with pytest.raises(kopf.TemporaryError):
+        run(reconcile(gateway(stub), IMAGE, body()))
+
+
+def test_success_writes_results_and_posts_events(events: list[tuple[str, str, str]]) -> None:
+    stub = StubKube(body(), termination=message(SUCCESS))
+    run(sync_status(gateway(stub), "ml", ("iris-1", UID), job("Complete")))
+    assert stub.patches[-1]["phase"] == "Succeeded"
+    assert stub.patches[-1]["model"]["version"] == 3
+    assert [(e[0], e[1]) for e in events] == [("Normal", "Succeeded"), ("Normal", "Qualified")]
+
+
+def test_not_qualified_is_a_warning(events: list[tuple[str, str, str]]) -> None:
+    summary = {**SUCCESS, "qualified": False, "reasons": ["worse than champion 2"]}
+    stub = StubKube(body(), termination=message(summary))
+    run(sync_status(gateway(stub), "ml", ("iris-1", UID), job("Complete")))
+    assert events[-1][:2] == ("Warning", "NotQualified")
+    assert "champion 2" in events[-1][2]
+
+
+def test_failure_posts_a_warning_with_the_reason(events: list[tuple[str, str, str]]) -> None:
+    stub = StubKube(body(), termination=message(FAILURE))
+    run(sync_status(gateway(stub), "ml", ("iris-1", UID), job("Failed")))
+    assert stub.patches[-1]["phase"] == "Failed"
+    assert events == [("Warning", "Failed", f"DatasetInvalid: {FAILURE['message']}")]
+
+
+def test_events_are_posted_once(events: list[tuple[str, str, str]]) -> None:
+    stub = StubKube(body(), termination=message(SUCCESS))
+    for _ in range(3):
+        run(sync_status(gateway(stub), "ml", ("iris-1", UID), job("Complete")))
+    assert len(stub.patches) == 1
+    assert len(events) == 2
+
+
+def test_conflicts_are_retried(events: list[tuple[str, str, str]]) -> None:
+    stub = StubKube(body())
+    stub.conflicts = 2
+    run(sync_status(gateway(stub), "ml", ("iris-1", UID), job(ready=1)))
+    assert stub.patches[-1]["phase"] == "Running"
+
+
+def test_endless_conflicts_are_a_temporary_error(events: list[tuple[str, str, str]]) -> None:
+    stub = StubKube(body())
+    stub.conflicts = 100
+    with pytest.raises(kopf.TemporaryError):
+        run(sync_status(gateway(stub), "ml", ("iris-1", UID), job(ready=1)))
+
+
+def test_deleted_or_replaced_owner_is_left_alone(events: list[tuple[str, str, str]]) -> None:
+    gone = StubKube(None)
+    run(sync_status(gateway(gone), "ml", ("iris-1", UID), job("Complete")))
+    replaced = StubKube(body())
+    run(sync_status(gateway(replaced), "ml", ("iris-1", "old-uid"), job("Complete")))
+    assert gone.patches == replaced.patches == []
+
+
+def test_controller_owner() -> None:
+    assert controller_owner(job()) == ("iris-1", UID)
+    plain = job()
+    plain["metadata"]["ownerReferences"][0]["controller"] = False
+    assert controller_owner(plain) is None
+    other = job()
+    other["metadata"]["ownerReferences"][0]["apiVersion"] = "example.com/v1"
+    assert controller_owner(other) is None
+
+
+def test_job_finished() -> None:
+    assert not job_finished(job(ready=1))
+    assert job_finished(job("Complete"))
+    assert job_finished(job("Failed"))
+
+
+def test_handlers_are_registered_with_pinned_versions() -> None:
+    registry = kopf.get_default_registry()
+    ids = {h.id for h in registry._changing.get_all_handlers()}
+    ids |= {h.id for h in registry._watching.get_all_handlers()}
+    assert {"trainingjob", "trainingjob-job", "trainingjob-phase"} <= ids
+    assert trainingjob.PLURAL == "trainingjobs"
