@@ -77,7 +77,7 @@ def status_from_job(
     if RANK[state.phase] < RANK[tj.status.phase]:
         return tj.status
     outcome = outcome_of(state, parse_summary(pod_termination_message), pod_termination_message)
-    moment = now or datetime.now(UTC)
+    moment = (now or datetime.now(UTC)).replace(microsecond=0)
     try:
         return _status(tj, job, state, outcome, moment)
     except ValidationError as exc:
