@@ -95,22 +95,24 @@ async def sync_status(
     kube: Kube, namespace: str, owner: tuple[str, str], job: Mapping[str, Any]
 ) -> None:
     """Bring the owner TrainingJob's status up to date with ``job`` (read, compute, write)."""
-    message = await _termination_message(kube, namespace, job)
+    termination = Termination(kube, namespace, job)
     for _attempt in range(STATUS_ATTEMPTS):
         body = await kube.read_custom_object(GROUP, VERSION, PLURAL, namespace, owner[0])
         if body is None or body["metadata"].get("uid") != owner[1]:
             return  # deleted (or replaced): its Job is garbage now
-        if await _write_status(kube, body, job, message):
+        if await _write_status(kube, body, job, termination):
             return
     raise kopf.TemporaryError("the TrainingJob kept changing while its status was written", delay=1)
 
 
 async def _write_status(
-    kube: Kube, body: Mapping[str, Any], job: Mapping[str, Any], message: str | None
+    kube: Kube, body: Mapping[str, Any], job: Mapping[str, Any], termination: Termination
 ) -> bool:
     """Write the new status unless unchanged; False when the object changed meanwhile."""
     tj = load_training_job(body)
-    status = status_from_job(tj, job, message)
+    if is_terminal(tj.status):
+        return True
+    status = status_from_job(tj, job, await termination.read())
     if same_status(status, tj.status):
         return True
     meta = body["metadata"]
@@ -125,10 +127,21 @@ async def _write_status(
     return True
 
 
-async def _termination_message(kube: Kube, namespace: str, job: Mapping[str, Any]) -> str | None:
-    if not job_finished(job):
-        return None
-    return await kube.read_pod_termination_message(namespace, job, TRAINER_CONTAINER)
+class Termination:
+    """The trainer's termination message of a finished Job, read at most once, when needed."""
+
+    def __init__(self, kube: Kube, namespace: str, job: Mapping[str, Any]) -> None:
+        self._kube, self._namespace, self._job = kube, namespace, job
+        self._read = False
+        self._message: str | None = None
+
+    async def read(self) -> str | None:
+        if job_finished(self._job) and not self._read:
+            self._message = await self._kube.read_pod_termination_message(
+                self._namespace, self._job, TRAINER_CONTAINER
+            )
+            self._read = True
+        return self._message
 
 
 def announce(body: Mapping[str, Any], tj: TrainingJob, status: TrainingJobStatus) -> None:

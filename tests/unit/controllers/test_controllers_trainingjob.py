@@ -35,6 +35,7 @@ class StubKube:
         self.termination = termination
         self.patches: list[dict[str, Any]] = []
         self.conflicts = 0
+        self.pod_reads = 0
 
     async def create_job(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         name = manifest["metadata"]["name"]
@@ -47,6 +48,7 @@ class StubKube:
         return copy.deepcopy(self.tj)
 
     async def read_pod_termination_message(self, *_: Any) -> str | None:
+        self.pod_reads += 1
         return self.termination
 
     async def patch_status(self, *_: str, status: dict[str, Any], resource_version: str) -> None:
@@ -187,3 +189,14 @@ def test_handlers_are_registered_with_pinned_versions() -> None:
     ids |= {h.id for h in registry._watching.get_all_handlers()}
     assert {"trainingjob", "trainingjob-job", "trainingjob-phase"} <= ids
     assert trainingjob.PLURAL == "trainingjobs"
+
+
+def test_pods_are_read_once_and_only_for_unfinished_records(
+    events: list[tuple[str, str, str]],
+) -> None:
+    stub = StubKube(body(), termination=message(SUCCESS))
+    stub.conflicts = 1
+    run(sync_status(gateway(stub), "ml", ("iris-1", UID), job("Complete")))
+    assert stub.pod_reads == 1
+    run(sync_status(gateway(stub), "ml", ("iris-1", UID), job("Complete")))
+    assert stub.pod_reads == 1, "a finished TrainingJob needs no pod read"
