@@ -1,0 +1,178 @@
+"""Adaptive batching: concurrent requests share one ``predict`` call.
+
+One worker task takes the oldest waiting request, then adds every request already queued, up
+to ``max_batch_size`` rows. It waits for more (at most ``max_latency``) only while other
+requests are known to be on their way (announced but still reading or parsing their body),
+so a lone request never waits: at concurrency 1 batching costs nothing, and under load the
+batch fills with what arrived while the previous ``predict`` ran. ``predict`` runs in a
+thread so the event loop keeps accepting requests meanwhile. Results are split back per
+request in order.
+
+If a combined batch fails, each request is retried alone so that one bad request cannot fail
+the others; a request that still fails gets InvalidInput when scikit-learn rejected its values
+(ValueError/TypeError) and PredictionFailed otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from continuum.server.errors import InvalidInput, NotReady, PredictionFailed, ServingError
+from continuum.server.inputs import FeatureRows
+from continuum.server.model import Prediction
+
+PredictFn = Callable[[dict[str, np.ndarray]], Prediction]
+
+
+@dataclass
+class Pending:
+    rows: FeatureRows
+    future: asyncio.Future[Prediction] = field(repr=False)
+
+
+def combine(rows: Sequence[FeatureRows]) -> dict[str, np.ndarray]:
+    """One array per feature holding every request's rows, in request order."""
+    if len(rows) == 1:
+        return rows[0].columns
+    names = rows[0].columns.keys()
+    return {name: np.concatenate([part.columns[name] for part in rows]) for name in names}
+
+
+def split(prediction: Prediction, sizes: Sequence[int]) -> list[Prediction]:
+    """The inverse of :func:`combine` for a prediction over the combined rows."""
+    bounds = np.cumsum([0, *sizes]).tolist()
+    return [prediction.rows(start, stop) for start, stop in itertools.pairwise(bounds)]
+
+
+def scoring_error(exc: Exception) -> ServingError:
+    if isinstance(exc, ValueError | TypeError):
+        return InvalidInput(f"the model could not score these rows: {exc}")
+    return PredictionFailed(f"prediction failed: {type(exc).__name__}: {exc}")
+
+
+class Batcher:
+    def __init__(
+        self,
+        predict: PredictFn,
+        *,
+        max_batch_size: int,
+        max_latency: float,
+        on_batch: Callable[[int], None] = lambda rows: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._predict = predict
+        self.max_batch_size = max_batch_size
+        self.max_latency = max_latency
+        self._on_batch = on_batch
+        self._clock = clock
+        self._queue: deque[Pending] = deque()
+        self._in_hand: Sequence[Pending] = ()  # the batch being predicted, failed on shutdown
+        self._changed = asyncio.Event()
+        self.arriving = 0
+
+    @contextmanager
+    def announce(self) -> Iterator[None]:
+        """Mark a request as on its way for the duration of its parsing (see module doc)."""
+        self.arriving += 1
+        try:
+            yield
+        finally:
+            self.arriving -= 1
+            self._changed.set()
+
+    async def predict(self, rows: FeatureRows) -> Prediction:
+        future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
+        self._queue.append(Pending(rows, future))
+        self._changed.set()
+        return await future
+
+    async def run(self) -> None:
+        """The worker: collect a batch, predict it, deliver; until cancelled."""
+        try:
+            while True:
+                await self.run_once()
+        finally:
+            self._fail_waiting()
+
+    async def run_once(self) -> None:
+        self._in_hand = await self.collect()
+        await self.execute(self._in_hand)
+        self._in_hand = ()
+
+    async def collect(self) -> list[Pending]:
+        while not self._queue:
+            await self._wait_for_change(None)
+        batch = [self._queue.popleft()]
+        rows = batch[0].rows.n_rows
+        deadline = self._clock() + self.max_latency
+        while rows < self.max_batch_size:
+            if self._queue:
+                if rows + self._queue[0].rows.n_rows > self.max_batch_size:
+                    break
+                batch.append(self._queue.popleft())
+                rows += batch[-1].rows.n_rows
+            elif not self.arriving or not await self._wait_for_change(deadline):
+                break
+        return batch
+
+    async def _wait_for_change(self, deadline: float | None) -> bool:
+        """Sleep until a request is queued or finishes parsing; False once ``deadline`` passed."""
+        self._changed.clear()
+        if deadline is None:
+            await self._changed.wait()
+            return True
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            return False
+        try:
+            await asyncio.wait_for(self._changed.wait(), remaining)
+        except TimeoutError:
+            return False
+        return True
+
+    async def execute(self, batch: Sequence[Pending]) -> None:
+        rows = [item.rows for item in batch]
+        self._on_batch(sum(part.n_rows for part in rows))
+        try:
+            prediction = await asyncio.to_thread(self._predict, combine(rows))
+        except Exception as exc:  # scikit-learn raises many types; isolate the culprit
+            await self._execute_one_by_one(batch, exc)
+            return
+        for item, part in zip(batch, split(prediction, [r.n_rows for r in rows]), strict=True):
+            _resolve(item, part)
+
+    async def _execute_one_by_one(self, batch: Sequence[Pending], exc: Exception) -> None:
+        if len(batch) == 1:
+            _fail(batch[0], scoring_error(exc))
+            return
+        for item in batch:
+            try:
+                prediction = await asyncio.to_thread(self._predict, item.rows.columns)
+            except Exception as single:  # as above: one request's own failure
+                _fail(item, scoring_error(single))
+            else:
+                _resolve(item, prediction)
+
+    def _fail_waiting(self) -> None:
+        for item in self._in_hand:
+            _fail(item, NotReady("the server is shutting down"))
+        while self._queue:
+            _fail(self._queue.popleft(), NotReady("the server is shutting down"))
+
+
+def _resolve(item: Pending, prediction: Prediction) -> None:
+    if not item.future.done():  # the client may have gone away meanwhile
+        item.future.set_result(prediction)
+
+
+def _fail(item: Pending, error: ServingError) -> None:
+    if not item.future.done():
+        item.future.set_exception(error)

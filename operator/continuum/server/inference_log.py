@@ -1,0 +1,189 @@
+"""Sampled copies of served rows and predictions, written to S3 off the request path.
+
+The request path only samples rows and appends one record to a bounded in-memory buffer
+(:class:`RowBuffer`); a background thread formats and writes batches through
+:mod:`continuum.storage.inference_logs` (row format documented there) when ``flush_rows``
+rows are waiting or ``flush_seconds`` have passed, and once more on shutdown. When the buffer
+is full (S3 slow or down) new rows are dropped, never waited for, and counted in
+``continuum_server_inference_log_dropped_rows_total{reason="buffer_full"}``; a batch that
+cannot be written is counted with ``reason="write_failed"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from continuum.server.inputs import FeatureRows
+from continuum.server.metrics import ServerMetrics
+from continuum.server.model import Prediction
+from continuum.server.settings import InferenceLogSettings
+from continuum.storage import ObjectStore
+from continuum.storage.inference_logs import write_batch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """The sampled rows of one request, still as arrays (formatted by the writer thread)."""
+
+    ts: str
+    request_id: str
+    columns: dict[str, np.ndarray]
+    labels: np.ndarray
+    proba: np.ndarray | None
+
+    @property
+    def rows(self) -> int:
+        return len(self.labels)
+
+
+class RowBuffer:
+    """A thread-safe buffer that holds at most ``capacity`` rows and refuses the excess."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._records: deque[LogRecord] = deque()
+        self._rows = 0
+        self._lock = threading.Lock()
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    def offer(self, record: LogRecord) -> bool:
+        with self._lock:
+            if self._rows + record.rows > self.capacity:
+                return False
+            self._records.append(record)
+            self._rows += record.rows
+            return True
+
+    def take(self) -> list[LogRecord]:
+        with self._lock:
+            records, self._records, self._rows = list(self._records), deque(), 0
+            return records
+
+
+def sample_mask(n_rows: int, rate: float, rng: np.random.Generator) -> np.ndarray:
+    if rate >= 1.0:
+        return np.ones(n_rows, dtype=bool)
+    return rng.random(n_rows) < rate
+
+
+def json_rows(record: LogRecord, model: str, version: int) -> list[dict[str, Any]]:
+    """The log lines of one record (see continuum.storage.inference_logs for the format)."""
+    features = {name: _plain(column) for name, column in record.columns.items()}
+    labels = _plain(record.labels)
+    probas = record.proba.tolist() if record.proba is not None else None
+    rows = []
+    for i in range(record.rows):
+        row = {
+            "ts": record.ts,
+            "request_id": record.request_id,
+            "model": model,
+            "version": version,
+            "features": {name: values[i] for name, values in features.items()},
+            "prediction": labels[i],
+        }
+        if probas is not None:
+            row["proba"] = probas[i]
+        rows.append(row)
+    return rows
+
+
+def _plain(values: np.ndarray) -> list[Any]:
+    # JSON has no NaN: a missing value is logged as null.
+    return [None if isinstance(v, float) and math.isnan(v) else v for v in values.tolist()]
+
+
+def utc_timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class InferenceLogger:
+    def __init__(
+        self,
+        store: ObjectStore,
+        model: str,
+        version: int,
+        settings: InferenceLogSettings,
+        metrics: ServerMetrics,
+        *,
+        rng: np.random.Generator | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store, self.model, self.version = store, model, version
+        self.settings = settings
+        self.metrics = metrics
+        self.buffer = RowBuffer(settings.buffer_rows)
+        self._rng = rng or np.random.default_rng()
+        self._now = now
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def log(self, request_id: str, rows: FeatureRows, prediction: Prediction) -> None:
+        """Sample and buffer one request's rows; cheap and never blocking (request path)."""
+        mask = sample_mask(rows.n_rows, self.settings.sample_rate, self._rng)
+        if not mask.any():
+            return
+        record = LogRecord(
+            ts=utc_timestamp(self._now()),
+            request_id=request_id,
+            columns={name: column[mask] for name, column in rows.columns.items()},
+            labels=prediction.labels[mask],
+            proba=None if prediction.proba is None else prediction.proba[mask],
+        )
+        if not self.buffer.offer(record):
+            self.metrics.log_dropped(record.rows, "buffer_full")
+        elif self.buffer.rows >= self.settings.flush_rows:
+            self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="inference-log", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the writer thread and write what is still buffered."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.flush()
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while not self._stopping.is_set():
+            self._wake.wait(max(0.0, last + self.settings.flush_seconds - time.monotonic()))
+            self._wake.clear()
+            due = time.monotonic() - last >= self.settings.flush_seconds
+            if due or self.buffer.rows >= self.settings.flush_rows:
+                self.flush()
+                last = time.monotonic()
+
+    def flush(self) -> int:
+        """Write every buffered row as one batch; returns the rows written (0 on failure)."""
+        records = self.buffer.take()
+        rows = [line for record in records for line in json_rows(record, self.model, self.version)]
+        if not rows:
+            return 0
+        try:
+            key = write_batch(self.store, self.model, self.version, rows, self._now())
+        except Exception as exc:  # any S3 or encoding failure: count, log, keep serving
+            self.metrics.log_dropped(len(rows), "write_failed")
+            log.warning("inference log: dropped %d rows, write failed: %s", len(rows), exc)
+            return 0
+        self.metrics.log_written(len(rows))
+        log.debug("inference log: wrote %d rows to %s", len(rows), key)
+        return len(rows)

@@ -1,0 +1,168 @@
+"""The server's state: the one model slot (loading, ready or refused), batcher and logger.
+
+The model is loaded in the background after startup so that liveness answers at once; until
+it is verified and loaded, readiness is false and inference answers 503 with the reason.
+A refused model (digest mismatch, incompatible scikit-learn, bad manifest, missing version)
+stays refused: the pod stays unready and the log says why. Only transient S3 failures are
+retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import sklearn
+
+from continuum.errors import AccessDenied, ContinuumError, ObjectNotFound, StorageError
+from continuum.server.batching import Batcher
+from continuum.server.errors import NotFound, NotReady, ServingError
+from continuum.server.inference_log import InferenceLogger
+from continuum.server.inputs import FeatureRows
+from continuum.server.metrics import ServerMetrics
+from continuum.server.model import Prediction, ServedModel, load_served_model
+from continuum.server.settings import ServerSettings
+from continuum.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[ObjectStore, str, int], ServedModel]
+RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)  # then every 30 s: transient S3 trouble only
+
+
+class ModelServer:
+    def __init__(
+        self, settings: ServerSettings, store: ObjectStore, *, loader: Loader = load_served_model
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = ServerMetrics(settings.model, settings.version)
+        self.model: ServedModel | None = None
+        self.batcher: Batcher | None = None
+        self.logger: InferenceLogger | None = None
+        self.not_ready_reason = f"loading model {self.target}"
+        self.load_finished = asyncio.Event()
+        self._loader = loader
+        self._tasks: list[asyncio.Task[None]] = []
+        self._in_flight = 0
+
+    @property
+    def target(self) -> str:
+        return f"{self.settings.model}/{self.settings.version}"
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._load(), name="load-model"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.logger is not None:
+            await asyncio.to_thread(self.logger.stop)
+
+    async def _load(self) -> None:
+        model = await self._load_with_retries()
+        if model is not None:
+            self._serve(model)
+        self.load_finished.set()
+
+    async def _load_with_retries(self) -> ServedModel | None:
+        attempt = 0
+        while True:
+            try:
+                return await asyncio.to_thread(self._loader, self.store, *self._coordinates())
+            except StorageError as exc:
+                if isinstance(exc, ObjectNotFound | AccessDenied):  # retrying will not help
+                    return self._refuse(exc.message)
+                await self._back_off(attempt, exc)
+            except ContinuumError as exc:
+                return self._refuse(exc.message)
+            except Exception as exc:  # a loader bug must not leave a half-ready server
+                return self._refuse(f"{type(exc).__name__}: {exc}")
+            attempt += 1
+
+    async def _back_off(self, attempt: int, exc: StorageError) -> None:
+        delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+        log.warning("loading model %s failed, retrying in %.0fs: %s", self.target, delay, exc)
+        await asyncio.sleep(delay)
+
+    def _coordinates(self) -> tuple[str, int]:
+        return self.settings.model, self.settings.version
+
+    def _refuse(self, reason: str) -> ServedModel | None:
+        """Fail closed: stay unready, and say why in the log and the readiness answer."""
+        self.not_ready_reason = f"refusing to serve model {self.target}: {reason}"
+        log.error("%s", self.not_ready_reason)
+        return None
+
+    def _serve(self, model: ServedModel) -> None:
+        settings = self.settings
+        self.batcher = Batcher(
+            model.predict,
+            max_batch_size=settings.max_batch_size,
+            max_latency=settings.max_latency_ms / 1000,
+            on_batch=self.metrics.batch,
+        )
+        self._tasks.append(asyncio.create_task(self.batcher.run(), name="batcher"))
+        if settings.inference_log.enabled:
+            self.logger = InferenceLogger(
+                self.store, model.name, model.version, settings.inference_log, self.metrics
+            )
+            self.logger.start()
+        self.model = model
+        self.metrics.model_loaded(model, sklearn.__version__)
+        log.info("serving model %s (sha256 %s)", self.target, model.sha256)
+
+    def require(self, name: str, version: str | None = None) -> ServedModel:
+        """The served model if ``name``/``version`` designate it; 404 or 503 otherwise."""
+        self.require_name(name, version)
+        if self.model is None:
+            raise NotReady(self.not_ready_reason)
+        return self.model
+
+    def require_name(self, name: str, version: str | None) -> None:
+        """404 unless ``name`` (and ``version``, if given) designate the model served here."""
+        if name != self.settings.model:
+            raise NotFound(f"model {name!r} is not served here (this server serves {self.target})")
+        if version is not None and version != str(self.settings.version):
+            raise NotFound(f"model {name!r} has no version {version!r} here ({self.target})")
+
+    def ready_batcher(self) -> Batcher:
+        if self.batcher is None:
+            raise NotReady(self.not_ready_reason)
+        return self.batcher
+
+    def served(self, request_id: str, rows: FeatureRows, prediction: Prediction) -> None:
+        """After a prediction: metrics of the predicted values, and the inference log."""
+        if self.model is not None:
+            self.metrics.predicted(self.model, prediction.labels)
+        if self.logger is not None:
+            self.logger.log(request_id, rows, prediction)
+
+    @asynccontextmanager
+    async def inference(self, endpoint: str) -> AsyncIterator[None]:
+        """Bound concurrency, count in-flight requests and record status and latency."""
+        started, status = time.perf_counter(), 200
+        self._in_flight += 1
+        self.metrics.in_flight.inc()
+        try:
+            if self._in_flight > self.settings.max_concurrent_requests:
+                raise NotReady(f"server busy: more than {self.settings.max_concurrent_requests} "
+                               "requests in flight; retry later")  # fmt: skip
+            yield
+        except ServingError as exc:
+            status = exc.status_code
+            raise
+        except BaseException:
+            status = 500
+            raise
+        finally:
+            self._in_flight -= 1
+            self.metrics.in_flight.dec()
+            self.metrics.request_done(endpoint, status, time.perf_counter() - started)
