@@ -1,0 +1,219 @@
+"""The server in-process against a real model in an in-memory store."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from continuum.modelio import coerce_features, load_verified_model
+from continuum.storage import read_manifest
+from continuum.storage.inference_logs import list_batches, read_batch
+from tests.unit.server.conftest import copy_of, make_frame, serve, settings_for
+
+ROWS = make_frame(rows=7, seed=3)[["x1", "x2", "color"]]
+
+
+def per_feature_inputs(frame: pd.DataFrame) -> list[dict]:
+    return [
+        {"name": "x1", "shape": [len(frame)], "datatype": "FP64", "data": frame["x1"].tolist()},
+        {"name": "x2", "shape": [len(frame), 1], "datatype": "FP32",
+         "data": frame["x2"].astype("float32").tolist()},
+        {"name": "color", "shape": [len(frame)], "datatype": "BYTES",
+         "data": frame["color"].tolist()},
+    ]  # fmt: skip
+
+
+def local_prediction(store, model: str, frame: pd.DataFrame):
+    loaded = load_verified_model(store, model, 1)
+    features = coerce_features(frame, read_manifest(store, model, 1)["features"])
+    return loaded.pipeline, features
+
+
+def output(reply: dict, name: str) -> dict:
+    return next(item for item in reply["outputs"] if item["name"] == name)
+
+
+def test_v2_predictions_equal_the_locally_loaded_model(client, store):
+    reply = client.post("/v2/models/churn/infer", json={"id": "r-1", "inputs": per_feature_inputs(ROWS)})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert (body["model_name"], body["model_version"], body["id"]) == ("churn", "1", "r-1")
+    pipeline, features = local_prediction(store, "churn", ROWS.assign(x2=ROWS["x2"].astype("float32")))
+    assert output(body, "predict")["data"] == pipeline.predict(features).tolist()
+    proba = output(body, "predict_proba")
+    assert proba["shape"] == [7, 2]
+    assert proba["parameters"]["classes"] == ["no", "yes"]
+    np.testing.assert_allclose(np.reshape(proba["data"], (7, 2)), pipeline.predict_proba(features))
+
+
+def test_v2_matrix_input_in_schema_order_and_versioned_path(client, store):
+    matrix = ROWS.to_numpy(dtype=object).tolist()
+    inputs = [{"name": "input", "shape": [7, 3], "datatype": "BYTES", "data": matrix}]
+    reply = client.post("/v2/models/churn/versions/1/infer", json={"inputs": inputs,
+                        "outputs": [{"name": "predict"}]})  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    pipeline, features = local_prediction(store, "churn", ROWS)
+    assert [o["name"] for o in reply.json()["outputs"]] == ["predict"]
+    assert reply.json()["outputs"][0]["data"] == pipeline.predict(features).tolist()
+
+
+def test_v1_predict_by_name_and_by_order(client, store):
+    records = ROWS.to_dict(orient="records")
+    by_name = client.post("/v1/models/churn:predict", json={"instances": records}).json()
+    by_order = client.post(
+        "/v1/models/churn:predict", json={"instances": ROWS.to_numpy(dtype=object).tolist()}
+    ).json()
+    pipeline, features = local_prediction(store, "churn", ROWS)
+    assert by_name["predictions"] == by_order["predictions"] == pipeline.predict(features).tolist()
+    assert by_name["classes"] == ["no", "yes"]
+    np.testing.assert_allclose(by_name["probabilities"], pipeline.predict_proba(features))
+
+
+def test_regressor_returns_fp64_values_and_no_probabilities(regressor, store):
+    reply = regressor.post("/v2/models/amount/infer", json={"inputs": per_feature_inputs(ROWS)})
+    body = reply.json()
+    assert [o["name"] for o in body["outputs"]] == ["predict"]
+    assert output(body, "predict")["datatype"] == "FP64"
+    metrics = regressor.get("/metrics").text
+    assert 'continuum_server_prediction_value_count{model="amount",version="1"} 7.0' in metrics
+
+
+def binary_request(frame: pd.DataFrame) -> tuple[bytes, int]:
+    """What tritonclient sends with binary_data=True: JSON header, then raw tensors."""
+    x1 = frame["x1"].to_numpy(np.float64).tobytes()
+    x2 = frame["x2"].to_numpy(np.float32).tobytes()
+    color = b"".join(struct.pack("<I", len(s)) + s.encode() for s in frame["color"])
+    header = {"inputs": [
+        {"name": "x1", "shape": [len(frame)], "datatype": "FP64",
+         "parameters": {"binary_data_size": len(x1)}},
+        {"name": "x2", "shape": [len(frame)], "datatype": "FP32",
+         "parameters": {"binary_data_size": len(x2)}},
+        {"name": "color", "shape": [len(frame)], "datatype": "BYTES",
+         "parameters": {"binary_data_size": len(color)}},
+    ]}  # fmt: skip
+    encoded = json.dumps(header).encode()
+    return encoded + x1 + x2 + color, len(encoded)
+
+
+def test_binary_tensor_extension(client, store):
+    body, header_length = binary_request(ROWS)
+    reply = client.post(
+        "/v2/models/churn/infer",
+        content=body,
+        headers={"Inference-Header-Content-Length": str(header_length)},
+    )
+    assert reply.status_code == 200, reply.text
+    pipeline, features = local_prediction(store, "churn", ROWS.assign(x2=ROWS["x2"].astype("float32")))
+    assert output(reply.json(), "predict")["data"] == pipeline.predict(features).tolist()
+
+
+def test_binary_tensor_with_wrong_sizes_is_a_client_error(client):
+    body, header_length = binary_request(ROWS)
+    reply = client.post(
+        "/v2/models/churn/infer",
+        content=body[:-3],
+        headers={"Inference-Header-Content-Length": str(header_length)},
+    )
+    assert 400 <= reply.status_code < 500
+    reply = client.post(
+        "/v2/models/churn/infer", content=body, headers={"Inference-Header-Content-Length": "x"}
+    )
+    assert reply.status_code == 400
+
+
+def test_health_metadata_and_readiness(client):
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get("/v2/health/ready").status_code == 200
+    assert client.get("/v2/models/churn/ready").status_code == 200
+    assert client.get("/v2/models/churn/versions/1/ready").status_code == 200
+    assert client.get("/v2/models/churn/versions/9/ready").status_code == 404
+    assert client.get("/v2").json()["extensions"] == ["binary_tensor_data"]
+    meta = client.get("/v2/models/churn").json()
+    assert [i["name"] for i in meta["inputs"]] == ["x1", "x2", "color"]
+    assert meta["parameters"]["sha256"] == read_manifest_sha(client)
+    assert client.get("/v1/models/churn").json() == {"name": "churn", "ready": True}
+
+
+def read_manifest_sha(client) -> str:
+    return client.app.state.server.model.sha256
+
+
+def test_metrics_after_requests(client):
+    client.post("/v2/models/churn/infer", json={"inputs": per_feature_inputs(ROWS)})
+    client.post("/v2/models/churn/infer", json={"inputs": []})
+    text = client.get("/metrics").text
+    labels = 'endpoint="infer",model="churn",status="200",version="1"'
+    assert f"continuum_server_requests_total{{{labels}}} 1.0" in text
+    assert 'status="400"' in text
+    assert f"continuum_server_request_duration_seconds_count{{{labels}}} 1.0" in text
+    assert 'continuum_server_batch_rows_count{model="churn",version="1"} 1.0' in text
+    assert "continuum_server_predictions_total{" in text
+    assert 'continuum_server_model_info{model="churn",sha256="' in text
+    assert 'continuum_server_model_ready{model="churn",version="1"} 1.0' in text
+    assert 'continuum_server_in_flight_requests{model="churn",version="1"} 0.0' in text
+    assert "continuum_server_inference_log_dropped_rows_total" in text
+
+
+def test_tampered_model_is_refused_but_live(store):
+    tampered = copy_of(store)
+    key = ("data", "models/churn/1/model.skops")
+    data = bytearray(tampered.objects[key])
+    data[-1] ^= 0xFF
+    tampered.objects[key] = bytes(data)
+    for client in serve(tampered, settings_for("churn")):
+        assert client.get("/v2/health/live").status_code == 200
+        ready = client.get("/v2/health/ready")
+        assert ready.status_code == 503
+        assert "does not match the manifest" in ready.json()["reason"]
+        reply = client.post("/v2/models/churn/infer", json={"inputs": per_feature_inputs(ROWS)})
+        assert reply.status_code == 503
+        assert "refusing to serve model churn/1" in reply.json()["error"]
+        assert client.get("/v2/models/churn").status_code == 503
+
+
+def test_missing_version_is_refused(store):
+    for client in serve(store, settings_for("churn", version=5)):
+        assert client.get("/v2/health/ready").status_code == 503
+        assert "no manifest" in client.get("/v2/health/ready").json()["reason"]
+
+
+def test_scikit_learn_minor_mismatch_is_refused(store):
+    other = copy_of(store)
+    key = ("data", "models/churn/1/manifest.json")
+    manifest = json.loads(other.objects[key])
+    manifest["libraries"]["scikit-learn"] = "0.24.2"
+    other.objects[key] = json.dumps(manifest).encode()
+    for client in serve(other, settings_for("churn")):
+        reason = client.get("/v2/health/ready").json()["reason"]
+        assert "trained with scikit-learn 0.24.2" in reason
+
+
+def test_inference_log_is_written_on_shutdown(store):
+    logs = copy_of(store)
+    for client in serve(logs, settings_for("churn")):
+        client.post("/v2/models/churn/infer", json={"id": "req-9", "inputs": per_feature_inputs(ROWS)})
+    (key,) = list_batches(logs, "churn", 1)
+    assert key.startswith("inference-logs/churn/1/") and key.endswith(".jsonl")
+    rows = read_batch(logs, key)
+    assert len(rows) == 7
+    first = rows[0]
+    assert set(first) == {"ts", "request_id", "model", "version", "features", "prediction", "proba"}
+    assert (first["request_id"], first["model"], first["version"]) == ("req-9", "churn", 1)
+    assert first["features"] == {"x1": ROWS["x1"].iloc[0], "x2": pytest.approx(ROWS["x2"].iloc[0], 1e-6),
+                                 "color": ROWS["color"].iloc[0]}  # fmt: skip
+    assert first["prediction"] in {"yes", "no"} and len(first["proba"]) == 2
+
+
+def test_openapi_describes_request_and_response_bodies(client):
+    spec = client.get("/openapi.json").json()
+    infer = spec["paths"]["/v2/models/{name}/infer"]["post"]
+    ref = infer["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert ref == "#/components/schemas/InferenceRequest"
+    schemas = spec["components"]["schemas"]
+    assert {"InferenceRequest", "RequestInput", "InferenceResponse", "PredictRequest"} <= set(schemas)
+    assert "422" in infer["responses"] and "413" in infer["responses"]
+    assert "/v1/models/{name}:predict" in spec["paths"]
