@@ -1,0 +1,125 @@
+"""Adaptive batching, driven deterministically by awaiting (no sleeps on the happy path)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from continuum.server.batching import Batcher, combine, split
+from continuum.server.errors import InvalidInput
+from continuum.server.inputs import FeatureRows
+from continuum.server.model import Prediction
+
+
+def rows(*values: float) -> FeatureRows:
+    return FeatureRows({"x": np.array(values, dtype=float)}, len(values))
+
+
+def doubling(columns: dict[str, np.ndarray]) -> Prediction:
+    if np.any(columns["x"] < 0):
+        raise ValueError("negative x")
+    return Prediction(labels=columns["x"] * 2, proba=None)
+
+
+def test_combine_then_split_round_trips():
+    parts = [rows(1, 2), rows(3), rows(4, 5, 6)]
+    combined = combine(parts)
+    assert combined["x"].tolist() == [1, 2, 3, 4, 5, 6]
+    pieces = split(doubling(combined), [2, 1, 3])
+    assert [p.labels.tolist() for p in pieces] == [[2, 4], [6], [8, 10, 12]]
+
+
+def test_a_lone_request_does_not_wait_for_the_latency_budget():
+    async def scenario():
+        batcher = Batcher(doubling, max_batch_size=32, max_latency=3600)
+        waiting = asyncio.create_task(batcher.predict(rows(1)))
+        await asyncio.sleep(0)
+        batch = await asyncio.wait_for(batcher.collect(), 1)  # would hang if it waited
+        await batcher.execute(batch)
+        return await waiting
+
+    assert asyncio.run(scenario()).labels.tolist() == [2]
+
+
+def test_queued_requests_share_one_predict_call_up_to_max_rows():
+    calls: list[int] = []
+
+    def counting(columns):
+        calls.append(len(columns["x"]))
+        return doubling(columns)
+
+    async def scenario():
+        batcher = Batcher(counting, max_batch_size=4, max_latency=0)
+        tasks = [asyncio.create_task(batcher.predict(rows(i, i))) for i in range(3)]
+        await asyncio.sleep(0)
+        await batcher.execute(await batcher.collect())  # two requests: 4 rows
+        await batcher.execute(await batcher.collect())  # the third
+        return [r.labels.tolist() for r in await asyncio.gather(*tasks)]
+
+    assert asyncio.run(scenario()) == [[0, 0], [2, 2], [4, 4]]
+    assert calls == [4, 2]
+
+
+def test_an_announced_request_is_waited_for_within_the_latency_budget():
+    async def scenario():
+        batcher = Batcher(doubling, max_batch_size=32, max_latency=3600)
+        first = asyncio.create_task(batcher.predict(rows(1)))
+
+        async def late_arrival():
+            with batcher.announce():
+                await asyncio.sleep(0)  # "parsing"
+            return await batcher.predict(rows(2))
+
+        second = asyncio.create_task(late_arrival())
+        await asyncio.sleep(0)
+        batch = await asyncio.wait_for(batcher.collect(), 1)
+        await batcher.execute(batch)
+        return len(batch), (await first).labels.tolist(), (await second).labels.tolist()
+
+    assert asyncio.run(scenario()) == (2, [2], [4])
+
+
+def test_waiting_for_an_announced_request_stops_at_the_deadline():
+    now = [0.0]
+
+    async def scenario():
+        batcher = Batcher(doubling, max_batch_size=32, max_latency=0.01, clock=lambda: now[0])
+        task = asyncio.create_task(batcher.predict(rows(1)))
+        with batcher.announce():  # announced, never sent
+            await asyncio.sleep(0)
+            now[0] = 1.0  # the clock jumps past the deadline
+            batch = await asyncio.wait_for(batcher.collect(), 1)
+        await batcher.execute(batch)
+        return len(batch), (await task).labels.tolist()
+
+    assert asyncio.run(scenario()) == (1, [2])
+
+
+def test_one_bad_request_does_not_fail_the_others_in_its_batch():
+    async def scenario():
+        batcher = Batcher(doubling, max_batch_size=32, max_latency=0)
+        good = asyncio.create_task(batcher.predict(rows(1)))
+        bad = asyncio.create_task(batcher.predict(rows(-1)))
+        await asyncio.sleep(0)
+        await batcher.execute(await batcher.collect())
+        return await asyncio.gather(good, bad, return_exceptions=True)
+
+    good, bad = asyncio.run(scenario())
+    assert good.labels.tolist() == [2]
+    assert isinstance(bad, InvalidInput)
+    assert "negative x" in bad.message
+
+
+def test_run_serves_until_cancelled_and_fails_waiting_requests():
+    async def scenario():
+        batcher = Batcher(doubling, max_batch_size=8, max_latency=0.001)
+        worker = asyncio.create_task(batcher.run())
+        result = await asyncio.gather(*(batcher.predict(rows(i)) for i in range(20)))
+        worker.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await worker
+        return [r.labels.tolist() for r in result]
+
+    assert asyncio.run(scenario()) == [[2 * i] for i in range(20)]
