@@ -8,11 +8,11 @@ import struct
 import numpy as np
 import pandas as pd
 import pytest
+from tests.unit.server.conftest import copy_of, make_frame, serve, settings_for
 
 from continuum.modelio import coerce_features, load_verified_model
 from continuum.storage import read_manifest
 from continuum.storage.inference_logs import list_batches, read_batch
-from tests.unit.server.conftest import copy_of, make_frame, serve, settings_for
 
 ROWS = make_frame(rows=7, seed=3)[["x1", "x2", "color"]]
 
@@ -38,11 +38,15 @@ def output(reply: dict, name: str) -> dict:
 
 
 def test_v2_predictions_equal_the_locally_loaded_model(client, store):
-    reply = client.post("/v2/models/churn/infer", json={"id": "r-1", "inputs": per_feature_inputs(ROWS)})
+    reply = client.post(
+        "/v2/models/churn/infer", json={"id": "r-1", "inputs": per_feature_inputs(ROWS)}
+    )
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert (body["model_name"], body["model_version"], body["id"]) == ("churn", "1", "r-1")
-    pipeline, features = local_prediction(store, "churn", ROWS.assign(x2=ROWS["x2"].astype("float32")))
+    pipeline, features = local_prediction(
+        store, "churn", ROWS.assign(x2=ROWS["x2"].astype("float32"))
+    )
     assert output(body, "predict")["data"] == pipeline.predict(features).tolist()
     proba = output(body, "predict_proba")
     assert proba["shape"] == [7, 2]
@@ -107,7 +111,9 @@ def test_binary_tensor_extension(client, store):
         headers={"Inference-Header-Content-Length": str(header_length)},
     )
     assert reply.status_code == 200, reply.text
-    pipeline, features = local_prediction(store, "churn", ROWS.assign(x2=ROWS["x2"].astype("float32")))
+    pipeline, features = local_prediction(
+        store, "churn", ROWS.assign(x2=ROWS["x2"].astype("float32"))
+    )
     assert output(reply.json(), "predict")["data"] == pipeline.predict(features).tolist()
 
 
@@ -195,17 +201,25 @@ def test_scikit_learn_minor_mismatch_is_refused(store):
 def test_inference_log_is_written_on_shutdown(store):
     logs = copy_of(store)
     for client in serve(logs, settings_for("churn")):
-        client.post("/v2/models/churn/infer", json={"id": "req-9", "inputs": per_feature_inputs(ROWS)})
+        client.post(
+            "/v2/models/churn/infer", json={"id": "req-9", "inputs": per_feature_inputs(ROWS)}
+        )
     (key,) = list_batches(logs, "churn", 1)
-    assert key.startswith("inference-logs/churn/1/") and key.endswith(".jsonl")
+    assert key.startswith("inference-logs/churn/1/")
+    assert key.endswith(".jsonl")
     rows = read_batch(logs, key)
     assert len(rows) == 7
     first = rows[0]
     assert set(first) == {"ts", "request_id", "model", "version", "features", "prediction", "proba"}
     assert (first["request_id"], first["model"], first["version"]) == ("req-9", "churn", 1)
-    assert first["features"] == {"x1": ROWS["x1"].iloc[0], "x2": pytest.approx(ROWS["x2"].iloc[0], 1e-6),
-                                 "color": ROWS["color"].iloc[0]}  # fmt: skip
-    assert first["prediction"] in {"yes", "no"} and len(first["proba"]) == 2
+    expected = ROWS.iloc[0]
+    assert first["features"] == {
+        "x1": expected["x1"],
+        "x2": pytest.approx(expected["x2"], 1e-6),
+        "color": expected["color"],
+    }
+    assert first["prediction"] in {"yes", "no"}
+    assert len(first["proba"]) == 2
 
 
 def test_openapi_describes_request_and_response_bodies(client):
@@ -214,6 +228,9 @@ def test_openapi_describes_request_and_response_bodies(client):
     ref = infer["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert ref == "#/components/schemas/InferenceRequest"
     schemas = spec["components"]["schemas"]
-    assert {"InferenceRequest", "RequestInput", "InferenceResponse", "PredictRequest"} <= set(schemas)
-    assert "422" in infer["responses"] and "413" in infer["responses"]
+    assert {"InferenceRequest", "RequestInput", "InferenceResponse", "PredictRequest"} <= set(
+        schemas
+    )
+    assert "422" in infer["responses"]
+    assert "413" in infer["responses"]
     assert "/v1/models/{name}:predict" in spec["paths"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tests.unit.server.conftest import serve, settings_for
 
 
 def tensor(name: str, data: list, shape: list | None = None, datatype: str = "FP64") -> dict:
@@ -43,7 +44,9 @@ V2_BAD = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("case", "inputs", "status", "message"), V2_BAD, ids=[c[0] for c in V2_BAD])
+@pytest.mark.parametrize(
+    ("case", "inputs", "status", "message"), V2_BAD, ids=[c[0] for c in V2_BAD]
+)
 def test_v2_bad_inputs_name_the_problem(client, case, inputs, status, message):
     reply = client.post("/v2/models/churn/infer", json={"inputs": inputs})
     assert reply.status_code == status, reply.text
@@ -63,7 +66,9 @@ BAD_BODIES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("case", "body", "status", "message"), BAD_BODIES, ids=[c[0] for c in BAD_BODIES])
+@pytest.mark.parametrize(
+    ("case", "body", "status", "message"), BAD_BODIES, ids=[c[0] for c in BAD_BODIES]
+)
 def test_v2_bad_bodies_are_4xx(client, case, body, status, message):
     reply = client.post("/v2/models/churn/infer", content=body)
     assert reply.status_code == status, reply.text
@@ -90,7 +95,9 @@ V1_BAD = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("case", "instances", "status", "message"), V1_BAD, ids=[c[0] for c in V1_BAD])
+@pytest.mark.parametrize(
+    ("case", "instances", "status", "message"), V1_BAD, ids=[c[0] for c in V1_BAD]
+)
 def test_v1_bad_instances_name_the_problem(client, case, instances, status, message):
     reply = client.post("/v1/models/churn:predict", json={"instances": instances})
     assert reply.status_code == status, reply.text
@@ -116,12 +123,12 @@ def test_missing_value_is_accepted_only_where_imputed(client, strict):
 def test_unknown_model_or_version_is_404(client, path, status):
     reply = client.post(path, json={"inputs": GOOD, "instances": [[1, 2, "red"]]})
     assert reply.status_code == status
-    assert "this server serves churn/1" in reply.json()["error"] or "churn/1" in reply.json()["error"]
+    assert (
+        "this server serves churn/1" in reply.json()["error"] or "churn/1" in reply.json()["error"]
+    )
 
 
 def test_oversized_body_is_413_by_content_length(store):
-    from tests.unit.server.conftest import serve, settings_for
-
     for client in serve(store, settings_for("churn", max_request_bytes=2048)):
         reply = client.post("/v2/models/churn/infer", content=b"x" * 5000)
         assert reply.status_code == 413
@@ -129,8 +136,6 @@ def test_oversized_body_is_413_by_content_length(store):
 
 
 def test_oversized_streamed_body_is_413_without_content_length(store):
-    from tests.unit.server.conftest import serve, settings_for
-
     def chunks():
         for _ in range(10):
             yield b"x" * 1000

@@ -19,7 +19,10 @@ NOW = datetime(2025, 1, 31, 12, 0, 0, 123456, tzinfo=UTC)
 
 
 def request(n: int) -> tuple[FeatureRows, Prediction]:
-    columns = {"x": np.arange(n, dtype=float), "c": np.array(["a"] * (n - 1) + [np.nan], dtype=object)}
+    columns = {
+        "x": np.arange(n, dtype=float),
+        "c": np.array(["a"] * (n - 1) + [np.nan], dtype=object),
+    }
     return FeatureRows(columns, n), Prediction(np.array(["yes"] * n), np.full((n, 2), 0.5))
 
 
@@ -54,8 +57,11 @@ def test_row_buffer_refuses_beyond_capacity():
     log = logger(MemoryObjectStore(), ServerMetrics("churn", 2))
     log.log("a", rows, prediction)
     record = log.buffer.take()[0]
-    assert buffer.offer(record) and not buffer.offer(record)
-    assert buffer.rows == 2 and len(buffer.take()) == 1 and buffer.rows == 0
+    assert buffer.offer(record)
+    assert not buffer.offer(record)
+    assert buffer.rows == 2
+    assert len(buffer.take()) == 1
+    assert buffer.rows == 0
 
 
 def test_flush_writes_documented_rows():

@@ -17,7 +17,12 @@ def test_defaults():
     assert (settings.port, settings.max_batch_size, settings.max_latency_ms) == (8080, 32, 5)
     assert settings.max_request_bytes == 1024 * 1024
     log = settings.inference_log
-    assert (log.enabled, log.sample_rate, log.flush_rows, log.flush_seconds) == (True, 1.0, 1000, 60)
+    assert (log.enabled, log.sample_rate, log.flush_rows, log.flush_seconds) == (
+        True,
+        1.0,
+        1000,
+        60,
+    )
 
 
 def test_environment_and_flags():

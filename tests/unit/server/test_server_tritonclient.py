@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 import uvicorn
+from tests.unit.server.conftest import copy_of, make_frame, settings_for
 
 from continuum.modelio import coerce_features, load_verified_model
 from continuum.server.app import create_app
 from continuum.storage import read_manifest
-from tests.unit.server.conftest import copy_of, make_frame, settings_for
 
 ROWS = make_frame(rows=5, seed=9)[["x1", "x2", "color"]]
 
@@ -57,7 +57,8 @@ def test_tritonclient_infers_like_the_local_model(url, store, binary):
     deadline = time.monotonic() + 30
     while not client.is_model_ready("churn") and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_server_live()
+    assert client.is_server_ready()
     assert client.get_model_metadata("churn")["name"] == "churn"
     result = client.infer("churn", inputs(binary), request_id="t-1")
     local = load_verified_model(store, "churn", 1).pipeline
