@@ -30,6 +30,7 @@ subjectAltName=$sans"
   client_cert kubelet "/O=system:nodes/CN=system:node:$NODE_NAME"
   client_cert kube-proxy "/CN=system:kube-proxy"
   client_cert coredns "/CN=system:coredns"
+  client_cert front-proxy-client "/CN=front-proxy-client"
   [ -f "$PKI/sa.key" ] || { openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null; openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null; }
 }
 
