@@ -38,7 +38,7 @@ wait_for() {  # what timeout-seconds log cmd...
   log "$what: ready after $(( $(date +%s) - start ))s"
 }
 
-port_owner() { ss -Hltnup "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2; }
+port_owner() { ss -Hltnup "sport = :$1" 2>/dev/null | grep -o "pid=[0-9]*" | head -n1 | cut -d= -f2 || true; }
 
 # A port is fine when free, or held by our own process of that name.
 require_port() {  # port name
