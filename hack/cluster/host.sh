@@ -47,22 +47,25 @@ setup_node_network() {
 }
 
 # Nothing addressed to the pod or service ranges may leave the machine, and pods may reach only
-# each other and this host: blackhole routes catch traffic no local route claims, and a FORWARD
-# chain drops anything routed from or to the pod bridge other than bridge-to-bridge.
+# each other and this host: blackhole routes catch traffic no local route claims, and a chain in
+# mangle FORWARD (which runs before every filter rule, so kube-proxy's own ACCEPTs cannot
+# pre-empt it) drops anything routed from or to the pod bridge other than bridge-to-bridge.
 install_guard() {
   ip route replace blackhole "$SERVICE_CIDR"
   ip route replace blackhole "$POD_GUARD_CIDR"
-  iptables -N "$GUARD_CHAIN" 2>/dev/null || iptables -F "$GUARD_CHAIN"
-  iptables -A "$GUARD_CHAIN" -i "$POD_BRIDGE" -o "$POD_BRIDGE" -j RETURN
-  iptables -A "$GUARD_CHAIN" -i "$POD_BRIDGE" -j DROP
-  iptables -A "$GUARD_CHAIN" -o "$POD_BRIDGE" -j DROP
-  iptables -A "$GUARD_CHAIN" -d "$POD_GUARD_CIDR" -j DROP
-  iptables -A "$GUARD_CHAIN" -d "$SERVICE_CIDR" -j DROP
-  iptables -C FORWARD -j "$GUARD_CHAIN" 2>/dev/null || iptables -I FORWARD 1 -j "$GUARD_CHAIN"
+  ipt_guard -N "$GUARD_CHAIN" 2>/dev/null || ipt_guard -F "$GUARD_CHAIN"
+  ipt_guard -A "$GUARD_CHAIN" -i "$POD_BRIDGE" -o "$POD_BRIDGE" -j RETURN
+  ipt_guard -A "$GUARD_CHAIN" -i "$POD_BRIDGE" -j DROP
+  ipt_guard -A "$GUARD_CHAIN" -o "$POD_BRIDGE" -j DROP
+  ipt_guard -A "$GUARD_CHAIN" -d "$POD_GUARD_CIDR" -j DROP
+  ipt_guard -A "$GUARD_CHAIN" -d "$SERVICE_CIDR" -j DROP
+  ipt_guard -C FORWARD -j "$GUARD_CHAIN" 2>/dev/null || ipt_guard -I FORWARD 1 -j "$GUARD_CHAIN"
   iptables -C OUTPUT -o "$(default_if)" -d "$POD_GUARD_CIDR" -j REJECT 2>/dev/null \
     || iptables -I OUTPUT 1 -o "$(default_if)" -d "$POD_GUARD_CIDR" -j REJECT
-  log "guard installed: blackhole $SERVICE_CIDR and $POD_GUARD_CIDR, iptables chain $GUARD_CHAIN"
+  log "guard installed: blackhole $SERVICE_CIDR and $POD_GUARD_CIDR, chain $GUARD_CHAIN in mangle FORWARD"
 }
+
+ipt_guard() { iptables -t mangle "$@"; }
 
 default_if() { ip route show default | awk '{print $5; exit}'; }
 
@@ -87,9 +90,9 @@ restore_all_sysctls() {
 }
 
 remove_guard() {
-  iptables -D FORWARD -j "$GUARD_CHAIN" 2>/dev/null || true
-  iptables -F "$GUARD_CHAIN" 2>/dev/null || true
-  iptables -X "$GUARD_CHAIN" 2>/dev/null || true
+  ipt_guard -D FORWARD -j "$GUARD_CHAIN" 2>/dev/null || true
+  ipt_guard -F "$GUARD_CHAIN" 2>/dev/null || true
+  ipt_guard -X "$GUARD_CHAIN" 2>/dev/null || true
   while iptables -D OUTPUT -o "$(default_if)" -d "$POD_GUARD_CIDR" -j REJECT 2>/dev/null; do :; done
   ip route del blackhole "$SERVICE_CIDR" 2>/dev/null || true
   ip route del blackhole "$POD_GUARD_CIDR" 2>/dev/null || true

@@ -27,9 +27,10 @@ def test_service_and_pod_ranges_are_blackholed(kubeconfig: Path) -> None:
 
 def test_forward_guard_confines_pods_to_their_bridge(kubeconfig: Path) -> None:
     cfg = _config()
-    forward = _run("iptables", "-S", "FORWARD").splitlines()
+    # mangle FORWARD runs before filter FORWARD, where kube-proxy puts its own ACCEPT rules.
+    forward = _run("iptables", "-t", "mangle", "-S", "FORWARD").splitlines()
     assert forward[1] == f"-A FORWARD -j {cfg['GUARD_CHAIN']}", "the guard must be the first rule"
-    guard = _run("iptables", "-S", cfg["GUARD_CHAIN"])
+    guard = _run("iptables", "-t", "mangle", "-S", cfg["GUARD_CHAIN"])
     assert f"-i {cfg['POD_BRIDGE']} -j DROP" in guard
     assert f"-o {cfg['POD_BRIDGE']} -j DROP" in guard
 
