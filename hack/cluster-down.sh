@@ -39,6 +39,17 @@ cleanup_kube_proxy_rules() {
   [ -x "$kp" ] && "$kp" --cleanup >/dev/null 2>&1 || true
 }
 
+# The kubelet and kube-proxy leave KUBE-* chains (and jumps to them) in several tables.
+remove_kube_chains() {
+  local t rule chain
+  for t in filter nat mangle; do
+    iptables -t "$t" -S | grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j KUBE-' \
+      | while read -r rule; do eval "iptables -t $t ${rule/-A/-D}" || true; done || true
+    for chain in $(iptables -t "$t" -S | awk '/^-N KUBE-/{print $2}'); do iptables -t "$t" -F "$chain"; done
+    for chain in $(iptables -t "$t" -S | awk '/^-N KUBE-/{print $2}'); do iptables -t "$t" -X "$chain" || true; done
+  done
+}
+
 main() {
   require_root
   step "Stopping the local cluster"
@@ -48,6 +59,7 @@ main() {
   kill_leftovers
   unmount_all
   cleanup_kube_proxy_rules
+  remove_kube_chains
   remove_network
   remove_guard
   restore_all_sysctls
