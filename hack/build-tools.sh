@@ -60,12 +60,20 @@ build_go_build_all() {
   done
 }
 
+build_all() {
+  local t
+  for t in "$@"; do
+    case $t in kube|etcd|minio|helm|coredns) ( "build_$t" ) ;; *) die "unknown tool '$t' (expected kube, etcd, minio, helm or coredns)";; esac
+  done
+}
+
 main() {
   require_go
   mkdir -p "$CACHE_DIR"
   if [ $# -gt 0 ]; then build_all "$@"; log "tools ready in $CACHE_DIR"; return; fi
   # Two lanes: Kubernetes is the long build; the others overlap with its downloads and links.
-  build_all kube & local kube_pid=$!
+  build_all kube &
+  local kube_pid=$!
   build_all etcd coredns minio helm || { kill "$kube_pid" 2>/dev/null; die "building the tools failed"; }
   wait "$kube_pid" || die "building Kubernetes failed"
   log "tools ready in $CACHE_DIR"
