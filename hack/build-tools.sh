@@ -54,11 +54,26 @@ kube_ldflags() {
 }
 
 # Build a main package of a module through a throwaway wrapper module.
-build_go_build_all() {
-  for t in "$@"; do
-    case $t in kube|etcd|minio|helm|coredns) ( "build_$t" ) ;; *) die "unknown tool '$t' (expected kube, etcd, minio, helm or coredns)";; esac
-  done
+build_go_main() {
+  local name=$1 v=$2 modpath=$3 pkg=$4 out=$5 ldflags=${6:-"-s -w"}
+  local d; d=$(tool_dir "$name" "$v")
+  already_built "$name" "$v" && { log "$name $v: cached in $d"; return; }
+  step "Building $name $v from $modpath"
+  mkdir -p "$d/src" "$d/bin" && cd "$d/src"
+  [ -f go.mod ] || go mod init "local/${name}build" >/dev/null 2>&1
+  with_heartbeat "go get $name" go get "$modpath@$v"
+  with_heartbeat "build $name" env CGO_ENABLED=0 go build -p 2 -trimpath -ldflags "$ldflags" -o "$d/bin/$out" "$pkg"
+  touch "$d/.complete"
 }
+
+build_etcd() {
+  build_go_main etcd "v$ETCD_VERSION" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3 etcd \
+    "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=v$ETCD_VERSION"
+}
+build_minio()   { build_go_main minio "$MINIO_VERSION" github.com/minio/minio github.com/minio/minio minio; }
+build_helm()    { build_go_main helm "v$HELM_VERSION" helm.sh/helm/v3 helm.sh/helm/v3/cmd/helm helm \
+  "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"; }
+build_coredns() { build_go_main coredns "v$COREDNS_VERSION" github.com/coredns/coredns github.com/coredns/coredns coredns; }
 
 build_all() {
   local t
