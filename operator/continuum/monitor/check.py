@@ -1,0 +1,151 @@
+"""One drift check, pure: reference sample + current window + settings -> results.
+
+No I/O here (see :mod:`continuum.monitor.run`), so every rule is unit-testable on frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from continuum.monitor import plots, stats
+from continuum.monitor.fairness import FairnessResult, positive_class, prediction_rates
+from continuum.monitor.reference import NUMERIC, FeatureSpec, Reference
+from continuum.monitor.settings import CheckSettings
+from continuum.monitor.verdict import (
+    DatasetVerdict,
+    Decision,
+    dataset_verdict,
+    decide_features,
+    insufficient,
+)
+from continuum.monitor.window import PREDICTION
+
+EFFECT_MEASURES = {"ks": "ks_d", "chi2": "cramers_v"}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Statistics and plot data of one feature, before the cross-feature decision."""
+
+    stats: stats.FeatureStats | None  # None: no values on one side, nothing to test
+    counts: tuple[int, int]  # non-null values: reference, current
+    null_shares: tuple[float, float]
+    plot: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class FeatureReport:
+    spec: FeatureSpec
+    measurement: Measurement
+    decision: Decision
+
+    def to_json(self) -> dict[str, Any]:
+        s, d, m = self.measurement.stats, self.decision, self.measurement
+        return {
+            "name": self.spec.name,
+            "kind": self.spec.kind,
+            "test": s.test if s else "none",
+            "statistic": s.statistic if s else None,
+            "pValue": d.p_adjusted,
+            "rawPValue": s.p_value if s else None,
+            "effectSize": s.effect_size if s else None,
+            "effectMeasure": EFFECT_MEASURES.get(s.test) if s else None,
+            "psi": s.psi if s else None,
+            "wasserstein": s.wasserstein if s else None,
+            "wassersteinNormalized": s.wasserstein_normalized if s else None,
+            "significant": d.significant,
+            "largeEffect": d.large_effect,
+            "drifted": d.drifted,
+            "reason": d.reason,
+            "counts": {"reference": m.counts[0], "current": m.counts[1]},
+            "nullShare": {"reference": m.null_shares[0], "current": m.null_shares[1]},
+            "plot": m.plot,
+        }
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    verdict: DatasetVerdict
+    features: tuple[FeatureReport, ...]
+    fairness: FairnessResult | None
+    notes: tuple[str, ...]
+
+
+def run_check(reference: Reference, current: pd.DataFrame, settings: CheckSettings) -> CheckResult:
+    min_samples = settings.window.min_samples
+    if len(current) < min_samples:
+        note = f"only {len(current)} logged rows, fewer than minSamples={min_samples}: not tested"
+        return CheckResult(insufficient(), (), None, (note,))
+    measured = [
+        measure(spec, reference.frame[spec.name], current[spec.name]) for spec in reference.features
+    ]
+    decisions = decide_features([m.stats for m in measured], settings.tests)
+    features = tuple(
+        FeatureReport(spec, m, d)
+        for spec, m, d in zip(reference.features, measured, decisions, strict=True)
+    )
+    verdict = dataset_verdict(decisions, settings.tests.drift_share)
+    fairness, notes = check_fairness(reference, current, settings)
+    return CheckResult(verdict, features, fairness, notes)
+
+
+def measure(spec: FeatureSpec, reference: pd.Series, current: pd.Series) -> Measurement:
+    nulls = (_null_share(reference), _null_share(current))
+    if spec.kind == NUMERIC:
+        return _numeric(numeric_values(reference), numeric_values(current), nulls)
+    return _categorical(categorical_values(reference), categorical_values(current), nulls)
+
+
+def _numeric(
+    ref: stats.FloatArray, cur: stats.FloatArray, nulls: tuple[float, float]
+) -> Measurement:
+    counts = (int(ref.size), int(cur.size))
+    if not ref.size or not cur.size:
+        return Measurement(None, counts, nulls)
+    return Measurement(stats.numeric_stats(ref, cur), counts, nulls, plots.numeric_plot(ref, cur))
+
+
+def _categorical(ref: list[str], cur: list[str], nulls: tuple[float, float]) -> Measurement:
+    counts = (len(ref), len(cur))
+    if not ref or not cur:
+        return Measurement(None, counts, nulls)
+    labels, table = stats.category_table(ref, cur)
+    plot = plots.categorical_plot(labels, table[0].tolist(), table[1].tolist())
+    return Measurement(stats.table_stats(labels, table), counts, nulls, plot)
+
+
+def numeric_values(series: pd.Series) -> stats.FloatArray:
+    values: stats.FloatArray = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
+    return values[np.isfinite(values)]
+
+
+def categorical_values(series: pd.Series) -> list[str]:
+    return [str(v) for v in series.dropna().tolist()]
+
+
+def _null_share(series: pd.Series) -> float:
+    return float(series.isna().mean()) if len(series) else 0.0
+
+
+def check_fairness(
+    reference: Reference, current: pd.DataFrame, settings: CheckSettings
+) -> tuple[FairnessResult | None, tuple[str, ...]]:
+    feature = settings.sensitive_feature
+    if feature is None:
+        return None, ()
+    if feature not in current.columns:
+        return None, (
+            f"sensitiveFeature {feature!r} is not a feature of the model: no fairness check",
+        )
+    if reference.task is not None and reference.task != "classification":
+        return None, ("fairness needs a classifier (positive-prediction rates): skipped",)
+    positive = positive_class(reference.classes(), current[PREDICTION])
+    if positive is None:
+        return None, ("no predictions in the window: no fairness check",)
+    return prediction_rates(
+        current[feature], current[PREDICTION], positive, feature, settings.fairness_threshold
+    ), ()

@@ -1,0 +1,110 @@
+"""What one check runs with: which monitor, model and version, and the DriftMonitor's settings.
+
+The operator passes the DriftMonitor spec as JSON in ``CONTINUUM_MONITOR_SPEC``; the whole
+spec, or only the parts a check uses (``tests``, ``window``, ``sensitiveFeature``,
+``fairnessThreshold``), are accepted, and the API models validate them with the same rules
+as the CRD, so the Job never runs with settings the API server would have refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from continuum.api.driftmonitor import DriftTests, Window
+from continuum.errors import ConfigError
+from continuum.storage.layout import check_name
+
+ENV_MONITOR = "CONTINUUM_MONITOR"
+ENV_MODEL = "CONTINUUM_MODEL"
+ENV_VERSION = "CONTINUUM_MODEL_VERSION"
+ENV_SPEC = "CONTINUUM_MONITOR_SPEC"
+ENV_REPORT_TIME = "CONTINUUM_REPORT_TIME"
+DEFAULT_FAIRNESS_THRESHOLD = 0.1
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """The parts of a DriftMonitor spec a check uses."""
+
+    window: Window
+    tests: DriftTests
+    sensitive_feature: str | None = None
+    fairness_threshold: float = DEFAULT_FAIRNESS_THRESHOLD
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "window": self.window.model_dump(mode="json"),
+            "tests": self.tests.model_dump(mode="json"),
+            "sensitiveFeature": self.sensitive_feature,
+            "fairnessThreshold": self.fairness_threshold,
+        }
+
+
+@dataclass(frozen=True)
+class MonitorTarget:
+    """Which monitor writes the report and which served model version it checks."""
+
+    monitor: str
+    model: str
+    version: int
+
+
+def parse_check_settings(spec: Mapping[str, Any]) -> CheckSettings:
+    try:
+        window = Window.model_validate(spec.get("window") or {})
+        tests = DriftTests.model_validate(spec.get("tests") or {})
+    except ValidationError as exc:
+        raise ConfigError(f"monitor spec is invalid: {_first_error(exc)}") from exc
+    threshold = spec.get("fairnessThreshold", DEFAULT_FAIRNESS_THRESHOLD)
+    if not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
+        raise ConfigError(f"fairnessThreshold must be a number in [0, 1], got {threshold!r}")
+    sensitive = spec.get("sensitiveFeature")
+    if sensitive is not None and not isinstance(sensitive, str):
+        raise ConfigError(f"sensitiveFeature must be a column name, got {sensitive!r}")
+    return CheckSettings(window, tests, sensitive or None, float(threshold))
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else str(error["msg"])
+
+
+def settings_from_env(env: Mapping[str, str]) -> tuple[MonitorTarget, CheckSettings]:
+    return target_from_env(env), parse_check_settings(spec_from_env(env))
+
+
+def spec_from_env(env: Mapping[str, str]) -> Mapping[str, Any]:
+    text = env.get(ENV_SPEC) or "{}"  # no spec: the API defaults
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{ENV_SPEC} is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ConfigError(f"{ENV_SPEC} must be a JSON object (the DriftMonitor spec)")
+    # A whole DriftMonitor object is accepted too; its spec is what counts.
+    spec = document.get("spec", document)
+    return spec if isinstance(spec, dict) else {}
+
+
+def target_from_env(env: Mapping[str, str]) -> MonitorTarget:
+    monitor = check_name("monitor", _required(env, ENV_MONITOR))
+    model = check_name("model", _required(env, ENV_MODEL))
+    version_text = _required(env, ENV_VERSION)
+    if not version_text.isdigit() or int(version_text) < 1:
+        raise ConfigError(
+            f"{ENV_VERSION} must be a model version (1, 2, ...), got {version_text!r}"
+        )
+    return MonitorTarget(monitor, model, int(version_text))
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name} is not set; the operator sets it on the check Job")
+    return value

@@ -1,0 +1,86 @@
+"""From statistics to verdicts: correction across features, effect-size gate, dataset share.
+
+A feature drifts only when its test is significant after the correction **and** the shift is
+big enough to matter: its effect size (KS D for numeric, Cramér's V for categorical) reaches
+``ksEffectThreshold`` or its PSI reaches ``psiThreshold``. With 100 000 rows a KS test finds a
+shift of a hundredth of a standard deviation "significant"; the effect gate keeps that quiet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from continuum.api.driftmonitor import DriftTests
+from continuum.monitor.corrections import adjust
+from continuum.monitor.stats import FeatureStats
+
+DRIFT = "Drift"
+NO_DRIFT = "NoDrift"
+INSUFFICIENT_DATA = "InsufficientData"
+
+
+@dataclass(frozen=True)
+class Decision:
+    p_adjusted: float | None
+    significant: bool
+    large_effect: bool
+    drifted: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class DatasetVerdict:
+    verdict: str
+    dataset_drift: bool | None
+    share: float | None
+    drifted: int
+    tested: int
+
+
+def decide_features(results: Sequence[FeatureStats | None], tests: DriftTests) -> list[Decision]:
+    """One decision per feature; ``None`` (no data to test) never drifts."""
+    raw = {i: r.p_value for i, r in enumerate(results) if r is not None and r.p_value is not None}
+    adjusted = dict(zip(raw, adjust(list(raw.values()), tests.correction), strict=True))
+    return [_decide(r, adjusted.get(i), tests) for i, r in enumerate(results)]
+
+
+def _decide(result: FeatureStats | None, p_adjusted: float | None, tests: DriftTests) -> Decision:
+    if result is None or p_adjusted is None:
+        return Decision(None, False, False, False, "not tested: no values on one side")
+    significant = p_adjusted < tests.p_value
+    large = is_large_effect(result, tests)
+    return Decision(
+        p_adjusted, significant, large, significant and large, _reason(significant, large)
+    )
+
+
+def is_large_effect(result: FeatureStats, tests: DriftTests) -> bool:
+    effect = result.effect_size is not None and result.effect_size >= tests.ks_effect_threshold
+    return effect or (result.psi is not None and result.psi >= tests.psi_threshold)
+
+
+def _reason(significant: bool, large: bool) -> str:
+    if significant and large:
+        return "significant and large: drift"
+    if significant:
+        return "significant but too small to matter (effect size and PSI under thresholds)"
+    if large:
+        return "large but not significant after correction (too few rows to be sure)"
+    return "neither significant nor large"
+
+
+def dataset_verdict(decisions: Sequence[Decision], drift_share: float) -> DatasetVerdict:
+    tested = sum(1 for d in decisions if d.p_adjusted is not None)
+    drifted = sum(1 for d in decisions if d.drifted)
+    if tested == 0:
+        return DatasetVerdict(INSUFFICIENT_DATA, None, None, 0, 0)
+    share = drifted / tested
+    dataset_drift = share >= drift_share
+    return DatasetVerdict(
+        DRIFT if dataset_drift else NO_DRIFT, dataset_drift, share, drifted, tested
+    )
+
+
+def insufficient() -> DatasetVerdict:
+    return DatasetVerdict(INSUFFICIENT_DATA, None, None, 0, 0)
