@@ -9,12 +9,16 @@ from collections.abc import Sequence
 import kopf
 
 from continuum import __version__
-from continuum.controllers import metrics, settings, trainingjob
+from continuum.controllers import metrics, modeldeployment, settings, trainingjob
 
 ENV_IMAGE = "CONTINUUM_IMAGE"
 DEFAULT_IMAGE = f"continuum:{__version__}"
 DEFAULT_LIVENESS = "http://0.0.0.0:8081/healthz"
-HANDLER_MODULES = (settings, trainingjob)  # importing them registers their handlers
+HANDLER_MODULES = (
+    settings,
+    trainingjob,
+    modeldeployment,
+)  # importing them registers their handlers
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ from continuum.kube.pods import termination_message
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"  # JSON is YAML: server-side apply takes it as is
 FIELD_MANAGER = "continuum-operator"
 TIMEOUT = 30.0
 
@@ -85,6 +86,34 @@ class Kube:
         )
         return termination_message(await self.list_pods(namespace, selector), container)
 
+    async def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply ``manifest`` (a Deployment, Service or HPA): create or update it.
+
+        The operator's field manager owns every field it sets (``force``); fields it no longer
+        sets are removed, fields others set are kept. Unchanged objects are not rewritten.
+        """
+        meta = manifest["metadata"]
+        path = _object_path(manifest["apiVersion"], manifest["kind"], meta["namespace"])
+        path = f"{path}/{_q(meta['name'])}"
+        what = f"apply {manifest['kind']} {meta['namespace']}/{meta['name']}"
+        query = [("force", "true")]
+        return await self._request(
+            "PATCH", path, what, manifest, query=query, content_type=APPLY_PATCH
+        )
+
+    async def read_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The apps/v1 Deployment, or None if it does not exist."""
+        path = f"{_object_path('apps/v1', 'Deployment', namespace)}/{_q(name)}"
+        return await self._read(path, f"read Deployment {namespace}/{name}")
+
+    async def list_custom_objects(
+        self, group: str, version: str, plural: str, namespace: str
+    ) -> list[dict[str, Any]]:
+        """Every namespaced custom object of ``plural`` in ``namespace``."""
+        path = f"/apis/{group}/{version}/namespaces/{_q(namespace)}/{plural}"
+        found = await self._request("GET", path, f"list {plural}.{group} in {namespace}")
+        return list(found.get("items") or [])
+
     async def read_custom_object(
         self, group: str, version: str, plural: str, namespace: str, name: str
     ) -> dict[str, Any] | None:
@@ -146,6 +175,20 @@ class Kube:
             raise error_for(response.status, data, what)
         decoded = json.loads(data or b"{}")
         return decoded if isinstance(decoded, dict) else {}
+
+
+PLURALS = {
+    "Deployment": "deployments",
+    "Service": "services",
+    "HorizontalPodAutoscaler": "horizontalpodautoscalers",
+    "Job": "jobs",
+}
+
+
+def _object_path(api_version: str, kind: str, namespace: str) -> str:
+    """The collection path of a built-in namespaced kind (``PLURALS``) in ``namespace``."""
+    root = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    return f"{root}/namespaces/{_q(namespace)}/{PLURALS[kind]}"
 
 
 def _custom_path(group: str, version: str, plural: str, namespace: str, name: str) -> str:

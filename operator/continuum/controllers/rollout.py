@@ -1,0 +1,320 @@
+"""Pure rollout logic of a ModelDeployment: (spec, TrainingJobs, observed Deployment) -> plan.
+
+* ``resolve_version``: the version to serve — pinned, or the newest qualified, Succeeded
+  TrainingJob of the model — skipping versions whose rollout already failed.
+* ``observe_deployment``: which version the Deployment runs and whether its rollout is in
+  progress, complete or past its progress deadline.
+* ``plan``: the version the Deployment should run next, the new status (servingVersion,
+  previousVersion, bounded history, kstatus conditions) and the Events to post.
+
+The memory of failed versions is the history itself: a version with a ``RolledBack`` record
+is never rolled out again by ``latestQualified`` (nor re-tried for the same pin), so no
+schema field is needed; a newer qualified version, or a different pin, moves on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from continuum.api import ModelDeployment, ModelDeploymentStatus, RolloutRecord, TrainingJob
+from continuum.api import ModelDeploymentSpec as Spec
+from continuum.controllers.conditions import (
+    READY,
+    RECONCILING,
+    STALLED,
+    Want,
+    merge_conditions,
+)
+from continuum.controllers.serving import VERSION_LABEL, url_of
+
+AVAILABLE = "Available"
+PROGRESSING = "Progressing"
+DEGRADED = "Degraded"
+MAX_HISTORY = 20
+DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+
+State = Literal["Absent", "Progressing", "Complete", "Failed"]
+Outcome = Literal["Promoted", "RolledBack"]
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the Deployment says about the version it runs."""
+
+    state: State
+    version: int | None = None
+    ready_replicas: int = 0
+    available: bool = False
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to post about the ModelDeployment."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do: run ``target`` (None: create nothing yet), write ``status``, post ``events``."""
+
+    target: int | None
+    status: ModelDeploymentStatus
+    events: list[Event] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+def qualified_versions(spec: Spec, training_jobs: Iterable[TrainingJob]) -> dict[int, str]:
+    """{version: TrainingJob name} of the model's Succeeded, qualified TrainingJobs."""
+    found: dict[int, str] = {}
+    for tj in training_jobs:
+        status = tj.status
+        if tj.spec.model != spec.model or status.phase != "Succeeded" or not status.qualified:
+            continue
+        if status.model is not None and status.model.version is not None:
+            found[status.model.version] = str(tj.metadata.get("name", ""))
+    return found
+
+
+def resolve_version(
+    spec: Spec, training_jobs: Iterable[TrainingJob], failed: Iterable[int] = ()
+) -> int | None:
+    """The version to serve: the pin, or the newest qualified one not in ``failed``."""
+    skip = set(failed)
+    if spec.version.pinned is not None:
+        return None if spec.version.pinned in skip else spec.version.pinned
+    candidates = [v for v in qualified_versions(spec, training_jobs) if v not in skip]
+    return max(candidates, default=None)
+
+
+def failed_versions(history: Iterable[RolloutRecord]) -> set[int]:
+    """Versions whose rollout was rolled back (the memory that stops endless retries)."""
+    return {record.version for record in history if record.outcome == "RolledBack"}
+
+
+def observe_deployment(deployment: Mapping[str, Any] | None) -> Observed:
+    """The Deployment's version and rollout state (as ``kubectl rollout status`` sees it)."""
+    if deployment is None:
+        return Observed("Absent")
+    status = deployment.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    return Observed(
+        state=_state(deployment, status, conditions),
+        version=template_version(deployment),
+        ready_replicas=int(status.get("readyReplicas") or 0),
+        available=(conditions.get("Available") or {}).get("status") == "True",
+        message=str((conditions.get("Progressing") or {}).get("message") or ""),
+    )
+
+
+def _state(
+    deployment: Mapping[str, Any], status: Mapping[str, Any], conditions: Mapping[Any, Any]
+) -> State:
+    generation = int(deployment.get("metadata", {}).get("generation") or 0)
+    if int(status.get("observedGeneration") or 0) < generation:
+        return "Progressing"
+    if (conditions.get("Progressing") or {}).get("reason") == DEADLINE_EXCEEDED:
+        return "Failed"
+    wanted = int((deployment.get("spec") or {}).get("replicas", 1) or 0)
+    updated = int(status.get("updatedReplicas") or 0)
+    total = int(status.get("replicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    done = updated >= wanted and total <= updated and available >= updated
+    return "Complete" if done else "Progressing"
+
+
+def template_version(deployment: Mapping[str, Any]) -> int | None:
+    """The model version in the Deployment's pod template label."""
+    template = (deployment.get("spec") or {}).get("template") or {}
+    text = str((template.get("metadata") or {}).get("labels", {}).get(VERSION_LABEL, ""))
+    return int(text) if text.isdigit() else None
+
+
+@dataclass
+class Draft:
+    """The mutable working state of one planning step."""
+
+    serving: int | None
+    previous: int | None
+    history: list[RolloutRecord]
+    events: list[Event] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+def plan(
+    md: ModelDeployment,
+    training_jobs: Sequence[TrainingJob],
+    deployment: Mapping[str, Any] | None,
+    *,
+    now: datetime,
+) -> Plan:
+    """The next target version, status and Events, from the full observed state."""
+    obs = observe_deployment(deployment)
+    names = qualified_versions(md.spec, training_jobs)
+    draft = Draft(md.status.serving_version, md.status.previous_version, list(md.status.history))
+    _promote(draft, obs, names, now)
+    _record_failure(draft, obs, names, now, md.spec.rollout_deadline_seconds)
+    target = _target(md.spec, training_jobs, draft, obs)
+    _announce_start(draft, obs, target)
+    status = status_from(md, obs, draft, target=target, training_jobs=training_jobs, now=now)
+    return Plan(target, status, draft.events, draft.outcomes)
+
+
+def _promote(draft: Draft, obs: Observed, names: Mapping[int, str], now: datetime) -> None:
+    if obs.state != "Complete" or obs.version is None or obs.version == draft.serving:
+        return
+    if obs.version in failed_versions(draft.history):
+        return  # a rolled-back version that later became ready is still not promoted
+    was = f" (was {draft.serving})" if draft.serving is not None else ""
+    draft.previous, draft.serving = draft.serving, obs.version
+    _append(draft, RolloutRecord(version=obs.version, training_job=names.get(obs.version),
+                                 time=now, outcome="Promoted"))  # fmt: skip
+    draft.events.append(Event("Normal", "Promoted", f"version {obs.version} is serving{was}"))
+    draft.outcomes.append("Promoted")
+
+
+def _record_failure(
+    draft: Draft, obs: Observed, names: Mapping[int, str], now: datetime, deadline: int
+) -> None:
+    version = obs.version
+    if obs.state != "Failed" or version is None or version == draft.serving:
+        return
+    if version in failed_versions(draft.history):
+        return
+    _append(draft, RolloutRecord(version=version, training_job=names.get(version),
+                                 time=now, outcome="RolledBack"))  # fmt: skip
+    back = f"rolled back to version {draft.serving}" if draft.serving else "nothing to roll back to"
+    message = f"version {version} did not become ready within {deadline}s; {back}"
+    draft.events.append(Event("Warning", "RolledBack", message))
+    draft.outcomes.append("RolledBack")
+
+
+def _append(draft: Draft, record: RolloutRecord) -> None:
+    draft.history = [*draft.history, record][-MAX_HISTORY:]
+
+
+def _target(
+    spec: Spec, training_jobs: Sequence[TrainingJob], draft: Draft, obs: Observed
+) -> int | None:
+    wanted = resolve_version(spec, training_jobs, failed_versions(draft.history))
+    for choice in (wanted, draft.serving, obs.version):
+        if choice is not None:
+            return choice
+    return None
+
+
+def _announce_start(draft: Draft, obs: Observed, target: int | None) -> None:
+    if target is None or target in {obs.version, draft.serving}:
+        return  # nothing new, or a rollback (the RolledBack Event says so)
+    serving = f" (serving {draft.serving})" if draft.serving is not None else ""
+    draft.events.append(Event("Normal", "RolloutStarted", f"rolling out version {target}{serving}"))
+
+
+def degraded_version(spec: Spec, training_jobs: Sequence[TrainingJob], draft: Draft) -> int | None:
+    """The version the spec asks for whose rollout failed, if that is the case."""
+    wanted = resolve_version(spec, training_jobs)
+    return wanted if wanted is not None and wanted in failed_versions(draft.history) else None
+
+
+def status_from(
+    md: ModelDeployment,
+    obs: Observed,
+    draft: Draft,
+    *,
+    target: int | None,
+    training_jobs: Sequence[TrainingJob],
+    now: datetime,
+) -> ModelDeploymentStatus:
+    """The status: versions, URL, history and kstatus conditions."""
+    generation = md.metadata.get("generation")
+    failed = degraded_version(md.spec, training_jobs, draft)
+    wants = conditions_for(md, obs, draft, target, failed)
+    return ModelDeploymentStatus(
+        conditions=merge_conditions(md.status.conditions, wants, generation=generation, now=now),
+        observed_generation=generation,
+        serving_version=draft.serving,
+        previous_version=draft.previous,
+        url=url_of(md),
+        ready_replicas=obs.ready_replicas if obs.state != "Absent" else None,
+        history=draft.history,
+    )
+
+
+def conditions_for(
+    md: ModelDeployment, obs: Observed, draft: Draft, target: int | None, failed: int | None
+) -> list[Want]:
+    """Available / Progressing / Degraded and the kstatus Ready / Reconciling / Stalled."""
+    if target is None:
+        return _waiting(md)
+    available = _available(obs, draft)
+    degraded = _degraded(failed, draft, md.spec.rollout_deadline_seconds)
+    progressing = _progressing(obs, target, degraded is not None)
+    return [available, progressing, degraded or Want(DEGRADED, "False", "AsExpected"),
+            *_kstatus(available, progressing, degraded)]  # fmt: skip
+
+
+def _waiting(md: ModelDeployment) -> list[Want]:
+    pinned = md.spec.version.pinned
+    what = f"version {pinned}" if pinned else f"a qualified version of model {md.spec.model}"
+    message = f"waiting for {what}"
+    return [
+        Want(AVAILABLE, "False", "NoVersion", message),
+        Want(PROGRESSING, "False", "NoVersion", message),
+        Want(DEGRADED, "False", "AsExpected"),
+        Want(READY, "False", "NoVersion", message),
+        Want(RECONCILING, "True", "WaitingForVersion", message),
+        Want(STALLED, "False", "WaitingForVersion"),
+    ]
+
+
+def _available(obs: Observed, draft: Draft) -> Want:
+    if obs.available and obs.ready_replicas > 0 and draft.serving is not None:
+        message = f"version {draft.serving} serving, {obs.ready_replicas} ready replica(s)"
+        return Want(AVAILABLE, "True", "Serving", message)
+    if obs.available and draft.serving is not None:
+        return Want(AVAILABLE, "True", "ScaledToZero", f"version {draft.serving}, no replicas")
+    return Want(AVAILABLE, "False", "NoReadyReplicas", "no server replica is ready")
+
+
+def _degraded(failed: int | None, draft: Draft, deadline: int) -> Want | None:
+    if failed is None:
+        return None
+    serving = f"; serving version {draft.serving}" if draft.serving is not None else ""
+    message = f"version {failed} did not become ready within {deadline}s{serving}"
+    return Want(DEGRADED, "True", "RolloutFailed", message)
+
+
+def _progressing(obs: Observed, target: int, degraded: bool) -> Want:
+    if obs.version != target or obs.state == "Progressing":
+        reason = "RollingBack" if degraded else "RollingOut"
+        return Want(PROGRESSING, "True", reason, f"rolling out version {target}")
+    if obs.state == "Failed":
+        return Want(PROGRESSING, "False", DEADLINE_EXCEEDED, obs.message)
+    reason = "RolledBack" if degraded else "RolloutComplete"
+    return Want(PROGRESSING, "False", reason, f"version {target} rolled out")
+
+
+def _kstatus(available: Want, progressing: Want, degraded: Want | None) -> list[Want]:
+    if degraded is not None:
+        return [
+            Want(READY, "False", degraded.reason, degraded.message),
+            Want(RECONCILING, progressing.status, progressing.reason, progressing.message),
+            Want(STALLED, "True", degraded.reason, degraded.message),
+        ]
+    if progressing.status == "True":
+        return [
+            Want(READY, "False", progressing.reason, progressing.message),
+            Want(RECONCILING, "True", progressing.reason, progressing.message),
+            Want(STALLED, "False", progressing.reason),
+        ]
+    return [
+        Want(READY, available.status, available.reason, available.message),
+        Want(RECONCILING, "False", available.reason),
+        Want(STALLED, "False", available.reason),
+    ]
