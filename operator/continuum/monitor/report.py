@@ -1,0 +1,118 @@
+"""The report document (report.json) and the short summary the operator reads.
+
+The summary goes to ``summary.json`` and to the pod's termination message, so it must stay
+under 4 KiB whatever the number of features: drifted features first, then by p-value, and as
+many as fit; ``featuresTotal`` says how many there were.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from continuum.monitor.check import CheckResult
+from continuum.monitor.settings import CheckSettings, MonitorTarget
+from continuum.monitor.window import CurrentWindow
+
+REPORT_SCHEMA_VERSION = 1
+MAX_SUMMARY_BYTES = 4096
+MAX_MESSAGE_CHARS = 1500
+SUMMARY_FIELDS = ("name", "test", "statistic", "pValue", "effectSize", "drifted")
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Everything about the check that is not a result: what was compared, how, and where."""
+
+    target: MonitorTarget
+    settings: CheckSettings
+    window: CurrentWindow
+    reference_rows: int
+    reference_uri: str
+    created: str  # ISO-8601 UTC
+    report_uri: str
+
+
+def build_report(inputs: ReportInputs, result: CheckResult) -> dict[str, Any]:
+    verdict = result.verdict
+    document = {
+        "schemaVersion": REPORT_SCHEMA_VERSION,
+        "monitor": inputs.target.monitor,
+        "model": inputs.target.model,
+        "version": inputs.target.version,
+        "createdAt": inputs.created,
+        "reportURI": inputs.report_uri,
+        "verdict": verdict.verdict,
+        "datasetDrift": verdict.dataset_drift,
+        "share": verdict.share,
+        "driftedFeatures": verdict.drifted,
+        "testedFeatures": verdict.tested,
+        "window": inputs.window.describe(inputs.settings.window.max_rows),
+        "reference": {"rows": inputs.reference_rows, "uri": inputs.reference_uri},
+        "settings": inputs.settings.to_json(),
+        "features": [feature.to_json() for feature in result.features],
+        "fairness": result.fairness.to_json() if result.fairness else None,
+        "notes": list(result.notes),
+    }
+    cleaned: dict[str, Any] = finite(document)
+    return cleaned
+
+
+def finite(value: Any) -> Any:
+    """The same structure with NaN and infinities replaced by None: JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
+
+
+def build_summary(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The summary of a report, trimmed to fit MAX_SUMMARY_BYTES."""
+    features = sorted(report["features"], key=_summary_order)
+    summary: dict[str, Any] = {
+        "status": "Succeeded",
+        "verdict": report["verdict"],
+        "datasetDrift": report["datasetDrift"],
+        "share": report["share"],
+        "reportURI": report["reportURI"],
+        "rows": report["window"]["rows"],
+        "featuresTotal": len(features),
+        "features": [{k: feature[k] for k in SUMMARY_FIELDS} for feature in features],
+    }
+    fairness = report.get("fairness")
+    if fairness:
+        summary["fairness"] = {k: fairness[k] for k in ("feature", "gap", "flagged")}
+    return fit_summary(summary)
+
+
+def _summary_order(feature: Mapping[str, Any]) -> tuple[bool, float, str]:
+    p_value = feature["pValue"]
+    return (not feature["drifted"], 1.0 if p_value is None else p_value, feature["name"])
+
+
+def fit_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """Drop features from the end (the least drifted) until the summary fits."""
+    every = list(summary.get("features", []))
+    kept = list(every)
+    while kept and len(encode(summary | {"features": kept, "featuresTruncated": True})) > (
+        MAX_SUMMARY_BYTES
+    ):
+        kept.pop()
+    return summary | {"features": kept, "featuresTruncated": len(kept) < len(every)}
+
+
+def failure_summary(error: BaseException) -> dict[str, Any]:
+    message = str(error) or type(error).__name__
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[: MAX_MESSAGE_CHARS - 3] + "..."
+    return {"status": "Failed", "reason": type(error).__name__, "message": message}
+
+
+def encode(summary: Mapping[str, Any]) -> bytes:
+    return json.dumps(summary, separators=(",", ":"), sort_keys=True).encode()

@@ -1,0 +1,65 @@
+"""One check end to end: read baseline and window, compute, write the report, return the summary."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from continuum.monitor.check import run_check
+from continuum.monitor.html import render_html
+from continuum.monitor.reference import load_reference
+from continuum.monitor.report import ReportInputs, build_report, build_summary
+from continuum.monitor.settings import CheckSettings, MonitorTarget
+from continuum.monitor.window import read_window
+from continuum.storage import ObjectStore, layout
+from continuum.storage.reports import report_time, report_uri, write_report
+
+Progress = Callable[..., None]
+
+
+def quiet(event: str, **fields: Any) -> None:
+    return None
+
+
+def run_monitor(
+    store: ObjectStore,
+    target: MonitorTarget,
+    settings: CheckSettings,
+    *,
+    time: str | None = None,
+    progress: Progress = quiet,
+) -> dict[str, Any]:
+    """Run one check and write ``reports/<monitor>/<time>/``; returns the summary."""
+    started = datetime.now(UTC)
+    time = time or report_time(started)
+    reference = load_reference(store, target.model, target.version)
+    progress("reference_loaded", rows=reference.rows, features=len(reference.features))
+    names = [feature.name for feature in reference.features]
+    window = read_window(store, target.model, target.version, names, settings.window.max_rows)
+    progress(
+        "window_read", rows=window.rows, batches=window.batches_read, truncated=window.truncated
+    )
+    result = run_check(reference, window.frame, settings)
+    progress("checked", verdict=result.verdict.verdict, share=result.verdict.share)
+    inputs = ReportInputs(
+        target=target,
+        settings=settings,
+        window=window,
+        reference_rows=reference.rows,
+        reference_uri=_reference_uri(store, target),
+        created=started.isoformat(timespec="seconds"),
+        report_uri=report_uri(store.bucket, target.monitor, time),
+    )
+    report = build_report(inputs, result)
+    summary = build_summary(report)
+    write_report(
+        store, target.monitor, time, report=report, html=render_html(report), summary=summary
+    )
+    progress("report_written", uri=inputs.report_uri)
+    return summary
+
+
+def _reference_uri(store: ObjectStore, target: MonitorTarget) -> str:
+    key = layout.version_key(target.model, target.version, layout.REFERENCE_FILE)
+    return str(layout.S3Uri(store.bucket, key))
