@@ -1,0 +1,159 @@
+"""The monitor against a real MinIO: a trained model, logged traffic, reports in the bucket."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from continuum.monitor import main
+from continuum.storage import ObjectStore, S3Settings
+from continuum.storage.inference_logs import write_batch
+from continuum.storage.reports import latest_summary, read_report
+from continuum.trainer.config import TrainingConfig
+from continuum.trainer.run import run_training
+
+pytestmark = pytest.mark.cluster
+
+MODEL = "churn"
+
+
+def features(rows: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
+    """``shift`` moves tenure and charges by that many standard deviations; plan stays put."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "tenure": rng.normal(36 + 12 * shift, 12, rows),
+            "charges": rng.normal(70 + 20 * shift, 20, rows),
+            "plan": rng.choice(["basic", "plus", "pro"], rows),
+        }
+    )
+
+
+def training_set(rows: int = 1500) -> pd.DataFrame:
+    frame = features(rows, seed=1)
+    score = -0.05 * frame["tenure"] + 0.03 * frame["charges"] + (frame["plan"] == "basic")
+    noise = np.random.default_rng(2).normal(0, 0.5, rows)
+    frame["churned"] = np.where(score + noise > 0.3, "yes", "no")
+    return frame
+
+
+def spec_for(bucket: str, s3) -> dict:
+    return {
+        "model": MODEL,
+        "dataset": {"uri": f"s3://{bucket}/datasets/churn/", "target": "churned"},
+        "estimator": {"class": "LogisticRegression", "params": {}},
+        "preprocessing": {"categorical": {"columns": ["plan"]}},
+        "split": {"testSize": 0.2, "seed": 11},
+        "evaluation": {"metric": "accuracy", "threshold": 0.5},
+        "storage": {"endpoint": s3.endpoint_url, "bucket": bucket, "secretRef": {"name": "s3"}},
+    }
+
+
+@pytest.fixture
+def store(s3, s3_bucket) -> ObjectStore:
+    settings = S3Settings(
+        bucket=s3_bucket,
+        endpoint_url=s3.endpoint_url,
+        region=s3.region,
+        access_key=s3.access_key,
+        secret_key=s3.secret_key,
+    )
+    return ObjectStore(settings)
+
+
+@pytest.fixture
+def trained(store, s3, s3_bucket) -> int:
+    store.put_bytes("datasets/churn/part-0.csv", training_set().to_csv(index=False).encode())
+    config = TrainingConfig.from_spec(spec_for(s3_bucket, s3))
+    return run_training(config, store, progress=lambda *_a, **_k: None).version
+
+
+@pytest.fixture
+def monitor_env(s3, s3_bucket, trained, monkeypatch, tmp_path):
+    spec = {"window": {"maxRows": 2000, "minSamples": 300}, "sensitiveFeature": "plan"}
+    for name, value in {
+        "CONTINUUM_MONITOR": "churn-drift",
+        "CONTINUUM_MODEL": MODEL,
+        "CONTINUUM_MODEL_VERSION": str(trained),
+        "CONTINUUM_MONITOR_SPEC": json.dumps(spec),
+        "CONTINUUM_S3_ENDPOINT": s3.endpoint_url,
+        "CONTINUUM_S3_BUCKET": s3_bucket,
+        "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+        "AWS_REGION": s3.region,
+    }.items():
+        monkeypatch.setenv(name, value)
+    log = tmp_path / "termination-log"
+    monkeypatch.setenv("CONTINUUM_TERMINATION_LOG", str(log))
+    return log
+
+
+def log_traffic(store: ObjectStore, version: int, frame: pd.DataFrame, start: datetime) -> None:
+    """Log ``frame`` as the server would, in batches of 250 rows one second apart."""
+    for batch, offset in enumerate(range(0, len(frame), 250)):
+        moment = start + timedelta(seconds=batch)
+        rows = [
+            {"ts": moment.isoformat(), "request_id": f"r{offset + i}", "model": MODEL,
+             "version": version, "features": row,
+             "prediction": "yes" if row["tenure"] < 30 else "no"}
+            for i, row in enumerate(frame.iloc[offset : offset + 250].to_dict(orient="records"))
+        ]  # fmt: skip
+        write_batch(store, MODEL, version, rows, moment)
+
+
+def run_check(monkeypatch, log, time: str) -> dict:
+    monkeypatch.setenv("CONTINUUM_REPORT_TIME", time)
+    assert main([]) == 0
+    return json.loads(log.read_text())
+
+
+def test_in_distribution_then_shifted_traffic(store, trained, monitor_env, monkeypatch, s3_bucket):
+    start = datetime(2025, 1, 31, 12, tzinfo=UTC)
+    log_traffic(store, trained, features(2000, seed=10), start)
+    calm = run_check(monkeypatch, monitor_env, "20250131T130000Z")
+    assert calm["status"] == "Succeeded"
+    assert calm["verdict"] == "NoDrift"
+    assert calm["datasetDrift"] is False
+    assert calm["rows"] == 2000
+    assert not any(f["drifted"] for f in calm["features"])
+
+    log_traffic(store, trained, features(2000, seed=11, shift=1.0), start + timedelta(hours=2))
+    drift = run_check(monkeypatch, monitor_env, "20250131T150000Z")
+    assert drift["verdict"] == "Drift"
+    assert drift["datasetDrift"] is True
+    flagged = {f["name"] for f in drift["features"] if f["drifted"]}
+    assert flagged == {"tenure", "charges"}
+    assert drift["fairness"]["feature"] == "plan"
+
+    folder = "reports/churn-drift/20250131T150000Z/"
+    assert drift["reportURI"] == f"s3://{s3_bucket}/{folder}"
+    for name in ("report.json", "report.html", "summary.json"):
+        assert store.exists(folder + name)
+    report = read_report(store, "churn-drift", "20250131T150000Z")
+    assert report["window"]["description"] == "newest 2000 rows (at most 2000)"
+    assert report["window"]["truncated"] is True  # the older, calm rows were left out
+    html = store.get_bytes(folder + "report.html").decode()
+    assert html.count("<svg") == 3
+    assert "http://" not in html
+    assert "https://" not in html
+    assert latest_summary(store, "churn-drift") == ("20250131T150000Z", drift)
+
+
+def test_too_little_traffic_is_insufficient_data(store, trained, monitor_env, monkeypatch):
+    log_traffic(store, trained, features(100, seed=10), datetime(2025, 1, 31, tzinfo=UTC))
+    summary = run_check(monkeypatch, monitor_env, "20250131T130000Z")
+    assert summary["verdict"] == "InsufficientData"
+    assert summary["rows"] == 100
+    assert summary["features"] == []
+
+
+def test_wrong_version_fails_into_the_termination_log(store, trained, monitor_env, monkeypatch):
+    monkeypatch.setenv("CONTINUUM_MODEL_VERSION", str(trained + 5))
+    assert main([]) == 1
+    failure = json.loads(monitor_env.read_text())
+    assert failure["status"] == "Failed"
+    assert failure["reason"] == "ObjectNotFound"
