@@ -33,6 +33,7 @@ class ReportInputs:
     reference_rows: int
     reference_uri: str
     created: str  # ISO-8601 UTC
+    time: str  # the report folder's compact UTC time
     report_uri: str
 
 

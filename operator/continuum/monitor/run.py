@@ -6,12 +6,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from continuum.monitor.check import run_check
+from continuum.monitor.check import CheckResult, run_check
 from continuum.monitor.html import render_html
-from continuum.monitor.reference import load_reference
+from continuum.monitor.reference import Reference, load_reference
 from continuum.monitor.report import ReportInputs, build_report, build_summary
 from continuum.monitor.settings import CheckSettings, MonitorTarget
-from continuum.monitor.window import read_window
+from continuum.monitor.window import CurrentWindow, read_window
 from continuum.storage import ObjectStore, layout
 from continuum.storage.reports import report_time, report_uri, write_report
 
@@ -33,13 +33,7 @@ def run_monitor(
     """Run one check and write ``reports/<monitor>/<time>/``; returns the summary."""
     started = datetime.now(UTC)
     time = time or report_time(started)
-    reference = load_reference(store, target.model, target.version)
-    progress("reference_loaded", rows=reference.rows, features=len(reference.features))
-    names = [feature.name for feature in reference.features]
-    window = read_window(store, target.model, target.version, names, settings.window.max_rows)
-    progress(
-        "window_read", rows=window.rows, batches=window.batches_read, truncated=window.truncated
-    )
+    reference, window = read_inputs(store, target, settings, progress)
     result = run_check(reference, window.frame, settings)
     progress("checked", verdict=result.verdict.verdict, share=result.verdict.share)
     inputs = ReportInputs(
@@ -49,13 +43,34 @@ def run_monitor(
         reference_rows=reference.rows,
         reference_uri=_reference_uri(store, target),
         created=started.isoformat(timespec="seconds"),
+        time=time,
         report_uri=report_uri(store.bucket, target.monitor, time),
     )
+    return publish(store, inputs, result, progress)
+
+
+def read_inputs(
+    store: ObjectStore, target: MonitorTarget, settings: CheckSettings, progress: Progress
+) -> tuple[Reference, CurrentWindow]:
+    reference = load_reference(store, target.model, target.version)
+    progress("reference_loaded", rows=reference.rows, features=len(reference.features))
+    names = [feature.name for feature in reference.features]
+    window = read_window(store, target.model, target.version, names, settings.window.max_rows)
+    progress(
+        "window_read", rows=window.rows, batches=window.batches_read, truncated=window.truncated
+    )
+    return reference, window
+
+
+def publish(
+    store: ObjectStore, inputs: ReportInputs, result: CheckResult, progress: Progress
+) -> dict[str, Any]:
+    """Write report.json, report.html and summary.json; return the summary."""
     report = build_report(inputs, result)
     summary = build_summary(report)
-    write_report(
-        store, target.monitor, time, report=report, html=render_html(report), summary=summary
-    )
+    html = render_html(report)
+    monitor = inputs.target.monitor
+    write_report(store, monitor, inputs.time, report=report, html=html, summary=summary)
     progress("report_written", uri=inputs.report_uri)
     return summary
 
