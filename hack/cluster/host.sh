@@ -60,6 +60,9 @@ install_guard() {
   ipt_guard -A "$GUARD_CHAIN" -d "$POD_GUARD_CIDR" -j DROP
   ipt_guard -A "$GUARD_CHAIN" -d "$SERVICE_CIDR" -j DROP
   ipt_guard -C FORWARD -j "$GUARD_CHAIN" 2>/dev/null || ipt_guard -I FORWARD 1 -j "$GUARD_CHAIN"
+  # A Docker engine sets the filter FORWARD policy to DROP; pod-to-pod traffic must still pass.
+  iptables -C FORWARD -i "$POD_BRIDGE" -o "$POD_BRIDGE" -j ACCEPT 2>/dev/null \
+    || iptables -I FORWARD 1 -i "$POD_BRIDGE" -o "$POD_BRIDGE" -j ACCEPT
   iptables -C OUTPUT -o "$(default_if)" -d "$POD_GUARD_CIDR" -j REJECT 2>/dev/null \
     || iptables -I OUTPUT 1 -o "$(default_if)" -d "$POD_GUARD_CIDR" -j REJECT
   log "guard installed: blackhole $SERVICE_CIDR and $POD_GUARD_CIDR, chain $GUARD_CHAIN in mangle FORWARD"
@@ -91,6 +94,7 @@ restore_all_sysctls() {
 
 remove_guard() {
   ipt_guard -D FORWARD -j "$GUARD_CHAIN" 2>/dev/null || true
+  while iptables -D FORWARD -i "$POD_BRIDGE" -o "$POD_BRIDGE" -j ACCEPT 2>/dev/null; do :; done
   ipt_guard -F "$GUARD_CHAIN" 2>/dev/null || true
   ipt_guard -X "$GUARD_CHAIN" 2>/dev/null || true
   while iptables -D OUTPUT -o "$(default_if)" -d "$POD_GUARD_CIDR" -j REJECT 2>/dev/null; do :; done
