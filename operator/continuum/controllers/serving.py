@@ -31,6 +31,7 @@ INSTANCE_LABEL = "app.kubernetes.io/instance"
 VERSION_LABEL = "continuum.dev/model-version"
 DEPLOYMENT_LABEL = "continuum.dev/model-deployment"
 SERVING = "serving"
+DRAIN_SECONDS = 5
 READY_PATH = "/v2/health/ready"
 LIVE_PATH = "/v2/health/live"
 ACCESS_KEY = "AWS_ACCESS_KEY_ID"
@@ -129,6 +130,8 @@ def _container(md: ModelDeployment, version: int, image: str) -> dict[str, Any]:
         "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
         "readinessProbe": _probe(READY_PATH, period=2, failures=2),
         "livenessProbe": _probe(LIVE_PATH, period=10, failures=3),
+        # keep answering while the endpoint removal reaches every node's proxy
+        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
         "securityContext": dict(CONTAINER_SECURITY),
         "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}],
     }

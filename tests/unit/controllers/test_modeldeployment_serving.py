@@ -90,6 +90,7 @@ def test_server_container() -> None:
     assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     assert c["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
     assert c["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
+    assert c["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
     assert c["resources"] == {
         "requests": {"cpu": "250m", "memory": "256Mi"},
         "limits": {"memory": "512Mi"},
