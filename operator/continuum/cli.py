@@ -4,6 +4,7 @@
     continuum train ...      train one model inside a TrainingJob's Job (continuum.trainer)
     continuum serve ...      serve one model version (continuum.server)
     continuum monitor ...    run one drift check (continuum.monitor)
+    continuum lineage ...    print a model's drift -> training -> serving chain
     continuum version        print the version
 
 Each workload parses its own options; `continuum <workload> --help` lists them. Workload
@@ -23,6 +24,7 @@ WORKLOADS: dict[str, str] = {
     "train": "continuum.trainer.cli",
     "serve": "continuum.server",
     "monitor": "continuum.monitor",
+    "lineage": "continuum.lineage",
 }
 
 

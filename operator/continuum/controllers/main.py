@@ -9,7 +9,13 @@ from collections.abc import Sequence
 import kopf
 
 from continuum import __version__
-from continuum.controllers import metrics, modeldeployment, settings, trainingjob
+from continuum.controllers import (
+    driftmonitor,
+    metrics,
+    modeldeployment,
+    settings,
+    trainingjob,
+)
 
 ENV_IMAGE = "CONTINUUM_IMAGE"
 DEFAULT_IMAGE = f"continuum:{__version__}"
@@ -18,6 +24,7 @@ HANDLER_MODULES = (
     settings,
     trainingjob,
     modeldeployment,
+    driftmonitor,
 )  # importing them registers their handlers
 
 

@@ -66,6 +66,13 @@ class Kube:
         path = f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs/{_q(name)}"
         return await self._read(path, f"read Job {namespace}/{name}")
 
+    async def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """batch/v1 Jobs in ``namespace`` matching ``label_selector``."""
+        path = f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs"
+        query = [("labelSelector", label_selector)]
+        found = await self._request("GET", path, f"list Jobs in {namespace}", query=query)
+        return list(found.get("items") or [])
+
     async def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
         """Pods in ``namespace`` matching ``label_selector``."""
         path = f"/api/v1/namespaces/{_q(namespace)}/pods"
@@ -113,6 +120,24 @@ class Kube:
         path = f"/apis/{group}/{version}/namespaces/{_q(namespace)}/{plural}"
         found = await self._request("GET", path, f"list {plural}.{group} in {namespace}")
         return list(found.get("items") or [])
+
+    async def create_custom_object(
+        self, group: str, version: str, plural: str, body: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], bool]:
+        """Create a namespaced custom object; if its name is taken, the existing one.
+
+        Returns (object, created?), like ``create_job``.
+        """
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        path = f"/apis/{group}/{version}/namespaces/{_q(namespace)}/{plural}"
+        try:
+            created = await self._request("POST", path, f"create {plural}.{group} {name}", body)
+        except Conflict:
+            existing = await self.read_custom_object(group, version, plural, namespace, name)
+            if existing is None:  # deleted between the two calls: let the caller retry
+                raise
+            return existing, False
+        return created, True
 
     async def read_custom_object(
         self, group: str, version: str, plural: str, namespace: str, name: str

@@ -1,0 +1,207 @@
+"""Pure scheduling of a DriftMonitor's checks and the batch Job that runs one.
+
+A check runs when ``next_check_due`` has passed. Its scheduled time is the interval slot it
+falls in (``check_slot``: epoch seconds rounded down to a multiple of the interval), which
+names the Job (``<monitor>-check-<epoch>``) and the report folder: two reconciles in the same
+slot create the same Job (HTTP 409), never two. A check whose scheduled time is after
+``status.lastCheckTime`` has not been folded into status yet (``pending_check``); while one is
+pending no other check starts, so at most one check Job runs per monitor.
+
+``lastCheckTime`` is when the last check finished, never earlier than its scheduled time, so
+the next slot is always after the previous one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from continuum.api import API_VERSION, DriftMonitor, DriftMonitorStatus, ModelDeployment, dump
+from continuum.api import DriftMonitorSpec as Spec
+from continuum.controllers.desired import CONTAINER_SECURITY, POD_SECURITY, TMP_VOLUME
+from continuum.controllers.naming import (
+    COMPONENT,
+    MANAGED_BY,
+    MODEL_LABEL,
+    OPERATOR,
+    PART_OF,
+    child_name,
+    label_value,
+)
+
+DRIFT_MONITOR_LABEL = "continuum.dev/drift-monitor"
+CHECK_TIME_ANNOTATION = "continuum.dev/check-time"
+DRIFT_CHECK = "drift-check"
+MONITOR_CONTAINER = "monitor"
+TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+CHECK_DEADLINE = 900
+ACCESS_KEY = "AWS_ACCESS_KEY_ID"
+SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
+CHECK_SPEC_KEYS = ("window", "tests", "sensitiveFeature", "fairnessThreshold")
+
+
+def next_check_due(status: DriftMonitorStatus, spec: Spec, now: datetime) -> datetime:
+    """When the next check should start: at once before the first, else one interval after."""
+    if status.last_check_time is None:
+        return now
+    return status.last_check_time + timedelta(seconds=spec.schedule.interval_seconds)
+
+
+def is_due(status: DriftMonitorStatus, spec: Spec, now: datetime) -> bool:
+    return next_check_due(status, spec, now) <= now
+
+
+def check_slot(now: datetime, interval_seconds: int) -> datetime:
+    """The start of the interval slot ``now`` falls in (epoch-aligned, UTC)."""
+    epoch = int(now.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % interval_seconds, UTC)
+
+
+def compact_time(moment: datetime) -> str:
+    """``2026-01-31 12:00:05 UTC`` -> ``20260131T120005Z`` (the report folder's time)."""
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def parse_compact_time(text: str) -> datetime | None:
+    try:
+        return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def check_job_name(monitor: str, slot: datetime) -> str:
+    return child_name(monitor, f"check-{int(slot.timestamp())}")
+
+
+def check_time_of(job: Mapping[str, Any]) -> datetime | None:
+    """The scheduled time a check Job carries in its annotation."""
+    text = (job.get("metadata", {}).get("annotations") or {}).get(CHECK_TIME_ANNOTATION)
+    return parse_compact_time(text) if isinstance(text, str) else None
+
+
+def pending_check(
+    jobs: Iterable[Mapping[str, Any]], status: DriftMonitorStatus
+) -> Mapping[str, Any] | None:
+    """The newest check Job whose result status does not hold yet, if any."""
+    timed = [(t, job) for job in jobs if (t := check_time_of(job)) is not None]
+    if not timed:
+        return None
+    moment, job = max(timed, key=lambda pair: pair[0])
+    last = status.last_check_time
+    return job if last is None or moment > last else None
+
+
+def check_labels(monitor: str, model: str) -> dict[str, str]:
+    return {
+        MANAGED_BY: OPERATOR,
+        PART_OF: OPERATOR,
+        COMPONENT: DRIFT_CHECK,
+        DRIFT_MONITOR_LABEL: label_value(monitor),
+        MODEL_LABEL: label_value(model),
+    }
+
+
+def check_selector(monitor: str) -> str:
+    return f"{COMPONENT}={DRIFT_CHECK},{DRIFT_MONITOR_LABEL}={label_value(monitor)}"
+
+
+def owner_reference(dm: DriftMonitor) -> dict[str, Any]:
+    """A controller owner reference to ``dm``: deleting it garbage-collects the child."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "DriftMonitor",
+        "name": _name(dm),
+        "uid": str(dm.metadata["uid"]),
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def desired_check_job(
+    dm: DriftMonitor, md: ModelDeployment, version: int, slot: datetime, image: str
+) -> dict[str, Any]:
+    """The batch/v1 Job running ``continuum monitor`` against ``version`` for ``slot``."""
+    labels = check_labels(_name(dm), md.spec.model)
+    interval = dm.spec.schedule.interval_seconds
+    metadata = {
+        "name": check_job_name(_name(dm), slot),
+        "namespace": dm.metadata["namespace"],
+        "labels": labels,
+        "annotations": {CHECK_TIME_ANNOTATION: compact_time(slot)},
+        "ownerReferences": [owner_reference(dm)],
+    }
+    spec = {
+        "backoffLimit": 0,
+        "activeDeadlineSeconds": min(interval, CHECK_DEADLINE),
+        # keep finished checks a few intervals (their pods hold the summary), then collect
+        "ttlSecondsAfterFinished": max(3 * interval, 600),
+        "template": {
+            "metadata": {"labels": dict(labels)},
+            "spec": _pod_spec(check_env(dm, md, version, slot), image),
+        },
+    }
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
+
+
+def _pod_spec(env: list[dict[str, Any]], image: str) -> dict[str, Any]:
+    container = {
+        "name": MONITOR_CONTAINER,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["continuum", "monitor"],
+        "env": env,
+        "securityContext": dict(CONTAINER_SECURITY),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}],
+    }
+    return {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": dict(POD_SECURITY),
+        "containers": [container],
+        "volumes": [{"name": TMP_VOLUME, "emptyDir": {}}],
+    }
+
+
+def check_env(
+    dm: DriftMonitor, md: ModelDeployment, version: int, slot: datetime
+) -> list[dict[str, Any]]:
+    """The monitor's environment: what to check, with which settings, and where S3 is."""
+    storage = md.spec.storage
+    env = [
+        _var("CONTINUUM_MONITOR", _name(dm)),
+        _var("CONTINUUM_MODEL", md.spec.model),
+        _var("CONTINUUM_MODEL_VERSION", str(version)),
+        _var("CONTINUUM_MONITOR_SPEC", check_spec_json(dm.spec)),
+        _var("CONTINUUM_REPORT_TIME", compact_time(slot)),
+        _var("CONTINUUM_S3_BUCKET", storage.bucket),
+        _var("AWS_REGION", storage.region),
+        _var("HOME", "/tmp"),
+    ]
+    if storage.endpoint is not None:
+        env.append(_var("CONTINUUM_S3_ENDPOINT", storage.endpoint))
+    if storage.secret_ref is not None:
+        env += [_secret_var(k, storage.secret_ref.name) for k in (ACCESS_KEY, SECRET_KEY)]
+    return env
+
+
+def check_spec_json(spec: Spec) -> str:
+    """Only the parts of the spec a check uses, as compact JSON."""
+    data = dump(spec)
+    parts = {k: data[k] for k in CHECK_SPEC_KEYS if k in data}
+    return json.dumps(parts, sort_keys=True, separators=(",", ":"))
+
+
+def _var(name: str, value: str) -> dict[str, Any]:
+    return {"name": name, "value": value}
+
+
+def _secret_var(key: str, secret: str) -> dict[str, Any]:
+    return {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def _name(dm: DriftMonitor) -> str:
+    return str(dm.metadata["name"])

@@ -1,0 +1,223 @@
+"""Pure status logic of a DriftMonitor: (monitor, finished check Job, summary) -> status.
+
+The monitor Job writes a JSON summary to its termination message (``continuum.monitor``):
+``{"status", "verdict": "Drift|NoDrift|InsufficientData", "datasetDrift", "share",
+"reportURI", "rows", "features": [...]}`` or ``{"status": "Failed", "reason", "message"}``.
+
+``consecutiveDrifts`` counts drifted checks in a row: Drift adds one, NoDrift resets it to 0,
+and InsufficientData or a failed check leave it as it was (neither evidence of drift nor of
+its absence), so alternating drift / no drift never reaches ``consecutiveChecks``.
+
+Conditions (kstatus): ``DriftDetected`` True / False / Unknown (no data, failed or no check
+yet); ``Ready`` True once a check has run and the last one succeeded; ``Stalled`` True while
+the last check failed (the next scheduled check retries); ``Reconciling`` True only before
+the first result (waiting for a serving version, or the first check running).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from continuum.api import DriftMonitor, DriftMonitorStatus, DriftSummary, FeatureDrift, load
+from continuum.controllers.conditions import READY, RECONCILING, STALLED, Want, merge_conditions
+
+DRIFT_DETECTED = "DriftDetected"
+MAX_FEATURES = 20
+MAX_MESSAGE = 1024
+Verdict = Literal["Drift", "NoDrift", "InsufficientData", "Failed"]
+VERDICTS = frozenset({"Drift", "NoDrift", "InsufficientData"})
+SUMMARY_KEYS = ("name", "test", "statistic", "pValue", "effectSize", "drifted")
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to post about the DriftMonitor."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One finished check, as the operator understands it."""
+
+    verdict: Verdict
+    finished: datetime
+    job_name: str
+    summary: Mapping[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+    @property
+    def report_uri(self) -> str | None:
+        uri = self.summary.get("reportURI")
+        return uri if isinstance(uri, str) and uri else None
+
+
+def parse_summary(text: str | None) -> dict[str, Any] | None:
+    """The monitor's JSON summary, or None when the message is absent or not one."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and "status" in value else None
+
+
+def job_outcome(job: Mapping[str, Any]) -> tuple[str, str, str | None] | None:
+    """("Complete" | "Failed", message, finish time) of a finished Job; None while it runs."""
+    status = job.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("status") != "True" or cond.get("type") not in {"Complete", "Failed"}:
+            continue
+        when = status.get("completionTime") or cond.get("lastTransitionTime")
+        return str(cond["type"]), str(cond.get("message") or cond.get("reason") or ""), when
+    return None
+
+
+def check_result(
+    job_name: str,
+    finished: datetime,
+    complete: bool,
+    message: str,
+    summary: Mapping[str, Any] | None,
+) -> CheckResult:
+    """The verdict of a finished check from its Job's outcome and the monitor's summary."""
+    if summary is not None and summary.get("status") == "Succeeded":
+        verdict = summary.get("verdict")
+        if verdict in VERDICTS:
+            return CheckResult(verdict, finished, job_name, summary)
+        return CheckResult("Failed", finished, job_name, message=f"unknown verdict {verdict!r}")
+    if summary is not None and summary.get("status") == "Failed":
+        text = f"{summary.get('reason', 'Error')}: {summary.get('message', '')}"
+        return CheckResult("Failed", finished, job_name, message=text)
+    why = "completed without a summary" if complete else f"failed: {message or 'no reason given'}"
+    return CheckResult("Failed", finished, job_name, message=f"check Job {job_name} {why}")
+
+
+def drift_summary(summary: Mapping[str, Any]) -> DriftSummary | None:
+    """status.drift from the summary: the verdict, share and the first MAX_FEATURES features."""
+    features = []
+    for item in list(summary.get("features") or [])[:MAX_FEATURES]:
+        try:
+            features.append(load(FeatureDrift, {k: item.get(k) for k in SUMMARY_KEYS}))
+        except (ValidationError, AttributeError):
+            continue
+    share = summary.get("share")
+    return DriftSummary(
+        dataset_drift=summary.get("datasetDrift") if summary.get("verdict") != "InsufficientData"
+        else None,
+        share=share if isinstance(share, int | float) and 0 <= share <= 1 else None,
+        features=features,
+    )  # fmt: skip
+
+
+def consecutive(previous: int | None, verdict: Verdict) -> int:
+    """Drifted checks in a row after a check with ``verdict``."""
+    if verdict == "Drift":
+        return (previous or 0) + 1
+    if verdict == "NoDrift":
+        return 0
+    return previous or 0
+
+
+def status_after_check(dm: DriftMonitor, result: CheckResult) -> DriftMonitorStatus:
+    """The status once ``result`` is folded in (conditions merged at ``result.finished``)."""
+    old = dm.status
+    update: dict[str, Any] = {
+        "observed_generation": dm.metadata.get("generation"),
+        "last_check_time": result.finished,
+        "check_job_name": result.job_name,
+        "consecutive_drifts": consecutive(old.consecutive_drifts, result.verdict),
+        "conditions": merge_conditions(
+            old.conditions, check_conditions(result), generation=dm.metadata.get("generation"),
+            now=result.finished,
+        ),
+    }  # fmt: skip
+    if result.verdict != "Failed":
+        update["drift"] = drift_summary(result.summary)
+        update["report_uri"] = result.report_uri
+    return old.model_copy(update=update)
+
+
+def check_conditions(result: CheckResult) -> list[Want]:
+    """DriftDetected and the kstatus conditions after a finished check."""
+    detail = describe(result)
+    if result.verdict == "Failed":
+        return [
+            Want(DRIFT_DETECTED, "Unknown", "CheckFailed", detail),
+            Want(READY, "False", "CheckFailed", detail),
+            Want(RECONCILING, "False", "CheckFailed"),
+            Want(STALLED, "True", "CheckFailed", detail),
+        ]
+    drift = {"Drift": "True", "NoDrift": "False"}.get(result.verdict, "Unknown")
+    reason = {"Drift": "DatasetDrift"}.get(result.verdict, result.verdict)
+    return [
+        Want(DRIFT_DETECTED, drift, reason, detail),  # type: ignore[arg-type]
+        Want(READY, "True", "Checked", detail),
+        Want(RECONCILING, "False", "Checked"),
+        Want(STALLED, "False", "Checked"),
+    ]
+
+
+def waiting_conditions(reason: str, message: str) -> list[Want]:
+    """Before any result: waiting for a serving version, or for the first check."""
+    return [
+        Want(DRIFT_DETECTED, "Unknown", reason, message),
+        Want(READY, "False", reason, message),
+        Want(RECONCILING, "True", reason, message),
+        Want(STALLED, "False", reason),
+    ]
+
+
+def status_waiting(
+    dm: DriftMonitor, reason: str, message: str, *, now: datetime, job_name: str | None = None
+) -> DriftMonitorStatus:
+    """The status while no check result is there yet (or the deployment serves nothing)."""
+    old = dm.status
+    generation = dm.metadata.get("generation")
+    wants = waiting_conditions(reason, message)
+    if old.last_check_time is not None and reason == "CheckRunning":
+        wants = []  # a later check: the last result's conditions stand
+    update: dict[str, Any] = {
+        "observed_generation": generation,
+        "conditions": merge_conditions(old.conditions, wants, generation=generation, now=now),
+    }
+    if job_name is not None:
+        update["check_job_name"] = job_name
+    return old.model_copy(update=update)
+
+
+def describe(result: CheckResult) -> str:
+    """One line about a check for conditions and Events."""
+    if result.verdict == "Failed":
+        return f"check {result.job_name} failed: {result.message}"[:MAX_MESSAGE]
+    summary = result.summary
+    rows = summary.get("rows")
+    if result.verdict == "InsufficientData":
+        return f"not enough logged rows to decide ({rows} rows); drift count unchanged"
+    drifted = [f.get("name") for f in summary.get("features") or [] if f.get("drifted")]
+    share = summary.get("share")
+    share_text = f"{share:.0%}" if isinstance(share, int | float) else "?"
+    names = f": {', '.join(str(n) for n in drifted)}" if drifted else ""
+    text = f"{share_text} of features drifted ({rows} rows){names}; report {result.report_uri}"
+    return text[:MAX_MESSAGE]
+
+
+def check_events(result: CheckResult, drifts: int, needed: int) -> list[Event]:
+    """The Event for a finished check."""
+    detail = describe(result)
+    if result.verdict == "Failed":
+        return [Event("Warning", "CheckFailed", detail)]
+    if result.verdict == "Drift":
+        return [Event("Warning", "DriftDetected", f"{detail} ({drifts}/{needed} checks)")]
+    if result.verdict == "NoDrift":
+        return [Event("Normal", "NoDrift", detail)]
+    return [Event("Normal", "InsufficientData", detail)]
