@@ -61,7 +61,7 @@ start_scheduler() {
 
 write_containerd_config() {
   mkdir -p "$STATE_DIR/containerd" "$CONTAINERD_DIR" "$STATE_DIR/cni/net.d"
-  cat > "$STATE_DIR/containerd/config.toml" <<TOML
+  write_if_changed "$STATE_DIR/containerd/config.toml" <<TOML
 version = 2
 root = "$STATE_DIR/containerd/root"
 state = "$CONTAINERD_DIR/state"
@@ -101,7 +101,7 @@ load_pause_image() {
 }
 
 write_cni_config() {
-  cat > "$STATE_DIR/cni/net.d/10-continuum.conflist" <<JSON
+  write_if_changed "$STATE_DIR/cni/net.d/10-continuum.conflist" <<JSON
 {
   "cniVersion": "0.4.0",
   "name": "continuum",
@@ -118,7 +118,7 @@ JSON
 write_kubelet_config() {
   mkdir -p "$STATE_DIR/kubelet"
   : > "$STATE_DIR/kubelet/resolv.conf"   # pods get cluster DNS only, never the host's resolvers
-  cat > "$STATE_DIR/kubelet/config.yaml" <<YAML
+  write_if_changed "$STATE_DIR/kubelet/config.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 authentication:
@@ -152,7 +152,8 @@ start_kubelet() {
 }
 
 start_kube_proxy() {
-  cat > "$STATE_DIR/kube-proxy.yaml" <<YAML
+  # kube-proxy exits when its config file changes under it: rewrite only real changes.
+  write_if_changed "$STATE_DIR/kube-proxy.yaml" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: "$STATE_DIR/kubeconfigs/kube-proxy.conf"}
@@ -167,6 +168,7 @@ oomScoreAdj: 0
 conntrack: {maxPerCore: 0}
 YAML
   start_proc kube-proxy "$KBIN/kube-proxy" --config "$STATE_DIR/kube-proxy.yaml" --v 1
+  wait_for kube-proxy 60 "$LOGS/kube-proxy.log" curl -fsS http://127.0.0.1:10256/livez
 }
 
 node_ready() {

@@ -47,3 +47,10 @@ require_port() {  # port name
   is_running "$2" && [ "$(cat "$RUN/$2.pid")" = "$owner" ] && return
   die "port $1 (needed by $2) is taken by pid $owner ($(cat /proc/"$owner"/comm 2>/dev/null)); stop it or run 'make cluster-down'"
 }
+
+# Replace a file with stdin only when the content differs (running daemons watch some files).
+write_if_changed() {
+  local tmp; tmp=$(mktemp)
+  cat > "$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; chmod 644 "$1"; fi
+}
