@@ -28,7 +28,7 @@ build_kube() {
     with_heartbeat "build $c" env CGO_ENABLED=$cgo go build -p 2 -trimpath -tags selinux,notest \
       -ldflags "$ldf" -o "$d/bin/$c" "k8s.io/kubernetes/cmd/$c"
   done
-  "$d/bin/kube-apiserver" --version | grep -q "v$v" || die "kube-apiserver does not report v$v"
+  "$d/bin/kube-apiserver" --version | grep "v$v" >/dev/null || die "kube-apiserver does not report v$v"
   touch "$d/.complete"
 }
 

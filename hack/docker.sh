@@ -80,7 +80,7 @@ check_containerd() {
   # The cluster's containerd has its own socket; dockerd is started without --containerd, so it
   # either manages its own (/run/docker/containerd) or uses the system one (/run/containerd).
   if [ -s "$DOCKERD_PIDFILE" ] && tr '\0' ' ' <"/proc/$(cat "$DOCKERD_PIDFILE")/cmdline" 2>/dev/null \
-      | grep -q -- '/run/continuum/containerd'; then
+      | grep -- '/run/continuum/containerd' >/dev/null; then
     die "dockerd was started with the cluster's containerd socket; stop it (kill \$(cat $DOCKERD_PIDFILE)) and re-run"
   fi
   log "docker engine $(docker version --format '{{.Server.Version}}' 2>/dev/null) is up (containerd ${commit:0:12})"

@@ -93,7 +93,7 @@ start_containerd() {
 ctr_k8s() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
 
 load_pause_image() {
-  ctr_k8s images ls -q | grep -qx "registry.k8s.io/pause:3.10.1" && return
+  ctr_k8s images ls -q | grep -x "registry.k8s.io/pause:3.10.1" >/dev/null && return
   local tar="$CACHE_DIR/pause-3.10.1.tar"
   [ -f "$tar" ] || "$HACK_DIR/pause/build.sh"
   ctr_k8s images import "$tar" >/dev/null
@@ -172,7 +172,7 @@ YAML
 }
 
 node_ready() {
-  kc get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -qx True
+  kc get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -x True >/dev/null
 }
 
 wait_node_ready() { wait_for "node $NODE_NAME Ready" 180 "$LOGS/kubelet.log" node_ready; }

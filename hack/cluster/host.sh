@@ -40,7 +40,7 @@ save_sysctls() {
 
 setup_node_network() {
   ip link show "$NODE_IF" >/dev/null 2>&1 || ip link add "$NODE_IF" type bridge
-  ip addr show dev "$NODE_IF" | grep -q "$NODE_IP/32" || ip addr add "$NODE_IP/32" dev "$NODE_IF"
+  [[ "$(ip -4 -o addr show dev "$NODE_IF")" == *"$NODE_IP/32"* ]] || ip addr add "$NODE_IP/32" dev "$NODE_IF"
   ip link set "$NODE_IF" up
   # Forwarding is needed for pod -> Service -> pod on the bridge; the guard below confines it.
   sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
