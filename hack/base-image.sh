@@ -41,6 +41,8 @@ image_present() { docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; }
 ensure_debootstrap() {
   command -v debootstrap >/dev/null && return 0
   step "Installing debootstrap (apt)"
+  # A fresh machine has no package lists yet.
+  apt-get -o DPkg::Lock::Timeout=600 update >/dev/null || die "apt-get update failed; check the Debian mirror"
   apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends debootstrap >/dev/null \
     || die "could not install debootstrap; run 'apt-get update && apt-get install -y debootstrap'"
 }
