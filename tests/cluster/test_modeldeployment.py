@@ -133,17 +133,24 @@ def train(
 
 
 def serving(
-    api: client.ApiClient, namespace: str, op: Operator, version: int, timeout: float = 240
+    api: client.ApiClient,
+    namespace: str,
+    op: Operator,
+    version: int,
+    timeout: float = 240,
+    true: tuple[str, ...] = ("Available", "Ready"),
 ) -> dict[str, Any]:
-    """Wait until the ModelDeployment serves ``version`` and is Available and Ready."""
+    """Wait until the ModelDeployment serves ``version`` with the ``true`` conditions True."""
 
     def check() -> dict[str, Any] | None:
         assert op.process is not None
         assert op.process.poll() is None, op.output()
         md = get_md(api, namespace)
         cond = conditions(md)
-        ok = md.get("status", {}).get("servingVersion") == version and all(
-            cond.get(t, {}).get("status") == "True" for t in ("Available", "Ready")
+        ok = (
+            md.get("status", {}).get("servingVersion") == version
+            and all(cond.get(t, {}).get("status") == "True" for t in true)
+            and cond.get("Progressing", {}).get("status") == "False"
         )
         return md if ok else None
 
@@ -250,8 +257,10 @@ class Ctx:
     def setup(self) -> tuple[Any, ...]:
         return (self.s3, self.bucket, self.secret, self.data)
 
-    def serving(self, version: int, timeout: float = 240) -> dict[str, Any]:
-        return serving(self.api, self.namespace, self.op, version, timeout)
+    def serving(
+        self, version: int, timeout: float = 240, true: tuple[str, ...] = ("Available", "Ready")
+    ) -> dict[str, Any]:
+        return serving(self.api, self.namespace, self.op, version, timeout, true)
 
 
 def test_serve_promote_and_roll_back(
@@ -329,8 +338,9 @@ def roll_back_tampered_third_version(ctx: Ctx) -> None:
     md = wait_for_rollback(ctx)
     last = md["status"]["history"][-1]
     assert (last["version"], last["trainingJob"]) == (3, "churn-3")
-    md = ctx.serving(2, timeout=120)
+    md = ctx.serving(2, timeout=120, true=("Available", "Degraded", "Stalled"))
     cond = conditions(md)
+    assert cond["Ready"]["status"] == "False"
     assert cond["Degraded"]["status"] == "True"
     assert cond["Degraded"]["reason"] == "RolloutFailed"
     assert "version 3" in cond["Degraded"]["message"]
