@@ -1,0 +1,260 @@
+"""DriftMonitor on the real cluster: scheduled check Jobs, status, Events, brakes, no finalizer.
+
+The operator runs as a subprocess under deploy/rbac/clusterrole.yaml (see test_trainingjob.py);
+check Jobs and TrainingJobs run the project image. Shifted inference-log rows are written
+straight into MinIO (the server's traffic path is covered by tests/e2e/test_loop.py). The
+retraining template has an unreachable gate, so the retrained model is not qualified and the
+champion keeps serving.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from continuum.storage.inference_logs import batch_key, encode_rows
+from tests.cluster.conftest import pod_logs, wait_until
+from tests.cluster.test_modeldeployment import (  # noqa: F401 (fixtures)
+    Ctx,
+    model_deployment,
+    project_image,
+)
+from tests.cluster.test_trainingjob import (  # noqa: F401 (fixtures)
+    Operator,
+    crds,
+    dataset_csv,
+    finished,
+    operator,
+    operator_role,
+    training_job,
+    upload,
+)
+from tests.conftest import S3Settings, s3_client
+
+GROUP, VERSION, PLURAL = "continuum.dev", "v1alpha1", "driftmonitors"
+DM = "drift"
+INTERVAL = 60
+
+
+def objs(api: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api)
+
+
+def drift_monitor(template: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "DriftMonitor",
+        "metadata": {"name": DM},
+        "spec": {
+            "deployment": "churn",
+            "schedule": {"intervalSeconds": INTERVAL},
+            "window": {"maxRows": 400, "minSamples": 50},
+            "consecutiveChecks": 1,
+            "retrain": {
+                "enabled": True,
+                "template": template,
+                "cooldownSeconds": 3600,
+                "maxConcurrent": 1,
+            },
+            **spec,
+        },
+    }
+
+
+def get_dm(api: client.ApiClient, namespace: str) -> dict[str, Any]:
+    return dict(objs(api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, DM))
+
+
+def conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in obj.get("status", {}).get("conditions", [])}
+
+
+def write_log(s3: S3Settings, bucket: str, version: int, rows: int, shift: float) -> None:
+    """``rows`` logged rows of model churn ``version``, features moved by ``shift``."""
+    rng = random.Random(11)
+    logged = [
+        {
+            "ts": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "request_id": f"r{i}",
+            "model": "churn",
+            "version": version,
+            "features": {
+                "sepal": rng.gauss(shift, 1.0),
+                "petal": rng.gauss(shift, 1.0),
+                "width": rng.gauss(shift, 1.0),
+                "colour": rng.choice(["red", "green", "blue"]),
+            },
+            "prediction": "yes",
+        }
+        for i in range(rows)
+    ]
+    key = batch_key("churn", version, datetime.now(UTC))
+    s3_client(s3).put_object(Bucket=bucket, Key=key, Body=encode_rows(logged))
+
+
+def retrain_jobs(api: client.ApiClient, namespace: str) -> list[dict[str, Any]]:
+    found = objs(api).list_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "trainingjobs",
+        label_selector=f"continuum.dev/drift-monitor={DM}",
+    )
+    return list(found["items"])
+
+
+def reasons(api: client.ApiClient, namespace: str) -> list[str]:
+    events = client.CoreV1Api(api).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={DM},involvedObject.kind=DriftMonitor"
+    )
+    return [e.reason for e in events.items]
+
+
+def wait_dm(ctx: Ctx, what: str, check: Any, timeout: float = 240) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        assert ctx.op.process is not None
+        assert ctx.op.process.poll() is None, ctx.op.output()
+        dm = get_dm(ctx.api, ctx.namespace)
+        return dm if check(dm) else None
+
+    try:
+        return wait_until(what, probe, timeout, every=2)  # type: ignore[no-any-return]
+    except BaseException:
+        print(ctx.op.output())
+        print(json.dumps(get_dm(ctx.api, ctx.namespace).get("status"), indent=1))
+        print(pod_logs(ctx.api, ctx.namespace, "app.kubernetes.io/component=drift-check"))
+        raise
+
+
+def lineage(kubeconfig: Path, namespace: str) -> str:
+    command = [str(Path(sys.executable).with_name("continuum")), "lineage", "churn"]
+    done = subprocess.run(
+        [*command, "-n", namespace],
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return done.stdout
+
+
+def test_drift_retrains_once_failed_gate_keeps_champion(
+    api: client.ApiClient,
+    kubeconfig: Path,
+    namespace: str,
+    s3: S3Settings,
+    s3_bucket: str,
+    s3_secret: str,
+    operator: Operator,  # noqa: F811 (the fixture)
+) -> None:
+    data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
+    ctx = Ctx(api, namespace, operator, s3, s3_bucket, s3_secret, data)
+    assert ctx.train("churn-1") == 1
+    write_log(s3, s3_bucket, 1, 300, shift=6.0)
+    template = training_job("template", data, s3, s3_bucket, s3_secret)["spec"]
+    template["evaluation"]["threshold"] = 1.5  # unreachable: the retrained model fails its gate
+    objs(api).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, drift_monitor(template)
+    )
+
+    # No ModelDeployment yet: the monitor says what it waits for and starts no Job.
+    dm = wait_dm(ctx, "WaitingForDeployment", lambda d: conditions(d).get("Ready"))
+    assert conditions(dm)["Ready"]["reason"] == "WaitingForDeployment"
+    assert conditions(dm)["Reconciling"]["status"] == "True"
+    assert not dm["metadata"].get("finalizers")
+    assert (
+        not client.BatchV1Api(api)
+        .list_namespaced_job(namespace, label_selector="app.kubernetes.io/component=drift-check")
+        .items
+    )
+
+    objs(api).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "modeldeployments",
+        model_deployment(s3, s3_bucket, s3_secret),
+    )  # fmt: skip
+    ctx.serving(1)
+
+    dm = wait_dm(ctx, "the first check", lambda d: d.get("status", {}).get("lastCheckTime"))
+    first_check(ctx, dm)
+    tj = retrain_jobs(api, namespace)[0]
+    done = finished(api, namespace, tj["metadata"]["name"], operator)
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert done["status"]["qualified"] is False
+    assert done["status"]["model"]["version"] == 2
+
+    # Restart: the next check drifts again, but the cooldown holds; still one TrainingJob.
+    operator.stop(signal.SIGKILL)
+    operator.start()
+    dm = wait_dm(ctx, "a suppressed retraining", lambda d: d.get("status", {}).get("suppressed"),
+                 timeout=INTERVAL + 120)  # fmt: skip
+    assert dm["status"]["suppressed"][0]["reason"].startswith("cooldown")
+    assert len(dm["status"]["retrainings"]) == 1
+    assert len(retrain_jobs(api, namespace)) == 1
+    assert "RetrainingSuppressed" in reasons(api, namespace)
+    md = ctx.serving(1)  # the champion keeps serving
+    assert [h["version"] for h in md["status"]["history"]] == [1]
+
+    text = lineage(kubeconfig, namespace)
+    print(text)
+    assert dm["status"]["retrainings"][0]["report"] in text
+    assert f"TrainingJob {tj['metadata']['name']}" in text
+    assert "version 2" in text
+    assert "not qualified" in text
+    assert "ModelDeployment churn: Promoted" in text
+
+    deleted_without_operator(ctx)
+
+
+def first_check(ctx: Ctx, dm: dict[str, Any]) -> None:
+    """The first check saw drift and created exactly one TrainingJob naming its report."""
+    status = dm["status"]
+    cond = conditions(dm)
+    assert cond["DriftDetected"]["status"] == "True", status
+    assert cond["Ready"]["status"] == "True"
+    assert cond["Stalled"]["status"] == "False"
+    assert status["drift"]["datasetDrift"] is True
+    assert any(f["drifted"] for f in status["drift"]["features"])
+    assert status["reportURI"].startswith(f"s3://{ctx.bucket}/reports/{DM}/")
+    assert status["checkJobName"].startswith(f"{DM}-check-")
+    assert status["consecutiveDrifts"] == 0  # reset by the retraining it triggered
+    keys = s3_client(ctx.s3).list_objects_v2(
+        Bucket=ctx.bucket, Prefix=status["reportURI"].split("/", 3)[3]
+    )
+    assert {"report.json", "report.html", "summary.json"} <= {
+        k["Key"].rsplit("/", 1)[-1] for k in keys.get("Contents", [])
+    }
+    [record] = status["retrainings"]
+    [tj] = retrain_jobs(ctx.api, ctx.namespace)
+    assert record["trainingJob"] == tj["metadata"]["name"]
+    assert record["report"] == status["reportURI"]
+    assert tj["metadata"]["annotations"]["continuum.dev/report"] == status["reportURI"]
+    owner = tj["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"]) == ("DriftMonitor", DM)
+    wait_until(
+        "DriftDetected and RetrainingTriggered Events",
+        lambda: {"DriftDetected", "RetrainingTriggered"} <= set(reasons(ctx.api, ctx.namespace)),
+        30,
+    )
+
+
+def deleted_without_operator(ctx: Ctx) -> None:
+    """No finalizer: with the operator stopped, deleting the monitor still completes."""
+    ctx.op.stop()
+    objs(ctx.api).delete_namespaced_custom_object(GROUP, VERSION, ctx.namespace, PLURAL, DM)
+
+    def gone() -> bool:
+        try:
+            get_dm(ctx.api, ctx.namespace)
+        except client.ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_until("the DriftMonitor to be deleted", gone, 30)
+    ctx.op.start()
