@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.unit.chart.conftest import CHART, Manifest, Render, by_kind, one, run_helm
+from tests.unit.chart.conftest import CHART, REPO, Manifest, Render, by_kind, one, run_helm
 
 SELECTOR = {"app.kubernetes.io/name": "continuum", "app.kubernetes.io/instance": "rel"}
 RECOMMENDED = {
@@ -248,3 +249,12 @@ def test_common_labels_stay_out_of_selectors(render: Render) -> None:
     assert deploy["spec"]["selector"] == {"matchLabels": SELECTOR}
     for crd in by_kind(manifests, "CustomResourceDefinition"):
         assert crd["metadata"]["labels"]["team"] == "ml"
+
+
+def test_argocd_example_values_render(render: Render) -> None:
+    """The values of deploy/argocd/application.yaml pass the schema and render."""
+    app = yaml.safe_load((REPO / "deploy/argocd/application.yaml").read_text())
+    source = app["spec"]["source"]
+    assert source["path"] == "charts/continuum"
+    manifests = render(values=source["helm"]["valuesObject"])
+    assert [r["metadata"]["namespace"] for r in by_kind(manifests, "Role")] == ["ml-team-a"]
