@@ -273,6 +273,14 @@ def test_serve_promote_and_roll_back(
 ) -> None:
     data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
     ctx = Ctx(api, namespace, operator, s3, s3_bucket, s3_secret, data)
+    try:
+        serve_promote_and_roll_back(ctx)
+    finally:
+        stop_serving(ctx)
+
+
+def serve_promote_and_roll_back(ctx: Ctx) -> None:
+    api, namespace = ctx.api, ctx.namespace
     serve_first_version(ctx)
     start_prober(api, namespace)
     wait_until("the prober's first answers", lambda: prober_stats(api, namespace)[0] > 0, 120)
@@ -287,7 +295,23 @@ def test_serve_promote_and_roll_back(
     assert ok > 100, logs[-3000:]
     assert failed == 0, logs[-3000:]
     answer = predict_in_cluster(api, namespace, "predict-2")
-    assert answer["predictions"] == local_predictions(s3, s3_bucket, 2)
+    assert answer["predictions"] == local_predictions(ctx.s3, ctx.bucket, 2)
+
+
+def stop_serving(ctx: Ctx) -> None:
+    """Delete the ModelDeployment and wait for its pods (which log to the bucket) to go."""
+    core = client.CoreV1Api(ctx.api)
+    selector = "app.kubernetes.io/name=continuum-server"
+    try:
+        objs(ctx.api).delete_namespaced_custom_object(GROUP, VERSION, ctx.namespace, PLURAL, MD)
+    except client.ApiException as err:
+        if err.status != 404:
+            raise
+    wait_until(
+        "the server pods to be gone",
+        lambda: not core.list_namespaced_pod(ctx.namespace, label_selector=selector).items,
+        120,
+    )
 
 
 def serve_first_version(ctx: Ctx) -> None:
