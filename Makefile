@@ -4,6 +4,9 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STATE_DIR ?= /var/lib/continuum-cluster
+CACHE_DIR ?= /var/cache/continuum
+include hack/versions.env
+HELM ?= $(CACHE_DIR)/helm-v$(HELM_VERSION)-k1.$(HELM_K8S_MINOR)/bin/helm
 export KUBECONFIG ?= $(STATE_DIR)/kubeconfig
 
 ##@ Setup
@@ -22,8 +25,14 @@ setup: $(VENV)/.installed ## Create the virtualenv with the package and dev tool
 
 ##@ Develop
 .PHONY: manifests
-manifests: setup ## Regenerate crds/ from the API types
+manifests: setup ## Regenerate crds/ from the API types, and the chart's CRDs and RBAC from them
 	$(PY) -m continuum.api.crdgen --out crds
+	hack/chart-crds.sh
+
+.PHONY: chart-lint
+chart-lint: ## helm lint --strict the chart (cluster-wide and namespaced)
+	$(HELM) lint --strict charts/continuum
+	$(HELM) lint --strict charts/continuum --set 'watchNamespaces={a,b}'
 
 .PHONY: lint
 lint: setup ## ruff, mypy --strict and the import-layer check

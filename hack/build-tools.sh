@@ -55,9 +55,9 @@ kube_ldflags() {
 
 # Build a main package of a module through a throwaway wrapper module.
 build_go_main() {
-  local name=$1 v=$2 modpath=$3 pkg=$4 out=$5 ldflags=${6:-"-s -w"}
-  local d; d=$(tool_dir "$name" "$v")
-  already_built "$name" "$v" && { log "$name $v: cached in $d"; return; }
+  local name=$1 v=$2 modpath=$3 pkg=$4 out=$5 ldflags=${6:-"-s -w"} key=${7:-$2}
+  local d; d=$(tool_dir "$name" "$key")
+  already_built "$name" "$key" && { log "$name $key: cached in $d"; return; }
   step "Building $name $v from $modpath"
   mkdir -p "$d/src" "$d/bin" && cd "$d/src"
   [ -f go.mod ] || go mod init "local/${name}build" >/dev/null 2>&1
@@ -71,8 +71,15 @@ build_etcd() {
     "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=v$ETCD_VERSION"
 }
 build_minio()   { build_go_main minio "$MINIO_VERSION" github.com/minio/minio github.com/minio/minio minio; }
-build_helm()    { build_go_main helm "v$HELM_VERSION" helm.sh/helm/v3 helm.sh/helm/v3/cmd/helm helm \
-  "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"; }
+# Like upstream's Makefile: stamp the Kubernetes version Helm's client libraries speak (its
+# default for `helm template` without a cluster), or Helm assumes v1.20.
+build_helm() {
+  local f="-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" p
+  for p in pkg/lint/rules pkg/chartutil; do
+    f="$f -X helm.sh/helm/v3/$p.k8sVersionMajor=1 -X helm.sh/helm/v3/$p.k8sVersionMinor=$HELM_K8S_MINOR"
+  done
+  build_go_main helm "v$HELM_VERSION" helm.sh/helm/v3 helm.sh/helm/v3/cmd/helm helm "$f" "v$HELM_VERSION-k1.$HELM_K8S_MINOR"
+}
 build_coredns() { build_go_main coredns "v$COREDNS_VERSION" github.com/coredns/coredns github.com/coredns/coredns coredns; }
 
 build_all() {

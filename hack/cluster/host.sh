@@ -17,7 +17,7 @@ tool_paths() {
   ETCD="$CACHE_DIR/etcd-v$ETCD_VERSION/bin/etcd"
   MINIO="$CACHE_DIR/minio-$MINIO_VERSION/bin/minio"
   COREDNS="$CACHE_DIR/coredns-v$COREDNS_VERSION/bin/coredns"
-  HELM="$CACHE_DIR/helm-v$HELM_VERSION/bin/helm"
+  HELM="$CACHE_DIR/helm-v$HELM_VERSION-k1.$HELM_K8S_MINOR/bin/helm"
   KUBECTL="$KBIN/kubectl"
   export PATH="$KBIN:$PATH"
 }

@@ -29,7 +29,8 @@ def helm_binary() -> str | None:
         if "=" in line and not line.startswith("#")
     )
     cache = Path(os.environ.get("CONTINUUM_CACHE", "/var/cache/continuum"))
-    built = cache / f"helm-v{versions.get('HELM_VERSION', '').strip()}" / "bin" / "helm"
+    key = f"helm-v{versions['HELM_VERSION'].strip()}-k1.{versions['HELM_K8S_MINOR'].strip()}"
+    built = cache / key / "bin" / "helm"
     return str(built) if built.exists() else shutil.which("helm")
 
 
@@ -37,7 +38,7 @@ def helm_binary() -> str | None:
 def helm() -> str:
     found = helm_binary()
     if found is None:
-        pytest.skip("no helm binary: run `make tools`, put helm on PATH or set CONTINUUM_HELM")
+        pytest.fail("no helm binary: run `make tools`, put helm on PATH or set CONTINUUM_HELM")
     return found
 
 
