@@ -203,10 +203,20 @@ def _target(
     spec: Spec, training_jobs: Sequence[TrainingJob], draft: Draft, obs: Observed
 ) -> int | None:
     wanted = resolve_version(spec, training_jobs, failed_versions(draft.history))
+    if _would_downgrade(spec, wanted, draft.serving):
+        # A served version stays qualified (its manifest is immutable) even when its
+        # TrainingJob object is deleted: latestQualified never moves back on its own.
+        wanted = draft.serving
     for choice in (wanted, draft.serving, obs.version):
         if choice is not None:
             return choice
     return None
+
+
+def _would_downgrade(spec: Spec, wanted: int | None, serving: int | None) -> bool:
+    if spec.version.pinned is not None or serving is None:
+        return False
+    return wanted is None or wanted < serving
 
 
 def _announce_start(draft: Draft, obs: Observed, target: int | None) -> None:

@@ -255,3 +255,16 @@ def test_condition_times_hold_while_status_holds() -> None:
     assert [c.last_transition_time for c in again.status.conditions] == [
         c.last_transition_time for c in first.status.conditions
     ]
+
+
+def test_deleted_trainingjob_does_not_downgrade_latest_qualified() -> None:
+    md = serving(2, 1, record(1), record(2))
+    step = plan(md, tjs(1), deployment(2), now=NOW)  # the TrainingJob of v2 was deleted
+    assert step.target == 2
+    assert step.events == []
+    assert step.status.serving_version == 2
+
+
+def test_a_pin_may_still_move_back() -> None:
+    md = model_deployment(version={"pinned": 1}, status={"servingVersion": 2, "history": []})
+    assert plan(md, tjs(1, 2), deployment(2), now=NOW).target == 1
