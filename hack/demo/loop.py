@@ -1,0 +1,548 @@
+"""The demo's story, on the real cluster, with the operator running in it (see hack/demo.sh).
+
+    generate data -> TrainingJob churn-v1 -> ModelDeployment churn (latestQualified) ->
+    in-distribution traffic -> DriftMonitor: NoDrift -> new labelled data and shifted traffic ->
+    DriftDetected (consecutiveChecks in a row) -> retraining TrainingJob -> v2 qualified ->
+    promoted -> `continuum lineage churn`, the drift report, where to look.
+
+Everything the user applies comes from examples/; the traffic runs in pods of the demo namespace
+(restricted Pod Security) and goes through the model's Service. Every wait has a timeout and,
+when it runs out, dumps the object's status, Events and pod logs and the operator's log.
+
+Run by hack/demo.sh with the project virtualenv's Python; configuration from the environment:
+KUBECTL, KUBECONFIG, CONTINUUM_STATE, DEMO_NS, SYSTEM_NS, RELEASE, IMAGE, DEMO_OUT, T0.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+
+from continuum.storage.inference_logs import decode_rows
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+KUBECTL = os.environ["KUBECTL"]
+KUBECONFIG = os.environ["KUBECONFIG"]
+STATE_DIR = Path(os.environ.get("CONTINUUM_STATE", "/var/lib/continuum-cluster"))
+NS = os.environ.get("DEMO_NS", "continuum-demo")
+SYSTEM_NS = os.environ.get("SYSTEM_NS", "continuum-system")
+RELEASE = os.environ.get("RELEASE", "continuum")
+IMAGE = os.environ.get("IMAGE", "continuum:0.1.0")
+OUT = Path(os.environ.get("DEMO_OUT", "/tmp/continuum-demo"))
+T0 = float(os.environ.get("T0", time.time()))
+
+MODEL, MD, DM, TJ = "churn", "churn", "churn-drift", "churn-v1"
+TRAFFIC_ROWS = 300  # = the DriftMonitor's window.maxRows
+TRAIN_ROWS = 400
+SHIFT = 2.0  # in standard deviations of every numeric feature
+
+# The dataset: a churn-like table. Churners pay more, use more data and call support longer
+# (3 standard deviations apart from the others on each numeric feature); the plan carries no
+# signal. The drift: a price rise moves every numeric feature up by SHIFT standard deviations,
+# so the old model takes many loyal customers for churners.
+NUMERIC = {  # feature: (mean of non-churners, standard deviation)
+    "monthly_charges": (50.0, 10.0),
+    "data_usage_gb": (20.0, 5.0),
+    "support_minutes": (15.0, 5.0),
+}
+PLANS = ["basic", "standard", "premium"]
+TARGET = "churned"
+
+
+def elapsed() -> str:
+    return f"[{time.time() - T0:5.0f}s]"
+
+
+def log(message: str) -> None:
+    print(f"{elapsed()} {message}", flush=True)
+
+
+def step(message: str) -> None:
+    print(f"\n{elapsed()} ==> {message}", flush=True)
+
+
+class DemoError(Exception):
+    """A step that did not happen; the message names it."""
+
+
+# ---------------------------------------------------------------------------- the data
+
+
+def customers(count: int, seed: int, shift: float) -> list[dict[str, Any]]:
+    """``count`` customers, half of them churners, numeric features moved by ``shift`` sd."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(count):
+        churned = i % 2 == 1
+        row: dict[str, Any] = {}
+        for name, (mean, sd) in NUMERIC.items():
+            z = rng.gauss((3.0 if churned else 0.0) + shift, 1.0)
+            row[name] = round(mean + sd * z, 2)
+        row["plan"] = rng.choice(PLANS)
+        row[TARGET] = "yes" if churned else "no"
+        rows.append(row)
+    return rows
+
+
+def as_csv(rows: list[dict[str, Any]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=[*NUMERIC, "plan", TARGET])
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+# ---------------------------------------------------------------------------- kubectl
+
+
+def kubectl(*args: str, stdin: str | None = None, check: bool = True, timeout: float = 120) -> str:
+    done = subprocess.run(
+        [KUBECTL, "--kubeconfig", KUBECONFIG, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and done.returncode != 0:
+        raise DemoError(f"kubectl {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def get(kind: str, name: str) -> dict[str, Any]:
+    out = kubectl("-n", NS, "get", kind, name, "-o", "json", check=False)
+    return json.loads(out) if out.strip() else {}
+
+
+def show(kinds: str = "tj,md,dm") -> None:
+    """`kubectl get <kinds>`: the printer columns, as the user would see them."""
+    text = kubectl("-n", NS, "get", kinds, "-o", "wide", check=False).rstrip()
+    print("\n".join(f"      {line}" for line in text.splitlines()), flush=True)
+
+
+def conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in obj.get("status", {}).get("conditions", [])}
+
+
+def dump(kind: str, name: str | None, selector: str | None) -> None:
+    """What a user would look at when a step does not happen."""
+    print("\n---------- diagnostics ----------", file=sys.stderr)
+    if name:
+        obj = get(kind, name)
+        print(f"--- {kind}/{name} status:", file=sys.stderr)
+        print(json.dumps(obj.get("status", {}), indent=1), file=sys.stderr)
+        print(kubectl("-n", NS, "describe", kind, name, check=False)[-4000:], file=sys.stderr)
+    print("--- Events in the demo namespace:", file=sys.stderr)
+    events = kubectl("-n", NS, "get", "events", "--sort-by=.lastTimestamp", check=False)
+    print("\n".join(events.splitlines()[-25:]), file=sys.stderr)
+    print("--- pods:", kubectl("-n", NS, "get", "pods", "-o", "wide", check=False), file=sys.stderr)
+    if selector:
+        print(f"--- logs of pods {selector}:", file=sys.stderr)
+        logs = kubectl("-n", NS, "logs", "-l", selector, "--tail=60", "--all-containers",
+                       "--prefix", check=False)  # fmt: skip
+        print(logs, file=sys.stderr)
+    print("--- operator log (last 60 lines):", file=sys.stderr)
+    print(kubectl("-n", SYSTEM_NS, "logs", f"deployment/{RELEASE}", "--tail=60", check=False),
+          file=sys.stderr)  # fmt: skip
+
+
+def wait(
+    what: str,
+    check: Callable[[], Any],
+    timeout: float,
+    *,
+    kind: str = "",
+    name: str | None = None,
+    selector: str | None = None,
+    every: float = 2,
+) -> Any:
+    """Poll ``check`` until truthy; on timeout dump diagnostics and fail naming ``what``."""
+    deadline = time.time() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.time() > deadline:
+            if kind:
+                dump(kind, name, selector)
+            raise DemoError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+
+
+def apply_example(filename: str) -> None:
+    path = EXAMPLES / filename
+    log(f"kubectl -n {NS} apply -f examples/{filename}")
+    kubectl("-n", NS, "apply", "-f", str(path))
+
+
+# ---------------------------------------------------------------------------- S3
+
+
+def s3_env() -> dict[str, str]:
+    lines = (STATE_DIR / "s3.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def s3_client() -> Any:
+    env = s3_env()
+    return boto3.client(
+        "s3",
+        endpoint_url=env["S3_ENDPOINT"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env.get("AWS_DEFAULT_REGION", "us-east-1"),
+    )
+
+
+def bucket() -> str:
+    spec = yaml.safe_load((EXAMPLES / "trainingjob.yaml").read_text())["spec"]
+    return str(spec["storage"]["bucket"])
+
+
+def empty_bucket(s3: Any, name: str) -> None:
+    """Create the demo bucket, or delete everything in it (models, logs, reports)."""
+    try:
+        s3.head_bucket(Bucket=name)
+    except s3.exceptions.ClientError:
+        s3.create_bucket(Bucket=name)
+        return
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+        keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+
+
+def logged_rows(s3: Any, name: str, version: int) -> int:
+    listed = s3.list_objects_v2(Bucket=name, Prefix=f"inference-logs/{MODEL}/{version}/")
+    total = 0
+    for obj in listed.get("Contents", []):
+        total += len(decode_rows(s3.get_object(Bucket=name, Key=obj["Key"])["Body"].read()))
+    return total
+
+
+def download_report(s3: Any, uri: str, target: Path) -> Path:
+    """The report.html of a report folder s3://bucket/reports/…/ into ``target``."""
+    name, prefix = uri.removeprefix("s3://").split("/", 1)
+    key = prefix.rstrip("/") + "/report.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(s3.get_object(Bucket=name, Key=key)["Body"].read())
+    return target
+
+
+# ---------------------------------------------------------------------------- traffic
+
+TRAFFIC = """
+import json, sys, urllib.request
+rows = json.loads(sys.argv[1])
+url = "http://churn/v2/models/churn/infer"
+answers, versions = {}, set()
+for start in range(0, len(rows), 50):
+    part = rows[start:start + 50]
+    inputs = []
+    for name, value in part[0].items():
+        kind = "BYTES" if isinstance(value, str) else "FP64"
+        inputs.append({"name": name, "shape": [len(part)], "datatype": kind,
+                       "data": [row[name] for row in part]})
+    req = urllib.request.Request(url, json.dumps({"inputs": inputs}).encode(),
+                                 {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as reply:
+        body = json.loads(reply.read())
+    versions.add(body["model_version"])
+    for value in body["outputs"][0]["data"]:
+        answers[str(value)] = answers.get(str(value), 0) + 1
+print(f"{len(rows)} customers scored (6 requests of 50 rows) by version {','.join(sorted(versions))};",
+      "predicted churned:", json.dumps(answers, sort_keys=True), flush=True)
+"""
+
+
+def traffic_job(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    features = [{k: v for k, v in row.items() if k != TARGET} for row in rows]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "continuum-demo"}},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/part-of": "continuum-demo"}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "traffic",
+                            "image": IMAGE,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["python", "-c", TRAFFIC, json.dumps(features)],
+                            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                                "runAsNonRoot": True,
+                                "seccompProfile": {"type": "RuntimeDefault"},
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def send(name: str, rows: list[dict[str, Any]]) -> None:
+    """Run a pod that POSTs the rows to the model's Service (OIP v2), and wait for it."""
+    kubectl("-n", NS, "apply", "-f", "-", stdin=json.dumps(traffic_job(name, rows)))
+
+    def finished() -> str | None:
+        status = get("job", name).get("status", {})
+        if status.get("failed"):
+            dump("job", name, f"job-name={name}")
+            raise DemoError(f"the traffic Job {name} failed (logs above)")
+        return "done" if status.get("succeeded") else None
+
+    wait(f"the traffic Job {name} to finish", finished, 180, kind="job", name=name,
+         selector=f"job-name={name}")  # fmt: skip
+    log("traffic pod: " + kubectl("-n", NS, "logs", f"job/{name}", check=False).strip())
+
+
+# ---------------------------------------------------------------------------- the story
+
+
+def clean_slate(s3: Any, name: str) -> None:
+    step(f"A clean slate: deleting last run's objects in namespace {NS} and s3://{name}/")
+    for kinds in ("driftmonitors,modeldeployments,trainingjobs", "jobs,deployments,services"):
+        kubectl("-n", NS, "delete", kinds, "--all", "--wait=true", "--timeout=120s",
+                "--ignore-not-found", timeout=150)  # fmt: skip
+    kubectl("-n", NS, "delete", "pods", "--all", "--grace-period=5", "--wait=true",
+            "--timeout=90s", timeout=120)  # fmt: skip
+    kubectl("-n", NS, "delete", "events", "--all", check=False)
+    empty_bucket(s3, name)
+    secret = json.loads(kubectl("-n", SYSTEM_NS, "get", "secret", "minio-credentials", "-o", "json"))
+    copy = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s3-credentials"},
+            "type": "Opaque", "data": secret["data"]}  # fmt: skip
+    kubectl("-n", NS, "apply", "-f", "-", stdin=json.dumps(copy))
+    log(f"namespace {NS} is empty; Secret s3-credentials holds the MinIO credentials")
+
+
+def upload(s3: Any, name: str, key: str, rows: list[dict[str, Any]], what: str) -> None:
+    s3.put_object(Bucket=name, Key=key, Body=as_csv(rows))
+    churners = sum(row[TARGET] == "yes" for row in rows)
+    log(f"uploaded s3://{name}/{key}: {len(rows)} {what} customers, {churners} churned")
+
+
+def train_v1() -> dict[str, Any]:
+    step("1. Train version 1: TrainingJob churn-v1 (LogisticRegression, gate accuracy >= 0.7)")
+    apply_example("trainingjob.yaml")
+    tj = wait_training(TJ)
+    show("tj")
+    return tj
+
+
+def wait_training(name: str) -> dict[str, Any]:
+    last = None
+
+    def phase() -> dict[str, Any] | None:
+        nonlocal last
+        tj = get("tj", name)
+        now = tj.get("status", {}).get("phase")
+        if now != last:
+            log(f"TrainingJob {name}: phase {now or '(none yet)'}")
+            last = now
+        return tj if now in {"Succeeded", "Failed"} else None
+
+    tj = wait(f"TrainingJob {name} to finish (phase Succeeded or Failed)", phase, 300,
+              kind="tj", name=name, selector=f"continuum.dev/training-job={name}")  # fmt: skip
+    status = tj["status"]
+    if status["phase"] != "Succeeded" or not status.get("qualified"):
+        dump("tj", name, f"continuum.dev/training-job={name}")
+        raise DemoError(f"TrainingJob {name} ended {status['phase']}, qualified="
+                        f"{status.get('qualified')} (status above)")  # fmt: skip
+    log(f"TrainingJob {name}: version {status['model']['version']}, metrics "
+        f"{json.dumps(status.get('metrics', {}))}, qualified")  # fmt: skip
+    return tj
+
+
+def wait_serving(version: int, timeout: float = 240) -> dict[str, Any]:
+    last = None
+
+    def serving() -> dict[str, Any] | None:
+        nonlocal last
+        md = get("md", MD)
+        cond = conditions(md)
+        state = (md.get("status", {}).get("servingVersion"),
+                 cond.get("Progressing", {}).get("reason"))  # fmt: skip
+        if state != last:
+            log(f"ModelDeployment {MD}: serving {state[0]}, Progressing: {state[1]}")
+            last = state
+        ok = (
+            md.get("status", {}).get("servingVersion") == version
+            and cond.get("Available", {}).get("status") == "True"
+            and cond.get("Progressing", {}).get("status") == "False"
+        )
+        return md if ok else None
+
+    return wait(f"ModelDeployment {MD} to serve version {version} (Available, not Progressing)",  # type: ignore[no-any-return]
+                serving, timeout, kind="md", name=MD,
+                selector="app.kubernetes.io/name=continuum-server")  # fmt: skip
+
+
+def serve_v1() -> None:
+    step("2. Serve it: ModelDeployment churn, version policy latestQualified")
+    apply_example("modeldeployment.yaml")
+    wait_serving(1)
+    show("md")
+
+
+def normal_traffic(s3: Any, name: str) -> None:
+    step(f"3. In-distribution traffic: {TRAFFIC_ROWS} requests from a pod, through Service churn")
+    send("traffic-normal", customers(TRAFFIC_ROWS, seed=21, shift=0))
+    wait(f"{TRAFFIC_ROWS} rows in the inference log s3://{name}/inference-logs/{MODEL}/1/",
+         lambda: logged_rows(s3, name, 1) >= TRAFFIC_ROWS, 60, kind="md", name=MD,
+         selector="app.kubernetes.io/name=continuum-server")  # fmt: skip
+    log(f"the server logged them: s3://{name}/inference-logs/{MODEL}/1/")
+
+
+def features_line(dm: dict[str, Any]) -> str:
+    drift = dm.get("status", {}).get("drift") or {}
+    parts = []
+    for feature in drift.get("features", []):
+        mark = "DRIFT" if feature.get("drifted") else "ok"
+        parts.append(f"{feature['name']} {feature['test']} p={feature.get('pValue', 0):.2g} {mark}")
+    return "; ".join(parts)
+
+
+def first_check() -> dict[str, Any]:
+    step("4. Watch for drift: DriftMonitor churn-drift (every 60 s, 2 drifted checks to retrain)")
+    apply_example("driftmonitor.yaml")
+    dm = wait("the DriftMonitor's first check", lambda: checked(None), 180, kind="dm", name=DM,
+              selector="app.kubernetes.io/component=drift-check")  # fmt: skip
+    verdict = conditions(dm).get("DriftDetected", {})
+    if verdict.get("status") != "False":
+        dump("dm", DM, "app.kubernetes.io/component=drift-check")
+        raise DemoError(f"the first check on in-distribution traffic should find no drift: {verdict}")
+    log(f"check 1: {verdict.get('reason')} - {features_line(dm)}")
+    show("dm")
+    return dm
+
+
+def checked(after: str | None) -> dict[str, Any] | None:
+    dm = get("dm", DM)
+    last = dm.get("status", {}).get("lastCheckTime")
+    return dm if last and last != after else None
+
+
+def drift_and_retrain(s3: Any, name: str, first: dict[str, Any]) -> dict[str, Any]:
+    step("5. The world changes: a price rise moves every numeric feature up by 2 sd")
+    upload(s3, name, "datasets/churn/part-1.csv", customers(TRAIN_ROWS, seed=8, shift=SHIFT),
+           "newly labelled (shifted)")  # fmt: skip
+    send("traffic-shifted", customers(TRAFFIC_ROWS, seed=22, shift=SHIFT))
+    step("6. The next checks see the drift; the second in a row starts a retraining")
+    last = first["status"]["lastCheckTime"]
+    number = 1
+    deadline = time.time() + 200
+    while True:
+        remaining = deadline - time.time()
+        dm = wait("the next drift check", lambda: checked(last), max(remaining, 1), kind="dm",
+                  name=DM, selector="app.kubernetes.io/component=drift-check")  # fmt: skip
+        number += 1
+        last = dm["status"]["lastCheckTime"]
+        verdict = conditions(dm).get("DriftDetected", {})
+        log(f"check {number}: {verdict.get('reason')}, {dm['status'].get('consecutiveDrifts')} "
+            f"in a row - {features_line(dm)}")  # fmt: skip
+        if dm["status"].get("retrainings"):
+            break
+    record = dm["status"]["retrainings"][-1]
+    log(f"DriftMonitor created TrainingJob {record['trainingJob']}: {record['reason']}")
+    show("tj,dm")
+    return dm
+
+
+def promote(dm: dict[str, Any]) -> dict[str, Any]:
+    name = dm["status"]["retrainings"][-1]["trainingJob"]
+    step(f"7. Retrain and promote: {name} trains version 2 on old + new data")
+    tj = wait_training(name)
+    if tj["status"]["model"]["version"] != 2:
+        raise DemoError(f"expected version 2, got {tj['status']['model']}")
+    md = wait_serving(2)
+    history = [(h["version"], h.get("outcome"), h["trainingJob"]) for h in md["status"]["history"]]
+    log(f"ModelDeployment history: {history}")
+    show("tj,md,dm")
+    return tj
+
+
+def lineage() -> str:
+    command = [str(Path(sys.executable).with_name("continuum")), "lineage", MODEL, "-n", NS]
+    done = subprocess.run(command, env={**os.environ, "KUBECONFIG": KUBECONFIG},
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    if done.returncode != 0:
+        raise DemoError(f"continuum lineage failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def summary(s3: Any, name: str, first: dict[str, Any], drifted: dict[str, Any]) -> None:
+    step("8. Lineage: drift report -> TrainingJob -> version -> ModelDeployment")
+    text = lineage()
+    print("\n".join(f"      {line}" for line in text.rstrip().splitlines()), flush=True)
+    record = drifted["status"]["retrainings"][-1]
+    report = download_report(s3, record["report"], OUT / "report.html")
+    calm = download_report(s3, first["status"]["reportURI"], OUT / "report-nodrift.html")
+    took = time.time() - T0
+    step(f"Demo done in {took:.0f}s: v1 trained and served, drift detected, v2 trained, "
+         "qualified and promoted.")  # fmt: skip
+    env = s3_env()
+    print(f"""
+  Drift report (HTML):   {report}
+    (the NoDrift check:  {calm})
+    in S3:               {record['report']}
+  Look around:
+    export KUBECONFIG={KUBECONFIG}
+    kubectl -n {NS} get tj,md,dm                  # the printer columns above
+    kubectl -n {NS} describe dm {DM}         # the story as Events
+    kubectl -n {NS} get pods                      # trainer, server, check and traffic pods
+    {Path(sys.executable).with_name('continuum')} lineage {MODEL} -n {NS}
+  The model server (OIP v2 and KServe v1):
+    kubectl -n {NS} port-forward svc/{MD} 8080:80
+    curl -s localhost:8080/v2/models/{MODEL}
+  Operator metrics (continuum_* series):
+    kubectl -n {SYSTEM_NS} port-forward svc/{RELEASE}-metrics 8081:8080
+    curl -s localhost:8081/metrics | grep ^continuum_
+  MinIO: {env['S3_ENDPOINT']}, bucket {name}; credentials in {STATE_DIR}/s3.env
+  Run `make demo` again for a fresh run; `make cluster-down` stops everything.
+""", flush=True)  # fmt: skip
+
+
+def main() -> int:
+    s3 = s3_client()
+    name = bucket()
+    try:
+        clean_slate(s3, name)
+        step("Generating the embedded default dataset (seeded, churn-like)")
+        upload(s3, name, "datasets/churn/part-0.csv", customers(TRAIN_ROWS, seed=7, shift=0),
+               "historical")  # fmt: skip
+        train_v1()
+        serve_v1()
+        normal_traffic(s3, name)
+        first = first_check()
+        drifted = drift_and_retrain(s3, name, first)
+        promote(drifted)
+        summary(s3, name, first, drifted)
+    except DemoError as err:
+        print(f"\nerror: {err}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
