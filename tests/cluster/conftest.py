@@ -82,7 +82,8 @@ def pod_logs(api: client.ApiClient, namespace: str, selector: str) -> str:
     out = []
     for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
         try:
-            out.append(core.read_namespaced_pod_log(pod.metadata.name, namespace))
+            # An empty log comes back as None from this client.
+            out.append(core.read_namespaced_pod_log(pod.metadata.name, namespace) or "")
         except client.ApiException as err:
             out.append(f"<no log for {pod.metadata.name}: {err.reason}>")
     return "\n".join(out)
