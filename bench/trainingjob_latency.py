@@ -1,0 +1,648 @@
+"""TrainingJob benchmark against the real local cluster (see bench/README.md).
+
+    .venv/bin/python bench/trainingjob_latency.py [--idle 20] [--burst 200] [--total 1000]
+                                                  [--lifecycles 3]
+
+Starts `continuum operator` (through bench/counting_operator.py, which tallies its API requests)
+on two fresh namespaces and measures:
+
+  a. idle latency: TrainingJob created -> its Job created, one object at a time (p50/p99);
+  b. burst latency: the same for ``--burst`` TrainingJobs created at once (p50/p99);
+  c. API writes per TrainingJob lifecycle: ``--lifecycles`` real trainings (project image,
+     real MinIO) from creation to Succeeded, counted in the operator and cross-checked by a
+     watch on the TrainingJobs;
+  d. the operator's RSS with ``--total`` TrainingJobs present (steady state, and after a
+     restart that lists and resumes them all).
+
+The latency namespace has a ResourceQuota of 0 pods: the operator creates real Jobs, the Job
+controller starts no pods. Both namespaces are deleted at the end. Results go to
+bench/results/<timestamp>.json and bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+from kubernetes import client, config, watch
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
+STATE = Path(os.environ.get("CONTINUUM_STATE", "/var/lib/continuum-cluster"))
+KUBECONFIG = Path(os.environ.get("CONTINUUM_KUBECONFIG", STATE / "kubeconfig"))
+GROUP, VERSION, PLURAL = "continuum.dev", "v1alpha1", "trainingjobs"
+TJ_LABEL = "continuum.dev/training-job"
+TARGETS = {  # from issue 3
+    "idle_p50_ms": 50.0,
+    "burst_p99_ms": 2000.0,
+    "writes_per_lifecycle": 4.0,
+    "rss_mb": 150.0,
+}
+T0 = time.monotonic()
+
+
+def say(message: str) -> None:
+    print(f"[{time.monotonic() - T0:6.1f}s] {message}", flush=True)
+
+
+def kubectl() -> list[str]:
+    versions = dict(
+        line.split("=", 1)
+        for line in (REPO / "hack/versions.env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    cache = Path(os.environ.get("CONTINUUM_CACHE", "/var/cache/continuum"))
+    binary = cache / f"kube-{versions['KUBE_VERSION']}" / "bin" / "kubectl"
+    return [str(binary), "--kubeconfig", str(KUBECONFIG)]
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "p50": percentile(values, 50),
+        "p90": percentile(values, 90),
+        "p99": percentile(values, 99),
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+# --- the cluster -------------------------------------------------------------------------
+
+
+class Cluster:
+    def __init__(self) -> None:
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=str(KUBECONFIG), client_configuration=cfg)
+        cfg.connection_pool_maxsize = 64
+        self.api = client.ApiClient(cfg)
+        self.core = client.CoreV1Api(self.api)
+        self.batch = client.BatchV1Api(self.api)
+        self.objs = client.CustomObjectsApi(self.api)
+
+    def apply_crds(self) -> None:
+        crds = str(REPO / "crds")
+        subprocess.run([*kubectl(), "apply", "-f", crds], check=True, capture_output=True)
+        subprocess.run(
+            [*kubectl(), "wait", "--for=condition=Established", "--timeout=60s", "-f", crds],
+            check=True,
+            capture_output=True,
+        )
+
+    def namespace(self, name: str, *, pods: str | None = None) -> None:
+        labels = {"continuum.dev/bench": "true", "pod-security.kubernetes.io/enforce": "restricted"}
+        self.core.create_namespace({"metadata": {"name": name, "labels": labels}})
+        if pods is not None:
+            quota = {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": pods}}}
+            self.core.create_namespaced_resource_quota(name, quota)
+
+    def delete_namespace(self, name: str) -> None:
+        try:
+            self.core.delete_namespace(name, propagation_policy="Background")
+        except client.ApiException as err:
+            if err.status != 404:
+                raise
+
+    def create_tj(self, namespace: str, body: dict[str, Any]) -> None:
+        self.objs.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+
+    def list_tjs(self, namespace: str) -> list[dict[str, Any]]:
+        found = self.objs.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        return list(found["items"])
+
+
+class JobWatch:
+    """Wall-clock arrival of each Job's ADDED event in one namespace (keyed by TrainingJob)."""
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self.cluster, self.namespace = cluster, namespace
+        self.seen: dict[str, float] = {}
+        self.changed = threading.Condition()
+        self._stop = threading.Event()
+        listed = cluster.batch.list_namespaced_job(namespace)
+        self._rv = listed.metadata.resource_version
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            stream = watch.Watch().stream(
+                self.cluster.batch.list_namespaced_job,
+                self.namespace,
+                resource_version=self._rv,
+                timeout_seconds=60,
+            )
+            for event in stream:
+                now = time.monotonic()
+                obj = event["raw_object"]
+                self._rv = obj["metadata"].get("resourceVersion", self._rv)
+                if event["type"] != "ADDED":
+                    continue
+                owner = (obj["metadata"].get("labels") or {}).get(TJ_LABEL)
+                with self.changed:
+                    self.seen.setdefault(owner, now)
+                    self.changed.notify_all()
+
+    def wait_for(self, names: Iterable[str], timeout: float) -> bool:
+        wanted = set(names)
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while not wanted <= self.seen.keys():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.changed.wait(left)
+        return True
+
+
+class TJWatch:
+    """Every change the API server records on the TrainingJobs of one namespace."""
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self.cluster, self.namespace = cluster, namespace
+        self.modified: dict[str, list[str]] = {}
+        self._last: dict[str, dict[str, Any]] = {}
+        listed = cluster.objs.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        self._rv = listed["metadata"]["resourceVersion"]
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            stream = watch.Watch().stream(
+                self.cluster.objs.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                resource_version=self._rv,
+                timeout_seconds=60,
+            )
+            for event in stream:
+                obj = event["object"]
+                self._rv = obj["metadata"].get("resourceVersion", self._rv)
+                name = obj["metadata"]["name"]
+                before = self._last.get(name)
+                self._last[name] = obj
+                if event["type"] == "MODIFIED" and before is not None:
+                    self.modified.setdefault(name, []).append(what_changed(before, obj))
+
+
+def what_changed(before: dict[str, Any], after: dict[str, Any]) -> str:
+    changed = []
+    old_status, new_status = before.get("status") or {}, after.get("status") or {}
+    if old_status != new_status:
+        changed.append(f"status {old_status.get('phase')}->{new_status.get('phase')}")
+    old_meta = {k: v for k, v in before["metadata"].items() if k not in {"resourceVersion", "managedFields"}}
+    new_meta = {k: v for k, v in after["metadata"].items() if k not in {"resourceVersion", "managedFields"}}
+    if old_meta != new_meta:
+        keys = sorted(
+            k for k in {*old_meta.get("annotations", {}), *new_meta.get("annotations", {})}
+            if old_meta.get("annotations", {}).get(k) != new_meta.get("annotations", {}).get(k)
+        )  # fmt: skip
+        changed.append("metadata" + (f" (annotations {', '.join(keys)})" if keys else ""))
+    return "; ".join(changed) or "no visible change"
+
+
+# --- the operator ------------------------------------------------------------------------
+
+
+class Operator:
+    def __init__(self, namespaces: list[str], workdir: Path, image: str) -> None:
+        self.workdir = workdir
+        self.image = image
+        self.namespaces = namespaces
+        self.process: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+
+    @property
+    def counts_file(self) -> Path:
+        return self.workdir / f"counts-{self.runs}.json"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "operator.log"
+
+    def start(self) -> None:
+        self.runs += 1
+        python = REPO / ".venv/bin/python"
+        args = [str(python), str(BENCH / "counting_operator.py")]
+        for namespace in self.namespaces:
+            args += ["-n", namespace]
+        args += ["--metrics-port", "0", "--liveness", "", "--image", self.image]
+        env = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "BENCH_COUNTS": str(self.counts_file)}
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def alive(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"the operator exited:\n{tail}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def counts(self) -> dict[str, int]:
+        try:
+            return dict(json.loads(self.counts_file.read_text()))
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def memory_mb(self) -> dict[str, float]:
+        assert self.process is not None
+        fields = {}
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in {"VmRSS", "VmHWM"}:
+                fields[key] = int(value.split()[0]) / 1024
+        return fields
+
+
+# --- objects -----------------------------------------------------------------------------
+
+
+def training_job(name: str, dataset: str, endpoint: str, bucket: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TrainingJob",
+        "metadata": {"name": name},
+        "spec": {
+            "model": "bench",
+            "dataset": {"uri": dataset, "target": "label"},
+            "estimator": {"class": "LogisticRegression", "params": {"max_iter": 200}},
+            "preprocessing": {"categorical": {"columns": ["colour"]}},
+            "evaluation": {"metric": "accuracy", "threshold": 0.6, "mustBeat": "none"},
+            "storage": {
+                "endpoint": endpoint,
+                "bucket": bucket,
+                "secretRef": {"name": "s3-credentials"},
+            },
+            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": 600,
+        },
+    }
+
+
+def dataset_csv(rows: int = 240, seed: int = 7) -> bytes:
+    rng = random.Random(seed)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["sepal", "petal", "width", "colour", "label"])
+    for i in range(rows):
+        shift = 3.0 if i % 2 else 0.0
+        writer.writerow(
+            [*(round(rng.gauss(shift, 1.0), 4) for _ in range(3)), rng.choice("rgb"), i % 2]
+        )
+    return out.getvalue().encode()
+
+
+def s3_env() -> dict[str, str]:
+    return dict(
+        line.split("=", 1)
+        for line in (STATE / "s3.env").read_text().splitlines()
+        if "=" in line
+    )
+
+
+def s3_client(env: dict[str, str]) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=env["S3_ENDPOINT"],  # MinIO on this machine's node address
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env.get("AWS_DEFAULT_REGION", "us-east-1"),
+    )
+
+
+# --- phases ------------------------------------------------------------------------------
+
+
+def create_timed(cluster: Cluster, namespace: str, body: dict[str, Any]) -> float:
+    """Create the object; the wall-clock time at which the API server confirmed it."""
+    cluster.create_tj(namespace, body)
+    return time.monotonic()
+
+
+def latencies_ms(created: dict[str, float], jobs: JobWatch) -> list[float]:
+    return [(jobs.seen[name] - at) * 1000 for name, at in created.items()]
+
+
+def phase_idle(cluster: Cluster, ns: str, jobs: JobWatch, body: Callable[[str], Any], n: int) -> list[float]:
+    created: dict[str, float] = {}
+    for i in range(n):
+        name = f"idle-{i:03d}"
+        created[name] = create_timed(cluster, ns, body(name))
+        if not jobs.wait_for([name], 30):
+            raise RuntimeError(f"no Job for {name} after 30s")
+        time.sleep(0.5)  # let the operator write the status and go idle again
+    values = latencies_ms(created, jobs)
+    say(f"  idle: p50 {percentile(values, 50):.1f} ms, p99 {percentile(values, 99):.1f} ms")
+    return values
+
+
+def create_many(cluster: Cluster, ns: str, names: list[str], body: Callable[[str], Any]) -> dict[str, float]:
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        times = list(pool.map(lambda name: create_timed(cluster, ns, body(name)), names))
+    return dict(zip(names, times, strict=True))
+
+
+def phase_burst(cluster: Cluster, ns: str, jobs: JobWatch, body: Callable[[str], Any], n: int) -> dict[str, Any]:
+    names = [f"burst-{i:04d}" for i in range(n)]
+    start = time.monotonic()
+    created = create_many(cluster, ns, names, body)
+    creating = time.monotonic() - start
+    say(f"  created {n} TrainingJobs in {creating:.2f}s; waiting for their Jobs")
+    if not jobs.wait_for(names, 300):
+        missing = len(set(names) - jobs.seen.keys())
+        raise RuntimeError(f"{missing} Jobs missing after 300s")
+    values = latencies_ms(created, jobs)
+    last = max(jobs.seen[name] for name in names) - start
+    say(f"  burst: p50 {percentile(values, 50):.0f} ms, p99 {percentile(values, 99):.0f} ms, "
+        f"last Job {last:.2f}s after the first create")  # fmt: skip
+    return {"latency_ms": values, "create_seconds": creating, "makespan_seconds": last}
+
+
+def wait(what: str, check: Callable[[], Any], timeout: float, operator: Operator) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        operator.alive()
+        value = check()
+        if value:
+            return value
+        time.sleep(1)
+    raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+
+
+def writes_in(counts: dict[str, int], namespace: str) -> dict[str, int]:
+    """The non-GET requests (by method, resource, status) the operator sent to ``namespace``."""
+    out: dict[str, int] = {}
+    for key, count in counts.items():
+        method, ns, resource, status = key.split(" ")
+        if ns == namespace and method not in {"GET", "WATCH"}:
+            name = f"{method} {resource} {status}"
+            out[name] = out.get(name, 0) + count
+    return out
+
+
+def phase_lifecycle(
+    cluster: Cluster, ns: str, operator: Operator, tjs: TJWatch, body: Callable[[str], Any], n: int
+) -> dict[str, Any]:
+    names = [f"life-{i}" for i in range(n)]
+    for name in names:
+        cluster.create_tj(ns, body(name))
+
+    def done() -> list[dict[str, Any]] | None:
+        items = [t for t in cluster.list_tjs(ns) if t["metadata"]["name"] in names]
+        phases = [(t.get("status") or {}).get("phase") for t in items]
+        return items if len(items) == n and all(p in {"Succeeded", "Failed"} for p in phases) else None
+
+    items = wait(f"{n} trainings to finish", done, 420, operator)
+    time.sleep(3)  # trailing writes (if any) and the counts file
+    phases = {t["metadata"]["name"]: t["status"]["phase"] for t in items}
+    say(f"  finished: {phases}")
+    writes = writes_in(operator.counts(), ns)
+    events = sum(c for k, c in writes.items() if k.split(" ")[1] == "events")
+    objects = sum(c for k, c in writes.items() if k.split(" ")[1] != "events")
+    watched = {name: tjs.modified.get(name, []) for name in names}
+    per_tj_watch = [len(v) + 1 for v in watched.values()]  # + the Job's creation
+    result = {
+        "trainings": n,
+        "phases": phases,
+        "writes_by_request": writes,
+        "object_writes_per_lifecycle": objects / n,
+        "event_posts_per_lifecycle": events / n,
+        "writes_per_lifecycle_seen_by_watch": per_tj_watch,
+        "trainingjob_changes_seen_by_watch": watched,
+    }
+    say(f"  writes per lifecycle: {objects / n:.2f} to objects (+{events / n:.2f} Event posts); "
+        f"by request: {writes}")  # fmt: skip
+    return result
+
+
+def phase_rss(
+    cluster: Cluster, ns: str, operator: Operator, jobs: JobWatch, body: Callable[[str], Any], total: int
+) -> dict[str, Any]:
+    present = len(cluster.list_tjs(ns))
+    names = [f"fill-{i:04d}" for i in range(max(0, total - present))]
+    say(f"  {present} present; creating {len(names)} more")
+    create_many(cluster, ns, names, body)
+    if not jobs.wait_for(names, 300):
+        raise RuntimeError("not every filler TrainingJob got its Job")
+
+    def settled() -> bool:
+        items = cluster.list_tjs(ns)
+        return len(items) >= total and all((t.get("status") or {}).get("phase") for t in items)
+
+    wait(f"all {total} TrainingJobs to have a status", settled, 300, operator)
+    time.sleep(5)
+    steady = operator.memory_mb()
+    say(f"  steady state with {total} TrainingJobs: RSS {steady['VmRSS']:.1f} MB "
+        f"(peak {steady['VmHWM']:.1f} MB)")  # fmt: skip
+
+    operator.stop()
+    started = time.monotonic()
+    operator.start()
+
+    def resumed() -> bool:
+        counts = operator.counts()
+        posts = sum(c for k, c in counts.items() if k.startswith(f"POST {ns} jobs "))
+        return posts >= total
+
+    wait("the restarted operator to resume every TrainingJob", resumed, 300, operator)
+    resume_seconds = time.monotonic() - started
+    time.sleep(5)
+    restarted = operator.memory_mb()
+    say(f"  after a restart: resumed {total} in {resume_seconds:.1f}s, RSS "
+        f"{restarted['VmRSS']:.1f} MB (peak {restarted['VmHWM']:.1f} MB)")  # fmt: skip
+    restart_writes = writes_in(operator.counts(), ns)
+    return {
+        "trainingjobs": total,
+        "steady_mb": steady,
+        "restart_mb": restarted,
+        "restart_resume_seconds": resume_seconds,
+        "restart_requests": restart_writes,
+    }
+
+
+# --- report ------------------------------------------------------------------------------
+
+
+def figures(results: dict[str, Any]) -> list[tuple[str, float, float, str]]:
+    rss = max(results["rss"]["steady_mb"]["VmRSS"], results["rss"]["restart_mb"]["VmRSS"])
+    return [
+        ("idle p50, TrainingJob -> Job (ms)", results["idle"]["p50"], TARGETS["idle_p50_ms"], "ms"),
+        ("200-at-once p99 (ms)", results["burst"]["p99"], TARGETS["burst_p99_ms"], "ms"),
+        (
+            "API writes per lifecycle (objects)",
+            results["lifecycle"]["object_writes_per_lifecycle"],
+            TARGETS["writes_per_lifecycle"],
+            "",
+        ),
+        ("operator RSS, 1,000 TrainingJobs (MB)", rss, TARGETS["rss_mb"], "MB"),
+    ]
+
+
+def table(rows: list[tuple[str, float, float, str]]) -> list[str]:
+    lines = ["| figure | measured | target | ratio | |", "|---|---:|---:|---:|---|"]
+    for name, value, target, _unit in rows:
+        verdict = "ok" if value <= target else "MISSED"
+        lines.append(f"| {name} | {value:.1f} | ≤ {target:g} | {value / target:.2f} | {verdict} |")
+    return lines
+
+
+def write_results(results: dict[str, Any], command: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = BENCH / "results" / f"{stamp}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    rows = figures(results)
+    life = results["lifecycle"]
+    md = [
+        "# TrainingJob benchmark results",
+        "",
+        f"Measured {results['date']} on the local cluster ({results['host']}), with",
+        "",
+        f"    {command}",
+        "",
+        *table(rows),
+        "",
+        f"- idle: {results['idle']['n']} TrainingJobs one at a time; p99 "
+        f"{results['idle']['p99']:.1f} ms.",
+        f"- burst: {results['burst']['n']} created at once ({results['burst_create_seconds']:.2f}s "
+        f"to create them); p50 {results['burst']['p50']:.0f} ms; last Job "
+        f"{results['burst_makespan_seconds']:.2f}s after the first create.",
+        f"- writes: {life['trainings']} real trainings to {sorted(set(life['phases'].values()))}; "
+        f"requests by kind: {life['writes_by_request']}; plus "
+        f"{life['event_posts_per_lifecycle']:.1f} Event posts per lifecycle (not counted above).",
+        f"- RSS: steady {results['rss']['steady_mb']['VmRSS']:.1f} MB; after a restart that "
+        f"resumed all {results['rss']['trainingjobs']} in "
+        f"{results['rss']['restart_resume_seconds']:.1f}s: "
+        f"{results['rss']['restart_mb']['VmRSS']:.1f} MB (peak "
+        f"{results['rss']['restart_mb']['VmHWM']:.1f} MB).",
+        "",
+        f"Raw figures: `bench/results/{out.name}` (not committed). Method: bench/README.md.",
+        "",
+    ]
+    (BENCH / "RESULTS.md").write_text("\n".join(md))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--idle", type=int, default=20)
+    parser.add_argument("--burst", type=int, default=200)
+    parser.add_argument("--total", type=int, default=1000)
+    parser.add_argument("--lifecycles", type=int, default=3)
+    parser.add_argument("--image", default="continuum:0.1.0")
+    args = parser.parse_args()
+    command = " ".join(["python", "bench/trainingjob_latency.py", *sys.argv[1:]])
+
+    cluster = Cluster()
+    run_id = uuid.uuid4().hex[:8]
+    ns, run_ns = f"bench-{run_id}", f"bench-{run_id}-run"
+    env = s3_env()
+    s3 = s3_client(env)
+    bucket = f"bench-{run_id}"
+    workdir = Path(f"/tmp/continuum-bench-{run_id}")
+    workdir.mkdir()
+    operator = Operator([ns, run_ns], workdir, args.image)
+    say(f"namespaces {ns} (pods quota 0) and {run_ns}; operator log {operator.log}")
+    try:
+        cluster.apply_crds()
+        cluster.namespace(ns, pods="0")
+        cluster.namespace(run_ns)
+        src = cluster.core.read_namespaced_secret("minio-credentials", "continuum-system")
+        cluster.core.create_namespaced_secret(
+            run_ns, {"metadata": {"name": "s3-credentials"}, "data": src.data}
+        )
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key="data/train.csv", Body=dataset_csv())
+        endpoint = env["S3_ENDPOINT_IN_CLUSTER"]
+        dataset = f"s3://{bucket}/data/train.csv"
+        idle_body = lambda name: training_job(name, dataset, endpoint, bucket)  # noqa: E731
+        jobs = JobWatch(cluster, ns)
+        tjs = TJWatch(cluster, run_ns)
+
+        operator.start()
+        say("operator started; warming up")
+        cluster.create_tj(ns, idle_body("warmup"))
+        if not jobs.wait_for(["warmup"], 60):
+            operator.alive()
+            raise RuntimeError("the operator created no Job for the warm-up object in 60s")
+        time.sleep(1)
+
+        say(f"(a) idle: {args.idle} TrainingJobs, one at a time")
+        idle = phase_idle(cluster, ns, jobs, idle_body, args.idle)
+        say(f"(b) burst: {args.burst} TrainingJobs at once")
+        burst = phase_burst(cluster, ns, jobs, idle_body, args.burst)
+        say(f"(c) writes: {args.lifecycles} real trainings in {run_ns}")
+        lifecycle = phase_lifecycle(cluster, run_ns, operator, tjs, idle_body, args.lifecycles)
+        say(f"(d) RSS with {args.total} TrainingJobs")
+        rss = phase_rss(cluster, ns, operator, jobs, idle_body, args.total)
+        results = {
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "host": f"{os.cpu_count()} CPUs",
+            "command": command,
+            "targets": TARGETS,
+            "idle": summary(idle),
+            "idle_ms": idle,
+            "burst": summary(burst["latency_ms"]),
+            "burst_ms": burst["latency_ms"],
+            "burst_create_seconds": burst["create_seconds"],
+            "burst_makespan_seconds": burst["makespan_seconds"],
+            "lifecycle": lifecycle,
+            "rss": rss,
+        }
+        out = write_results(results, command)
+        print()
+        for line in table(figures(results)):
+            print(line)
+        print(f"\nresults: {out.relative_to(REPO)}, summary: bench/RESULTS.md")
+        return 0
+    finally:
+        operator.stop()
+        say("cleaning up")
+        for name in (ns, run_ns):
+            cluster.delete_namespace(name)
+        try:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                for obj in page.get("Contents", []):
+                    s3.delete_object(Bucket=bucket, Key=obj["Key"])
+            s3.delete_bucket(Bucket=bucket)
+        except Exception as err:  # noqa: BLE001
+            say(f"bucket cleanup: {err}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
