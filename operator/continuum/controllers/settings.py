@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
-from continuum.api import GROUP
+from continuum.api import API_VERSION, GROUP
 from continuum.controllers.naming import MANAGED_SELECTOR
 from continuum.kube import Kube
 
@@ -19,8 +20,8 @@ ARGOCD_TRACKING = ["metadata", "annotations", "argocd.argoproj.io/tracking-id"]
 def configure(settings: kopf.OperatorSettings) -> None:
     """Our persistence prefix, Event identity, retry timings and server-side child filters."""
     settings.persistence.finalizer = f"{GROUP}/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.progress_storage = ProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = DiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration", ignored_fields=[ARGOCD_TRACKING]
     )
     settings.posting.reporting_component = REPORTING_COMPONENT
@@ -33,6 +34,52 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.label_selectors["batch", "jobs"] = MANAGED_SELECTOR
     # Handlers name exact group/version/plural: no CRD or namespace watching, so no RBAC for it.
     settings.scanning.disabled = True
+
+
+class DiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """kopf's last-handled-configuration annotation, except on TrainingJobs.
+
+    A TrainingJob's spec is immutable (enforced by the API server) and it has no update
+    handlers, so the state kopf would store is the object as created, and whether it has been
+    handled is what its status says: the create handler writes the first status after the Job
+    exists. So, for TrainingJobs, the stored essence is the object itself once it has a
+    ``status.phase`` (resume handlers run on restart, create handlers do not run again) and
+    none before (create handlers run), and nothing is ever written: one API write less per
+    TrainingJob. ModelDeployment and DriftMonitor keep the annotation (they have update
+    handlers or may in future).
+    """
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        if is_training_job(body):
+            return self.build(body=body) if _phase(body) else None
+        return super().fetch(body=body)
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        if is_training_job(body):
+            return
+        super().store(body=body, patch=patch, essence=essence)
+
+
+class ProgressStorage(kopf.AnnotationsProgressStorage):
+    """kopf's progress annotations, without its ``<prefix>/kopf-managed`` marker on TrainingJobs.
+
+    The marker is one more write per object, even when a handler succeeds at once (kopf then
+    stores and purges the progress record in the same patch, and only the marker would remain).
+    Progress records themselves are still written when a handler has to retry.
+    """
+
+    def _store_marker(self, prefix: str, patch: kopf.Patch, body: kopf.Body) -> None:
+        if not is_training_job(body):
+            super()._store_marker(prefix=prefix, patch=patch, body=body)
+
+
+def is_training_job(body: Mapping[str, Any]) -> bool:
+    return body.get("apiVersion") == API_VERSION and body.get("kind") == "TrainingJob"
+
+
+def _phase(body: Mapping[str, Any]) -> bool:
+    status = body.get("status")
+    return isinstance(status, Mapping) and bool(status.get("phase"))
 
 
 def _instance() -> str:

@@ -123,7 +123,9 @@ def observe_job(job: Mapping[str, Any] | None) -> JobState:
         return _job_failed(done["Failed"], start)
     if status.get("ready") or 0:
         return JobState("Running", "Training", f"Job {name} is training", start)
-    return JobState("Pending", "JobPending", f"Job {name} is starting", start)
+    # No start time while Pending: the Job controller sets it moments after creation, and
+    # recording it would cost a status write that tells nothing (it comes with Running).
+    return JobState("Pending", "JobPending", f"Job {name} is starting")
 
 
 def _job_failed(condition: Mapping[str, Any], start: str | None) -> JobState:

@@ -6,13 +6,17 @@
 * events of Jobs we manage (server-side label selector): sync the owner's status; when the Job
   has finished, read the trainer's summary from the pod's termination message.
 
-Status is written with a merge patch guarded by ``resourceVersion`` (re-read on conflict).
+Status is written with a merge patch guarded by ``resourceVersion`` (re-read on conflict);
+within this process the read-compute-write of one TrainingJob's status is serialised, so the
+create handler and the first Job event do not race each other into a rejected write.
 No finalizers: the Job carries a controller owner reference, so deleting the TrainingJob
 garbage-collects it. Handlers return None (nothing lands in ``status.<handler-id>``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, cast
@@ -32,6 +36,10 @@ PLURAL = "trainingjobs"
 KIND = "TrainingJob"
 STATUS_ATTEMPTS = 5
 FINISHED = frozenset({"Complete", "Failed"})
+# One lock per TrainingJob (namespace, uid) while some handler is writing its status.
+_status_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+    weakref.WeakValueDictionary()
+)
 
 
 @contextmanager
@@ -96,12 +104,17 @@ async def sync_status(
 ) -> None:
     """Bring the owner TrainingJob's status up to date with ``job`` (read, compute, write)."""
     termination = Termination(kube, namespace, job)
-    for _attempt in range(STATUS_ATTEMPTS):
-        body = await kube.read_custom_object(GROUP, VERSION, PLURAL, namespace, owner[0])
-        if body is None or body["metadata"].get("uid") != owner[1]:
-            return  # deleted (or replaced): its Job is garbage now
-        if await _write_status(kube, body, job, termination):
-            return
+    key = (namespace, owner[1])
+    lock = _status_locks.get(key)
+    if lock is None:
+        lock = _status_locks[key] = asyncio.Lock()
+    async with lock:
+        for _attempt in range(STATUS_ATTEMPTS):
+            body = await kube.read_custom_object(GROUP, VERSION, PLURAL, namespace, owner[0])
+            if body is None or body["metadata"].get("uid") != owner[1]:
+                return  # deleted (or replaced): its Job is garbage now
+            if await _write_status(kube, body, job, termination):
+                return
     raise kopf.TemporaryError("the TrainingJob kept changing while its status was written", delay=1)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import kopf
 
 from continuum.controllers.main import DEFAULT_IMAGE, build_parser
-from continuum.controllers.settings import REPORTING_COMPONENT, configure
+from continuum.controllers.settings import REPORTING_COMPONENT, DiffBaseStorage, configure
 
 
 def test_settings_use_our_domain_and_filter_children() -> None:
@@ -34,3 +34,66 @@ def test_parser_namespaces_repeat() -> None:
     args = build_parser().parse_args(["-n", "a", "--namespace", "b", "--metrics-port", "0"])
     assert args.namespace == ["a", "b"]
     assert args.metrics_port == 0
+
+
+def essence_storage() -> DiffBaseStorage:
+    settings = kopf.OperatorSettings()
+    configure(settings)
+    storage = settings.persistence.diffbase_storage
+    assert isinstance(storage, DiffBaseStorage)
+    return storage
+
+
+def training_job(status: dict[str, object] | None = None) -> kopf.Body:
+    raw: dict[str, object] = {
+        "apiVersion": "continuum.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": "a", "namespace": "ml", "annotations": {}},
+        "spec": {"model": "m"},
+    }
+    if status is not None:
+        raw["status"] = status
+    return kopf.Body(raw)  # type: ignore[arg-type]
+
+
+def test_training_jobs_are_new_until_their_first_status() -> None:
+    storage = essence_storage()
+    assert storage.fetch(body=training_job()) is None  # create handlers run
+    handled = training_job({"phase": "Pending"})
+    assert storage.fetch(body=handled) == storage.build(body=handled)  # resume only
+
+
+def test_training_jobs_get_no_diffbase_annotation() -> None:
+    storage = essence_storage()
+    body = training_job({"phase": "Pending"})
+    patch = kopf.Patch()
+    storage.store(body=body, patch=patch, essence=storage.build(body=body))
+    assert not patch
+
+
+def test_other_kinds_keep_the_annotation() -> None:
+    storage = essence_storage()
+    body = kopf.Body(
+        {  # type: ignore[arg-type]
+            "apiVersion": "continuum.dev/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": "a", "namespace": "ml", "annotations": {}},
+            "spec": {"model": "m"},
+        }
+    )
+    assert storage.fetch(body=body) is None
+    patch = kopf.Patch()
+    storage.store(body=body, patch=patch, essence=storage.build(body=body))
+    assert "continuum.dev/last-handled-configuration" in patch["metadata"]["annotations"]
+
+
+def test_a_training_job_handled_at_once_needs_no_annotation_write() -> None:
+    settings = kopf.OperatorSettings()
+    configure(settings)
+    storage = settings.persistence.progress_storage
+    body = training_job()
+    patch = kopf.Patch()
+    record: kopf.ProgressRecord = {"started": "2026-01-01T00:00:00", "success": True}
+    storage.store(key=kopf.HandlerId("trainingjob"), record=record, body=body, patch=patch)
+    storage.purge(key=kopf.HandlerId("trainingjob"), body=body, patch=patch)
+    assert not patch.get("metadata", {}).get("annotations")

@@ -37,6 +37,19 @@ def test_no_job_yet_is_pending(tj: TrainingJob) -> None:
 def test_started_job_without_ready_pod_is_pending(tj: TrainingJob) -> None:
     status = status_from_job(tj, job(), None, now=NOW)
     assert status.phase == "Pending"
+    assert status.start_time is None  # it comes with Running: no write only to add it
+
+
+def test_a_job_starting_needs_no_second_pending_write(tj: TrainingJob) -> None:
+    just_created = job()
+    just_created["status"] = {}
+    first = status_from_job(tj, just_created, None, now=NOW)
+    again = status_from_job(with_status(first), job(), None, now=LATER)
+    assert dump(again) == dump(first)
+
+
+def test_running_records_the_start_time(tj: TrainingJob) -> None:
+    status = status_from_job(tj, job(ready=1), None, now=NOW)
     assert status.start_time == datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
 
 

@@ -200,3 +200,39 @@ def test_pods_are_read_once_and_only_for_unfinished_records(
     assert stub.pod_reads == 1
     run(sync_status(gateway(stub), "ml", ("iris-1", UID), job("Complete")))
     assert stub.pod_reads == 1, "a finished TrainingJob needs no pod read"
+
+
+class RacyKube(StubKube):
+    """Reads and writes yield to the event loop, and a stale write is a real 409."""
+
+    def __init__(self, tj: dict[str, Any] | None) -> None:
+        super().__init__(tj)
+        self.rejected = 0
+
+    async def read_custom_object(self, *args: str) -> dict[str, Any] | None:
+        await asyncio.sleep(0)
+        return await super().read_custom_object(*args)
+
+    async def patch_status(self, *args: str, status: dict[str, Any], resource_version: str) -> None:
+        await asyncio.sleep(0)
+        assert self.tj is not None
+        if resource_version != self.tj["metadata"]["resourceVersion"]:
+            self.rejected += 1
+            raise Conflict("changed", status=409)
+        await super().patch_status(*args, status=status, resource_version=resource_version)
+
+
+def test_concurrent_status_syncs_of_one_training_job_write_once(
+    events: list[tuple[str, str, str]],
+) -> None:
+    stub = RacyKube(body())
+
+    async def both() -> None:
+        await asyncio.gather(
+            sync_status(gateway(stub), "ml", ("iris-1", UID), job(ready=1)),
+            sync_status(gateway(stub), "ml", ("iris-1", UID), job(ready=1)),
+        )
+
+    run(both())
+    assert [p["phase"] for p in stub.patches] == ["Running"]
+    assert stub.rejected == 0
