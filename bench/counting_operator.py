@@ -51,7 +51,9 @@ def request_key(method: str, url: str, status: int | str) -> str:
     return f"{method} {namespace} {resource} {status}"
 
 
-async def _counted(self: aiohttp.ClientSession, method: str, url: Any, *args: Any, **kw: Any) -> Any:
+async def _counted(
+    self: aiohttp.ClientSession, method: str, url: Any, *args: Any, **kw: Any
+) -> Any:
     params = kw.get("params")
     full = str(url)
     if params and "watch" in str(params):

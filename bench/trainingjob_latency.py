@@ -215,8 +215,12 @@ def what_changed(before: dict[str, Any], after: dict[str, Any]) -> str:
     old_status, new_status = before.get("status") or {}, after.get("status") or {}
     if old_status != new_status:
         changed.append(f"status {old_status.get('phase')}->{new_status.get('phase')}")
-    old_meta = {k: v for k, v in before["metadata"].items() if k not in {"resourceVersion", "managedFields"}}
-    new_meta = {k: v for k, v in after["metadata"].items() if k not in {"resourceVersion", "managedFields"}}
+    old_meta = {
+        k: v for k, v in before["metadata"].items() if k not in {"resourceVersion", "managedFields"}
+    }
+    new_meta = {
+        k: v for k, v in after["metadata"].items() if k not in {"resourceVersion", "managedFields"}
+    }
     if old_meta != new_meta:
         keys = sorted(
             k for k in {*old_meta.get("annotations", {}), *new_meta.get("annotations", {})}
@@ -329,9 +333,7 @@ def dataset_csv(rows: int = 240, seed: int = 7) -> bytes:
 
 def s3_env() -> dict[str, str]:
     return dict(
-        line.split("=", 1)
-        for line in (STATE / "s3.env").read_text().splitlines()
-        if "=" in line
+        line.split("=", 1) for line in (STATE / "s3.env").read_text().splitlines() if "=" in line
     )
 
 
@@ -358,7 +360,9 @@ def latencies_ms(created: dict[str, float], jobs: JobWatch) -> list[float]:
     return [(jobs.seen[name] - at) * 1000 for name, at in created.items()]
 
 
-def phase_idle(cluster: Cluster, ns: str, jobs: JobWatch, body: Callable[[str], Any], n: int) -> list[float]:
+def phase_idle(
+    cluster: Cluster, ns: str, jobs: JobWatch, body: Callable[[str], Any], n: int
+) -> list[float]:
     created: dict[str, float] = {}
     for i in range(n):
         name = f"idle-{i:03d}"
@@ -371,13 +375,17 @@ def phase_idle(cluster: Cluster, ns: str, jobs: JobWatch, body: Callable[[str], 
     return values
 
 
-def create_many(cluster: Cluster, ns: str, names: list[str], body: Callable[[str], Any]) -> dict[str, float]:
+def create_many(
+    cluster: Cluster, ns: str, names: list[str], body: Callable[[str], Any]
+) -> dict[str, float]:
     with ThreadPoolExecutor(max_workers=32) as pool:
         times = list(pool.map(lambda name: create_timed(cluster, ns, body(name)), names))
     return dict(zip(names, times, strict=True))
 
 
-def phase_burst(cluster: Cluster, ns: str, jobs: JobWatch, body: Callable[[str], Any], n: int) -> dict[str, Any]:
+def phase_burst(
+    cluster: Cluster, ns: str, jobs: JobWatch, body: Callable[[str], Any], n: int
+) -> dict[str, Any]:
     names = [f"burst-{i:04d}" for i in range(n)]
     start = time.monotonic()
     created = create_many(cluster, ns, names, body)
@@ -416,7 +424,13 @@ def writes_in(counts: dict[str, int], namespace: str) -> dict[str, int]:
 
 
 def phase_lifecycle(
-    cluster: Cluster, ns: str, operator: Operator, tjs: TJWatch, body: Callable[[str], Any], n: int
+    cluster: Cluster,
+    ns: str,
+    operator: Operator,
+    tjs: TJWatch,
+    *,
+    body: Callable[[str], Any],
+    n: int,
 ) -> dict[str, Any]:
     names = [f"life-{i}" for i in range(n)]
     for name in names:
@@ -425,7 +439,9 @@ def phase_lifecycle(
     def done() -> list[dict[str, Any]] | None:
         items = [t for t in cluster.list_tjs(ns) if t["metadata"]["name"] in names]
         phases = [(t.get("status") or {}).get("phase") for t in items]
-        return items if len(items) == n and all(p in {"Succeeded", "Failed"} for p in phases) else None
+        return (
+            items if len(items) == n and all(p in {"Succeeded", "Failed"} for p in phases) else None
+        )
 
     items = wait(f"{n} trainings to finish", done, 420, operator)
     time.sleep(3)  # trailing writes (if any) and the counts file
@@ -451,7 +467,13 @@ def phase_lifecycle(
 
 
 def phase_rss(
-    cluster: Cluster, ns: str, operator: Operator, jobs: JobWatch, body: Callable[[str], Any], total: int
+    cluster: Cluster,
+    ns: str,
+    operator: Operator,
+    jobs: JobWatch,
+    *,
+    body: Callable[[str], Any],
+    total: int,
 ) -> dict[str, Any]:
     present = len(cluster.list_tjs(ns))
     names = [f"fill-{i:04d}" for i in range(max(0, total - present))]
@@ -558,72 +580,96 @@ def write_results(results: dict[str, Any], command: str) -> Path:
     return out
 
 
+def prepare(cluster: Cluster, s3: Any, ns: str, run_ns: str, bucket: str) -> None:
+    """CRDs, the two namespaces, the run namespace's S3 Secret, the bucket and dataset."""
+    cluster.apply_crds()
+    cluster.namespace(ns, pods="0")
+    cluster.namespace(run_ns)
+    src = cluster.core.read_namespaced_secret("minio-credentials", "continuum-system")
+    cluster.core.create_namespaced_secret(
+        run_ns, {"metadata": {"name": "s3-credentials"}, "data": src.data}
+    )
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="data/train.csv", Body=dataset_csv())
+
+
+def run_phases(
+    args: argparse.Namespace, cluster: Cluster, operator: Operator, body: Callable[[str], Any]
+) -> dict[str, Any]:
+    ns, run_ns = operator.namespaces
+    jobs = JobWatch(cluster, ns)
+    tjs = TJWatch(cluster, run_ns)
+    operator.start()
+    say("operator started; warming up")
+    cluster.create_tj(ns, body("warmup"))
+    if not jobs.wait_for(["warmup"], 60):
+        operator.alive()
+        raise RuntimeError("the operator created no Job for the warm-up object in 60s")
+    time.sleep(1)
+    say(f"(a) idle: {args.idle} TrainingJobs, one at a time")
+    idle = phase_idle(cluster, ns, jobs, body, args.idle)
+    say(f"(b) burst: {args.burst} TrainingJobs at once")
+    burst = phase_burst(cluster, ns, jobs, body, args.burst)
+    say(f"(c) writes: {args.lifecycles} real trainings in {run_ns}")
+    lifecycle = phase_lifecycle(cluster, run_ns, operator, tjs, body=body, n=args.lifecycles)
+    say(f"(d) RSS with {args.total} TrainingJobs")
+    rss = phase_rss(cluster, ns, operator, jobs, body=body, total=args.total)
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "host": f"{os.cpu_count()} CPUs",
+        "targets": TARGETS,
+        "idle": summary(idle),
+        "idle_ms": idle,
+        "burst": summary(burst["latency_ms"]),
+        "burst_ms": burst["latency_ms"],
+        "burst_create_seconds": burst["create_seconds"],
+        "burst_makespan_seconds": burst["makespan_seconds"],
+        "lifecycle": lifecycle,
+        "rss": rss,
+    }
+
+
+def cleanup(cluster: Cluster, s3: Any, namespaces: list[str], bucket: str) -> None:
+    say("cleaning up")
+    for name in namespaces:
+        cluster.delete_namespace(name)
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for obj in page.get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=obj["Key"])
+        s3.delete_bucket(Bucket=bucket)
+    except Exception as err:
+        say(f"bucket cleanup: {err}")
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--idle", type=int, default=20)
-    parser.add_argument("--burst", type=int, default=200)
-    parser.add_argument("--total", type=int, default=1000)
-    parser.add_argument("--lifecycles", type=int, default=3)
-    parser.add_argument("--image", default="continuum:0.1.0")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--idle", type=int, default=20, help="idle samples (default 20)")
+    parser.add_argument("--burst", type=int, default=200, help="created at once (default 200)")
+    parser.add_argument("--total", type=int, default=1000, help="present for RSS (default 1000)")
+    parser.add_argument("--lifecycles", type=int, default=3, help="real trainings (default 3)")
+    parser.add_argument("--image", default="continuum:0.1.0", help="the trainer image")
     args = parser.parse_args()
-    command = " ".join(["python", "bench/trainingjob_latency.py", *sys.argv[1:]])
+    command = " ".join([".venv/bin/python", "bench/trainingjob_latency.py", *sys.argv[1:]])
 
     cluster = Cluster()
     run_id = uuid.uuid4().hex[:8]
-    ns, run_ns = f"bench-{run_id}", f"bench-{run_id}-run"
+    ns, run_ns, bucket = f"bench-{run_id}", f"bench-{run_id}-run", f"bench-{run_id}"
     env = s3_env()
     s3 = s3_client(env)
-    bucket = f"bench-{run_id}"
     workdir = Path(f"/tmp/continuum-bench-{run_id}")
     workdir.mkdir()
     operator = Operator([ns, run_ns], workdir, args.image)
     say(f"namespaces {ns} (pods quota 0) and {run_ns}; operator log {operator.log}")
+    dataset, endpoint = f"s3://{bucket}/data/train.csv", env["S3_ENDPOINT_IN_CLUSTER"]
     try:
-        cluster.apply_crds()
-        cluster.namespace(ns, pods="0")
-        cluster.namespace(run_ns)
-        src = cluster.core.read_namespaced_secret("minio-credentials", "continuum-system")
-        cluster.core.create_namespaced_secret(
-            run_ns, {"metadata": {"name": "s3-credentials"}, "data": src.data}
+        prepare(cluster, s3, ns, run_ns, bucket)
+        results = run_phases(
+            args, cluster, operator, lambda name: training_job(name, dataset, endpoint, bucket)
         )
-        s3.create_bucket(Bucket=bucket)
-        s3.put_object(Bucket=bucket, Key="data/train.csv", Body=dataset_csv())
-        endpoint = env["S3_ENDPOINT_IN_CLUSTER"]
-        dataset = f"s3://{bucket}/data/train.csv"
-        idle_body = lambda name: training_job(name, dataset, endpoint, bucket)  # noqa: E731
-        jobs = JobWatch(cluster, ns)
-        tjs = TJWatch(cluster, run_ns)
-
-        operator.start()
-        say("operator started; warming up")
-        cluster.create_tj(ns, idle_body("warmup"))
-        if not jobs.wait_for(["warmup"], 60):
-            operator.alive()
-            raise RuntimeError("the operator created no Job for the warm-up object in 60s")
-        time.sleep(1)
-
-        say(f"(a) idle: {args.idle} TrainingJobs, one at a time")
-        idle = phase_idle(cluster, ns, jobs, idle_body, args.idle)
-        say(f"(b) burst: {args.burst} TrainingJobs at once")
-        burst = phase_burst(cluster, ns, jobs, idle_body, args.burst)
-        say(f"(c) writes: {args.lifecycles} real trainings in {run_ns}")
-        lifecycle = phase_lifecycle(cluster, run_ns, operator, tjs, idle_body, args.lifecycles)
-        say(f"(d) RSS with {args.total} TrainingJobs")
-        rss = phase_rss(cluster, ns, operator, jobs, idle_body, args.total)
-        results = {
-            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "host": f"{os.cpu_count()} CPUs",
-            "command": command,
-            "targets": TARGETS,
-            "idle": summary(idle),
-            "idle_ms": idle,
-            "burst": summary(burst["latency_ms"]),
-            "burst_ms": burst["latency_ms"],
-            "burst_create_seconds": burst["create_seconds"],
-            "burst_makespan_seconds": burst["makespan_seconds"],
-            "lifecycle": lifecycle,
-            "rss": rss,
-        }
+        results["command"] = command
         out = write_results(results, command)
         print()
         for line in table(figures(results)):
@@ -632,16 +678,7 @@ def main() -> int:
         return 0
     finally:
         operator.stop()
-        say("cleaning up")
-        for name in (ns, run_ns):
-            cluster.delete_namespace(name)
-        try:
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-                for obj in page.get("Contents", []):
-                    s3.delete_object(Bucket=bucket, Key=obj["Key"])
-            s3.delete_bucket(Bucket=bucket)
-        except Exception as err:  # noqa: BLE001
-            say(f"bucket cleanup: {err}")
+        cleanup(cluster, s3, [ns, run_ns], bucket)
 
 
 if __name__ == "__main__":
