@@ -24,8 +24,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import yaml
@@ -43,6 +44,7 @@ RELEASE = os.environ.get("RELEASE", "continuum")
 IMAGE = os.environ.get("IMAGE", "continuum:0.1.0")
 OUT = Path(os.environ.get("DEMO_OUT", "/tmp/continuum-demo"))
 T0 = float(os.environ.get("T0", time.time()))
+T = TypeVar("T")
 
 MODEL, MD, DM, TJ = "churn", "churn", "churn-drift", "churn-v1"
 TRAFFIC_ROWS = 300  # = the DriftMonitor's window.maxRows
@@ -161,14 +163,14 @@ def dump(kind: str, name: str | None, selector: str | None) -> None:
 
 def wait(
     what: str,
-    check: Callable[[], Any],
+    check: Callable[[], T | None],
     timeout: float,
     *,
     kind: str = "",
     name: str | None = None,
     selector: str | None = None,
     every: float = 2,
-) -> Any:
+) -> T:
     """Poll ``check`` until truthy; on timeout dump diagnostics and fail naming ``what``."""
     deadline = time.time() + timeout
     while True:
@@ -263,7 +265,8 @@ for start in range(0, len(rows), 50):
     versions.add(body["model_version"])
     for value in body["outputs"][0]["data"]:
         answers[str(value)] = answers.get(str(value), 0) + 1
-print(f"{len(rows)} customers scored (6 requests of 50 rows) by version {','.join(sorted(versions))};",
+served = ",".join(sorted(versions))
+print(f"{len(rows)} customers scored in batches of 50 by version {served};",
       "predicted churned:", json.dumps(answers, sort_keys=True), flush=True)
 """
 
@@ -329,7 +332,8 @@ def clean_slate(s3: Any, name: str) -> None:
             "--timeout=90s", timeout=120)  # fmt: skip
     kubectl("-n", NS, "delete", "events", "--all", check=False)
     empty_bucket(s3, name)
-    secret = json.loads(kubectl("-n", SYSTEM_NS, "get", "secret", "minio-credentials", "-o", "json"))
+    source = kubectl("-n", SYSTEM_NS, "get", "secret", "minio-credentials", "-o", "json")
+    secret = json.loads(source)
     copy = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s3-credentials"},
             "type": "Opaque", "data": secret["data"]}  # fmt: skip
     kubectl("-n", NS, "apply", "-f", "-", stdin=json.dumps(copy))
@@ -393,7 +397,7 @@ def wait_serving(version: int, timeout: float = 240) -> dict[str, Any]:
         )
         return md if ok else None
 
-    return wait(f"ModelDeployment {MD} to serve version {version} (Available, not Progressing)",  # type: ignore[no-any-return]
+    return wait(f"ModelDeployment {MD} to serve version {version} (Available, not Progressing)",
                 serving, timeout, kind="md", name=MD,
                 selector="app.kubernetes.io/name=continuum-server")  # fmt: skip
 
@@ -406,7 +410,7 @@ def serve_v1() -> None:
 
 
 def normal_traffic(s3: Any, name: str) -> None:
-    step(f"3. In-distribution traffic: {TRAFFIC_ROWS} requests from a pod, through Service churn")
+    step(f"3. Normal traffic: {TRAFFIC_ROWS} customers, sent from a pod to Service churn")
     send("traffic-normal", customers(TRAFFIC_ROWS, seed=21, shift=0))
     wait(f"{TRAFFIC_ROWS} rows in the inference log s3://{name}/inference-logs/{MODEL}/1/",
          lambda: logged_rows(s3, name, 1) >= TRAFFIC_ROWS, 60, kind="md", name=MD,
@@ -431,7 +435,7 @@ def first_check() -> dict[str, Any]:
     verdict = conditions(dm).get("DriftDetected", {})
     if verdict.get("status") != "False":
         dump("dm", DM, "app.kubernetes.io/component=drift-check")
-        raise DemoError(f"the first check on in-distribution traffic should find no drift: {verdict}")
+        raise DemoError(f"the first check of in-distribution traffic found drift: {verdict}")
     log(f"check 1: {verdict.get('reason')} - {features_line(dm)}")
     show("dm")
     return dm
@@ -450,18 +454,21 @@ def drift_and_retrain(s3: Any, name: str, first: dict[str, Any]) -> dict[str, An
     send("traffic-shifted", customers(TRAFFIC_ROWS, seed=22, shift=SHIFT))
     step("6. The next checks see the drift; the second in a row starts a retraining")
     last = first["status"]["lastCheckTime"]
-    number = 1
-    deadline = time.time() + 200
+    number, needed = 1, int(first["spec"]["consecutiveChecks"])
+    deadline = time.time() + 90 * needed + 60
     while True:
         remaining = deadline - time.time()
-        dm = wait("the next drift check", lambda: checked(last), max(remaining, 1), kind="dm",
-                  name=DM, selector="app.kubernetes.io/component=drift-check")  # fmt: skip
+        dm = wait("the next drift check (a check Job every 60 s)", partial(checked, last),
+                  max(remaining, 1), kind="dm", name=DM,
+                  selector="app.kubernetes.io/component=drift-check")  # fmt: skip
         number += 1
         last = dm["status"]["lastCheckTime"]
         verdict = conditions(dm).get("DriftDetected", {})
-        log(f"check {number}: {verdict.get('reason')}, {dm['status'].get('consecutiveDrifts')} "
-            f"in a row - {features_line(dm)}")  # fmt: skip
-        if dm["status"].get("retrainings"):
+        retrained = bool(dm["status"].get("retrainings"))
+        row = needed if retrained else dm["status"].get("consecutiveDrifts", 0)
+        log(f"check {number}: {verdict.get('reason')} ({row}/{needed} in a row) - "
+            f"{features_line(dm)}")  # fmt: skip
+        if retrained:
             break
     record = dm["status"]["retrainings"][-1]
     log(f"DriftMonitor created TrainingJob {record['trainingJob']}: {record['reason']}")
@@ -509,7 +516,7 @@ def summary(s3: Any, name: str, first: dict[str, Any], drifted: dict[str, Any]) 
   Look around:
     export KUBECONFIG={KUBECONFIG}
     kubectl -n {NS} get tj,md,dm                  # the printer columns above
-    kubectl -n {NS} describe dm {DM}         # the story as Events
+    kubectl -n {NS} describe dm {DM}        # the story as Events
     kubectl -n {NS} get pods                      # trainer, server, check and traffic pods
     {Path(sys.executable).with_name('continuum')} lineage {MODEL} -n {NS}
   The model server (OIP v2 and KServe v1):
