@@ -27,6 +27,13 @@ _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _DENIED_CODES = frozenset(
     {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}
 )
+# Which credential is wrong, by the error code S3 answers a request signed with it.
+_WRONG_CREDENTIAL = {
+    "InvalidAccessKeyId": "the S3 server does not know the access key ID (AWS_ACCESS_KEY_ID)",
+    "SignatureDoesNotMatch": (
+        "the secret key (AWS_SECRET_ACCESS_KEY) does not match the access key ID"
+    ),
+}
 # 412: our If-None-Match precondition failed; 409: a concurrent conditional write won the race.
 _EXISTS_CODES = frozenset({"412", "PreconditionFailed", "409", "ConditionalRequestConflict"})
 
@@ -127,6 +134,12 @@ class ObjectStore:
             raise ObjectNotFound(
                 f"bucket {bucket!r} does not exist: create it or fix the bucket name"
             ) from exc
+        except AccessDenied:
+            # ... and a bare 403: a one-key listing tells a wrong access key from a wrong
+            # secret key (or a missing permission); if it works, the HEAD's answer stands.
+            with self._errors("open bucket", bucket, ""):
+                self._client.list_objects_v2(Bucket=bucket, MaxKeys=1)
+            raise
 
     @contextmanager
     def _errors(self, action: str, bucket: str, key: str) -> Iterator[None]:
@@ -175,6 +188,9 @@ def _map_client_error(exc: ClientError, action: str, bucket: str, key: str) -> S
         return ObjectNotFound(f"bucket {bucket!r} does not exist: create it or fix the bucket name")
     if code in _NOT_FOUND_CODES or status == "404":
         return ObjectNotFound(f"cannot {action} {where}: no such object")
+    if code in _WRONG_CREDENTIAL:
+        return AccessDenied(f"cannot {action} {where}: {_WRONG_CREDENTIAL[code]} ({code}); "
+                            "check the credentials in the storage Secret")  # fmt: skip
     if code in _DENIED_CODES or status == "403":
         return AccessDenied(
             f"cannot {action} {where}: access denied ({code or status}); check the access key, "

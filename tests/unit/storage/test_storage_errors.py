@@ -1,11 +1,13 @@
 """botocore failures become continuum errors with messages that say what to check."""
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.stub import Stubber
 
 from continuum.errors import AccessDenied, AlreadyExists, ObjectNotFound, StorageError
 from continuum.storage import S3Settings
-from continuum.storage.client import _map_client_error, _map_transport_error
+from continuum.storage.client import ObjectStore, _map_client_error, _map_transport_error
 
 
 def client_error(code: str, status: int) -> ClientError:
@@ -50,3 +52,26 @@ def test_missing_credentials_name_the_variables():
     error = _map_transport_error(NoCredentialsError(), S3Settings(bucket="b"))
     assert isinstance(error, AccessDenied)
     assert "AWS_ACCESS_KEY_ID" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("InvalidAccessKeyId", "AWS_ACCESS_KEY_ID"),
+        ("SignatureDoesNotMatch", "AWS_SECRET_ACCESS_KEY"),
+        ("AccessDenied", "bucket policy"),
+    ],
+)
+def test_a_denied_bucket_check_says_which_credential(code, words):
+    s3 = boto3.client(
+        "s3", region_name="us-east-1", endpoint_url="http://s3.invalid",
+        aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="not-a-real-secret",
+    )  # fmt: skip
+    with Stubber(s3) as stub:
+        stub.add_client_error("head_bucket", "403", http_status_code=403)
+        stub.add_client_error("list_objects_v2", code, http_status_code=403)
+        with pytest.raises(AccessDenied) as denied:
+            ObjectStore(S3Settings(bucket="b"), client=s3).check_bucket()
+    assert words in str(denied.value)
+    assert "credentials" in str(denied.value) or code == "AccessDenied"
+    assert "not-a-real-secret" not in str(denied.value)
