@@ -35,8 +35,8 @@ from continuum.storage.inference_logs import decode_rows
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-KUBECTL = os.environ["KUBECTL"]
-KUBECONFIG = os.environ["KUBECONFIG"]
+KUBECTL = os.environ.get("KUBECTL", "kubectl")
+KUBECONFIG = os.environ.get("KUBECONFIG", str(Path.home() / ".kube/config"))
 STATE_DIR = Path(os.environ.get("CONTINUUM_STATE", "/var/lib/continuum-cluster"))
 NS = os.environ.get("DEMO_NS", "continuum-demo")
 SYSTEM_NS = os.environ.get("SYSTEM_NS", "continuum-system")
