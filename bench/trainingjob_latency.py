@@ -282,6 +282,12 @@ class Operator:
         except (FileNotFoundError, ValueError):
             return {}
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the operator process has used so far."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def memory_mb(self) -> dict[str, float]:
         assert self.process is not None
         fields = {}
@@ -563,7 +569,8 @@ def write_results(results: dict[str, Any], command: str) -> Path:
         f"{results['idle']['p99']:.1f} ms.",
         f"- burst: {results['burst']['n']} created at once ({results['burst_create_seconds']:.2f}s "
         f"to create them); p50 {results['burst']['p50']:.0f} ms; last Job "
-        f"{results['burst_makespan_seconds']:.2f}s after the first create.",
+        f"{results['burst_makespan_seconds']:.2f}s after the first create; the operator used "
+        f"{results.get('burst_operator_cpu_seconds', float('nan')):.1f}s of CPU meanwhile.",
         f"- writes: {life['trainings']} real trainings to {sorted(set(life['phases'].values()))}; "
         f"requests by kind: {life['writes_by_request']}; plus "
         f"{life['event_posts_per_lifecycle']:.1f} Event posts per lifecycle (not counted above).",
@@ -609,14 +616,19 @@ def run_phases(
     say(f"(a) idle: {args.idle} TrainingJobs, one at a time")
     idle = phase_idle(cluster, ns, jobs, body, args.idle)
     say(f"(b) burst: {args.burst} TrainingJobs at once")
+    cpu, wall = operator.cpu_seconds(), time.monotonic()
     burst = phase_burst(cluster, ns, jobs, body, args.burst)
+    burst["operator_cpu_seconds"] = operator.cpu_seconds() - cpu
+    burst["wall_seconds"] = time.monotonic() - wall
+    say(f"  operator CPU during the burst: {burst['operator_cpu_seconds']:.1f}s "
+        f"in {burst['wall_seconds']:.1f}s")  # fmt: skip
     say(f"(c) writes: {args.lifecycles} real trainings in {run_ns}")
     lifecycle = phase_lifecycle(cluster, run_ns, operator, tjs, body=body, n=args.lifecycles)
     say(f"(d) RSS with {args.total} TrainingJobs")
     rss = phase_rss(cluster, ns, operator, jobs, body=body, total=args.total)
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "host": f"{os.cpu_count()} CPUs",
+        "host": f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end",
         "targets": TARGETS,
         "idle": summary(idle),
         "idle_ms": idle,
@@ -624,6 +636,7 @@ def run_phases(
         "burst_ms": burst["latency_ms"],
         "burst_create_seconds": burst["create_seconds"],
         "burst_makespan_seconds": burst["makespan_seconds"],
+        "burst_operator_cpu_seconds": burst["operator_cpu_seconds"],
         "lifecycle": lifecycle,
         "rss": rss,
     }
