@@ -1,0 +1,182 @@
+"""The Argo CD health checks (deploy/argocd/health/*.lua) under Lua 5.1, on the statuses the
+operator's own status functions produce (not hand-written conditions), and the argocd-cm
+snippet that registers them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import yaml
+
+from continuum.api import dump
+from continuum.controllers import drift, rollout, status
+from continuum.controllers.conditions import Want, merge_conditions
+from tests.unit.controllers.mdfixtures import model_deployment
+from tests.unit.deploy.health import HEALTH, KINDS, REPO, health, lua_version
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+SNIPPET = REPO / "deploy/argocd/argocd-cm-health.yaml"
+
+
+def obj(wants: list[Want], generation: int = 1, **fields: Any) -> dict[str, Any]:
+    """A resource whose status has the conditions ``wants`` (as the operator merges them)."""
+    conditions = merge_conditions([], wants, generation=generation, now=NOW)
+    return {
+        "metadata": {"name": "x", "namespace": "team", "generation": generation},
+        "status": {
+            "observedGeneration": generation,
+            "conditions": [dump(c) for c in conditions],
+            **fields,
+        },
+    }
+
+
+def test_runs_under_lua_5_1() -> None:
+    # Argo CD runs health checks with gopher-lua, which implements Lua 5.1.
+    assert lua_version() == "Lua 5.1"
+
+
+def test_snippet_registers_exactly_the_three_checks() -> None:
+    data = yaml.safe_load(SNIPPET.read_text())["data"]
+    assert data == {
+        f"resource.customizations.health.continuum.dev_{kind}": (HEALTH / f"{kind}.lua").read_text()
+        for kind in KINDS
+    }
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_new_object_without_status_is_progressing(kind: str) -> None:
+    assert health(kind, {"metadata": {"name": "x", "generation": 1}})["status"] == "Progressing"
+    empty = {"metadata": {"name": "x", "generation": 1}, "status": {}}
+    assert health(kind, empty)["status"] == "Progressing"
+
+
+# --- TrainingJob
+
+
+def tj(state: status.JobState, summary: dict[str, Any] | None = None) -> dict[str, Any]:
+    outcome = status.outcome_of(state, summary, None)
+    return obj(outcome.wants, phase=outcome.phase, message=outcome.message)
+
+
+SUMMARY = {
+    "status": "Succeeded",
+    "model": "churn",
+    "version": 3,
+    "metric": "accuracy",
+    "metrics": {"accuracy": 0.91},
+    "qualified": True,
+    "reasons": [],
+}
+
+
+@pytest.mark.parametrize(
+    ("state", "summary", "expected", "message"),
+    [
+        (status.observe_job(None), None, "Progressing", "being created"),
+        (status.JobState("Running", "Training", "Job j is training"), None, "Progressing",
+         "is training"),
+        (status.JobState("Succeeded", "JobComplete", "done"), SUMMARY, "Healthy",
+         "version 3, accuracy 0.91, qualified"),
+        (status.JobState("Succeeded", "JobComplete", "done"),
+         {**SUMMARY, "qualified": False, "reasons": ["accuracy below 0.95"]}, "Healthy",
+         "not qualified"),
+        (status.JobState("Failed", "BackoffLimitExceeded", "Job has reached the backoff limit"),
+         {"status": "Failed", "reason": "DatasetError", "message": "no column label"},
+         "Degraded", "DatasetError: no column label"),
+        (status.JobState("Failed", "DeadlineExceeded", "Job was active longer than allowed"),
+         None, "Degraded", "DeadlineExceeded"),
+        (status.JobState("Succeeded", "JobComplete", "done"), None, "Degraded", "ResultMissing"),
+    ],
+)  # fmt: skip
+def test_training_job(
+    state: status.JobState, summary: dict[str, Any] | None, expected: str, message: str
+) -> None:
+    got = health("TrainingJob", tj(state, summary))
+    assert got["status"] == expected
+    assert message in got["message"]
+
+
+# --- ModelDeployment
+
+
+def md(
+    obs: rollout.Observed,
+    serving: int | None,
+    target: int | None,
+    failed: int | None = None,
+) -> dict[str, Any]:
+    draft = rollout.Draft(serving=serving, previous=None, history=[])
+    wants = rollout.conditions_for(model_deployment(), obs, draft, target, failed)
+    return obj(wants, servingVersion=serving)
+
+
+@pytest.mark.parametrize(
+    ("resource", "expected", "message"),
+    [
+        (md(rollout.Observed("Absent"), None, None), "Progressing", "waiting for"),
+        (md(rollout.Observed("Progressing", 1), None, 1), "Progressing", "rolling out version 1"),
+        (md(rollout.Observed("Progressing", 1, 1, True), 1, 2), "Progressing",
+         "rolling out version 2"),
+        (md(rollout.Observed("Complete", 2, 2, True), 2, 2), "Healthy",
+         "version 2 serving, 2 ready replica(s)"),
+        (md(rollout.Observed("Complete", 2, 0, True), 2, 2), "Suspended", "no replicas"),
+        (md(rollout.Observed("Complete", 1, 1, True), 1, 1, failed=2), "Degraded",
+         "version 2 did not become ready"),
+        (md(rollout.Observed("Progressing", 1, 0, False), 1, 1, failed=2), "Degraded",
+         "version 2 did not become ready"),
+        (md(rollout.Observed("Complete", 1, 0, False), 1, 1), "Degraded",
+         "no server replica is ready"),
+    ],
+)  # fmt: skip
+def test_model_deployment(resource: dict[str, Any], expected: str, message: str) -> None:
+    got = health("ModelDeployment", resource)
+    assert got["status"] == expected
+    assert message in got["message"]
+
+
+def test_model_deployment_spec_not_yet_observed_is_progressing() -> None:
+    resource = md(rollout.Observed("Complete", 2, 2, True), 2, 2)
+    resource["metadata"]["generation"] = 2
+    got = health("ModelDeployment", resource)
+    assert got == {
+        "status": "Progressing",
+        "message": "Waiting for the operator to observe generation 2",
+    }
+
+
+# --- DriftMonitor
+
+
+def check(verdict: drift.Verdict, message: str = "") -> dict[str, Any]:
+    result = drift.CheckResult(verdict, NOW, "churn-check-1", message=message)
+    return obj(drift.check_conditions(result))
+
+
+@pytest.mark.parametrize(
+    ("resource", "expected", "message"),
+    [
+        (obj(drift.waiting_conditions("WaitingForDeployment", "ModelDeployment churn serves "
+                                      "nothing yet")), "Progressing", "serves nothing yet"),
+        (obj(drift.waiting_conditions("CheckRunning", "check Job churn-check-1 is running")),
+         "Progressing", "is running"),
+        (check("NoDrift"), "Healthy", ""),
+        (check("InsufficientData"), "Healthy", ""),
+        (check("Drift"), "Healthy", "Drift detected: "),
+        (check("Failed", "check Job churn-check-1 failed: OOMKilled"), "Degraded", "OOMKilled"),
+    ],
+)  # fmt: skip
+def test_drift_monitor(resource: dict[str, Any], expected: str, message: str) -> None:
+    got = health("DriftMonitor", resource)
+    assert got["status"] == expected
+    assert message in got["message"]
+
+
+def test_drift_is_healthy_only_while_ready() -> None:
+    """A drifted last check followed by a failed one: the failure (Stalled) wins."""
+    resource = check("Drift")
+    failed = check("Failed", "check Job churn-check-2 failed")
+    resource["status"]["conditions"] = failed["status"]["conditions"]
+    assert health("DriftMonitor", resource)["status"] == "Degraded"
