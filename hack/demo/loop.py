@@ -172,11 +172,15 @@ def wait(
     every: float = 2,
 ) -> T:
     """Poll ``check`` until truthy; on timeout dump diagnostics and fail naming ``what``."""
-    deadline = time.time() + timeout
+    start = time.time()
+    deadline, heartbeat = start + timeout, start + 30
     while True:
         value = check()
         if value:
             return value
+        if time.time() > heartbeat:
+            log(f"... still waiting for {what} ({time.time() - start:.0f}s of {timeout:.0f}s)")
+            heartbeat += 30
         if time.time() > deadline:
             if kind:
                 dump(kind, name, selector)
