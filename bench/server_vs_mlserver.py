@@ -1,0 +1,652 @@
+"""Model server benchmark: `continuum serve` against MLServer 1.7.1 (see bench/README.md).
+
+    .venv/bin/python bench/server_vs_mlserver.py [--duration 10] [--concurrency 1,16,64]
+                                                 [--models logreg,forest]
+
+Publishes two models with the project's own trainer (``run_training`` on a generated dataset of
+20 numeric features, to a bucket of its own in the local MinIO, deleted at the end):
+a LogisticRegression and a 100-tree RandomForestClassifier. Then serves each
+
+  a. by ``continuum serve`` as deployed (adaptive batching on, its defaults), loading the
+     verified model from S3 the normal way; inference log off (MLServer keeps none);
+  b. by ``continuum serve --max-batch-size 1`` (batching off), the reference at concurrency 1;
+  c. by MLServer 1.7.1 + mlserver-sklearn with its default settings (one inference worker
+     process, no adaptive batching);
+  d. by MLServer with its best settings here: in-process inference (parallel_workers 0) and
+     adaptive batching on;
+
+with the same fitted pipeline (MLServer's copy saved with joblib), every server pinned to
+CPU 0 and wrk pinned to CPU 1, all on 127.0.0.1. Each request is one row as an OIP v2 body
+of 20 named FP64 tensors (content_type "pd", so MLServer builds the DataFrame the pipeline
+was fitted on) asking for the ``predict`` output; both servers get the same bodies
+(bench/wrk/infer.lua). For each server and concurrency: requests/s, p50 and p99 latency.
+
+Also measures the floor: the per-row cost of a bare batched ``pipeline.predict`` on a
+DataFrame, in this process pinned to CPU 0. Results go to bench/results/<timestamp>-server.json
+and to the "Model server" section of bench/RESULTS.md.
+
+MLServer lives in its own venv (default /var/cache/continuum/bench-venvs/mlserver-1.7.1),
+created here when missing; the project's .venv is not touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import joblib
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.datasets import make_classification
+
+from continuum.server.model import load_served_model
+from continuum.storage import ObjectStore, S3Settings
+from continuum.trainer.config import TrainingConfig
+from continuum.trainer.run import run_training
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
+LUA = BENCH / "wrk" / "infer.lua"
+S3_ENV = Path(os.environ.get("CONTINUUM_STATE", "/var/lib/continuum-cluster")) / "s3.env"
+CACHE = Path(os.environ.get("CONTINUUM_CACHE", "/var/cache/continuum"))
+MLSERVER_VERSION = "1.7.1"
+MLSERVER_VENV = CACHE / "bench-venvs" / f"mlserver-{MLSERVER_VERSION}"
+# uvloop 0.22 keeps MLServer 1.7.1's inference workers from starting; a plain
+# `pip install mlserver` lacks httptools (uvicorn then falls back to h11).
+MLSERVER_REQUIREMENTS = [
+    f"mlserver=={MLSERVER_VERSION}",
+    f"mlserver-sklearn=={MLSERVER_VERSION}",
+    "uvloop<0.22",
+    "httptools",
+    f"scikit-learn=={sklearn.__version__}",  # the same as .venv, so the joblib file loads
+]
+HOST = "127.0.0.1"
+PORTS = {
+    "continuum": 18091,
+    "mlserver_http": 18092,
+    "mlserver_grpc": 18093,
+    "mlserver_metrics": 18094,
+}
+N_FEATURES = 20
+FEATURES = [f"f{i:02d}" for i in range(N_FEATURES)]
+MODELS = {  # short name -> (served model name, estimator class, params)
+    "logreg": ("bench-logreg", "LogisticRegression", {}),
+    "forest": ("bench-forest", "RandomForestClassifier", {"n_estimators": 100}),
+}
+MLSERVER_BEST = {"parallel_workers": 0, "max_batch_size": 32, "max_batch_time": 0.002}
+TARGET_RATIO = 3.0  # at concurrency 16: >= 3x MLServer's best, p99 no worse (issue 4)
+C1_P50_TOLERANCE = (
+    1.05  # at concurrency 1, batched p50 within 5% of unbatched counts as "not worse"
+)
+T0 = time.monotonic()
+
+
+def say(message: str) -> None:
+    print(f"[{time.monotonic() - T0:6.1f}s] {message}", flush=True)
+
+
+@dataclass
+class Server:
+    """One server configuration under test."""
+
+    key: str  # continuum | continuum-unbatched | mlserver-default | mlserver-best
+    label: str
+    port: int
+    start: Callable[[str, Path], subprocess.Popen[bytes]] = field(repr=False)
+
+
+# ---------------------------------------------------------------- environment
+
+
+def s3_env() -> dict[str, str]:
+    values = dict(
+        line.split("=", 1)
+        for line in S3_ENV.read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    return {
+        "AWS_ACCESS_KEY_ID": values["AWS_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": values["AWS_SECRET_ACCESS_KEY"],
+        "AWS_DEFAULT_REGION": values.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "CONTINUUM_S3_ENDPOINT": values["S3_ENDPOINT"],
+    }
+
+
+def require_tools() -> None:
+    missing = [tool for tool in ("wrk", "taskset") if shutil.which(tool) is None]
+    if missing:
+        sys.exit(f"missing {missing}: apt-get install -y wrk (taskset is in util-linux)")
+    if (os.cpu_count() or 1) < 2:
+        sys.exit("needs 2 CPUs: the servers on CPU 0, wrk on CPU 1")
+
+
+def mlserver_venv() -> Path:
+    """The MLServer venv, created (from PyPI) when missing."""
+    binary = MLSERVER_VENV / "bin" / "mlserver"
+    if not binary.exists():
+        say(f"creating {MLSERVER_VENV}: pip install {' '.join(MLSERVER_REQUIREMENTS)}")
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(MLSERVER_VENV)], check=True)
+        pip = [str(MLSERVER_VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check"]
+        subprocess.run([*pip, *MLSERVER_REQUIREMENTS], check=True)
+    return binary
+
+
+def venv_versions(python: Path, packages: list[str]) -> dict[str, str]:
+    code = (
+        "import importlib.metadata as m, json, sys\n"
+        "out = {}\n"
+        "for p in sys.argv[1:]:\n"
+        "    try: out[p] = m.version(p)\n"
+        "    except m.PackageNotFoundError: out[p] = None\n"
+        "print(json.dumps(out))"
+    )
+    done = subprocess.run([str(python), "-c", code, *packages], capture_output=True, check=True)
+    return dict(json.loads(done.stdout))
+
+
+def wrk_version() -> str:
+    done = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+    return (done.stdout + done.stderr).splitlines()[0].strip()
+
+
+# ---------------------------------------------------------------- models
+
+
+@contextlib.contextmanager
+def bench_bucket(env: dict[str, str]) -> Iterator[str]:
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["CONTINUUM_S3_ENDPOINT"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+    )
+    bucket = f"bench-server-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    say(f"bucket {bucket} created")
+    try:
+        yield bucket
+    finally:
+        keys = [
+            {"Key": item["Key"]}
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for item in page.get("Contents", [])
+        ]
+        for start in range(0, len(keys), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[start : start + 1000]})
+        s3.delete_bucket(Bucket=bucket)
+        say(f"bucket {bucket} deleted ({len(keys)} objects)")
+
+
+def dataset(rows: int, seed: int) -> pd.DataFrame:
+    x, y = make_classification(
+        n_samples=rows, n_features=N_FEATURES, n_informative=10, n_redundant=4, random_state=seed
+    )
+    frame = pd.DataFrame(x, columns=FEATURES)
+    frame["label"] = y
+    return frame
+
+
+def publish_models(store: ObjectStore) -> dict[str, Any]:
+    """Train and publish each model through the trainer; returns the verified pipelines."""
+    store.put_bytes("datasets/bench/part-0.csv", dataset(5000, 0).to_csv(index=False).encode())
+    pipelines = {}
+    for short, (name, estimator, params) in MODELS.items():
+        spec = {
+            "model": name,
+            "dataset": {"uri": f"s3://{store.bucket}/datasets/bench/", "target": "label"},
+            "estimator": {"class": estimator, "params": params},
+            "preprocessing": {"numeric": {"impute": "none", "scale": "none"}},
+            "evaluation": {"metric": "accuracy", "mustBeat": "none"},
+        }
+        started = time.monotonic()
+        result = run_training(TrainingConfig.from_spec(spec), store, progress=lambda *a, **k: None)
+        served = load_served_model(store, name, result.version)
+        say(f"{short}: {estimator} published as {name}/{result.version} "
+            f"in {time.monotonic() - started:.1f}s (sha256 {served.sha256[:12]})")  # fmt: skip
+        pipelines[short] = served.pipeline
+    return pipelines
+
+
+def request_body(row: np.ndarray) -> str:
+    inputs = [
+        {"name": name, "shape": [1], "datatype": "FP64", "data": [float(value)]}
+        for name, value in zip(FEATURES, row, strict=True)
+    ]
+    body = {"parameters": {"content_type": "pd"}, "inputs": inputs,
+            "outputs": [{"name": "predict"}]}  # fmt: skip
+    return json.dumps(body, separators=(",", ":"))
+
+
+# ---------------------------------------------------------------- floor
+
+
+def floor(pipelines: dict[str, Any], rows: pd.DataFrame, cpu: int) -> dict[str, Any]:
+    """Per-row ms of a bare ``pipeline.predict`` on DataFrames of 1..1024 rows, on ``cpu``."""
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        out: dict[str, Any] = {}
+        for short, pipeline in pipelines.items():
+            out[short] = {}
+            for size in (1, 16, 64, 1024):
+                frame = rows.iloc[:size].reset_index(drop=True)
+                pipeline.predict(frame)
+                calls, started = 0, time.perf_counter()
+                while calls < 3 or time.perf_counter() - started < 1.0:
+                    pipeline.predict(frame)
+                    calls += 1
+                per_call = (time.perf_counter() - started) / calls * 1000
+                out[short][str(size)] = {"ms_per_call": per_call, "ms_per_row": per_call / size}
+            say(f"floor {short}: " + ", ".join(
+                f"batch {size} {v['ms_per_row']:.3f} ms/row" for size, v in out[short].items()
+            ))  # fmt: skip
+        return out
+    finally:
+        os.sched_setaffinity(0, previous)
+
+
+# ---------------------------------------------------------------- servers
+
+
+def start_continuum(
+    env: dict[str, str], bucket: str, max_batch_size: int | None
+) -> Callable[[str, Path], subprocess.Popen[bytes]]:
+    def start(model: str, log: Path) -> subprocess.Popen[bytes]:
+        command = [
+            "taskset", "-c", "0", str(REPO / ".venv" / "bin" / "continuum"), "serve",
+            "--model", model, "--version", "1", "--host", HOST,
+            "--port", str(PORTS["continuum"]), "--inference-log", "false",
+        ]  # fmt: skip
+        if max_batch_size is not None:
+            command += ["--max-batch-size", str(max_batch_size)]
+        return _spawn(command, {**env, "CONTINUUM_S3_BUCKET": bucket}, log)
+
+    return start
+
+
+def start_mlserver(
+    binary: Path, folders: dict[str, Path], settings: dict[str, Any]
+) -> Callable[[str, Path], subprocess.Popen[bytes]]:
+    def start(model: str, log: Path) -> subprocess.Popen[bytes]:
+        folder = folders[model]
+        (folder / "settings.json").write_text(json.dumps({
+            "host": HOST,
+            "http_port": PORTS["mlserver_http"],
+            "grpc_port": PORTS["mlserver_grpc"],
+            "metrics_port": PORTS["mlserver_metrics"],
+            **({} if "parallel_workers" not in settings
+               else {"parallel_workers": settings["parallel_workers"]}),
+        }))  # fmt: skip
+        model_settings = {
+            "name": model,
+            "implementation": "mlserver_sklearn.SKLearnModel",
+            "parameters": {"uri": "./model.joblib", "version": "1"},
+        }
+        for key in ("max_batch_size", "max_batch_time"):
+            if key in settings:
+                model_settings[key] = settings[key]
+        (folder / "model-settings.json").write_text(json.dumps(model_settings))
+        command = ["taskset", "-c", "0", str(binary), "start", str(folder)]
+        return _spawn(command, {}, log)
+
+    return start
+
+
+def _spawn(command: list[str], extra_env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **extra_env, "PYTHONUNBUFFERED": "1"}
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def post(url: str, body: str, timeout: float = 10) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        url, data=body.encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+def wait_ready(
+    process: subprocess.Popen[bytes], base: str, model: str, log: Path, timeout: float = 120
+) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited ({process.returncode}):\n{_tail(log)}")
+        try:
+            with urllib.request.urlopen(f"{base}/v2/models/{model}/ready", timeout=2) as answer:
+                if answer.status == 200:
+                    return time.monotonic() - started
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server not ready after {timeout:.0f}s:\n{_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 30) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def check_answers(url: str, bodies: list[str], expected: np.ndarray) -> None:
+    """The server's predictions for the first bodies equal the local pipeline's."""
+    for body, want in zip(bodies[:20], expected[:20], strict=True):
+        status, answer = post(url, body)
+        if status != 200:
+            raise RuntimeError(f"{url}: {status} {answer}")
+        got = [o for o in answer["outputs"] if o["name"] == "predict"][0]["data"]
+        if [float(v) for v in got] != [float(want)]:
+            raise RuntimeError(f"{url}: predicted {got}, the local pipeline {want}")
+
+
+def run_wrk(url: str, bodies: Path, connections: int, seconds: float) -> dict[str, Any]:
+    command = [
+        "taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+        "--timeout", "10s", "-s", str(LUA), url,
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, env={**os.environ, "WRK_BODIES": str(bodies)}, capture_output=True, text=True,
+        check=False, timeout=seconds + 60,
+    )  # fmt: skip
+    match = re.search(r"^WRK_RESULT (.*)$", done.stdout, re.MULTILINE)
+    if done.returncode != 0 or match is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}\n{done.stderr}")
+    raw = json.loads(match.group(1))
+    errors = sum(raw["errors"].values())
+    seconds_run = raw["duration_us"] / 1e6
+    return {
+        "connections": connections,
+        "requests": raw["requests"],
+        "errors": raw["errors"],
+        "rps": (raw["requests"] - errors) / seconds_run,
+        "p50_ms": raw["latency_us"]["p50"] / 1000,
+        "p90_ms": raw["latency_us"]["p90"] / 1000,
+        "p99_ms": raw["latency_us"]["p99"] / 1000,
+        "mean_ms": raw["latency_us"]["mean"] / 1000,
+        "max_ms": raw["latency_us"]["max"] / 1000,
+        "errors_total": errors,
+    }
+
+
+def bench_server(
+    server: Server, model: str, short: str, workdir: Path, bodies: Path, body_list: list[str],
+    expected: np.ndarray, args: argparse.Namespace,
+) -> dict[str, Any]:  # fmt: skip
+    log = workdir / f"{server.key}-{short}.log"
+    process = server.start(model, log)
+    try:
+        base = f"http://{HOST}:{server.port}"
+        ready_s = wait_ready(process, base, model, log)
+        url = f"{base}/v2/models/{model}/infer"
+        check_answers(url, body_list, expected)
+        run_wrk(url, bodies, 16, args.warmup)
+        runs = []
+        for connections in args.concurrency:
+            result = run_wrk(url, bodies, connections, args.duration)
+            say(f"  {short:6} {server.key:19} c={connections:<3} {result['rps']:8.1f} req/s  "
+                f"p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms"
+                + (f"  ERRORS {result['errors']}" if result["errors_total"] else ""))  # fmt: skip
+            runs.append(result)
+        return {"ready_s": ready_s, "runs": runs}
+    finally:
+        stop(process)
+
+
+# ---------------------------------------------------------------- report
+
+
+def by_concurrency(runs: list[dict[str, Any]], connections: int) -> dict[str, Any] | None:
+    return next((run for run in runs if run["connections"] == connections), None)
+
+
+def verdicts(results: dict[str, Any], floor_ms: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, per model."""
+    rows = []
+    for short in results:
+        get = results[short]
+        ours16 = by_concurrency(get["continuum"]["runs"], 16)
+        best16 = by_concurrency(get["mlserver-best"]["runs"], 16)
+        ours1 = by_concurrency(get["continuum"]["runs"], 1)
+        plain1 = by_concurrency(get["continuum-unbatched"]["runs"], 1)
+        if ours16 and best16:
+            ratio = ours16["rps"] / best16["rps"]
+            rows.append({"model": short, "figure": "c16 req/s vs MLServer best",
+                         "measured": ratio, "target": f">= {TARGET_RATIO:.0f}x",
+                         "ok": ratio >= TARGET_RATIO})  # fmt: skip
+            rows.append({"model": short, "figure": "c16 p99 vs MLServer best (ms)",
+                         "measured": f"{ours16['p99_ms']:.2f} vs {best16['p99_ms']:.2f}",
+                         "target": "<=", "ok": ours16["p99_ms"] <= best16["p99_ms"]})  # fmt: skip
+        if ours1 and plain1:
+            rows.append({"model": short, "figure": "c1 p50 batched vs unbatched (ms)",
+                         "measured": f"{ours1['p50_ms']:.2f} vs {plain1['p50_ms']:.2f}",
+                         "target": f"<= (x{C1_P50_TOLERANCE})",
+                         "ok": ours1["p50_ms"] <= plain1["p50_ms"] * C1_P50_TOLERANCE})  # fmt: skip
+        if ours16:
+            per_request = 1000 / ours16["rps"]
+            at16 = floor_ms[short]["16"]["ms_per_row"]
+            rows.append({"model": short, "figure": "c16 ms/request vs floor ms/row (batch 16)",
+                         "measured": f"{per_request:.3f} vs {at16:.3f}",
+                         "target": "info", "ok": None,
+                         "ratio": per_request / at16})  # fmt: skip
+    return rows
+
+
+def markdown(report: dict[str, Any], command: str) -> str:
+    lines = [
+        "## Model server: `continuum serve` vs MLServer 1.7.1",
+        "",
+        f"Measured {report['when']} on this machine ({os.cpu_count()} CPUs; load average "
+        f"before the run {report['loadavg'][0]:.2f}), with",
+        "",
+        f"    {command}",
+        "",
+        "Servers pinned to CPU 0, wrk (1 thread) to CPU 1, loopback only; one row per "
+        f"request; {report['duration_s']:.0f} s per run after a {report['warmup_s']:.0f} s "
+        "warm-up. req/s | p50 ms | p99 ms:",
+        "",
+    ]
+    labels = report["servers"]
+    header = "| model | server | " + " | ".join(f"c={c}" for c in report["concurrency"]) + " |"
+    lines += [header, "|---|---|" + "---:|" * len(report["concurrency"])]
+    for short, per_server in report["results"].items():
+        for key, label in labels.items():
+            runs = per_server[key]["runs"]
+            cells = []
+            for c in report["concurrency"]:
+                run = by_concurrency(runs, c)
+                cells.append("—" if run is None else
+                             f"{run['rps']:.0f} \\| {run['p50_ms']:.2f} \\| {run['p99_ms']:.2f}")  # fmt: skip
+            lines.append(f"| {short} | {label} | " + " | ".join(cells) + " |")
+    lines += ["", "Ratios (continuum / MLServer, req/s):", "",
+              "| model | c | vs default | vs best |", "|---|---:|---:|---:|"]  # fmt: skip
+    for short, per_server in report["results"].items():
+        for c in report["concurrency"]:
+            ours = by_concurrency(per_server["continuum"]["runs"], c)
+            default = by_concurrency(per_server["mlserver-default"]["runs"], c)
+            best = by_concurrency(per_server["mlserver-best"]["runs"], c)
+            if ours and default and best:
+                lines.append(f"| {short} | {c} | {ours['rps'] / default['rps']:.2f}x | "
+                             f"{ours['rps'] / best['rps']:.2f}x |")  # fmt: skip
+    lines += ["", "Targets (issue 4):", "", "| model | figure | measured | target | |",
+              "|---|---|---:|---:|---|"]  # fmt: skip
+    for row in report["verdicts"]:
+        measured = row["measured"]
+        text = f"{measured:.2f}x" if isinstance(measured, float) else str(measured)
+        if "ratio" in row:
+            text += f" ({row['ratio']:.1f}x the floor)"
+        mark = {True: "ok", False: "MISSED", None: ""}[row["ok"]]
+        lines.append(f"| {row['model']} | {row['figure']} | {text} | {row['target']} | {mark} |")
+    lines += ["", "Floor: bare `pipeline.predict` on a DataFrame, per row (ms), CPU 0:", ""]
+    for short, sizes in report["floor"].items():
+        lines.append(f"- {short}: " + ", ".join(
+            f"batch {size}: {v['ms_per_row']:.3f} ({v['ms_per_call']:.2f} per call)"
+            for size, v in sizes.items()))  # fmt: skip
+    versions = report["versions"]
+    lines += [
+        "",
+        "Versions: continuum .venv: " + ", ".join(f"{k} {v}" for k, v in versions["continuum"].items())
+        + "; MLServer venv: " + ", ".join(f"{k} {v}" for k, v in versions["mlserver"].items())
+        + f"; {versions['wrk']}.",
+        f"MLServer best = {json.dumps(MLSERVER_BEST)}; default = its defaults "
+        "(parallel_workers 1, no adaptive batching).",
+        "",
+        f"Raw figures: `bench/results/{report['file']}` (not committed). Method: bench/README.md.",
+    ]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+BEGIN, END = "<!-- BEGIN model-server -->", "<!-- END model-server -->"
+
+
+def replace_section(path: Path, text: str) -> None:
+    """Write ``text`` between our markers in ``path``, leaving other sections alone."""
+    block = f"{BEGIN}\n{text}{END}\n"
+    current = path.read_text() if path.exists() else ""
+    if BEGIN in current and END in current:
+        head, rest = current.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1].lstrip("\n")
+        new = head + block + ("\n" + tail if tail else "")
+    else:
+        new = current + ("\n" if current and not current.endswith("\n\n") else "") + block
+    path.write_text(new)
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per server")
+    parser.add_argument("--concurrency", default="1,16,64", help="wrk connections, comma-separated")
+    parser.add_argument("--models", default=",".join(MODELS), help="logreg,forest")
+    parser.add_argument("--no-results-md", action="store_true", help="do not touch RESULTS.md")
+    args = parser.parse_args()
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    args.models = [m for m in args.models.split(",") if m]
+    unknown = set(args.models) - set(MODELS)
+    if unknown:
+        parser.error(f"unknown model(s) {sorted(unknown)}; choose from {list(MODELS)}")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    command = "python bench/server_vs_mlserver.py " + " ".join(sys.argv[1:])
+    require_tools()
+    loadavg = os.getloadavg()
+    mlserver = mlserver_venv()
+    env = s3_env()
+    versions = {
+        "continuum": venv_versions(Path(sys.executable), [
+            "scikit-learn", "pandas", "numpy", "fastapi", "uvicorn", "uvloop", "httptools"]),
+        "mlserver": venv_versions(mlserver.parent / "python", [
+            "mlserver", "mlserver-sklearn", "scikit-learn", "pandas", "numpy", "fastapi",
+            "uvicorn", "uvloop", "httptools"]),
+        "wrk": wrk_version(),
+    }  # fmt: skip
+    say(f"versions: {versions}")
+    results: dict[str, Any] = {}
+    with bench_bucket(env) as bucket, tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
+        workdir = Path(tmp)
+        settings = S3Settings(
+            bucket=bucket, endpoint_url=env["CONTINUUM_S3_ENDPOINT"],
+            region=env["AWS_DEFAULT_REGION"], access_key=env["AWS_ACCESS_KEY_ID"],
+            secret_key=env["AWS_SECRET_ACCESS_KEY"],
+        )  # fmt: skip
+        pipelines = publish_models(ObjectStore(settings))
+        pipelines = {short: pipelines[short] for short in args.models}
+        rows = dataset(2048, 1)[FEATURES]
+        floor_ms = floor(pipelines, rows, cpu=0)
+        bodies = workdir / "bodies.jsonl"
+        body_list = [request_body(row) for row in rows.to_numpy()[:512]]
+        bodies.write_text("\n".join(body_list) + "\n")
+        folders = {}
+        for short, pipeline in pipelines.items():
+            folder = workdir / "mlserver" / short
+            folder.mkdir(parents=True)
+            joblib.dump(pipeline, folder / "model.joblib")
+            folders[MODELS[short][0]] = folder
+        servers = [
+            Server("continuum", "continuum serve (batching on, defaults)", PORTS["continuum"],
+                   start_continuum(env, bucket, None)),
+            Server("continuum-unbatched", "continuum serve --max-batch-size 1",
+                   PORTS["continuum"], start_continuum(env, bucket, 1)),
+            Server("mlserver-default", "MLServer default", PORTS["mlserver_http"],
+                   start_mlserver(mlserver, folders, {})),
+            Server("mlserver-best", "MLServer best (in-process, batching)",
+                   PORTS["mlserver_http"], start_mlserver(mlserver, folders, MLSERVER_BEST)),
+        ]  # fmt: skip
+        for short, pipeline in pipelines.items():
+            model = MODELS[short][0]
+            expected = np.asarray(pipeline.predict(rows.iloc[:20]))
+            results[short] = {}
+            for server in servers:
+                say(f"{short}: {server.label}")
+                results[short][server.key] = bench_server(
+                    server, model, short, workdir, bodies, body_list, expected, args
+                )
+    stamp = datetime.now(UTC)
+    file = f"{stamp.strftime('%Y%m%dT%H%M%SZ')}-server.json"
+    report = {
+        "when": stamp.strftime("%Y-%m-%d %H:%M UTC"),
+        "file": file,
+        "command": command,
+        "loadavg": loadavg,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "concurrency": args.concurrency,
+        "servers": {server.key: server.label for server in servers},
+        "mlserver_best": MLSERVER_BEST,
+        "versions": versions,
+        "floor": floor_ms,
+        "results": results,
+    }
+    report["verdicts"] = verdicts(results, floor_ms)
+    (BENCH / "results").mkdir(exist_ok=True)
+    (BENCH / "results" / file).write_text(json.dumps(report, indent=2) + "\n")
+    text = markdown(report, command)
+    print("\n" + text)
+    if not args.no_results_md:
+        replace_section(BENCH / "RESULTS.md", text)
+    missed = [row for row in report["verdicts"] if row["ok"] is False]
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
