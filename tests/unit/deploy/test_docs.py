@@ -1,0 +1,60 @@
+"""docs/troubleshooting.md covers every condition reason and Event reason the code sets, and
+every trainer error a TrainingJob can fail with."""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+from continuum import errors
+from continuum.controllers import drift, rollout
+from tests.unit.deploy.health import REPO
+
+CONTROLLERS = REPO / "operator/continuum/controllers"
+DOC = (REPO / "docs/troubleshooting.md").read_text()
+LITERAL_REASON = re.compile(r'Want\(\s*[A-Z_]+,\s*"(?:True|False|Unknown)",\s*"([A-Za-z]+)"')
+EVENT_REASON = re.compile(r'Event\("(?:Normal|Warning)",\s*"([A-Za-z]+)"')
+KOPF_EVENT = re.compile(r'kopf\.(?:info|warn)\([^)]*reason="([A-Za-z]+)"')
+WAITING = re.compile(r'status_waiting\(\s*\w+,\s*"([A-Za-z]+)"')
+OTHER_LITERALS = re.compile(r'"((?:Job|Training|Result|Rolling|Rolled|Rollout)[A-Za-z]*)"')
+
+
+def documented(reason: str) -> bool:
+    return f"`{reason}`" in DOC
+
+
+def code_reasons() -> set[str]:
+    found: set[str] = set()
+    for path in CONTROLLERS.glob("*.py"):
+        text = path.read_text()
+        for pattern in (LITERAL_REASON, EVENT_REASON, KOPF_EVENT, WAITING):
+            found |= set(pattern.findall(text))
+    for name in ("status.py", "rollout.py"):
+        found |= set(OTHER_LITERALS.findall((CONTROLLERS / name).read_text()))
+    # A check's verdict is its DriftDetected reason, except Drift (DatasetDrift).
+    found |= {rollout.DEADLINE_EXCEEDED, "DatasetDrift", *(drift.VERDICTS - {"Drift"})}
+    # JobComplete only leads to Succeeded or ResultMissing: never a condition reason itself.
+    return found - {"JobComplete"}
+
+
+def test_every_condition_and_event_reason_is_documented() -> None:
+    reasons = code_reasons()
+    assert {
+        "JobPending",
+        "RolloutFailed",
+        "WaitingForDeployment",
+        "RetrainingSuppressed",
+    } <= reasons
+    assert sorted(r for r in reasons if not documented(r)) == []
+
+
+def test_every_trainer_error_is_documented() -> None:
+    # The trainer's failure reason is the class name of the error it raised.
+    names = {
+        name
+        for name, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, errors.ContinuumError) and cls.__module__ == errors.__name__
+    }
+    names -= {"ContinuumError"}
+    assert "DatasetInvalid" in names
+    assert sorted(n for n in names if not documented(n)) == []
