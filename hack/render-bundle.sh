@@ -20,7 +20,7 @@
 set -euo pipefail
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT_DIR="${1:-$REPO_DIR}"
-# shellcheck source=versions.env
+# shellcheck source=hack/versions.env
 source "$REPO_DIR/hack/versions.env"
 CACHE_DIR="${CONTINUUM_CACHE:-/var/cache/continuum}"
 HELM="${CONTINUUM_HELM:-$CACHE_DIR/helm-v$HELM_VERSION-k1.$HELM_K8S_MINOR/bin/helm}"
