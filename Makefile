@@ -25,9 +25,10 @@ setup: $(VENV)/.installed ## Create the virtualenv with the package and dev tool
 
 ##@ Develop
 .PHONY: manifests
-manifests: setup ## Regenerate crds/ from the API types, and the chart's CRDs and RBAC from them
+manifests: setup ## Regenerate crds/ from the API types, then the chart's CRDs/RBAC and deploy/ bundle
 	$(PY) -m continuum.api.crdgen --out crds
 	hack/chart-crds.sh
+	hack/render-bundle.sh
 
 .PHONY: chart-lint
 chart-lint: ## helm lint --strict the chart (cluster-wide and namespaced)
