@@ -11,14 +11,15 @@ by another minor release may load yet predict differently.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import sklearn
 
 from continuum.errors import IntegrityError, ManifestInvalid
 from continuum.modelio import load_verified_model
+from continuum.server.scoring import Scorer
 from continuum.storage import ObjectStore
 
 NUMERIC = "numeric"
@@ -67,11 +68,13 @@ class ServedModel:
     def feature_names(self) -> tuple[str, ...]:
         return tuple(feature.name for feature in self.features)
 
+    @cached_property
+    def scorer(self) -> Scorer:
+        return Scorer(self.pipeline, self.feature_names, has_proba=self.has_proba)
+
     def predict(self, columns: dict[str, np.ndarray]) -> Prediction:
         """Predict a block of rows given as one array per feature (already validated)."""
-        frame = pd.DataFrame(columns, columns=list(self.feature_names))
-        labels = np.asarray(self.pipeline.predict(frame))
-        proba = np.asarray(self.pipeline.predict_proba(frame)) if self.has_proba else None
+        labels, proba = self.scorer(columns)
         return Prediction(labels=labels, proba=proba)
 
 
@@ -81,7 +84,7 @@ def load_served_model(store: ObjectStore, name: str, version: int) -> ServedMode
     manifest = verified.manifest
     check_sklearn_version(manifest, sklearn.__version__)
     pipeline = verified.pipeline
-    return ServedModel(
+    model = ServedModel(
         name=name,
         version=version,
         sha256=str(manifest["sha256"]),
@@ -90,6 +93,8 @@ def load_served_model(store: ObjectStore, name: str, version: int) -> ServedMode
         classes=_classes(manifest, pipeline),
         has_proba=manifest.get("task") == CLASSIFICATION and hasattr(pipeline, "predict_proba"),
     )
+    model.scorer  # noqa: B018 -- checks its shortcuts now, not on the first request
+    return model
 
 
 def check_sklearn_version(manifest: dict[str, Any], running: str) -> None:

@@ -1,0 +1,148 @@
+"""Scoring a block of rows with the served pipeline: the same numbers, less overhead.
+
+``Pipeline.predict`` plus ``Pipeline.predict_proba`` on a DataFrame cost milliseconds even for
+one row, nearly all of it validation and bookkeeping (scikit-learn 1.9, pandas 3), and a
+forest's ``predict_proba`` runs its trees through joblib. What a ``Scorer`` does instead, each
+step giving exactly what the plain call gives:
+
+- the rows are already validated (:mod:`continuum.server.inputs`: numbers are finite, missing
+  values only where the pipeline imputes them), so scikit-learn's finiteness and parameter
+  checks are skipped (``assume_finite``, ``skip_parameter_validation``, thread-local);
+- an all-numeric frame is built from one 2-D array (one pandas block) instead of a dict;
+- the pipeline's transforms run once and both outputs come from the transformed rows
+  (``Pipeline.predict``/``predict_proba`` are exactly "transform each step, then the final
+  estimator");
+- a ColumnTransformer that only passes numeric columns through (the trainer's pipeline for
+  ``scale: none``/``impute: none``) is replaced by the array of those columns;
+- a RandomForestClassifier's probabilities are the mean of its trees' in tree order (what its
+  ``predict_proba`` computes with n_jobs=1), and its labels the classes of their argmax
+  (what its ``predict`` is); other estimators keep their own ``predict``.
+
+The two shortcuts are checked at load time against the plain calls on probe rows and
+dropped if they do not give identical arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.pipeline import Pipeline
+
+PROBE_ROWS = 64
+_FAST_CONFIG = {"assume_finite": True, "skip_parameter_validation": True}
+
+
+class Scorer:
+    """Labels (and probabilities) for rows given as one array per feature, schema order."""
+
+    def __init__(self, pipeline: Any, feature_names: Sequence[str], *, has_proba: bool) -> None:
+        self.pipeline = pipeline
+        self.names = list(feature_names)
+        self.has_proba = has_proba
+        self._final: Any = None
+        self._transforms: list[Any] = []
+        if isinstance(pipeline, Pipeline):
+            self._final = pipeline.steps[-1][1]
+            self._transforms = [
+                step for _, step in pipeline.steps[:-1] if step not in (None, "passthrough")
+            ]
+        self._picked = self._passthrough_plan()
+        self.forest = self._forest_applies()
+
+    @property
+    def passthrough(self) -> bool:
+        return self._picked is not None
+
+    def __call__(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        with sklearn.config_context(**_FAST_CONFIG):
+            if self._final is None:
+                frame = self.frame(columns)
+                labels = np.asarray(self.pipeline.predict(frame))
+                proba = self.pipeline.predict_proba(frame) if self.has_proba else None
+                return labels, None if proba is None else np.asarray(proba)
+            return self._score(self._transform(columns))
+
+    def frame(self, columns: dict[str, np.ndarray]) -> pd.DataFrame:
+        arrays = [columns[name] for name in self.names]
+        if all(array.dtype == np.float64 for array in arrays):
+            return pd.DataFrame(np.column_stack(arrays), columns=self.names)
+        return pd.DataFrame(columns, columns=self.names)
+
+    def _transform(self, columns: dict[str, np.ndarray]) -> Any:
+        arrays = [columns[name] for name in self.names]
+        if self._picked is not None and all(array.dtype == np.float64 for array in arrays):
+            return np.column_stack(arrays)[:, self._picked]
+        return self._plain_transform(self.frame(columns))
+
+    def _plain_transform(self, rows: Any) -> Any:
+        for step in self._transforms:
+            rows = step.transform(rows)
+        return rows
+
+    def _passthrough_plan(self) -> list[int] | None:
+        """Column indices when the one transform is a ColumnTransformer passing numbers through."""
+        if len(self._transforms) != 1 or not isinstance(self._transforms[0], ColumnTransformer):
+            return None
+        transformer = self._transforms[0]
+        if getattr(transformer, "sparse_output_", True) or transformer.remainder != "drop":
+            return None
+        index = {name: i for i, name in enumerate(self.names)}
+        picked: list[int] = []
+        for _, step, columns in transformer.transformers:  # as declared, not as fitted
+            if step == "drop":
+                continue
+            if step != "passthrough" or not all(column in index for column in columns):
+                return None
+            picked += [index[column] for column in columns]
+
+        def plain(probe: np.ndarray) -> Any:
+            return self._plain_transform(pd.DataFrame(probe, columns=self.names))
+
+        ok = _same(lambda probe: probe[:, picked], plain, len(self.names))
+        return picked if ok else None
+
+    def _forest_applies(self) -> bool:
+        forest = self._final
+        if type(forest) is not RandomForestClassifier or not self.has_proba:
+            return False
+        if forest.n_outputs_ != 1 or forest.n_jobs not in (None, 1):
+            return False
+        return _same(self._forest_proba, forest.predict_proba, int(forest.n_features_in_))
+
+    def _score(self, rows: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        final = self._final
+        if self.forest:
+            proba = self._forest_proba(rows)
+            labels = np.asarray(final.classes_).take(np.argmax(proba, axis=1), axis=0)
+            return labels, proba
+        labels = np.asarray(final.predict(rows))
+        return labels, np.asarray(final.predict_proba(rows)) if self.has_proba else None
+
+    def _forest_proba(self, rows: Any) -> np.ndarray:
+        forest = self._final
+        matrix = np.ascontiguousarray(rows, dtype=np.float32)  # the trees' dtype
+        proba = np.zeros((matrix.shape[0], forest.n_classes_), dtype=np.float64)
+        for tree in forest.estimators_:
+            proba += tree.predict_proba(matrix, check_input=False)
+        proba /= len(forest.estimators_)
+        return proba
+
+
+def _same(
+    shortcut: Callable[[np.ndarray], Any], plain: Callable[[np.ndarray], Any], width: int
+) -> bool:
+    """Whether ``shortcut`` (fast settings) gives exactly ``plain``'s array on probe rows."""
+    probe = np.random.default_rng(0).normal(scale=3.0, size=(PROBE_ROWS, width))
+    try:
+        with sklearn.config_context(**_FAST_CONFIG):
+            fast = np.asarray(shortcut(probe))
+        expected = np.asarray(plain(probe))
+    except Exception:  # a pipeline the shortcut cannot score keeps the plain path
+        return False
+    return fast.shape == expected.shape and bool(np.array_equal(fast, expected))

@@ -1,0 +1,60 @@
+"""The Scorer's shortcuts give exactly what the plain pipeline calls give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from continuum.server.scoring import Scorer
+
+NAMES = [f"f{i}" for i in range(6)]
+
+
+def fitted(estimator: object, transform: object) -> Pipeline:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.normal(size=(300, len(NAMES))), columns=NAMES)
+    target = np.where(frame["f0"] + frame["f3"] > 0, "yes", "no")
+    pre = ColumnTransformer([("numeric", transform, NAMES)], remainder="drop")
+    return Pipeline([("preprocess", pre), ("estimator", estimator)]).fit(frame, target)
+
+
+@pytest.mark.parametrize(
+    ("estimator", "transform", "passthrough", "forest"),
+    [
+        (LogisticRegression(), "passthrough", True, False),
+        (LogisticRegression(), StandardScaler(), False, False),
+        (RandomForestClassifier(n_estimators=15, random_state=0), "passthrough", True, True),
+        (RandomForestClassifier(n_estimators=15, random_state=0), StandardScaler(), False, True),
+    ],
+)
+def test_shortcuts_equal_the_pipeline(
+    estimator: object, transform: object, passthrough: bool, forest: bool
+) -> None:
+    pipeline = fitted(estimator, transform)
+    scorer = Scorer(pipeline, NAMES, has_proba=True)
+    assert (scorer.passthrough, scorer.forest) == (passthrough, forest)
+    rng = np.random.default_rng(9)
+    for rows in (1, 7, 200):
+        columns = {name: rng.normal(scale=2.0, size=rows) for name in NAMES}
+        frame = pd.DataFrame(columns)
+        labels, proba = scorer(columns)
+        assert np.array_equal(labels, pipeline.predict(frame))
+        assert proba is not None
+        assert np.array_equal(proba, pipeline.predict_proba(frame))
+
+
+def test_a_plain_estimator_is_scored_as_is() -> None:
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(rng.normal(size=(50, 2)), columns=["a", "b"])
+    model = LogisticRegression().fit(frame, frame["a"] > 0)
+    labels, proba = Scorer(model, ["a", "b"], has_proba=False)(
+        {"a": frame["a"].to_numpy(), "b": frame["b"].to_numpy()}
+    )
+    assert np.array_equal(labels, model.predict(frame))
+    assert proba is None
