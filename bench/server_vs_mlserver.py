@@ -369,7 +369,7 @@ def check_answers(url: str, bodies: list[str], expected: np.ndarray) -> None:
         status, answer = post(url, body)
         if status != 200:
             raise RuntimeError(f"{url}: {status} {answer}")
-        got = [o for o in answer["outputs"] if o["name"] == "predict"][0]["data"]
+        got = next(o for o in answer["outputs"] if o["name"] == "predict")["data"]
         if [float(v) for v in got] != [float(want)]:
             raise RuntimeError(f"{url}: predicted {got}, the local pipeline {want}")
 
@@ -404,8 +404,8 @@ def run_wrk(url: str, bodies: Path, connections: int, seconds: float) -> dict[st
 
 
 def bench_server(
-    server: Server, model: str, short: str, workdir: Path, bodies: Path, body_list: list[str],
-    expected: np.ndarray, args: argparse.Namespace,
+    server: Server, model: str, short: str, *, workdir: Path, bodies: Path,
+    body_list: list[str], expected: np.ndarray, args: argparse.Namespace,
 ) -> dict[str, Any]:  # fmt: skip
     log = workdir / f"{server.key}-{short}.log"
     process = server.start(model, log)
@@ -437,8 +437,7 @@ def by_concurrency(runs: list[dict[str, Any]], connections: int) -> dict[str, An
 def verdicts(results: dict[str, Any], floor_ms: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets, per model."""
     rows = []
-    for short in results:
-        get = results[short]
+    for short, get in results.items():
         ours16 = by_concurrency(get["continuum"]["runs"], 16)
         best16 = by_concurrency(get["mlserver-best"]["runs"], 16)
         ours1 = by_concurrency(get["continuum"]["runs"], 1)
@@ -489,8 +488,10 @@ def markdown(report: dict[str, Any], command: str) -> str:
             cells = []
             for c in report["concurrency"]:
                 run = by_concurrency(runs, c)
-                cells.append("—" if run is None else
-                             f"{run['rps']:.0f} \\| {run['p50_ms']:.2f} \\| {run['p99_ms']:.2f}")  # fmt: skip
+                cells.append(
+                    "—" if run is None
+                    else f"{run['rps']:.0f} \\| {run['p50_ms']:.2f} \\| {run['p99_ms']:.2f}"
+                )  # fmt: skip
             lines.append(f"| {short} | {label} | " + " | ".join(cells) + " |")
     lines += ["", "Ratios (continuum / MLServer, req/s):", "",
               "| model | c | vs default | vs best |", "|---|---:|---:|---:|"]  # fmt: skip
@@ -519,7 +520,8 @@ def markdown(report: dict[str, Any], command: str) -> str:
     versions = report["versions"]
     lines += [
         "",
-        "Versions: continuum .venv: " + ", ".join(f"{k} {v}" for k, v in versions["continuum"].items())
+        "Versions: continuum .venv: "
+        + ", ".join(f"{k} {v}" for k, v in versions["continuum"].items())
         + "; MLServer venv: " + ", ".join(f"{k} {v}" for k, v in versions["mlserver"].items())
         + f"; {versions['wrk']}.",
         f"MLServer best = {json.dumps(MLSERVER_BEST)}; default = its defaults "
@@ -619,8 +621,9 @@ def main() -> int:
             for server in servers:
                 say(f"{short}: {server.label}")
                 results[short][server.key] = bench_server(
-                    server, model, short, workdir, bodies, body_list, expected, args
-                )
+                    server, model, short, workdir=workdir, bodies=bodies, body_list=body_list,
+                    expected=expected, args=args,
+                )  # fmt: skip
     stamp = datetime.now(UTC)
     file = f"{stamp.strftime('%Y%m%dT%H%M%SZ')}-server.json"
     report = {
