@@ -8,6 +8,7 @@ servers that ignore the precondition. Every later file in the folder is write-on
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -59,11 +60,20 @@ def read_manifest(store: ObjectStore, model: str, version: int) -> dict[str, Any
     """The manifest of a finished version; ObjectNotFound if the version has none (yet)."""
     key = layout.version_key(model, version, layout.MANIFEST_FILE)
     try:
-        manifest = store.get_json(key)
+        data = store.get_bytes(key)
     except ObjectNotFound as exc:
         raise ObjectNotFound(
             f"model {model!r} version {version} has no manifest: it does not exist or its "
             "training has not finished"
+        ) from exc
+    try:
+        manifest = json.loads(data)
+    except ValueError as exc:
+        # Damaged, not unavailable: an IntegrityError, so readers fail closed instead of
+        # retrying as they would on a StorageError.
+        raise ManifestInvalid(
+            f"manifest of {model}/{version} ({key}) is not JSON: {exc}; the version folder "
+            "is damaged, do not serve it"
         ) from exc
     return check_manifest(manifest, model, version)
 
