@@ -97,7 +97,7 @@ def measure(spec: FeatureSpec, reference: pd.Series, current: pd.Series) -> Meas
     nulls = (_null_share(reference), _null_share(current))
     if spec.kind == NUMERIC:
         return _numeric(numeric_values(reference), numeric_values(current), nulls)
-    return _categorical(categorical_values(reference), categorical_values(current), nulls)
+    return _categorical(reference, current, nulls)
 
 
 def _numeric(
@@ -106,25 +106,28 @@ def _numeric(
     counts = (int(ref.size), int(cur.size))
     if not ref.size or not cur.size:
         return Measurement(None, counts, nulls)
-    return Measurement(stats.numeric_stats(ref, cur), counts, nulls, plots.numeric_plot(ref, cur))
+    ref_sorted, cur_sorted = np.sort(ref), np.sort(cur)  # once, for the statistics and the plot
+    return Measurement(
+        stats.numeric_stats(ref, cur, (ref_sorted, cur_sorted)),
+        counts,
+        nulls,
+        plots.numeric_plot(ref_sorted, cur_sorted),
+    )
 
 
-def _categorical(ref: list[str], cur: list[str], nulls: tuple[float, float]) -> Measurement:
-    counts = (len(ref), len(cur))
-    if not ref or not cur:
+def _categorical(ref: pd.Series, cur: pd.Series, nulls: tuple[float, float]) -> Measurement:
+    counts = (int(ref.count()), int(cur.count()))  # non-null values
+    if not counts[0] or not counts[1]:
         return Measurement(None, counts, nulls)
-    labels, table = stats.category_table(ref, cur)
+    labels, table = stats.series_category_table(ref, cur)
     plot = plots.categorical_plot(labels, table[0].tolist(), table[1].tolist())
     return Measurement(stats.table_stats(labels, table), counts, nulls, plot)
 
 
 def numeric_values(series: pd.Series) -> stats.FloatArray:
     values: stats.FloatArray = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
-    return values[np.isfinite(values)]
-
-
-def categorical_values(series: pd.Series) -> list[str]:
-    return [str(v) for v in series.dropna().tolist()]
+    finite = np.isfinite(values)
+    return values if finite.all() else values[finite]
 
 
 def _null_share(series: pd.Series) -> float:

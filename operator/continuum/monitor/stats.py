@@ -4,6 +4,7 @@ Numeric features: two-sample Kolmogorov-Smirnov (D is the effect size), PSI over
 reference quantiles, and the Wasserstein distance scaled by the reference spread.
 Categorical features: chi-square on the 2xK table of category counts (categories never seen in
 the reference pooled into one column), Cramér's V as effect size, and PSI on the frequencies.
+Both: the Jensen-Shannon distance (natural log) of the same shares PSI is computed on.
 The tests themselves are scipy's, so our numbers are the ones anybody can reproduce.
 """
 
@@ -15,7 +16,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from scipy import stats as scipy_stats  # type: ignore[import-untyped]
+from scipy.spatial import distance as scipy_distance  # type: ignore[import-untyped]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -37,21 +40,94 @@ class FeatureStats:
     psi: float | None
     wasserstein: float | None = None  # raw distance, numeric only
     wasserstein_normalized: float | None = None
+    jensen_shannon: float | None = None  # distance (natural log), on the PSI bins/categories
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def numeric_stats(reference: FloatArray, current: FloatArray) -> FeatureStats:
-    ks = scipy_stats.ks_2samp(reference, current)
-    distance = float(scipy_stats.wasserstein_distance(reference, current))
+# Up to this sample size scipy's ks_2samp (method="auto") computes the exact p-value; above it,
+# the asymptotic one, kstwo.sf(D, round(n·m / (n + m))), which we compute from D directly.
+KS_EXACT_MAX_N = 10_000
+
+
+def numeric_stats(
+    reference: FloatArray,
+    current: FloatArray,
+    sorted_samples: tuple[FloatArray, FloatArray] | None = None,
+) -> FeatureStats:
+    """KS, Wasserstein, PSI and Jensen-Shannon of two finite samples, each sample sorted once.
+
+    The two ECDFs are evaluated once on the merged sorted values and shared by KS and
+    Wasserstein: the same arithmetic as scipy's ks_2samp and wasserstein_distance (which would
+    each sort both samples again), so the numbers are scipy's to the last bit (tests prove it).
+    ``sorted_samples``: both samples already sorted, when the caller has them.
+    """
+    ref_sorted, cur_sorted = sorted_samples or (np.sort(reference), np.sort(current))
+    merged, ref_counts, cur_counts = ecdf_counts(ref_sorted, cur_sorted)
+    ref_cdf = ref_counts / ref_sorted.size
+    cur_cdf = cur_counts / cur_sorted.size
+    differences = ref_cdf - cur_cdf
+    statistic, p_value = ks_two_sided(reference, current, differences)
+    # W1 = integral of |F_ref - F_cur|: the ECDFs step at the merged values.
+    distance = float(_vecdot(np.abs(differences[:-1]), np.diff(merged)))
+    edges = quantile_edges(ref_sorted)
+    ref_shares, cur_shares = sorted_shares(ref_sorted, edges), sorted_shares(cur_sorted, edges)
     return FeatureStats(
         test="ks",
-        statistic=float(ks.statistic),
-        p_value=float(ks.pvalue),
-        effect_size=float(ks.statistic),
-        psi=numeric_psi(reference, current),
+        statistic=statistic,
+        p_value=p_value,
+        effect_size=statistic,
+        psi=psi(ref_shares, cur_shares),
         wasserstein=distance,
         wasserstein_normalized=distance / reference_scale(reference),
+        jensen_shannon=jensen_shannon(ref_shares, cur_shares),
     )
+
+
+def ecdf_counts(
+    ref_sorted: FloatArray, cur_sorted: FloatArray
+) -> tuple[FloatArray, npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """The merged sorted values and, at each, how many values of each sample are <= it.
+
+    Equal to ``sample.searchsorted(merged, "right")`` for each sample, from one linear merge.
+    """
+    both = np.concatenate((ref_sorted, cur_sorted))
+    order = np.argsort(both, kind="stable")  # two sorted runs: a linear merge
+    merged = both[order]
+    ref_seen = np.cumsum(order < ref_sorted.size, dtype=np.intp)  # reference values so far
+    cur_seen = np.arange(1, merged.size + 1) - ref_seen
+    starts = np.empty(merged.size, dtype=bool)
+    starts[:1] = True
+    np.not_equal(merged[1:], merged[:-1], out=starts[1:])
+    if starts.all():  # no ties: the count at a slot is the count at its value
+        return merged, ref_seen, cur_seen
+    # Ties: every slot of a run of equal values takes the count at the run's last slot.
+    last = np.append(np.flatnonzero(starts[1:]), merged.size - 1)
+    run = np.cumsum(starts) - 1
+    return merged, ref_seen[last][run], cur_seen[last][run]
+
+
+def ks_two_sided(
+    reference: FloatArray, current: FloatArray, cdf_differences: FloatArray
+) -> tuple[float, float]:
+    """D and p-value of the two-sided two-sample KS test, as scipy's ks_2samp computes them."""
+    n, m = reference.size, current.size
+    if max(n, m) <= KS_EXACT_MAX_N:  # small samples: scipy's exact p-value
+        ks = scipy_stats.ks_2samp(reference, current)
+        return float(ks.statistic), float(ks.pvalue)
+    below = float(np.clip(-np.min(cdf_differences), 0, 1))
+    above = float(np.max(cdf_differences))
+    statistic = below if below > above else above
+    larger, smaller = sorted([float(n), float(m)], reverse=True)
+    effective = np.round(larger * smaller / (larger + smaller))
+    p_value = float(np.clip(scipy_stats.kstwo.sf(statistic, effective), 0, 1))
+    return statistic, p_value
+
+
+def _vecdot(x: FloatArray, y: FloatArray) -> float:
+    # What scipy's wasserstein_distance uses (np.vecdot), so the sum runs in the same order.
+    if hasattr(np, "vecdot"):
+        return float(np.vecdot(x, y))
+    return float(np.dot(x, y))  # pragma: no cover - numpy < 2
 
 
 def reference_scale(reference: FloatArray) -> float:
@@ -77,11 +153,26 @@ def binned_shares(values: FloatArray, inner_edges: FloatArray) -> FloatArray:
     return counts / max(values.size, 1)
 
 
+def sorted_shares(values: FloatArray, inner_edges: FloatArray) -> FloatArray:
+    """binned_shares of an already sorted sample: the counts from bisecting the edges."""
+    below = values.searchsorted(inner_edges, side="left")  # values < edge: the bins under it
+    counts = np.diff(np.concatenate(([0], below, [values.size]))).astype(np.float64)
+    return counts / max(values.size, 1)
+
+
 def psi(reference_shares: FloatArray, current_shares: FloatArray) -> float:
     """Population stability index, sum (c - r) ln(c / r), with empty bins floored at epsilon."""
     ref = np.maximum(reference_shares, PSI_EPSILON)
     cur = np.maximum(current_shares, PSI_EPSILON)
     return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def jensen_shannon(reference_shares: FloatArray, current_shares: FloatArray) -> float:
+    """sqrt of the mean KL divergence of each side to their average: 0 = same, <= sqrt(ln 2).
+
+    scipy's, natural log; unlike PSI it needs no floor, an empty bin on one side is finite.
+    """
+    return float(scipy_distance.jensenshannon(reference_shares, current_shares))
 
 
 def numeric_psi(reference: FloatArray, current: FloatArray) -> float:
@@ -93,6 +184,34 @@ def category_table(reference: Sequence[str], current: Sequence[str]) -> tuple[li
     """Column labels and the 2xK count table; current-only categories pooled as UNSEEN."""
     labels, reference_counts = np.unique(np.asarray(reference, dtype=str), return_counts=True)
     seen, current_counts = np.unique(np.asarray(current, dtype=str), return_counts=True)
+    return counts_table(labels, reference_counts, seen, current_counts)
+
+
+def series_category_table(reference: pd.Series, current: pd.Series) -> tuple[list[str], Any]:
+    """category_table of the non-null values of two Series, labels as ``str(value)``.
+
+    Counted by hashing (value_counts), not by sorting every value as a string: the same table
+    in a fraction of the time on large samples.
+    """
+    return counts_table(*_string_counts(reference), *_string_counts(current))
+
+
+def _string_counts(values: pd.Series) -> tuple[Any, Any]:
+    """Sorted distinct ``str(value)`` labels of the non-null values and their counts."""
+    counts = values.value_counts(dropna=True, sort=False)
+    labels = np.asarray([str(v) for v in counts.index.tolist()], dtype=str)
+    if not labels.size:
+        return labels, np.zeros(0, dtype=np.int64)
+    # distinct values may print alike (1 and "1"): they are one category, as in category_table
+    distinct, inverse = np.unique(labels, return_inverse=True)
+    summed = np.bincount(inverse, weights=counts.to_numpy(dtype=np.float64))
+    return distinct, summed.round().astype(np.int64)
+
+
+def counts_table(
+    labels: Any, reference_counts: Any, seen: Any, current_counts: Any
+) -> tuple[list[str], Any]:
+    """The 2xK table from each side's sorted distinct labels and counts."""
     position = np.searchsorted(labels, seen)
     known = (position < labels.size) & (labels[np.minimum(position, labels.size - 1)] == seen)
     current_row = np.zeros(labels.size, dtype=np.int64)
@@ -115,8 +234,17 @@ def table_stats(labels: list[str], table: Any) -> FeatureStats:
     """Chi-square, Cramér's V and PSI of a 2xK table (row 0 reference, row 1 current)."""
     shares = table / np.maximum(table.sum(axis=1, keepdims=True), 1)
     drift_psi = psi(shares[0], shares[1])
+    divergence = jensen_shannon(shares[0], shares[1])
     if table.shape[1] < 2:  # one category on both sides: nothing can have moved
-        return FeatureStats("chi2", 0.0, 1.0, 0.0, drift_psi, extra={"categories": labels})
+        return FeatureStats(
+            "chi2",
+            0.0,
+            1.0,
+            0.0,
+            drift_psi,
+            jensen_shannon=divergence,
+            extra={"categories": labels},
+        )
     chi2, p_value, dof, _ = scipy_stats.chi2_contingency(table, correction=False)
     return FeatureStats(
         test="chi2",
@@ -124,6 +252,7 @@ def table_stats(labels: list[str], table: Any) -> FeatureStats:
         p_value=float(p_value),
         effect_size=cramers_v(float(chi2), int(table.sum()), table.shape),
         psi=drift_psi,
+        jensen_shannon=divergence,
         extra={"categories": labels, "dof": int(dof)},
     )
 

@@ -1,0 +1,69 @@
+"""The large-sample paths of the statistics: still scipy's numbers, to the last bit.
+
+Above ``KS_EXACT_MAX_N`` values the KS test and the Wasserstein distance share one pass over
+the merged samples instead of calling scipy; these tests hold them to scipy's results.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+
+from continuum.monitor import stats
+
+
+@pytest.fixture(params=["continuous", "ties", "drifted"])
+def large(request):
+    rng = np.random.default_rng(11)
+    n, m = stats.KS_EXACT_MAX_N * 2, stats.KS_EXACT_MAX_N + 3_001
+    if request.param == "continuous":
+        return rng.normal(0, 1, n), rng.normal(0.01, 1, m)
+    if request.param == "ties":  # prices: many equal values inside and across the samples
+        return np.round(rng.uniform(0, 50, n), 1), np.round(rng.uniform(0, 52, m), 1)
+    return rng.lognormal(1, 0.6, n), rng.lognormal(1.3, 0.6, m)
+
+
+def test_ks_equals_scipy_above_the_exact_limit(large):
+    reference, current = large
+    result = stats.numeric_stats(reference, current)
+    expected = scipy_stats.ks_2samp(reference, current)
+    assert result.statistic == expected.statistic
+    assert result.p_value == expected.pvalue
+
+
+def test_wasserstein_equals_scipy_above_the_exact_limit(large):
+    reference, current = large
+    result = stats.numeric_stats(reference, current)
+    assert result.wasserstein == scipy_stats.wasserstein_distance(reference, current)
+
+
+def test_psi_bins_of_sorted_samples_equal_binned_shares(large):
+    reference, current = large
+    edges = stats.quantile_edges(reference)
+    for sample in (reference, current):
+        assert np.array_equal(
+            stats.sorted_shares(np.sort(sample), edges), stats.binned_shares(sample, edges)
+        )
+    assert stats.numeric_stats(reference, current).psi == stats.numeric_psi(reference, current)
+
+
+def test_series_table_equals_the_list_table():
+    rng = np.random.default_rng(3)
+    reference = pd.Series(rng.choice(["a", "b", "c", None], 5000), dtype=object)
+    current = pd.Series(rng.choice(["b", "c", "d", "e", None], 4000), dtype=object)
+    expected = stats.category_table(
+        [str(v) for v in reference.dropna()], [str(v) for v in current.dropna()]
+    )
+    labels, table = stats.series_category_table(reference, current)
+    assert labels == expected[0]
+    assert np.array_equal(table, expected[1])
+
+
+def test_series_table_merges_values_that_print_alike():
+    labels, table = stats.series_category_table(
+        pd.Series([1, "1", 2, None], dtype=object), pd.Series(["2", 2, 3], dtype=object)
+    )
+    assert labels == ["1", "2", stats.UNSEEN]
+    assert table.tolist() == [[2, 1, 0], [0, 2, 1]]
