@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from typing import Any, cast
 
 import pytest
 from tests.unit.server.conftest import copy_of, serve, settings_for
@@ -26,8 +27,8 @@ def _model(store: MemoryObjectStore) -> bytes:
     return store.objects[MODEL]
 
 
-def _manifest(store: MemoryObjectStore) -> dict:
-    return json.loads(store.objects[MANIFEST])
+def _manifest(store: MemoryObjectStore) -> dict[str, Any]:
+    return dict(json.loads(store.objects[MANIFEST]))
 
 
 def _set_manifest(store: MemoryObjectStore, **fields: object) -> None:
@@ -117,7 +118,7 @@ def test_damaged_version_is_refused_and_the_server_stays_live(
         assert ready.status_code == 503
         assert ready.json()["reason"].startswith("refusing to serve model churn/1: ")
         assert reason in ready.json()["reason"]
-        assert client.app.state.server.model is None
+        assert cast(Any, client.app).state.server.model is None
         reply = client.post("/v2/models/churn/infer", json={"inputs": per_feature_inputs(ROWS)})
         assert reply.status_code == 503, reply.text
         assert "refusing to serve model churn/1" in reply.json()["error"]
