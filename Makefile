@@ -27,6 +27,7 @@ setup: $(VENV)/.installed ## Create the virtualenv with the package and dev tool
 .PHONY: manifests
 manifests: setup ## Regenerate crds/ from the API types, then the chart's CRDs/RBAC and deploy/ bundle
 	$(PY) -m continuum.api.crdgen --out crds
+	$(PY) -m continuum.api.docgen --out docs/crd-reference.md
 	hack/chart-crds.sh
 	hack/render-bundle.sh
 
