@@ -52,6 +52,10 @@ test: setup tools ## All tests: lint, unit, cluster (builds tools and brings the
 	$(MAKE) lint
 	$(VENV)/bin/pytest tests -q
 
+.PHONY: test-reliability
+test-reliability: setup tools ## Only the reliability and security suite (bad input, fuzz, tampering, RBAC, secrets)
+	$(VENV)/bin/pytest tests -q -m reliability
+
 ##@ Local cluster (real Kubernetes built from source; needs root)
 .PHONY: tools
 tools: ## Build Kubernetes, etcd, MinIO, CoreDNS and Helm from the Go module proxy (cached)

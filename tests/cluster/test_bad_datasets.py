@@ -42,6 +42,9 @@ from tests.cluster.test_trainingjob import (  # noqa: F401 (fixtures)
 )
 from tests.conftest import S3Settings, s3_client
 
+# Part of the reliability and security suite (`make test-reliability`).
+pytestmark = pytest.mark.reliability
+
 DEFAULT_MAX_DATASET_BYTES = 256 * 1024 * 1024
 
 

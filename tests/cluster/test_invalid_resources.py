@@ -27,6 +27,9 @@ from kubernetes import client
 from tests.cluster.conftest import RESTRICTED
 from tests.cluster.test_trainingjob import crds  # noqa: F401 (fixture)
 
+# Part of the reliability and security suite (`make test-reliability`).
+pytestmark = pytest.mark.reliability
+
 GROUP, VERSION = "continuum.dev", "v1alpha1"
 PLURALS = {
     "TrainingJob": "trainingjobs",

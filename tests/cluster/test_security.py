@@ -41,6 +41,9 @@ from tests.cluster.test_trainingjob import (  # noqa: F401 (fixtures)
 )
 from tests.conftest import S3Settings, s3_client
 
+# Part of the reliability and security suite (`make test-reliability`).
+pytestmark = pytest.mark.reliability
+
 Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
 
 # Exactly what the operator may do in a namespace it watches. Widening deploy/rbac means

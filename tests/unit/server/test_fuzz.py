@@ -28,6 +28,9 @@ from tests.unit.server.conftest import copy_of, settings_for
 from continuum.server.app import create_app
 from continuum.storage.memory import MemoryObjectStore
 
+# Part of the reliability and security suite (`make test-reliability`).
+pytestmark = pytest.mark.reliability
+
 MAX_EXAMPLES = 50  # per operation and generation mode
 BASE_URL = f"http://{asgi.HOST}"
 # The description does not depend on the store or the model: build it at collection time.

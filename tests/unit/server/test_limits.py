@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from tests.unit.server.conftest import copy_of, serve, settings_for
 from tests.unit.server.test_server_app import ROWS, per_feature_inputs
@@ -16,6 +17,9 @@ from continuum.server.app import create_app
 from continuum.server.model import ServedModel, load_served_model
 from continuum.storage import ObjectStore
 from continuum.storage.memory import MemoryObjectStore
+
+# Part of the reliability and security suite (`make test-reliability`).
+pytestmark = pytest.mark.reliability
 
 BODY = {"inputs": per_feature_inputs(ROWS)}
 

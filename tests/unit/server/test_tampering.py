@@ -18,6 +18,9 @@ from tests.unit.server.test_server_app import ROWS, per_feature_inputs
 
 from continuum.storage.memory import MemoryObjectStore
 
+# Part of the reliability and security suite (`make test-reliability`).
+pytestmark = pytest.mark.reliability
+
 MODEL = ("data", "models/churn/1/model.skops")
 MANIFEST = ("data", "models/churn/1/manifest.json")
 Tamper = Callable[[MemoryObjectStore], None]
