@@ -64,6 +64,10 @@ from continuum.controllers.drift import (
     status_waiting,
 )
 from continuum.controllers.naming import COMPONENT, MANAGED_BY, OPERATOR
+from continuum.controllers.ownership import (
+    controller_of,
+    load_or_fail,
+)
 from continuum.controllers.retrain import (
     NOTHING,
     Decision,
@@ -420,27 +424,17 @@ def clear_metrics(namespace: str, monitor: str) -> None:
 
 def load_drift_monitor(body: Mapping[str, Any]) -> DriftMonitor:
     """Parse a DriftMonitor; one the API types reject is a permanent handler failure."""
-    try:
-        return load(DriftMonitor, body)
-    except ValidationError as exc:
-        raise kopf.PermanentError(f"invalid DriftMonitor: {exc.errors()[0].get('msg')}") from exc
+    return load_or_fail(DriftMonitor, body)
 
 
 def controller_owner(child: Mapping[str, Any]) -> tuple[str, str] | None:
     """(name, uid) of the DriftMonitor that controls ``child``, if one does."""
-    for ref in child.get("metadata", {}).get("ownerReferences") or []:
-        if ref.get("kind") == KIND and ref.get("controller") and _our_api(ref.get("apiVersion")):
-            return str(ref["name"]), str(ref["uid"])
-    return None
+    return controller_of(child, KIND)
 
 
 def _owner_uid(child: Mapping[str, Any]) -> str | None:
     owner = controller_owner(child)
     return owner[1] if owner is not None else None
-
-
-def _our_api(api_version: Any) -> bool:
-    return isinstance(api_version, str) and api_version.split("/")[0] == GROUP
 
 
 def _name_of(obj: Mapping[str, Any]) -> str:

@@ -21,7 +21,7 @@ import asyncio
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import kopf
 from prometheus_client import Counter, Gauge
@@ -30,6 +30,12 @@ from pydantic import ValidationError
 from continuum.api import GROUP, VERSION, ModelDeployment, TrainingJob, dump, load
 from continuum.controllers import metrics
 from continuum.controllers.naming import COMPONENT, MANAGED_BY, MANAGED_SELECTOR, OPERATOR
+from continuum.controllers.ownership import (
+    controlled_by_uid,
+    controller_of,
+    event_target,
+    load_or_fail,
+)
 from continuum.controllers.rollout import Plan, plan
 from continuum.controllers.serving import (
     SERVING,
@@ -245,30 +251,19 @@ def announce(body: Mapping[str, Any], md: ModelDeployment, step: Plan) -> None:
 
 def load_model_deployment(body: Mapping[str, Any]) -> ModelDeployment:
     """Parse a ModelDeployment; one the API types reject is a permanent handler failure."""
-    try:
-        return load(ModelDeployment, body)
-    except ValidationError as exc:
-        raise kopf.PermanentError(f"invalid ModelDeployment: {exc.errors()[0].get('msg')}") from exc
+    return load_or_fail(ModelDeployment, body)
 
 
 def _target(body: Mapping[str, Any]) -> kopf.Body:
     """``body`` as the object an Event is about."""
-    return kopf.Body(cast("kopf.RawBody", dict(body)))
+    return event_target(body)
 
 
 def controller_owner(child: Mapping[str, Any]) -> tuple[str, str] | None:
     """(name, uid) of the ModelDeployment that controls ``child``, if one does."""
-    for ref in child.get("metadata", {}).get("ownerReferences") or []:
-        if ref.get("kind") == KIND and ref.get("controller") and _our_api(ref.get("apiVersion")):
-            return str(ref["name"]), str(ref["uid"])
-    return None
+    return controller_of(child, KIND)
 
 
 def owned_by(child: Mapping[str, Any], md: ModelDeployment) -> bool:
     """Whether ``child`` is controlled by this very ModelDeployment (same uid)."""
-    owner = controller_owner(child)
-    return owner is not None and owner[1] == md.metadata.get("uid")
-
-
-def _our_api(api_version: Any) -> bool:
-    return isinstance(api_version, str) and api_version.split("/")[0] == GROUP
+    return controlled_by_uid(child, KIND, md.metadata.get("uid"))

@@ -19,15 +19,20 @@ import asyncio
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any
 
 import kopf
-from pydantic import ValidationError
 
-from continuum.api import GROUP, VERSION, TrainingJob, TrainingJobStatus, dump, load
+from continuum.api import GROUP, VERSION, TrainingJob, TrainingJobStatus, dump
 from continuum.controllers import metrics
 from continuum.controllers.desired import TRAINER_CONTAINER, desired_job
 from continuum.controllers.naming import MANAGED_BY, OPERATOR, TRAINING_JOB_LABEL
+from continuum.controllers.ownership import (
+    controlled_by_uid,
+    controller_of,
+    event_target,
+    load_or_fail,
+)
 from continuum.controllers.settings import image_of, kube_of
 from continuum.controllers.status import is_terminal, same_status, status_from_job
 from continuum.kube import Conflict, Kube
@@ -183,29 +188,22 @@ def _announce_success(body: kopf.Body, status: TrainingJobStatus) -> None:
 
 def load_training_job(body: Mapping[str, Any]) -> TrainingJob:
     """Parse a TrainingJob; one the API types reject is a permanent handler failure."""
-    try:
-        return load(TrainingJob, body)
-    except ValidationError as exc:
-        raise kopf.PermanentError(f"invalid TrainingJob: {exc.errors()[0].get('msg')}") from exc
+    return load_or_fail(TrainingJob, body)
 
 
 def _target(body: Mapping[str, Any]) -> kopf.Body:
     """``body`` as the object an Event is about."""
-    return kopf.Body(cast("kopf.RawBody", dict(body)))
+    return event_target(body)
 
 
 def controller_owner(job: Mapping[str, Any]) -> tuple[str, str] | None:
     """(name, uid) of the TrainingJob that controls ``job``, if one does."""
-    for ref in job.get("metadata", {}).get("ownerReferences") or []:
-        if ref.get("kind") == KIND and ref.get("controller") and _our_api(ref.get("apiVersion")):
-            return str(ref["name"]), str(ref["uid"])
-    return None
+    return controller_of(job, KIND)
 
 
 def owned_by(job: Mapping[str, Any], tj: TrainingJob) -> bool:
     """Whether ``job`` is controlled by this very TrainingJob (same uid)."""
-    owner = controller_owner(job)
-    return owner is not None and owner[1] == tj.metadata.get("uid")
+    return controlled_by_uid(job, KIND, tj.metadata.get("uid"))
 
 
 def job_finished(job: Mapping[str, Any]) -> bool:
@@ -216,7 +214,3 @@ def job_finished(job: Mapping[str, Any]) -> bool:
 
 def job_name_of(job: Mapping[str, Any]) -> str:
     return str(job.get("metadata", {}).get("name", ""))
-
-
-def _our_api(api_version: Any) -> bool:
-    return isinstance(api_version, str) and api_version.split("/")[0] == GROUP
