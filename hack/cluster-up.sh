@@ -29,9 +29,9 @@ main() {
   start_controller_manager
   start_scheduler
   step "Starting the node (containerd, kubelet, kube-proxy)"
+  write_cni_config
   start_containerd
   load_pause_image
-  write_cni_config
   start_kubelet
   start_kube_proxy
   wait_node_ready

@@ -101,6 +101,7 @@ load_pause_image() {
 }
 
 write_cni_config() {
+  mkdir -p "$STATE_DIR/cni/net.d"
   write_if_changed "$STATE_DIR/cni/net.d/10-continuum.conflist" <<JSON
 {
   "cniVersion": "0.4.0",

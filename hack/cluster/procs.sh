@@ -52,5 +52,8 @@ require_port() {  # port name
 write_if_changed() {
   local tmp; tmp=$(mktemp)
   cat > "$tmp"
-  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; chmod 644 "$1"; fi
+  # Written in place, not renamed: containerd reloads its CNI config on write events and
+  # ignores the create event a rename produces.
+  cmp -s "$tmp" "$1" || cat "$tmp" > "$1"
+  rm -f "$tmp"
 }
