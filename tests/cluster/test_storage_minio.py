@@ -93,7 +93,9 @@ def test_missing_bucket_is_named(s3):
 
 def test_wrong_secret_is_access_denied_without_leaking_it(s3, s3_bucket):
     store = ObjectStore(settings_for(s3, s3_bucket, secret_key="wrong-secret-xyz"))
-    with pytest.raises(AccessDenied, match="secret key .* does not match the access key ID") as info:
+    with pytest.raises(
+        AccessDenied, match=r"secret key .* does not match the access key ID"
+    ) as info:
         store.get_bytes("k")
     assert "wrong-secret-xyz" not in str(info.value)
 
