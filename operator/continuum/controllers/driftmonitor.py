@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -125,17 +125,6 @@ _locks: dict[tuple[str, str], asyncio.Lock] = {}
 _features: dict[tuple[str, str], set[tuple[str, str]]] = {}
 
 
-@contextmanager
-def counted(handler: str) -> Iterator[None]:
-    """Count one reconciliation (and its failure) of a DriftMonitor."""
-    metrics.RECONCILES.labels(kind=KIND, handler=handler).inc()
-    try:
-        yield
-    except Exception:
-        metrics.ERRORS.labels(kind=KIND, handler=handler).inc()
-        raise
-
-
 @kopf.on.event(GROUP, VERSION, PLURAL, id="driftmonitor")
 async def monitor_event_handler(
     type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
@@ -145,7 +134,7 @@ async def monitor_event_handler(
         forget(*key)
         return
     _known[key] = dict(body)
-    with counted("event"):
+    with metrics.counted(KIND, "event"):
         await reconcile(kube_of(memo), image_of(memo), *key)
 
 
@@ -160,7 +149,7 @@ async def check_event_handler(type: str | None, body: kopf.Body, memo: kopf.Memo
     owner = controller_owner(body)
     if type == "DELETED" or owner is None or job_outcome(body) is None:
         return
-    with counted("check-event"):
+    with metrics.counted(KIND, "check-event"):
         namespace = str(body["metadata"]["namespace"])
         await reconcile(kube_of(memo), image_of(memo), namespace, owner[0], uid=owner[1])
 
@@ -191,7 +180,7 @@ async def tick(memo: kopf.Memo, now: datetime) -> None:
         if not due(body, now):
             continue
         try:
-            with counted("schedule"):
+            with metrics.counted(KIND, "schedule"):
                 await reconcile(kube_of(memo), image_of(memo), namespace, name)
         except Exception as exc:  # one monitor's failure must not stop the others' schedule
             log.warning("DriftMonitor %s/%s: reconcile failed: %s", namespace, name, exc)

@@ -6,6 +6,9 @@ phase gauge is recomputed from what the TrainingJob watch last saw of each objec
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from continuum.api import TrainingJobStatus
@@ -91,3 +94,14 @@ def record_outcome(model: str, status: TrainingJobStatus) -> None:
     if version is not None:
         for metric, value in status.metrics.items():
             MODEL_METRIC.labels(model=model, version=str(version), metric=metric).set(value)
+
+
+@contextmanager
+def counted(kind: str, handler: str) -> Iterator[None]:
+    """Count one reconciliation of an object of ``kind`` (and its failure, re-raised)."""
+    RECONCILES.labels(kind=kind, handler=handler).inc()
+    try:
+        yield
+    except Exception:
+        ERRORS.labels(kind=kind, handler=handler).inc()
+        raise

@@ -18,8 +18,8 @@ so it is never retried. No finalizers: children carry a controller owner referen
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,17 +68,6 @@ ROLLOUTS = Counter(
 _locks: dict[tuple[str, str], asyncio.Lock] = {}
 
 
-@contextmanager
-def counted(handler: str) -> Iterator[None]:
-    """Count one reconciliation (and its failure) of a ModelDeployment."""
-    metrics.RECONCILES.labels(kind=KIND, handler=handler).inc()
-    try:
-        yield
-    except Exception:
-        metrics.ERRORS.labels(kind=KIND, handler=handler).inc()
-        raise
-
-
 @kopf.on.startup(id="modeldeployment-startup")
 def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     configure(settings)
@@ -99,7 +88,7 @@ async def md_by_model(namespace: str | None, name: str, spec: kopf.Spec, **_: An
 @kopf.on.create(GROUP, VERSION, PLURAL, id="modeldeployment")
 @kopf.on.update(GROUP, VERSION, PLURAL, id="modeldeployment", field="spec")
 async def reconcile_handler(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
-    with counted("reconcile"):
+    with metrics.counted(KIND, "reconcile"):
         await reconcile(kube_of(memo), image_of(memo), str(namespace), name)
 
 
@@ -132,7 +121,7 @@ async def deployment_event_handler(
     owner = controller_owner(body)
     if owner is None:
         return  # a deleted Deployment is re-created by its owner's reconcile
-    with counted("deployment-event"):
+    with metrics.counted(KIND, "deployment-event"):
         namespace = str(body["metadata"]["namespace"])
         await reconcile(kube_of(memo), image_of(memo), namespace, owner[0], uid=owner[1])
 
@@ -146,7 +135,7 @@ async def trainingjob_event_handler(body: kopf.Body, memo: kopf.Memo, **kwargs: 
     index: kopf.Index[Any, str] = kwargs[INDEX]
     namespace = str(body["metadata"]["namespace"])
     names = sorted(set(index.get((namespace, body.get("spec", {}).get("model")), [])))
-    with counted("trainingjob-event"):
+    with metrics.counted(KIND, "trainingjob-event"):
         for name in names:
             await reconcile(kube_of(memo), image_of(memo), namespace, name)
 

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -47,21 +46,10 @@ _status_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
 )
 
 
-@contextmanager
-def counted(handler: str) -> Iterator[None]:
-    """Count one reconciliation (and its failure) of a TrainingJob."""
-    metrics.RECONCILES.labels(kind=KIND, handler=handler).inc()
-    try:
-        yield
-    except Exception:
-        metrics.ERRORS.labels(kind=KIND, handler=handler).inc()
-        raise
-
-
 @kopf.on.resume(GROUP, VERSION, PLURAL, id="trainingjob")
 @kopf.on.create(GROUP, VERSION, PLURAL, id="trainingjob")
 async def reconcile_handler(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    with counted("reconcile"):
+    with metrics.counted(KIND, "reconcile"):
         await reconcile(kube_of(memo), image_of(memo), body)
 
 
@@ -78,7 +66,7 @@ async def job_event_handler(type: str | None, body: kopf.Body, memo: kopf.Memo, 
     owner = controller_owner(body)
     if owner is None:
         return
-    with counted("job-event"):
+    with metrics.counted(KIND, "job-event"):
         await sync_status(kube_of(memo), str(body["metadata"]["namespace"]), owner, body)
 
 
