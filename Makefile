@@ -56,6 +56,10 @@ test: setup tools ## All tests: lint, unit, cluster (builds tools and brings the
 test-reliability: setup tools ## Only the reliability and security suite (bad input, fuzz, tampering, RBAC, secrets)
 	$(VENV)/bin/pytest tests -q -m reliability
 
+.PHONY: test-chaos
+test-chaos: setup tools ## Only the fault-injection tests (operator kills, API server and MinIO outages)
+	$(VENV)/bin/pytest tests -q -m chaos
+
 ##@ Local cluster (real Kubernetes built from source; needs root)
 .PHONY: tools
 tools: ## Build Kubernetes, etcd, MinIO, CoreDNS and Helm from the Go module proxy (cached)
