@@ -17,7 +17,8 @@ Tree::
     ├── StorageError             talking to S3 failed (endpoint, network, bucket, ...)
     │   ├── ObjectNotFound       a key (or bucket) the caller needs is not there
     │   ├── AlreadyExists        a write-once key is taken (conditional write refused)
-    │   └── AccessDenied         the credentials are wrong or lack a permission
+    │   ├── AccessDenied         the credentials are wrong or lack a permission
+    │   └── StorageUnavailable   S3 is down, unreachable or overloaded: worth retrying
     ├── IntegrityError           a stored artefact does not match what its manifest says
     │   ├── DigestMismatch       the model file's sha256 differs from the manifest's
     │   └── ManifestInvalid      a manifest is not JSON or lacks a required field
@@ -43,6 +44,7 @@ __all__ = [
     "ManifestInvalid",
     "ObjectNotFound",
     "StorageError",
+    "StorageUnavailable",
     "TrainingError",
     "VersionConflict",
 ]
@@ -100,6 +102,10 @@ class AlreadyExists(StorageError):
 
 class AccessDenied(StorageError):
     """S3 refused the request: wrong credentials or a missing permission."""
+
+
+class StorageUnavailable(StorageError):
+    """S3 refused the connection, timed out or answered 5xx/throttling: a retry may succeed."""
 
 
 class IntegrityError(ContinuumError):

@@ -10,11 +10,14 @@ from continuum.storage.models import (
     list_versions,
     read_manifest,
 )
+from continuum.storage.retry import RetryNotice, RetryPolicy
 from continuum.storage.settings import S3Settings
 
 __all__ = [
     "ObjectInfo",
     "ObjectStore",
+    "RetryNotice",
+    "RetryPolicy",
     "S3Settings",
     "S3Uri",
     "allocate_version",

@@ -1,23 +1,41 @@
 """The only code that calls boto3: a small, typed object store over one S3 client.
 
 Every botocore failure is turned into an error of :mod:`continuum.errors` whose message names
-the bucket/key/endpoint involved and what to check, never a credential.
+the bucket/key/endpoint involved and what to check, never a credential. Failures a retry may fix
+(connection refused, timeouts, 5xx, throttling) are :class:`StorageUnavailable`; a store made
+with a :class:`RetryPolicy` retries those until the policy's deadline (see ``retry.py``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 from botocore.exceptions import NoCredentialsError as _NoCredentialsError
+from urllib3.exceptions import NameResolutionError
 
-from continuum.errors import AccessDenied, AlreadyExists, ObjectNotFound, StorageError
+from continuum.errors import (
+    AccessDenied,
+    AlreadyExists,
+    ObjectNotFound,
+    StorageError,
+    StorageUnavailable,
+)
+from continuum.storage.retry import RetryPolicy, call_with_retry
 from continuum.storage.settings import S3Settings
 
 if TYPE_CHECKING:
@@ -36,6 +54,18 @@ _WRONG_CREDENTIAL = {
 }
 # 412: our If-None-Match precondition failed; 409: a concurrent conditional write won the race.
 _EXISTS_CODES = frozenset({"412", "PreconditionFailed", "409", "ConditionalRequestConflict"})
+# The server is down, starting, overloaded or restarting: the same request may succeed later.
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "SlowDown",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "InternalError",
+        "XMinioServerNotInitialized",
+    }
+)
+_UNAVAILABLE_STATUSES = frozenset({"429", "500", "502", "503", "504"})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, order=True)
@@ -48,10 +78,21 @@ class ObjectInfo:
 
 
 class ObjectStore:
-    """Reads and writes objects; the default bucket is the artefact bucket of the settings."""
+    """Reads and writes objects; the default bucket is the artefact bucket of the settings.
 
-    def __init__(self, settings: S3Settings, client: S3Client | None = None) -> None:
+    With ``retry``, every operation is retried on StorageUnavailable within its deadline;
+    without, a transient failure is raised after botocore's own few quick attempts.
+    """
+
+    def __init__(
+        self,
+        settings: S3Settings,
+        client: S3Client | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self.settings = settings
+        self.retry = retry
         self._client = client if client is not None else make_client(settings)
 
     @property
@@ -67,21 +108,41 @@ class ObjectStore:
         content_type: str = "application/octet-stream",
     ) -> None:
         """Write ``data``; with ``if_absent`` the write fails (AlreadyExists) if ``key`` exists."""
-        with self._errors("write", self.bucket, key):
-            if if_absent:
+        if not if_absent:
+            self._call("write", self.bucket, key, lambda: self._client.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
+            ))  # fmt: skip
+            return
+
+        def put_once() -> None:
+            try:
                 self._client.put_object(
                     Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
                     IfNoneMatch="*",
                 )  # fmt: skip
-            else:
-                self._client.put_object(
-                    Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
-                )
+            except ClientError as exc:
+                # An attempt that timed out may have been stored all the same, and the retry
+                # (ours or botocore's) is then refused: our own bytes there are success.
+                if _refused_as_existing(exc) and self._holds(key, data):
+                    return
+                raise
+
+        self._call("write", self.bucket, key, put_once)
+
+    def _holds(self, key: str, data: bytes) -> bool:
+        try:
+            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except (ClientError, BotoCoreError):
+            return False
+        return bool(body == data)
 
     def get_bytes(self, key: str, *, bucket: str | None = None) -> bytes:
         bucket = bucket or self.bucket
-        with self._errors("read", bucket, key):
+
+        def read() -> bytes:  # the body is read inside the retry: it can fail mid-stream too
             return self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+        return self._call("read", bucket, key, read)
 
     def put_json(self, key: str, value: Any, *, if_absent: bool = False) -> None:
         data = json.dumps(value, indent=2, sort_keys=True).encode()
@@ -97,8 +158,9 @@ class ObjectStore:
     def exists(self, key: str, *, bucket: str | None = None) -> bool:
         bucket = bucket or self.bucket
         try:
-            with self._errors("inspect", bucket, key):
-                self._client.head_object(Bucket=bucket, Key=key)
+            self._call(
+                "inspect", bucket, key, lambda: self._client.head_object(Bucket=bucket, Key=key)
+            )
         except ObjectNotFound:
             return False
         return True
@@ -107,29 +169,33 @@ class ObjectStore:
         """Every object whose key starts with ``prefix``, sorted by key."""
         bucket = bucket or self.bucket
         paginator = self._client.get_paginator("list_objects_v2")
-        found: list[ObjectInfo] = []
-        with self._errors("list", bucket, prefix):
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-                found.extend(_object_info(item) for item in page.get("Contents", []))
-        return sorted(found)
+
+        def listing() -> list[ObjectInfo]:
+            pages = paginator.paginate(Bucket=bucket, Prefix=prefix)
+            return sorted(_object_info(item) for page in pages for item in page.get("Contents", []))
+
+        return self._call("list", bucket, prefix, listing)
 
     def list_folders(self, prefix: str, *, bucket: str | None = None) -> list[str]:
         """Names of the immediate "sub-folders" under ``prefix`` (which must end with '/')."""
         bucket = bucket or self.bucket
         paginator = self._client.get_paginator("list_objects_v2")
-        names: list[str] = []
-        with self._errors("list", bucket, prefix):
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
-                for common in page.get("CommonPrefixes", []):
-                    names.append(common.get("Prefix", "")[len(prefix) :].rstrip("/"))
-        return sorted(names)
+
+        def listing() -> list[str]:
+            pages = paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
+            return sorted(
+                common.get("Prefix", "")[len(prefix) :].rstrip("/")
+                for page in pages
+                for common in page.get("CommonPrefixes", [])
+            )
+
+        return self._call("list", bucket, prefix, listing)
 
     def check_bucket(self, bucket: str | None = None) -> None:
         """Fail early, with a message naming the problem, if the bucket cannot be used."""
         bucket = bucket or self.bucket
         try:
-            with self._errors("open bucket", bucket, ""):
-                self._client.head_bucket(Bucket=bucket)
+            self._call("open bucket", bucket, "", lambda: self._client.head_bucket(Bucket=bucket))
         except ObjectNotFound as exc:  # HEAD answers a bare 404, without "NoSuchBucket"
             raise ObjectNotFound(
                 f"bucket {bucket!r} does not exist: create it or fix the bucket name"
@@ -137,9 +203,18 @@ class ObjectStore:
         except AccessDenied:
             # ... and a bare 403: a one-key listing tells a wrong access key from a wrong
             # secret key (or a missing permission); if it works, the HEAD's answer stands.
-            with self._errors("open bucket", bucket, ""):
-                self._client.list_objects_v2(Bucket=bucket, MaxKeys=1)
+            self._call("open bucket", bucket, "",
+                       lambda: self._client.list_objects_v2(Bucket=bucket, MaxKeys=1))  # fmt: skip
             raise
+
+    def _call(self, action: str, bucket: str, key: str, operation: Callable[[], T]) -> T:
+        """``operation()`` with botocore errors mapped, retried as the store's policy says."""
+
+        def mapped() -> T:
+            with self._errors(action, bucket, key):
+                return operation()
+
+        return call_with_retry(mapped, self.retry)
 
     @contextmanager
     def _errors(self, action: str, bucket: str, key: str) -> Iterator[None]:
@@ -175,6 +250,10 @@ def make_client(settings: S3Settings) -> S3Client:
     )
 
 
+def _refused_as_existing(exc: ClientError) -> bool:
+    return isinstance(_map_client_error(exc, "write", "", ""), AlreadyExists)
+
+
 def _object_info(item: Any) -> ObjectInfo:
     return ObjectInfo(key=item["Key"], etag=str(item.get("ETag", "")).strip('"'), size=item["Size"])
 
@@ -198,8 +277,16 @@ def _map_client_error(exc: ClientError, action: str, bucket: str, key: str) -> S
         )
     if code in _EXISTS_CODES or status in {"412", "409"}:
         return AlreadyExists(f"cannot {action} {where}: it already exists and is write-once")
-    message = error.get("Message", "")
-    return StorageError(f"cannot {action} {where}: S3 answered {code or status}: {message}")
+    return _other_answer(code, status, str(error.get("Message", "")), f"cannot {action} {where}")
+
+
+def _other_answer(code: str, status: str, message: str, what: str) -> StorageError:
+    """An answer that is none of the above: an outage (retry may help) or something else."""
+    if code in _UNAVAILABLE_CODES or status in _UNAVAILABLE_STATUSES:
+        return StorageUnavailable(
+            f"{what}: S3 is unavailable, answered {code or status}: {message}"
+        )
+    return StorageError(f"{what}: S3 answered {code or status}: {message}")
 
 
 def _map_transport_error(exc: Exception, settings: S3Settings) -> StorageError:
@@ -209,6 +296,18 @@ def _map_transport_error(exc: Exception, settings: S3Settings) -> StorageError:
             "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
             "(from the Secret named in spec.storage.secretRef)"
         )
-    if isinstance(exc, EndpointConnectionError):
+    if isinstance(exc, EndpointConnectionError) and _unknown_host(exc):
+        # A name that does not resolve is almost always a wrong endpoint, not an outage.
         return StorageError(f"cannot reach S3 at {endpoint}: check spec.storage.endpoint ({exc})")
+    if isinstance(exc, EndpointConnectionError):
+        return StorageUnavailable(
+            f"cannot reach S3 at {endpoint}: is it running? check spec.storage.endpoint ({exc})"
+        )
+    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError | ConnectionClosedError):
+        return StorageUnavailable(f"S3 at {endpoint} did not answer in time: {exc}")
     return StorageError(f"S3 request to {endpoint} failed: {exc}")
+
+
+def _unknown_host(exc: EndpointConnectionError) -> bool:
+    cause = exc.kwargs.get("error")
+    return isinstance(cause, NameResolutionError | socket.gaierror)

@@ -3,6 +3,10 @@
 Reads the TrainingJob spec (JSON) from ``--spec PATH`` or the ``CONTINUUM_SPEC`` variable,
 S3 credentials from the environment, and exits 0 on success (qualified or not) or 1 on
 failure, having written the outcome to the termination message either way.
+
+Every S3 call rides out an outage of up to ``CONTINUUM_S3_RETRY_SECONDS`` (default 180 s:
+a restarting or briefly stopped MinIO), logging an ``s3_unavailable`` line before each wait;
+a Job retry would redo the whole download and fit, and the Job's backoff limit is small.
 """
 
 from __future__ import annotations
@@ -17,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from continuum.errors import ConfigError, ContinuumError
-from continuum.storage import ObjectStore, S3Settings, latest_qualified_version
+from continuum.storage import (
+    ObjectStore,
+    RetryNotice,
+    RetryPolicy,
+    S3Settings,
+    latest_qualified_version,
+)
 from continuum.trainer.config import TrainingConfig
 from continuum.trainer.result import emit, failure_summary, write_termination_message
 from continuum.trainer.run import run_training
@@ -26,6 +36,8 @@ ENV_SPEC = "CONTINUUM_SPEC"
 ENV_TRAINING_JOB = "CONTINUUM_TRAINING_JOB"
 ENV_CHAMPION = "CONTINUUM_CHAMPION_VERSION"
 ENV_MAX_DATASET_BYTES = "CONTINUUM_MAX_DATASET_BYTES"
+ENV_S3_RETRY_SECONDS = "CONTINUUM_S3_RETRY_SECONDS"
+DEFAULT_S3_RETRY_SECONDS = 180.0
 # CONTINUUM_CHAMPION_VERSION=none: compare against nothing; unset: the newest qualified version.
 NO_CHAMPION = "none"
 
@@ -61,11 +73,30 @@ def train(spec_path: str | None, champion: str | None, env: Mapping[str, str]) -
     settings = S3Settings.from_env(
         env, endpoint_url=config.storage.endpoint, bucket=config.storage.bucket
     )
-    store = ObjectStore(settings)
+    store = ObjectStore(settings, retry=s3_retry(env))
     store.check_bucket()  # a wrong endpoint, bucket or credential fails here, before any work
     champion_version = choose_champion(store, config, champion or env.get(ENV_CHAMPION))
     result = run_training(config, store, champion_version=champion_version)
     return result.summary()
+
+
+def s3_retry(env: Mapping[str, str]) -> RetryPolicy | None:
+    """How long S3 may be unavailable before the run fails (0: no retries beyond botocore's)."""
+    text = env.get(ENV_S3_RETRY_SECONDS, "")
+    try:
+        seconds = float(text) if text else DEFAULT_S3_RETRY_SECONDS
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:
+        raise ConfigError(f"{ENV_S3_RETRY_SECONDS} must be 0 … 3600 seconds, got {text!r}")
+    return RetryPolicy(seconds, on_retry=_log_retry) if seconds else None
+
+
+def _log_retry(notice: RetryNotice) -> None:
+    emit(
+        "s3_unavailable", stream=sys.stderr, attempt=notice.attempt,
+        retry_in=notice.delay, waited=round(notice.waited, 1), message=notice.error.message,
+    )  # fmt: skip
 
 
 def load_config(spec_path: str | None, env: Mapping[str, str]) -> TrainingConfig:

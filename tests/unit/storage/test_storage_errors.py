@@ -5,7 +5,13 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 from botocore.stub import Stubber
 
-from continuum.errors import AccessDenied, AlreadyExists, ObjectNotFound, StorageError
+from continuum.errors import (
+    AccessDenied,
+    AlreadyExists,
+    ObjectNotFound,
+    StorageError,
+    StorageUnavailable,
+)
 from continuum.storage import S3Settings
 from continuum.storage.client import ObjectStore, _map_client_error, _map_transport_error
 
@@ -29,7 +35,9 @@ def client_error(code: str, status: int) -> ClientError:
         ("SignatureDoesNotMatch", 403, AccessDenied, "secret key"),
         ("PreconditionFailed", 412, AlreadyExists, "write-once"),
         ("ConditionalRequestConflict", 409, AlreadyExists, "write-once"),
-        ("InternalError", 500, StorageError, "InternalError"),
+        ("InternalError", 500, StorageUnavailable, "S3 is unavailable"),
+        ("SlowDown", 503, StorageUnavailable, "SlowDown"),
+        ("MalformedXML", 400, StorageError, "MalformedXML"),
     ],
 )
 def test_client_errors_map_to_the_hierarchy(code, status, expected, words):
@@ -43,7 +51,7 @@ def test_unreachable_endpoint_names_the_endpoint_and_the_spec_field():
     error = _map_transport_error(
         EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), settings
     )
-    assert type(error) is StorageError
+    assert type(error) is StorageUnavailable  # refused: the server may be restarting
     assert "http://127.0.0.1:1" in str(error)
     assert "spec.storage.endpoint" in str(error)
 

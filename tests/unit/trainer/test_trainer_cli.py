@@ -2,9 +2,10 @@ import json
 
 import pytest
 
-from continuum.errors import ConfigError
+from continuum.errors import ConfigError, StorageUnavailable
+from continuum.storage import RetryNotice
 from continuum.storage.memory import MemoryObjectStore
-from continuum.trainer.cli import choose_champion, load_config, main, unwrap_resource
+from continuum.trainer.cli import choose_champion, load_config, main, s3_retry, unwrap_resource
 from continuum.trainer.config import TrainingConfig
 
 
@@ -57,3 +58,30 @@ def test_champion_choice(spec):
     assert choose_champion(store, config, "none") is None
     with pytest.raises(ConfigError, match="champion version must be a number"):
         choose_champion(store, config, "v2")
+
+
+def test_s3_outages_are_ridden_out_for_180_seconds_by_default():
+    policy = s3_retry({})
+    assert policy is not None
+    assert policy.deadline_seconds == 180
+    assert s3_retry({"CONTINUUM_S3_RETRY_SECONDS": "0"}) is None
+    assert s3_retry({"CONTINUUM_S3_RETRY_SECONDS": "30"}).deadline_seconds == 30
+
+
+@pytest.mark.parametrize("text", ["-1", "soon", "3601"])
+def test_a_bad_retry_window_is_a_config_error_naming_the_variable(text):
+    with pytest.raises(ConfigError, match="CONTINUUM_S3_RETRY_SECONDS"):
+        s3_retry({"CONTINUUM_S3_RETRY_SECONDS": text})
+
+
+def test_each_wait_for_s3_is_one_json_line_in_the_log(capsys):
+    policy = s3_retry({})
+    assert policy is not None
+    assert policy.on_retry is not None
+    error = StorageUnavailable("cannot reach S3 at http://minio:9000: is it running?")
+    policy.on_retry(RetryNotice(attempt=3, delay=4.0, waited=3.04, error=error))
+    line = json.loads(capsys.readouterr().err)
+    assert line == {
+        "event": "s3_unavailable", "attempt": 3, "retry_in": 4.0, "waited": 3.0,
+        "message": error.message,
+    }  # fmt: skip
