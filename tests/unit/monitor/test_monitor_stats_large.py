@@ -67,3 +67,27 @@ def test_series_table_merges_values_that_print_alike():
     )
     assert labels == ["1", "2", stats.UNSEEN]
     assert table.tolist() == [[2, 1, 0], [0, 2, 1]]
+
+
+# D values around every switch of scipy's kstwo.sf between its formulas, for sizes on both
+# sides of its small-n branch: ours must return scipy's number wherever it takes its own path.
+def _statistics_near_formula_edges(n: float) -> list[float]:
+    edges = [np.sqrt(2.2 / n), np.sqrt(370.0 / n), 0.5, 0.99, 1 - 1 / n]
+    near = [edge * (1 + k * 1e-11) for edge in edges for k in (-3, -1, 0, 1, 3)]
+    return sorted({float(d) for d in [*near, *np.linspace(0.001, 0.999, 37)] if 0 < d < 1})
+
+
+@pytest.mark.parametrize("n", [100.0, 141.0, 2_000.0])
+def test_kolmogorov_tail_equals_scipy_kstwo(n):
+    statistics = _statistics_near_formula_edges(n)
+    # below scipy's small-n limit kstwo.sf is always called as is
+    assert any(stats.uses_smirnov_series(d, n) for d in statistics) == (n > stats.SMIRNOV_MIN_N)
+    for d in statistics:
+        assert stats.kolmogorov_sf(d, n) == float(scipy_stats.kstwo.sf(d, n)), d
+
+
+def test_kolmogorov_tail_is_scipys_at_the_benchmark_size():
+    n = 50_000.0  # two samples of 100 000
+    for d in (0.0067, 0.02, 0.0606, 0.085, 0.5, 0.6):
+        assert stats.uses_smirnov_series(d, n)
+        assert stats.kolmogorov_sf(d, n) == float(scipy_stats.kstwo.sf(d, n)), d
