@@ -3,10 +3,16 @@
 The request path only samples rows and appends one record to a bounded in-memory buffer
 (:class:`RowBuffer`); a background thread formats and writes batches through
 :mod:`continuum.storage.inference_logs` (row format documented there) when ``flush_rows``
-rows are waiting or ``flush_seconds`` have passed, and once more on shutdown. When the buffer
-is full (S3 slow or down) new rows are dropped, never waited for, and counted in
-``continuum_server_inference_log_dropped_rows_total{reason="buffer_full"}``; a batch that
-cannot be written is counted with ``reason="write_failed"``.
+rows are waiting or ``flush_seconds`` have passed, and once more on shutdown.
+
+While S3 is down the buffer is the outage buffer: a batch that cannot be written goes back
+into it (ahead of newer rows), the writer retries only every ``flush_seconds``, and rows are
+dropped only when the buffer holds ``buffer_rows`` — new rows are then refused, never waited
+for, and counted in ``continuum_server_inference_log_dropped_rows_total{reason="buffer_full"}``.
+So an outage loses at most the rows sampled during it beyond ``buffer_rows`` (less one
+request's rows, as a request's rows are kept or dropped together). Only the last write at
+shutdown has no later chance; its rows are counted with ``reason="write_failed"``, as are
+rows that cannot be encoded.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from continuum.errors import StorageError
 from continuum.server.inputs import FeatureRows
 from continuum.server.metrics import ServerMetrics
 from continuum.server.model import Prediction
@@ -73,6 +80,24 @@ class RowBuffer:
         with self._lock:
             records, self._records, self._rows = list(self._records), deque(), 0
             return records
+
+    def restore(self, records: list[LogRecord]) -> int:
+        """Put back what a failed write took, ahead of newer rows, as far as it fits.
+
+        When not all fit, the oldest records are the ones left out; returns their rows.
+        """
+        with self._lock:
+            room = self.capacity - self._rows
+            kept: list[LogRecord] = []
+            for record in reversed(records):
+                if record.rows > room:
+                    break
+                kept.append(record)
+                room -= record.rows
+            self._records.extendleft(kept)  # kept is newest first: extendleft restores order
+            kept_rows = sum(record.rows for record in kept)
+            self._rows += kept_rows
+            return sum(record.rows for record in records) - kept_rows
 
 
 def sample_mask(n_rows: int, rate: float, rng: np.random.Generator) -> np.ndarray:
@@ -132,6 +157,9 @@ class InferenceLogger:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        # The last write failed: wait for the next flush_seconds tick instead of retrying on
+        # every request while S3 is down.
+        self._s3_down = False
 
     def log(self, request_id: str, rows: FeatureRows, prediction: Prediction) -> None:
         """Sample and buffer one request's rows; cheap and never blocking (request path)."""
@@ -147,7 +175,7 @@ class InferenceLogger:
         )
         if not self.buffer.offer(record):
             self.metrics.log_dropped(record.rows, "buffer_full")
-        elif self.buffer.rows >= self.settings.flush_rows:
+        elif not self._s3_down and self.buffer.rows >= self.settings.flush_rows:
             self._wake.set()
 
     def start(self) -> None:
@@ -160,7 +188,7 @@ class InferenceLogger:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self.flush()
+        self.flush(last=True)
 
     def _run(self) -> None:
         last = time.monotonic()
@@ -168,22 +196,35 @@ class InferenceLogger:
             self._wake.wait(max(0.0, last + self.settings.flush_seconds - time.monotonic()))
             self._wake.clear()
             due = time.monotonic() - last >= self.settings.flush_seconds
-            if due or self.buffer.rows >= self.settings.flush_rows:
+            if due or (not self._s3_down and self.buffer.rows >= self.settings.flush_rows):
                 self.flush()
                 last = time.monotonic()
 
-    def flush(self) -> int:
-        """Write every buffered row as one batch; returns the rows written (0 on failure)."""
+    def flush(self, *, last: bool = False) -> int:
+        """Write every buffered row as one batch; returns the rows written (0 on failure).
+
+        A failed batch goes back into the buffer for the next try, unless this is the
+        ``last`` flush (shutdown): then its rows are dropped and counted.
+        """
         records = self.buffer.take()
         rows = [line for record in records for line in json_rows(record, self.model, self.version)]
         if not rows:
             return 0
         try:
             key = write_batch(self.store, self.model, self.version, rows, self._now())
-        except Exception as exc:  # any S3 or encoding failure: count, log, keep serving
+        except StorageError as exc:  # S3 down or refusing: keep the rows, keep serving
+            self._s3_down = True
+            lost = len(rows) if last else self.buffer.restore(records)
+            if lost:
+                self.metrics.log_dropped(lost, "write_failed" if last else "buffer_full")
+            log.warning("inference log: write of %d rows failed (%d dropped, %d kept): %s",
+                        len(rows), lost, self.buffer.rows, exc)  # fmt: skip
+            return 0
+        except Exception as exc:  # rows that cannot be encoded would fail every retry too
             self.metrics.log_dropped(len(rows), "write_failed")
             log.warning("inference log: dropped %d rows, write failed: %s", len(rows), exc)
             return 0
+        self._s3_down = False
         self.metrics.log_written(len(rows))
         log.debug("inference log: wrote %d rows to %s", len(rows), key)
         return len(rows)

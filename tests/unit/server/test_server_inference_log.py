@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import numpy as np
@@ -86,16 +87,66 @@ def test_full_buffer_drops_and_counts_rows():
     assert log.flush() == 3
 
 
-def test_failed_write_is_counted_and_serving_goes_on():
-    class BrokenStore(MemoryObjectStore):
-        def put_bytes(self, key, data, **kwargs):
-            raise StorageError("S3 down")
+class FlakyStore(MemoryObjectStore):
+    """A store whose writes fail while ``down`` is set (S3 stopped)."""
 
-    metrics = ServerMetrics("churn", 2)
-    log = logger(BrokenStore(), metrics)
+    down = True
+
+    def put_bytes(self, key, data, **kwargs):
+        if self.down:
+            raise StorageError("S3 down")
+        super().put_bytes(key, data, **kwargs)
+
+
+def written_ids(store) -> list[str]:
+    keys = list_batches(store, "churn", 2)
+    return [row["request_id"] for key in keys for row in read_batch(store, key)]
+
+
+def test_a_failed_write_keeps_its_rows_for_the_next_try_and_serving_goes_on():
+    store, metrics = FlakyStore(), ServerMetrics("churn", 2)
+    log = logger(store, metrics)
     log.log("a", *request(2))
     assert log.flush() == 0
+    log.log("b", *request(1))
+    assert log.buffer.rows == 3
+    assert dropped(metrics, "write_failed") + dropped(metrics, "buffer_full") == 0
+    store.down = False
+    assert log.flush() == 3
+    assert written_ids(store) == ["a", "a", "b"]  # the failed batch first, in order
+
+
+def test_an_outage_drops_only_what_does_not_fit_in_the_buffer():
+    store, metrics = FlakyStore(), ServerMetrics("churn", 2)
+    log = logger(store, metrics, buffer_rows=5)
+    for name in "abcd":  # 8 rows sampled during the outage, room for 5
+        log.log(name, *request(2))
+        log.flush()
+    assert dropped(metrics, "buffer_full") == 8 - 4  # a request's rows go together: 4 kept
+    store.down = False
+    assert log.flush() == 4
+    assert written_ids(store) == ["a", "a", "b", "b"]  # a full buffer refuses the newest
+
+
+def test_a_buffer_refilled_during_the_write_gives_up_the_oldest_rows():
+    buffer = RowBuffer(4)
+    log = logger(MemoryObjectStore(), ServerMetrics("churn", 2))
+    for name in "abc":
+        log.log(name, *request(1))
+    failed = log.buffer.take()
+    log.log("d", *request(2))
+    buffer.offer(log.buffer.take()[0])
+    assert buffer.restore(failed) == 1  # room for two of the three: "a" is left out
+    assert [r.request_id for r in buffer.take()] == ["b", "c", "d"]
+
+
+def test_the_last_write_at_shutdown_counts_what_it_could_not_write():
+    store, metrics = FlakyStore(), ServerMetrics("churn", 2)
+    log = logger(store, metrics)
+    log.log("a", *request(2))
+    log.stop()
     assert dropped(metrics, "write_failed") == 2
+    assert log.buffer.rows == 0
 
 
 def test_background_thread_flushes_by_rows_and_on_stop():
@@ -107,3 +158,26 @@ def test_background_thread_flushes_by_rows_and_on_stop():
     log.stop()
     written = [row for key in list_batches(store, "churn", 2) for row in read_batch(store, key)]
     assert sorted(row["request_id"] for row in written) == ["a", "a", "b"]
+
+
+def test_while_s3_is_down_the_writer_waits_for_the_flush_interval_not_every_request():
+    class CountingStore(FlakyStore):
+        attempts = 0
+
+        def put_bytes(self, key, data, **kwargs):
+            self.attempts += 1
+            super().put_bytes(key, data, **kwargs)
+
+    store, metrics = CountingStore(), ServerMetrics("churn", 2)
+    log = logger(store, metrics, flush_rows=1, flush_seconds=3600)
+    log.start()
+    log.log("a", *request(1))
+    deadline = time.monotonic() + 5
+    while store.attempts == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for name in "bcdefgh":
+        log.log(name, *request(1))
+    time.sleep(0.3)
+    assert store.attempts == 1
+    assert log.buffer.rows == 8
+    log.stop()
