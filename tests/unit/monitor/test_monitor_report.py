@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
+from continuum.monitor import plots
 from continuum.monitor.html import render_html
 from continuum.monitor.report import MAX_SUMMARY_BYTES, build_summary, encode, finite
 from continuum.monitor.run import run_monitor
@@ -152,3 +153,16 @@ def test_report_of_a_feature_without_values(store):
     assert charges["plot"] is None
     assert charges["nullShare"]["current"] == 1.0
     assert "No values to plot" in render_html(report)
+
+
+def test_histogram_of_sorted_samples_equals_numpy_histogram_of_clipped_values():
+    rng = np.random.default_rng(8)
+    reference, current = rng.normal(0, 1, 5_000), rng.normal(0.5, 2, 4_000)
+    plot = plots.numeric_plot(np.sort(reference), np.sort(current))
+    edges = np.asarray(plot["edges"])
+    low = min(np.quantile(reference, 0.01), np.quantile(current, 0.01))
+    high = max(np.quantile(reference, 0.99), np.quantile(current, 0.99))
+    assert (edges[0], edges[-1]) == (low, high)
+    for sample, shares in ((reference, plot["reference"]), (current, plot["current"])):
+        counts, _ = np.histogram(np.clip(sample, edges[0], edges[-1]), bins=edges)
+        assert shares == [c / sample.size for c in counts]

@@ -91,3 +91,45 @@ def test_kolmogorov_tail_is_scipys_at_the_benchmark_size():
     for d in (0.0067, 0.02, 0.0606, 0.085, 0.5, 0.6):
         assert stats.uses_smirnov_series(d, n)
         assert stats.kolmogorov_sf(d, n) == float(scipy_stats.kstwo.sf(d, n)), d
+
+
+def _searchsorted_differences(ref_sorted, cur_sorted):
+    """scipy's ECDF arithmetic, literally: counts by searchsorted, then count / size."""
+    merged = np.sort(np.concatenate((ref_sorted, cur_sorted)), kind="stable")
+    ref_cdf = ref_sorted.searchsorted(merged, "right") / ref_sorted.size
+    cur_cdf = cur_sorted.searchsorted(merged, "right") / cur_sorted.size
+    return merged, ref_cdf - cur_cdf
+
+
+def test_ecdf_differences_equal_the_searchsorted_definition_where_they_are_used(large):
+    ref_sorted, cur_sorted = (np.sort(sample) for sample in large)
+    merged, differences, run_ends = stats.ecdf_differences(ref_sorted, cur_sorted)
+    expected_merged, expected = _searchsorted_differences(ref_sorted, cur_sorted)
+    assert np.array_equal(merged, expected_merged)
+    ends = np.arange(merged.size) if run_ends is None else run_ends
+    # at the last slot of every run of equal values: the same floats, bit for bit
+    assert np.array_equal(differences[ends], expected[ends])
+    # everywhere else a slot is inside a run of ties: a step of width 0 in the W1 integral
+    inside = np.setdiff1d(np.arange(merged.size), ends)
+    assert np.all(merged[inside] == merged[inside + 1])
+
+
+def test_sorted_quantiles_equal_numpy_quantile():
+    rng = np.random.default_rng(5)
+    levels = np.array([0.0, 0.01, 0.1, 0.25, 1 / 3, 0.5, 0.7, 0.9, 0.99, 1.0])
+    for size in (1, 2, 3, 10, 11, 99, 1_000, 12_345):
+        for sample in (rng.normal(0, 1, size), np.round(rng.exponential(3, size), 1)):
+            ordered = np.sort(sample)
+            assert np.array_equal(
+                stats.sorted_quantiles(ordered, levels), np.quantile(sample, levels)
+            ), size
+    ordered = np.sort(rng.normal(0, 1, 1_001))
+    fine = np.linspace(0, 1, 2_001)
+    assert np.array_equal(stats.sorted_quantiles(ordered, fine), np.quantile(ordered, fine))
+
+
+def test_quantile_edges_of_a_sorted_sample_are_numpys(large):
+    reference, _ = large
+    assert np.array_equal(
+        stats.quantile_edges(np.sort(reference), is_sorted=True), stats.quantile_edges(reference)
+    )
