@@ -99,10 +99,9 @@ def ecdf_differences(
     order = np.argsort(both, kind="stable")  # two sorted runs: a linear merge
     merged = both[order]
     # 32-bit counts when they fit: half the memory traffic of the cumulative sum
-    counter = np.int32 if n + m < 2**31 else np.int64
+    counter = np.dtype(np.int32 if n + m < 2**31 else np.int64)
     ref_seen = np.cumsum(order < n, dtype=counter)
-    cur_seen = np.arange(1, n + m + 1, dtype=counter)
-    cur_seen -= ref_seen
+    cur_seen = np.subtract(np.arange(1, n + m + 1, dtype=counter), ref_seen)
     differences = np.divide(ref_seen, n, dtype=np.float64)
     differences -= np.divide(cur_seen, m, dtype=np.float64)
     ties = merged[1:] == merged[:-1]
