@@ -56,6 +56,10 @@ test: setup tools ## All tests: lint, unit, cluster (builds tools and brings the
 test-reliability: setup tools ## Only the reliability and security suite (bad input, fuzz, tampering, RBAC, secrets)
 	$(VENV)/bin/pytest tests -q -m reliability
 
+.PHONY: test-load
+test-load: setup tools ## Only the load tests (the model server under load for CONTINUUM_LOAD_SECONDS, default 600)
+	$(VENV)/bin/pytest tests -q -m load
+
 .PHONY: test-chaos
 test-chaos: setup tools ## Only the fault-injection tests (operator kills, API server and MinIO outages)
 	$(VENV)/bin/pytest tests -q -m chaos
@@ -83,5 +87,5 @@ kind-up: ## For machines with Docker and internet: a kind cluster with the same 
 
 ##@ Try it
 .PHONY: demo
-demo: setup ## Bring everything up and run the demo on the embedded default
-	hack/demo.sh
+demo: setup ## Run the demo (local cluster; DEMO_CLUSTER=current IMAGE=... MINIO_IMAGE=...: your kube context)
+	DEMO_KUBECONFIG='$(if $(filter file,$(origin KUBECONFIG)),,$(KUBECONFIG))' hack/demo.sh

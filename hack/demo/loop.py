@@ -10,7 +10,9 @@ Everything the user applies comes from examples/; the traffic runs in pods of th
 when it runs out, dumps the object's status, Events and pod logs and the operator's log.
 
 Run by hack/demo.sh with the project virtualenv's Python; configuration from the environment:
-KUBECTL, KUBECONFIG, CONTINUUM_STATE, DEMO_NS, SYSTEM_NS, RELEASE, IMAGE, DEMO_OUT, T0.
+KUBECTL, KUBECONFIG, CONTINUUM_STATE, DEMO_NS, SYSTEM_NS, RELEASE, IMAGE, DEMO_OUT, T0; and, on
+the current kube context (DEMO_CLUSTER=current), DEMO_CONTEXT (every kubectl call is pinned to
+it) and DEMO_S3_ENV (the s3.env demo.sh wrote for MinIO behind a port-forward).
 """
 
 from __future__ import annotations
@@ -44,6 +46,12 @@ RELEASE = os.environ.get("RELEASE", "continuum")
 IMAGE = os.environ.get("IMAGE", "continuum:0.1.0")
 OUT = Path(os.environ.get("DEMO_OUT", "/tmp/continuum-demo"))
 T0 = float(os.environ.get("T0", time.time()))
+CURRENT = os.environ.get("DEMO_CLUSTER") == "current"
+CONTEXT = os.environ.get("DEMO_CONTEXT", "")
+# The local cluster: its admin kubeconfig. The current context: the user's kubeconfig (KUBECONFIG,
+# possibly a list, or kubectl's default), pinned to the context the preflight checked.
+KUBE_ARGS = ["--context", CONTEXT] if CONTEXT else ["--kubeconfig", KUBECONFIG]
+S3_ENV = Path(os.environ.get("DEMO_S3_ENV", STATE_DIR / "s3.env"))
 T = TypeVar("T")
 
 MODEL, MD, DM, TJ = "churn", "churn", "churn-drift", "churn-v1"
@@ -112,7 +120,7 @@ def as_csv(rows: list[dict[str, Any]]) -> bytes:
 
 def kubectl(*args: str, stdin: str | None = None, check: bool = True, timeout: float = 120) -> str:
     done = subprocess.run(
-        [KUBECTL, "--kubeconfig", KUBECONFIG, *args],
+        [KUBECTL, *KUBE_ARGS, *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -198,7 +206,7 @@ def apply_example(filename: str) -> None:
 
 
 def s3_env() -> dict[str, str]:
-    lines = (STATE_DIR / "s3.env").read_text().splitlines()
+    lines = S3_ENV.read_text().splitlines()
     return dict(line.split("=", 1) for line in lines if "=" in line)
 
 
@@ -495,7 +503,8 @@ def promote(dm: dict[str, Any]) -> dict[str, Any]:
 
 def lineage() -> str:
     command = [str(Path(sys.executable).with_name("continuum")), "lineage", MODEL, "-n", NS]
-    done = subprocess.run(command, env={**os.environ, "KUBECONFIG": KUBECONFIG},
+    env = dict(os.environ) if CURRENT else {**os.environ, "KUBECONFIG": KUBECONFIG}
+    done = subprocess.run(command, env=env,
                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     if done.returncode != 0:
         raise DemoError(f"continuum lineage failed:\n{done.stdout}{done.stderr}")
@@ -512,26 +521,48 @@ def summary(s3: Any, name: str, first: dict[str, Any], drifted: dict[str, Any]) 
     took = time.time() - T0
     step(f"Demo done in {took:.0f}s: v1 trained and served, drift detected, v2 trained, "
          "qualified and promoted.")  # fmt: skip
-    env = s3_env()
-    print(f"""
+    print(where_to_look(record["report"], report, calm, name), flush=True)
+
+
+def where_to_look(report_uri: str, report: Path, calm: Path, name: str) -> str:
+    kubeconfig = "" if CURRENT else f"export KUBECONFIG={KUBECONFIG}\n    "
+    context = f" --context {CONTEXT}" if CONTEXT else ""
+    return f"""
   Drift report (HTML):   {report}
     (the NoDrift check:  {calm})
-    in S3:               {record['report']}
+    in S3:               {report_uri}
   Look around:
-    export KUBECONFIG={KUBECONFIG}
-    kubectl -n {NS} get tj,md,dm                  # the printer columns above
-    kubectl -n {NS} describe dm {DM}        # the story as Events
-    kubectl -n {NS} get pods                      # trainer, server, check and traffic pods
+    {kubeconfig}kubectl{context} -n {NS} get tj,md,dm                  # the printer columns above
+    kubectl{context} -n {NS} describe dm {DM}        # the story as Events
+    kubectl{context} -n {NS} get pods                      # trainer, server, check and traffic pods
     {Path(sys.executable).with_name('continuum')} lineage {MODEL} -n {NS}
   The model server (OIP v2 and KServe v1):
-    kubectl -n {NS} port-forward svc/{MD} 8080:80
+    kubectl{context} -n {NS} port-forward svc/{MD} 8080:80
     curl -s localhost:8080/v2/models/{MODEL}
   Operator metrics (continuum_* series):
-    kubectl -n {SYSTEM_NS} port-forward svc/{RELEASE}-metrics 8081:8080
+    kubectl{context} -n {SYSTEM_NS} port-forward svc/{RELEASE}-metrics 8081:8080
     curl -s localhost:8081/metrics | grep ^continuum_
-  MinIO: {env['S3_ENDPOINT']}, bucket {name}; credentials in {STATE_DIR}/s3.env
-  Run `make demo` again for a fresh run; `make cluster-down` stops everything.
-""", flush=True)  # fmt: skip
+  {storage_and_cleanup(name, context)}
+"""  # fmt: skip
+
+
+def storage_and_cleanup(name: str, context: str) -> str:
+    """Where the bucket is and how to start over or clean up, for either kind of cluster."""
+    if not CURRENT:
+        return (
+            f"MinIO: {s3_env()['S3_ENDPOINT']}, bucket {name}; credentials in {S3_ENV}\n"
+            "  Run `make demo` again for a fresh run; `make cluster-down` stops everything."
+        )
+    helm_context = f" --kube-context {CONTEXT}" if CONTEXT else ""
+    return (
+        f"MinIO: Deployment {SYSTEM_NS}/minio (demo only, data in an emptyDir), bucket {name}; "
+        f"credentials in {S3_ENV}\n"
+        "  Run `make demo DEMO_CLUSTER=current ...` again for a fresh run. To remove the demo:\n"
+        f"    helm{helm_context} -n {SYSTEM_NS} uninstall {RELEASE}\n"
+        f"    kubectl{context} delete namespace {NS}\n"
+        f"    kubectl{context} -n {SYSTEM_NS} delete deploy,svc,secret "
+        "-l app.kubernetes.io/part-of=continuum-demo"
+    )  # fmt: skip
 
 
 def main() -> int:
