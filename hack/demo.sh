@@ -16,7 +16,7 @@
 # context the image built here and `kind load docker-image`), that Helm is there and MINIO_IMAGE
 # is given; then MinIO is installed as a Deployment + Service continuum-system/minio
 # (hack/demo/minio.yaml) and reached from here through `kubectl port-forward`.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$HACK_DIR/cluster/config.sh"
 export T0
 NS=continuum-demo
@@ -81,9 +81,11 @@ project_image() {
   echo "continuum:$(python3 -c 'import tomllib;print(tomllib.load(open("'"$REPO_DIR"'/pyproject.toml","rb"))["project"]["version"])')"
 }
 
+# loop.py with its settings; the caller adds NAME=value words for its kind of cluster (`env`,
+# because bash would take an expanded NAME=value for the command, not for an assignment).
 run_loop() {
   local image=$1; shift
-  KUBECTL="$KUBECTL" CONTINUUM_STATE="$STATE_DIR" DEMO_NS="$NS" \
+  env KUBECTL="$KUBECTL" CONTINUUM_STATE="$STATE_DIR" DEMO_NS="$NS" \
     SYSTEM_NS="$SYSTEM_NS" RELEASE="$RELEASE" IMAGE="$image" DEMO_OUT="$OUT_DIR" "$@" \
     "$VENV_PY" "$HACK_DIR/demo/loop.py" || die "the demo stopped (see the error above)"
 }
@@ -228,4 +230,5 @@ main() {
   esac
 }
 
-main "$@"
+# Sourced (by tests/unit/test_demo_preflight.py), it only defines the functions.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then main "$@"; fi

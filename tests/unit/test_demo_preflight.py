@@ -227,3 +227,19 @@ def test_make_demo_passes_only_the_users_own_kubeconfig() -> None:
 
     assert dry_run().startswith("DEMO_KUBECONFIG='' ")
     assert dry_run(KUBECONFIG="/home/me/kc").startswith("DEMO_KUBECONFIG='/home/me/kc' ")
+
+
+def test_demo_sh_hands_loop_py_the_settings_of_its_kind_of_cluster(tmp_path: Path) -> None:
+    stub = tmp_path / "python"
+    stub.write_text('#!/bin/sh\necho "$KUBECONFIG|$IMAGE|${DEMO_CLUSTER-}|${DEMO_S3_ENV-}|$1"\n')
+    stub.chmod(0o755)
+    script = (
+        f"source {REPO / 'hack/demo.sh'}; VENV_PY={stub}; "
+        "run_loop continuum:9 KUBECONFIG=/k DEMO_CLUSTER=current DEMO_S3_ENV=/s3.env"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"DEMO_CLUSTER", "DEMO_S3_ENV"}}
+    done = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"/k|continuum:9|current|/s3.env|{REPO / 'hack/demo/loop.py'}\n"
