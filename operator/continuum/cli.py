@@ -8,7 +8,8 @@
     continuum version        print the version
 
 Each workload parses its own options; `continuum <workload> --help` lists them. Workload
-modules are imported only when chosen, so `continuum train` never loads the operator.
+modules are imported only when chosen, so `continuum train` never loads the operator, and the
+operator never loads the ML stack.
 """
 
 from __future__ import annotations
@@ -26,6 +27,22 @@ WORKLOADS: dict[str, str] = {
     "monitor": "continuum.monitor",
     "lineage": "continuum.lineage",
 }
+
+
+# Libraries a workload's process must not load even when they are installed. kopf imports the
+# official Kubernetes client (and its async sibling, and pykube) whenever it can, to recognise
+# their model objects and to log in with them; the operator hands kopf plain dicts and logs in
+# with ``continuum.kube.login``, so the client would only cost memory: about 20 MB and 400
+# modules before the first object (measured with ``python -X importtime``, ``/proc/self/status``).
+KEPT_OUT: dict[str, tuple[str, ...]] = {
+    "operator": ("kubernetes", "kubernetes_asyncio", "pykube"),
+}
+
+
+def keep_out(modules: Sequence[str]) -> None:
+    """Make ``import <module>`` fail with ImportError in this process (unless already loaded)."""
+    for name in modules:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: "not importable"
 
 
 def usage() -> str:
@@ -52,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command not in WORKLOADS:
         print(f"continuum: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
         return 2
+    keep_out(KEPT_OUT.get(command, ()))
     return load_workload(command)(rest)
 
 

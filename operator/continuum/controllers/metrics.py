@@ -70,17 +70,21 @@ def serve(port: int, addr: str = "0.0.0.0") -> None:
 
 
 def observe_phase(namespace: str, name: str, phase: str | None) -> None:
-    """Record the last phase seen of one TrainingJob (None: it is gone)."""
+    """Record the last phase seen of one TrainingJob (None: it is gone).
+
+    Only the two affected gauge values move: recounting every object on every event would cost
+    O(objects) per event, O(objects^2) for a burst.
+    """
     key = (namespace, name)
-    if phase is None:
-        _phases.pop(key, None)
-    else:
+    before = _phases.pop(key, None) if phase is None else _phases.get(key)
+    if phase is not None:
         _phases[key] = phase
-    counts = dict.fromkeys(PHASES, 0)
-    for value in _phases.values():
-        counts[value] = counts.get(value, 0) + 1
-    for value, count in counts.items():
-        TRAININGJOBS.labels(phase=value).set(count)
+    if before == phase:
+        return
+    if before is not None:
+        TRAININGJOBS.labels(phase=before).dec()
+    if phase is not None:
+        TRAININGJOBS.labels(phase=phase).inc()
 
 
 def record_outcome(model: str, status: TrainingJobStatus) -> None:

@@ -11,7 +11,14 @@ import kopf
 
 from continuum.api import API_VERSION, GROUP
 from continuum.controllers.naming import MANAGED_SELECTOR
-from continuum.kube import Kube
+from continuum.kube import Kube, login
+
+# Kubernetes Events posted at once. kopf posts each object's Events from a worker of its own,
+# without a limit by default, on a connection pool without a limit: 1,000 objects created at
+# once meant up to 1,000 TLS connections (a handshake each, and memory per connection that the
+# process keeps) for messages nobody waits for, competing with the Job creations on the API
+# server. Queued Events are small; they are posted in order as connections free up.
+EVENT_POSTERS = 4
 
 REPORTING_COMPONENT = "continuum-operator"
 ARGOCD_TRACKING = ["metadata", "annotations", "argocd.argoproj.io/tracking-id"]
@@ -27,6 +34,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.posting.reporting_component = REPORTING_COMPONENT
     settings.posting.reporting_instance = _instance()
     settings.posting.loggers = False
+    settings.posting.worker_limit = EVENT_POSTERS
     settings.execution.default_backoff = 10
     settings.networking.connect_timeout = 10
     settings.networking.request_timeout = 60
@@ -90,6 +98,16 @@ def _instance() -> str:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure(settings)
     memo["kube"] = await Kube.connect()
+
+
+@kopf.on.login(id="continuum-login")
+async def login_handler(**_: Any) -> kopf.ConnectionInfo:
+    """kopf's own connection uses the credentials our gateway uses (``continuum.kube.login``).
+
+    Without it kopf would log in through the official ``kubernetes`` client when installed,
+    which the operator process does not load (see ``continuum.cli``).
+    """
+    return login()
 
 
 @kopf.on.cleanup(id="continuum-cleanup")

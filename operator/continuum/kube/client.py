@@ -1,21 +1,34 @@
-"""An async gateway over the Kubernetes API (``kubernetes.aio``): dicts in, dicts out.
+"""An async gateway over the Kubernetes API (plain ``aiohttp``): dicts in, dicts out.
 
 Objects are plain JSON dicts, as the API server sends them: no generated models, so callers
 build manifests as dicts and kopf can work with the same values. Failures become
 ``continuum.kube.errors`` exceptions.
+
+One ``aiohttp`` session with a bounded connection pool serves every request of the process:
+on a burst of objects, hundreds of concurrent handlers would otherwise open as many TLS
+connections (a handshake each, on the operator and on the API server, and memory per
+connection that the process keeps). Requests that create or update children (a Job, a
+Deployment: what makes an object progress) go first: reads and status writes share a smaller
+lane (``BACKGROUND_REQUESTS``), so on a burst the Jobs of objects that arrived later are not
+queued behind the status writes of those that arrived earlier; the statuses catch up after.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
+import functools
 import json
-import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from kubernetes.aio import client, config
+import aiohttp
+import kopf
 
 from continuum.kube.errors import Conflict, NotFound, error_for
+from continuum.kube.login import login
 from continuum.kube.pods import termination_message
 
 JSON = "application/json"
@@ -23,37 +36,61 @@ MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"  # JSON is YAML: server-side apply takes it as is
 FIELD_MANAGER = "continuum-operator"
 TIMEOUT = 30.0
+POOL_SIZE = 32  # concurrent requests (HTTP/1.1: one per connection); see the module docstring
+BACKGROUND_REQUESTS = 8  # of which reads and status writes (the rest: child creates/updates)
+UNAUTHORIZED = 401
 
 
 class Kube:
     """The operator's connection to the API server."""
 
-    def __init__(self, api: client.ApiClient, *, timeout: float = TIMEOUT) -> None:
-        self._api = api
-        self._timeout = timeout
+    def __init__(
+        self,
+        credentials: Callable[[], kopf.ConnectionInfo] = login,
+        *,
+        timeout: float = TIMEOUT,
+        pool_size: int = POOL_SIZE,
+    ) -> None:
+        self._credentials = credentials
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._pool_size = pool_size
+        self._background = asyncio.Semaphore(min(BACKGROUND_REQUESTS, pool_size))
+        self._session: aiohttp.ClientSession | None = None
+        self._server = ""
+        self._auth: dict[str, str] = {}
 
     @classmethod
-    async def connect(cls, kubeconfig: str | None = None) -> Kube:
-        """Connect in-cluster (service account), else with ``kubeconfig`` / ``$KUBECONFIG``."""
-        configuration = client.Configuration()
-        path = kubeconfig or os.environ.get("KUBECONFIG")
-        if path is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        else:
-            await config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=path, client_configuration=configuration
-            )
-        return cls(client.ApiClient(configuration))
+    async def connect(cls) -> Kube:
+        """Connect in-cluster (service account), else with ``$KUBECONFIG`` (see ``login``)."""
+        kube = cls()
+        kube._login()
+        return kube
 
     async def close(self) -> None:
-        await self._api.close()  # type: ignore[no-untyped-call]
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _login(self) -> None:
+        """(Re)read the credentials; the first login also opens the session.
+
+        A later login (after a 401) only takes the new token: the server, CA and client
+        certificate of a running operator do not change.
+        """
+        info = self._credentials()
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._pool_size, ssl=info.as_ssl_context())
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+            self._server = info.server.rstrip("/")
+        self._auth = authorization(info)
 
     async def create_job(self, job: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create ``job``; if its name is taken, return the existing one. (job, created?)"""
         namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
         path = f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs"
         try:
-            created = await self._request("POST", path, f"create Job {namespace}/{name}", job)
+            what = f"create Job {namespace}/{name}"
+            created = await self._request("POST", path, what, job, urgent=True)
         except Conflict:
             existing = await self.read_job(namespace, name)
             if existing is None:  # deleted between the two calls: let the caller retry
@@ -105,7 +142,7 @@ class Kube:
         what = f"apply {manifest['kind']} {meta['namespace']}/{meta['name']}"
         query = [("force", "true")]
         return await self._request(
-            "PATCH", path, what, manifest, query=query, content_type=APPLY_PATCH
+            "PATCH", path, what, manifest, query=query, content_type=APPLY_PATCH, urgent=True
         )
 
     async def read_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -131,7 +168,8 @@ class Kube:
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         path = f"/apis/{group}/{version}/namespaces/{_q(namespace)}/{plural}"
         try:
-            created = await self._request("POST", path, f"create {plural}.{group} {name}", body)
+            what = f"create {plural}.{group} {name}"
+            created = await self._request("POST", path, what, body, urgent=True)
         except Conflict:
             existing = await self.read_custom_object(group, version, plural, namespace, name)
             if existing is None:  # deleted between the two calls: let the caller retry
@@ -184,22 +222,54 @@ class Kube:
         *,
         query: list[tuple[str, str]] | None = None,
         content_type: str = JSON,
+        urgent: bool = False,
     ) -> dict[str, Any]:
-        headers = {"Accept": JSON}
-        if body is not None:
-            headers["Content-Type"] = content_type
+        """Send one request; ``urgent`` ones skip the background lane (module docstring)."""
         if method in {"POST", "PATCH"}:
             query = [*(query or []), ("fieldManager", FIELD_MANAGER)]
-        params = await self._api.param_serialize(
-            method, path, query_params=query, header_params=headers,
-            body=dict(body) if body is not None else None, auth_settings=["BearerToken"],
-        )  # fmt: skip
-        response = await self._api.call_api(*params, _request_timeout=self._timeout)
-        data = await response.read()  # type: ignore[no-untyped-call]
-        if not 200 <= response.status <= 299:
-            raise error_for(response.status, data, what)
+        payload = json.dumps(body).encode() if body is not None else None
+        headers = (
+            {"Accept": JSON} if body is None else {"Accept": JSON, "Content-Type": content_type}
+        )
+        send = functools.partial(self._send, method, path, query, payload, headers)
+        async with contextlib.nullcontext() if urgent else self._background:
+            status, data = await send()
+            if status == UNAUTHORIZED:  # a rotated or expired token: log in again, once
+                self._login()
+                status, data = await send()
+        if not 200 <= status <= 299:
+            raise error_for(status, data, what)
         decoded = json.loads(data or b"{}")
         return decoded if isinstance(decoded, dict) else {}
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]] | None,
+        payload: bytes | None,
+        headers: dict[str, str],
+    ) -> tuple[int, bytes]:
+        if self._session is None:
+            raise RuntimeError("Kube is closed (or was never connected)")
+        async with self._session.request(
+            method,
+            self._server + path,
+            params=query,
+            data=payload,
+            headers={**headers, **self._auth},
+        ) as response:
+            return response.status, await response.read()
+
+
+def authorization(info: kopf.ConnectionInfo) -> dict[str, str]:
+    """The Authorization header for ``info``: bearer token or basic auth (none: client cert)."""
+    if info.username and info.password:
+        pair = f"{info.username}:{info.password}".encode()
+        return {"Authorization": f"Basic {base64.b64encode(pair).decode()}"}
+    if info.token:
+        return {"Authorization": f"{info.scheme or 'Bearer'} {info.token}"}
+    return {}
 
 
 PLURALS = {

@@ -36,6 +36,7 @@ class StubKube:
         self.patches: list[dict[str, Any]] = []
         self.conflicts = 0
         self.pod_reads = 0
+        self.reads = 0
 
     async def create_job(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         name = manifest["metadata"]["name"]
@@ -45,6 +46,7 @@ class StubKube:
         return self.jobs[name], True
 
     async def read_custom_object(self, *_: str) -> dict[str, Any] | None:
+        self.reads += 1
         return copy.deepcopy(self.tj)
 
     async def read_pod_termination_message(self, *_: Any) -> str | None:
@@ -236,3 +238,41 @@ def test_concurrent_status_syncs_of_one_training_job_write_once(
     run(both())
     assert [p["phase"] for p in stub.patches] == ["Running"]
     assert stub.rejected == 0
+
+
+def test_reconcile_writes_from_the_event_body_without_reading_it_again(
+    events: list[tuple[str, str, str]],
+) -> None:
+    stub = StubKube(body())
+    run(reconcile(gateway(stub), IMAGE, body()))
+    assert stub.reads == 0
+    assert [p["phase"] for p in stub.patches] == ["Pending"]
+
+
+def test_reconcile_with_a_stale_event_body_reads_the_object_and_writes_once(
+    events: list[tuple[str, str, str]],
+) -> None:
+    stub = RacyKube(body())
+    run(sync_status(gateway(stub), "ml", ("iris-1", UID), job(ready=1)))  # now Running
+    stale = body()  # the create event, older than that status write
+    run(reconcile(gateway(stub), IMAGE, stale))
+    assert stub.rejected == 1, "the write guarded by the stale resourceVersion is refused"
+    assert [p["phase"] for p in stub.patches] == ["Running"], "then nothing is left to write"
+
+
+@pytest.mark.parametrize("kind", [None, "ADDED", "DELETED"])
+def test_job_appearance_and_deletion_leave_the_status_to_the_owner_handlers(
+    kind: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[Any] = []
+
+    async def sync(*args: Any, **_: Any) -> None:
+        synced.append(args)
+
+    monkeypatch.setattr(trainingjob, "sync_status", sync)
+    monkeypatch.setattr(trainingjob, "kube_of", lambda memo: memo["kube"])
+    memo = kopf.Memo(kube=StubKube(body()))
+    run(trainingjob.job_event_handler(kind, kopf.Body(job(ready=1)), memo))  # type: ignore[arg-type]
+    assert synced == []
+    run(trainingjob.job_event_handler("MODIFIED", kopf.Body(job(ready=1)), memo))  # type: ignore[arg-type]
+    assert len(synced) == 1
