@@ -23,6 +23,7 @@ and of :class:`Facts`, unit-tested without a cluster in tests/unit/test_demo_pre
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -41,6 +42,7 @@ SYSTEM_NS = "continuum-system"
 # one the user (or `make cluster-up`) put there.
 DEMO_LABEL = "app.kubernetes.io/part-of=continuum-demo"
 ABSENT, OURS, FOREIGN = "absent", "ours", "foreign"
+MIN_HELM = (3, 17)
 
 
 class PreflightError(Exception):
@@ -86,7 +88,7 @@ class Facts:
     minio_image: str  # MINIO_IMAGE as given, "" when not given
     minio_service: str  # ABSENT, OURS or FOREIGN: Service continuum-system/minio
     have_kind: bool  # `kind` on PATH
-    have_helm: bool
+    helm_version: str  # `helm version --short`, "" when there is no helm
     local_images: frozenset[str] = frozenset()  # images the local Docker engine holds
 
 
@@ -127,11 +129,7 @@ def plan_current(facts: Facts) -> Plan:
     image = facts.image or facts.default_image
     problems += image_problems(facts, kind)
     problems += minio_problems(facts)
-    if not facts.have_helm:
-        problems.append(
-            "no helm binary: install Helm 3 (https://helm.sh/docs/intro/install/) or run "
-            "`make tools`; the demo installs the operator with charts/continuum"
-        )
+    problems += helm_problems(facts.helm_version)
     if problems:
         raise PreflightError(problems)
     return Plan(facts.context, image, not facts.image, kind, kind_loads(facts, kind, image),
@@ -148,6 +146,22 @@ def kind_loads(facts: Facts, kind: str, image: str) -> tuple[str, ...]:
     if facts.minio_image in facts.local_images:
         wanted.append(facts.minio_image)
     return tuple(wanted)
+
+
+def helm_problems(version: str) -> list[str]:
+    """Helm 3.17 or newer: the demo installs the chart with --take-ownership (3.17+)."""
+    if not version:
+        return [
+            "no helm binary: install Helm >= 3.17 (https://helm.sh/docs/intro/install/) or run "
+            "`make tools`; the demo installs the operator with charts/continuum"
+        ]
+    found = re.match(r"v?(\d+)\.(\d+)", version.strip())
+    if found and (int(found[1]), int(found[2])) >= MIN_HELM:
+        return []
+    return [
+        f"helm {version.strip()} is too old: the demo needs Helm >= 3.17 (it installs the chart "
+        "with --take-ownership)"
+    ]
 
 
 def cluster_problems(facts: Facts) -> list[str]:
@@ -221,7 +235,7 @@ def gather(env: Mapping[str, str]) -> Facts:
         minio_image=env.get("MINIO_IMAGE", ""),
         minio_service=minio_service(kubectl, context) if context and not reach_error else ABSENT,
         have_kind=shutil.which("kind") is not None,
-        have_helm=bool(shutil.which(env.get("HELM", "helm"))),
+        helm_version=helm_version(env.get("HELM", "helm")),
         local_images=frozenset(i for i in images if i and docker_has(i)),
     )
 
@@ -232,6 +246,12 @@ def minio_service(kubectl: str, context: str) -> str:
     if not found.stdout.strip():
         return ABSENT
     return OURS if '"app.kubernetes.io/part-of":"continuum-demo"' in found.stdout else FOREIGN
+
+
+def helm_version(helm: str) -> str:
+    if not shutil.which(helm):
+        return ""
+    return run(helm, "version", "--short").stdout.strip() or "(unknown version)"
 
 
 def docker_has(image: str) -> bool:

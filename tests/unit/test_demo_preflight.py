@@ -42,7 +42,7 @@ REMOTE = pf.Facts(
     minio_image="registry.example/minio:2025",
     minio_service=pf.ABSENT,
     have_kind=False,
-    have_helm=True,
+    helm_version="v3.19.0+g3d8990f",
 )
 KIND = replace(REMOTE, context="kind-continuum", image="", minio_image="minio:dev", have_kind=True)
 
@@ -147,8 +147,21 @@ def test_a_minio_the_demo_did_not_install_is_never_replaced() -> None:
     assert pf.plan_current(replace(REMOTE, minio_service=pf.OURS)).minio_image  # a rerun
 
 
+@pytest.mark.parametrize(
+    ("version", "ok"),
+    [("v3.17.0+gabc", True), ("v4.0.1", True), ("v3.16.4+g1", False), ("(unknown version)", False)],
+)
+def test_helm_must_know_take_ownership(version: str, ok: bool) -> None:
+    facts = replace(REMOTE, helm_version=version)
+    if ok:
+        assert pf.plan_current(facts)
+    else:
+        [problem] = problems_of(facts)
+        assert "Helm >= 3.17" in problem
+
+
 def test_every_problem_is_reported_at_once() -> None:
-    facts = replace(REMOTE, image="", minio_image="", have_helm=False)
+    facts = replace(REMOTE, image="", minio_image="", helm_version="")
     problems = problems_of(facts)
     assert len(problems) == 3
     assert any("IMAGE=" in p for p in problems)
