@@ -7,17 +7,13 @@ build manifests as dicts and kopf can work with the same values. Failures become
 One ``aiohttp`` session with a bounded connection pool serves every request of the process:
 on a burst of objects, hundreds of concurrent handlers would otherwise open as many TLS
 connections (a handshake each, on the operator and on the API server, and memory per
-connection that the process keeps). Requests that create or update children (a Job, a
-Deployment: what makes an object progress) go first: reads and status writes share a smaller
-lane (``BACKGROUND_REQUESTS``), so on a burst the Jobs of objects that arrived later are not
-queued behind the status writes of those that arrived earlier; the statuses catch up after.
+connection that the process keeps). Requests that create or update children go first, reads
+and status writes after them (``continuum.kube.lanes``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import functools
 import json
 from collections.abc import Callable, Mapping
@@ -28,6 +24,7 @@ import aiohttp
 import kopf
 
 from continuum.kube.errors import Conflict, NotFound, error_for
+from continuum.kube.lanes import Lanes
 from continuum.kube.login import login
 from continuum.kube.pods import termination_message
 
@@ -37,7 +34,7 @@ APPLY_PATCH = "application/apply-patch+yaml"  # JSON is YAML: server-side apply 
 FIELD_MANAGER = "continuum-operator"
 TIMEOUT = 30.0
 POOL_SIZE = 32  # concurrent requests (HTTP/1.1: one per connection); see the module docstring
-BACKGROUND_REQUESTS = 8  # of which reads and status writes (the rest: child creates/updates)
+BACKGROUND_REQUESTS = 8  # reads and status writes at once, when no child create is in flight
 UNAUTHORIZED = 401
 
 
@@ -54,7 +51,7 @@ class Kube:
         self._credentials = credentials
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._pool_size = pool_size
-        self._background = asyncio.Semaphore(min(BACKGROUND_REQUESTS, pool_size))
+        self._lanes = Lanes(background=min(BACKGROUND_REQUESTS, pool_size))
         self._session: aiohttp.ClientSession | None = None
         self._server = ""
         self._auth: dict[str, str] = {}
@@ -224,7 +221,7 @@ class Kube:
         content_type: str = JSON,
         urgent: bool = False,
     ) -> dict[str, Any]:
-        """Send one request; ``urgent`` ones skip the background lane (module docstring)."""
+        """Send one request; ``urgent``: it creates or updates a child (``lanes``)."""
         if method in {"POST", "PATCH"}:
             query = [*(query or []), ("fieldManager", FIELD_MANAGER)]
         payload = json.dumps(body).encode() if body is not None else None
@@ -232,7 +229,7 @@ class Kube:
             {"Accept": JSON} if body is None else {"Accept": JSON, "Content-Type": content_type}
         )
         send = functools.partial(self._send, method, path, query, payload, headers)
-        async with contextlib.nullcontext() if urgent else self._background:
+        async with self._lanes.urgent() if urgent else self._lanes.background():
             status, data = await send()
             if status == UNAUTHORIZED:  # a rotated or expired token: log in again, once
                 self._login()
