@@ -12,27 +12,28 @@
     POST /v1/models/{name}:predict              KServe v1 {"instances": [...]}
     GET  /metrics                               Prometheus text format
 
-Inference bodies are read here, not by FastAPI, so the byte limit holds before the body is
-read in full and every problem becomes a ServingError (one handler turns those into
-``{"error": ...}`` answers); their schemas are still declared in the OpenAPI description.
+Inference requests are answered by :mod:`continuum.server.endpoints`, reached through a bare
+ASGI front (:mod:`continuum.server.front`) ahead of FastAPI's routing: their bodies are read
+there, not by FastAPI, so the byte limit holds before the body is read in full and every
+problem becomes a ServingError answered ``{"error": ...}``. Their FastAPI routes below declare
+them in the OpenAPI description (and answer through the same code).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from continuum import __version__
-from continuum.server.binary import HEADER_LENGTH, request_tensors, split_body
-from continuum.server.errors import BadRequest, PayloadTooLarge, ServingError
-from continuum.server.inputs import rows_from_instances, rows_from_tensors
+from continuum.server.endpoints import HEADERS, INFER, JSON_TYPE, PREDICT, Call, answer
+from continuum.server.errors import ServingError
+from continuum.server.front import ServerApp
 from continuum.server.protocol import (
     ErrorBody,
     InferenceRequest,
@@ -44,17 +45,11 @@ from continuum.server.protocol import (
     Readiness,
     ServerMetadata,
 )
-from continuum.server.responses import (
-    chosen_outputs,
-    infer_response,
-    model_metadata,
-    predict_response,
-)
+from continuum.server.responses import model_metadata
 from continuum.server.settings import ServerSettings
 from continuum.server.state import Loader, ModelServer
 from continuum.storage import ObjectStore
 
-Message = TypeVar("Message", bound=BaseModel)
 EXTENSIONS = ["binary_tensor_data"]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
@@ -79,8 +74,8 @@ def create_app(
         yield
         await server.stop()
 
-    app = FastAPI(title="Continuum model server", version=__version__, lifespan=lifespan)
-    app.state.server = server
+    app = ServerApp(title="Continuum model server", version=__version__, lifespan=lifespan)
+    app.state.server = app.model_server = server
     app.add_exception_handler(ServingError, _error_response)  # type: ignore[arg-type]
     _health_routes(app, server)
     _v2_routes(app, server)
@@ -91,41 +86,6 @@ def create_app(
 
 async def _error_response(_: Request, exc: ServingError) -> JSONResponse:
     return JSONResponse({"error": exc.message}, status_code=exc.status_code)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(_too_large(int(declared), limit))
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(_too_large(size, limit))
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(size: int, limit: int) -> str:
-    return f"request body of {size}+ bytes exceeds the limit of {limit} bytes (--max-request-bytes)"
-
-
-def parse_body(message: type[Message], body: bytes) -> Message:
-    try:
-        return message.model_validate_json(body)
-    except ValidationError as exc:
-        raise BadRequest(_describe(exc, message.__name__)) from exc
-
-
-def _describe(exc: ValidationError, what: str) -> str:
-    errors = exc.errors(include_url=False, include_input=False)
-    if any(error["type"] == "json_invalid" for error in errors):
-        return f"body is not valid JSON: {errors[0]['msg']}"
-    details = "; ".join(
-        f"{'.'.join(map(str, error['loc'])) or 'body'}: {error['msg']}" for error in errors[:5]
-    )
-    return f"body is not a valid {what}: {details}"
 
 
 def _readiness(server: ModelServer) -> JSONResponse:
@@ -176,32 +136,18 @@ def _v2_model_routes(app: FastAPI, server: ModelServer, prefix: str) -> None:
         openapi_extra=_body_of(InferenceRequest),
         tags=["v2"],
     )
-    async def infer(request: Request, name: str, version: str | None = None) -> JSONResponse:
-        async with server.inference("infer"):
-            return await _infer(server, request, name, version)
+    async def infer(request: Request, name: str, version: str | None = None) -> Response:
+        return await _answer_route(server, request, INFER, name, version)
 
 
-async def _infer(
-    server: ModelServer, request: Request, name: str, version: str | None
-) -> JSONResponse:
-    model = server.require(name, version)
-    batcher = server.ready_batcher()
-    with batcher.announce():
-        body = await read_body(request, server.settings.max_request_bytes)
-        header, tail = split_body(body, request.headers.get(HEADER_LENGTH))
-        parsed = parse_body(InferenceRequest, header)
-        outputs = chosen_outputs(model, parsed.outputs)
-        rows = rows_from_tensors(request_tensors(parsed, tail), model.features)
-    prediction = await batcher.predict(rows)
-    server.served(parsed.id or _request_id(request), rows, prediction)
-    body_out = infer_response(
-        model, prediction.labels, prediction.proba, request_id=parsed.id, outputs=outputs
-    )
-    return JSONResponse(body_out)
-
-
-def _request_id(request: Request) -> str:
-    return request.headers.get("x-request-id") or uuid.uuid4().hex
+async def _answer_route(
+    server: ModelServer, request: Request, endpoint: str, name: str, version: str | None
+) -> Response:
+    """An inference route reached through FastAPI: the same answer as through the front."""
+    headers = {key: request.headers[key] for key in HEADERS if key in request.headers}
+    call = Call(endpoint, name, version, headers, request.stream())
+    status, body = await answer(server, call)
+    return Response(body, status_code=status, media_type=JSON_TYPE)
 
 
 def _v1_routes(app: FastAPI, server: ModelServer) -> None:
@@ -217,21 +163,8 @@ def _v1_routes(app: FastAPI, server: ModelServer) -> None:
         openapi_extra=_body_of(PredictRequest),
         tags=["v1"],
     )
-    async def v1_predict(request: Request, name: str) -> JSONResponse:
-        async with server.inference("predict"):
-            return await _predict_v1(server, request, name)
-
-
-async def _predict_v1(server: ModelServer, request: Request, name: str) -> JSONResponse:
-    model = server.require(name)
-    batcher = server.ready_batcher()
-    with batcher.announce():
-        body = await read_body(request, server.settings.max_request_bytes)
-        parsed = parse_body(PredictRequest, body)
-        rows = rows_from_instances(parsed.instances, model.features)
-    prediction = await batcher.predict(rows)
-    server.served(_request_id(request), rows, prediction)
-    return JSONResponse(predict_response(model, prediction.labels, prediction.proba))
+    async def v1_predict(request: Request, name: str) -> Response:
+        return await _answer_route(server, request, PREDICT, name, None)
 
 
 def _body_of(message: type[BaseModel]) -> dict[str, Any]:

@@ -4,9 +4,17 @@ One worker task takes the oldest waiting request, then adds every request alread
 to ``max_batch_size`` rows. It waits for more (at most ``max_latency``) only while other
 requests are known to be on their way (announced but still reading or parsing their body),
 so a lone request never waits: at concurrency 1 batching costs nothing, and under load the
-batch fills with what arrived while the previous ``predict`` ran. ``predict`` runs in a
-thread so the event loop keeps accepting requests meanwhile. Results are split back per
-request in order.
+batch fills with what arrived while the previous ``predict`` ran (requests read meanwhile by
+the event loop, or already in the socket buffers, are parsed and queued before the worker
+looks again). Results are split back per request in order.
+
+Small, quick batches are predicted on the event loop itself: on one core, handing a call of a
+millisecond or two to a thread costs more than it saves — the hand-off itself (about a fifth
+of the server's CPU in a profile at concurrency 1), then the two threads trading the GIL, each
+waiting up to the interpreter's 5 ms switch interval. A batch runs inline when it has at most
+``inline_rows`` rows and the previous predict took at most ``inline_cpu`` seconds of CPU;
+otherwise (and for the very first call, whose cost is unknown) in a thread, so that a slow
+model or a huge request cannot hold up the loop and the health probes it answers.
 
 If a combined batch fails, each request is retried alone so that one bad request cannot fail
 the others; a request that still fails gets InvalidInput when scikit-learn rejected its values
@@ -17,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +39,8 @@ from continuum.server.inputs import FeatureRows
 from continuum.server.model import Prediction
 
 PredictFn = Callable[[dict[str, np.ndarray]], Prediction]
+INLINE_ROWS = 256  # batches up to this many rows may be predicted on the event loop ...
+INLINE_CPU_SECONDS = 0.005  # ... when the previous predict took at most this much CPU
 
 
 @dataclass
@@ -67,8 +78,13 @@ class Batcher:
         max_latency: float,
         on_batch: Callable[[int], None] = lambda rows: None,
         clock: Callable[[], float] = time.monotonic,
+        inline_rows: int = INLINE_ROWS,
+        inline_cpu: float = INLINE_CPU_SECONDS,
     ) -> None:
         self._predict = predict
+        self.inline_rows = inline_rows
+        self.inline_cpu = inline_cpu
+        self.last_cpu = math.inf  # CPU seconds of the latest predict call; unknown at first
         self.max_batch_size = max_batch_size
         self.max_latency = max_latency
         self._on_batch = on_batch
@@ -140,9 +156,10 @@ class Batcher:
 
     async def execute(self, batch: Sequence[Pending]) -> None:
         rows = [item.rows for item in batch]
-        self._on_batch(sum(part.n_rows for part in rows))
+        n_rows = sum(part.n_rows for part in rows)
+        self._on_batch(n_rows)
         try:
-            prediction = await asyncio.to_thread(self._predict, combine(rows))
+            prediction = await self._call(combine(rows), n_rows)
         except Exception as exc:  # scikit-learn raises many types; isolate the culprit
             await self._execute_one_by_one(batch, exc)
             return
@@ -155,11 +172,24 @@ class Batcher:
             return
         for item in batch:
             try:
-                prediction = await asyncio.to_thread(self._predict, item.rows.columns)
+                prediction = await self._call(item.rows.columns, item.rows.n_rows)
             except Exception as single:  # as above: one request's own failure
                 _fail(item, scoring_error(single))
             else:
                 _resolve(item, prediction)
+
+    async def _call(self, columns: dict[str, np.ndarray], n_rows: int) -> Prediction:
+        if n_rows <= self.inline_rows and self.last_cpu <= self.inline_cpu:
+            return self._timed_predict(columns)
+        return await asyncio.to_thread(self._timed_predict, columns)
+
+    def _timed_predict(self, columns: dict[str, np.ndarray]) -> Prediction:
+        # CPU time of the calling thread: neither waiting for the GIL nor other processes count
+        started = time.thread_time()
+        try:
+            return self._predict(columns)
+        finally:
+            self.last_cpu = time.thread_time() - started
 
     def _fail_waiting(self) -> None:
         for item in self._in_hand:

@@ -16,6 +16,9 @@ Names (all prefixed ``continuum_server_``)::
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+from typing import Any
+
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -38,6 +41,10 @@ class ServerMetrics:
         self._define_inference_log()
         self.in_flight = self._gauge("in_flight_requests", "Inference requests being served.")
         self.ready.labels(**self.labels).set(0)
+        # Label look-ups cost more than the updates: each child is looked up once.
+        self._request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._class_children: dict[str, Any] = {}
+        self._batch_child = self.batch_rows.labels(**self.labels)
 
     def _define_requests(self) -> None:
         names = ["model", "version", "endpoint", "status"]
@@ -94,22 +101,34 @@ class ServerMetrics:
         self.ready.labels(**self.labels).set(1)
 
     def request_done(self, endpoint: str, status: int, seconds: float) -> None:
-        labels = {**self.labels, "endpoint": endpoint, "status": str(status)}
-        self.requests.labels(**labels).inc()
-        self.latency.labels(**labels).observe(seconds)
+        key = (endpoint, status)
+        children = self._request_children.get(key)
+        if children is None:
+            labels = {**self.labels, "endpoint": endpoint, "status": str(status)}
+            children = (self.requests.labels(**labels), self.latency.labels(**labels))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def batch(self, rows: int) -> None:
-        self.batch_rows.labels(**self.labels).observe(rows)
+        self._batch_child.observe(rows)
 
     def predicted(self, model: ServedModel, labels: np.ndarray) -> None:
         if model.is_classifier:
-            names, counts = np.unique(labels.astype(str), return_counts=True)
-            for name, count in zip(names.tolist(), counts.tolist(), strict=True):
-                self.predictions.labels(**self.labels, **{"class": name}).inc(count)
+            # str() of each label is the text numpy's astype(str) gives (ints, floats, bools, str)
+            for label, count in Tally(labels.tolist()).items():
+                self._class_child(str(label)).inc(count)
             return
         histogram = self.values.labels(**self.labels)
         for value in labels.astype(np.float64).tolist():
             histogram.observe(value)
+
+    def _class_child(self, name: str) -> Any:
+        child = self._class_children.get(name)
+        if child is None:
+            child = self.predictions.labels(**self.labels, **{"class": name})
+            self._class_children[name] = child
+        return child
 
     def log_written(self, rows: int) -> None:
         self.log_rows.labels(**self.labels).inc(rows)

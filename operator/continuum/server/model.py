@@ -69,6 +69,13 @@ class ServedModel:
         return tuple(feature.name for feature in self.features)
 
     @cached_property
+    def numeric_positions(self) -> dict[str, int] | None:
+        """Schema position of each feature when all are numeric (the lean parse's case)."""
+        if any(feature.kind != NUMERIC for feature in self.features):
+            return None
+        return {feature.name: index for index, feature in enumerate(self.features)}
+
+    @cached_property
     def scorer(self) -> Scorer:
         return Scorer(self.pipeline, self.feature_names, has_proba=self.has_proba)
 

@@ -16,7 +16,6 @@ import sklearn
 
 from continuum.server.errors import InvalidInput
 from continuum.server.model import NUMERIC, ServedModel
-from continuum.server.protocol import RequestOutput
 
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
@@ -30,16 +29,15 @@ def output_names(model: ServedModel) -> tuple[str, ...]:
     return (PREDICT, PREDICT_PROBA) if model.has_proba else (PREDICT,)
 
 
-def chosen_outputs(model: ServedModel, requested: Sequence[RequestOutput] | None) -> list[str]:
-    """The outputs to return: those requested (checked), or all of them."""
+def chosen_outputs(model: ServedModel, names: Sequence[str] | None) -> list[str]:
+    """The outputs to return: those requested by name (checked), or all of them."""
     available = output_names(model)
-    if not requested:
+    if not names:
         return list(available)
-    names = [item.name for item in requested]
     unknown = [name for name in names if name not in available]
     if unknown:
         raise InvalidInput(f"unknown output(s) {unknown}: this model has {list(available)}")
-    return names
+    return list(names)
 
 
 def label_datatype(labels: np.ndarray) -> str:

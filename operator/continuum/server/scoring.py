@@ -16,7 +16,9 @@ step giving exactly what the plain call gives:
   ``scale: none``/``impute: none``) is replaced by the array of those columns;
 - a RandomForestClassifier's probabilities are the mean of its trees' in tree order (what its
   ``predict_proba`` computes with n_jobs=1), and its labels the classes of their argmax
-  (what its ``predict`` is); other estimators keep their own ``predict``.
+  (what its ``predict`` is); other estimators keep their own ``predict``. Each tree's
+  probabilities are its leaf values looked up by ``tree_.apply`` (what the tree's
+  ``predict_proba`` returns after its fitted and shape checks, which cost more than the lookup).
 
 The two shortcuts are checked at load time against the plain calls on probe rows and
 dropped if they do not give identical arrays.
@@ -53,6 +55,7 @@ class Scorer:
                 step for _, step in pipeline.steps[:-1] if step not in (None, "passthrough")
             ]
         self._picked = self._passthrough_plan()
+        self._leaf_values = self._forest_leaf_values()
         self.forest = self._forest_applies()
 
     @property
@@ -124,13 +127,26 @@ class Scorer:
         labels = np.asarray(final.predict(rows))
         return labels, np.asarray(final.predict_proba(rows)) if self.has_proba else None
 
+    def _forest_leaf_values(self) -> list[tuple[Any, np.ndarray]]:
+        """Per tree of a single-output forest: its tree structure and [node, class] values."""
+        forest = self._final
+        if type(forest) is not RandomForestClassifier or forest.n_outputs_ != 1:
+            return []
+        n_classes = int(forest.n_classes_)
+        return [
+            (tree.tree_, tree.tree_.value.reshape(tree.tree_.node_count, -1)[:, :n_classes])
+            for tree in forest.estimators_
+        ]
+
     def _forest_proba(self, rows: Any) -> np.ndarray:
         forest = self._final
         matrix = np.ascontiguousarray(rows, dtype=np.float32)  # the trees' dtype
+        if matrix.ndim != 2 or matrix.shape[1] != forest.n_features_in_:
+            raise ValueError(f"the forest needs {forest.n_features_in_} features per row")
         proba = np.zeros((matrix.shape[0], forest.n_classes_), dtype=np.float64)
-        for tree in forest.estimators_:
-            proba += tree.predict_proba(matrix, check_input=False)
-        proba /= len(forest.estimators_)
+        for structure, values in self._leaf_values:
+            proba += values.take(structure.apply(matrix), axis=0)
+        proba /= len(self._leaf_values)
         return proba
 
 

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import sklearn
+from starlette.requests import ClientDisconnect
 
 from continuum.errors import AccessDenied, ContinuumError, ObjectNotFound, StorageError
 from continuum.server.batching import Batcher
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 Loader = Callable[[ObjectStore, str, int], ServedModel]
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)  # then every 30 s: transient S3 trouble only
+CLIENT_CLOSED = 499  # the status metrics record for a client that left mid-request (as nginx)
 
 
 class ModelServer:
@@ -158,6 +160,9 @@ class ModelServer:
             yield
         except ServingError as exc:
             status = exc.status_code
+            raise
+        except ClientDisconnect:
+            status = CLIENT_CLOSED  # gone before its answer: not a server error
             raise
         except BaseException:
             status = 500
