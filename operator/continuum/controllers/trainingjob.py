@@ -7,7 +7,10 @@
   Job has finished, read the trainer's summary from the pod's termination message. A Job's
   appearance (ADDED, or listed at start) is not a change: the owner's create/resume handler
   creates-or-reads that very Job and syncs from it, so the event would cost one more read of
-  the owner for nothing (1,000 of them when a restarted operator lists 1,000 Jobs).
+  the owner for nothing (1,000 of them when a restarted operator lists 1,000 Jobs). Likewise a
+  change that does not change what the Job says about the run (``observe_job``: the Job
+  controller's own bookkeeping, such as ``startTime`` while its pods are pending) is skipped
+  when the owner's status was already brought in line with that same observation.
 
 Status is written with a merge patch guarded by ``resourceVersion`` (re-read on conflict; the
 create handler's first attempt uses the body its watch event carried, one read less per object);
@@ -37,7 +40,14 @@ from continuum.controllers.ownership import (
     load_or_fail,
 )
 from continuum.controllers.settings import image_of, kube_of
-from continuum.controllers.status import is_terminal, same_status, status_from_job
+from continuum.controllers.status import (
+    TERMINAL,
+    JobState,
+    is_terminal,
+    observe_job,
+    same_status,
+    status_from_job,
+)
 from continuum.kube import Conflict, Kube
 
 PLURAL = "trainingjobs"
@@ -48,6 +58,9 @@ FINISHED = frozenset({"Complete", "Failed"})
 _status_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
     weakref.WeakValueDictionary()
 )
+# By Job uid: the observation of a live, unfinished Job that its owner's status is in line
+# with (recorded after a successful sync; dropped when the Job finishes or goes).
+_synced: dict[str, JobState] = {}
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL, id="trainingjob")
@@ -65,10 +78,13 @@ async def reconcile_handler(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     labels={MANAGED_BY: OPERATOR, TRAINING_JOB_LABEL: kopf.PRESENT},
 )
 async def job_event_handler(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if type != "MODIFIED":  # None (listed), ADDED: the owner's handlers cover it; DELETED: gone
+    if type == "DELETED":
+        _synced.pop(str(body.get("metadata", {}).get("uid")), None)
+        return
+    if type != "MODIFIED":  # None (listed), ADDED: the owner's create/resume handlers cover it
         return
     owner = controller_owner(body)
-    if owner is None:
+    if owner is None or already_synced(body):
         return
     with metrics.counted(KIND, "job-event"):
         await sync_status(kube_of(memo), str(body["metadata"]["namespace"]), owner, body)
@@ -124,6 +140,7 @@ async def sync_status(
             if body is None or body["metadata"].get("uid") != owner[1]:
                 return  # deleted (or replaced): its Job is garbage now
             if await _write_status(kube, body, job, termination):
+                remember_synced(job)
                 return
             body = None  # it changed meanwhile: read it again
     raise kopf.TemporaryError("the TrainingJob kept changing while its status was written", delay=1)
@@ -149,6 +166,23 @@ async def _write_status(
         return False
     announce(body, tj, status)
     return True
+
+
+def already_synced(job: Mapping[str, Any]) -> bool:
+    """Whether the owner's status is in line with what ``job`` says (see ``_synced``)."""
+    seen = _synced.get(str(job.get("metadata", {}).get("uid")))
+    return seen is not None and seen == observe_job(job)
+
+
+def remember_synced(job: Mapping[str, Any]) -> None:
+    uid = job.get("metadata", {}).get("uid")
+    if not uid:
+        return
+    state = observe_job(job)
+    if state.phase in TERMINAL:
+        _synced.pop(str(uid), None)
+    else:
+        _synced[str(uid)] = state
 
 
 class Termination:

@@ -4,11 +4,10 @@ Objects are plain JSON dicts, as the API server sends them: no generated models,
 build manifests as dicts and kopf can work with the same values. Failures become
 ``continuum.kube.errors`` exceptions.
 
-One ``aiohttp`` session with a bounded connection pool serves every request of the process:
-on a burst of objects, hundreds of concurrent handlers would otherwise open as many TLS
-connections (a handshake each, on the operator and on the API server, and memory per
-connection that the process keeps). Requests that create or update children go first, reads
-and status writes after them (``continuum.kube.lanes``).
+One ``aiohttp`` session with a bounded connection pool (``POOL_SIZE``) serves every request of
+the process: on a burst of objects, hundreds of concurrent handlers would otherwise open as
+many TLS connections (a handshake each, on the operator and on the API server, and memory per
+connection that the process keeps); beyond the pool, requests wait in arrival order.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ import aiohttp
 import kopf
 
 from continuum.kube.errors import Conflict, NotFound, error_for
-from continuum.kube.lanes import Lanes
 from continuum.kube.login import login
 from continuum.kube.pods import termination_message
 
@@ -34,7 +32,6 @@ APPLY_PATCH = "application/apply-patch+yaml"  # JSON is YAML: server-side apply 
 FIELD_MANAGER = "continuum-operator"
 TIMEOUT = 30.0
 POOL_SIZE = 32  # concurrent requests (HTTP/1.1: one per connection); see the module docstring
-BACKGROUND_REQUESTS = 8  # reads and status writes at once, when no child create is in flight
 UNAUTHORIZED = 401
 
 
@@ -51,7 +48,6 @@ class Kube:
         self._credentials = credentials
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._pool_size = pool_size
-        self._lanes = Lanes(background=min(BACKGROUND_REQUESTS, pool_size))
         self._session: aiohttp.ClientSession | None = None
         self._server = ""
         self._auth: dict[str, str] = {}
@@ -87,7 +83,7 @@ class Kube:
         path = f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs"
         try:
             what = f"create Job {namespace}/{name}"
-            created = await self._request("POST", path, what, job, urgent=True)
+            created = await self._request("POST", path, what, job)
         except Conflict:
             existing = await self.read_job(namespace, name)
             if existing is None:  # deleted between the two calls: let the caller retry
@@ -139,7 +135,7 @@ class Kube:
         what = f"apply {manifest['kind']} {meta['namespace']}/{meta['name']}"
         query = [("force", "true")]
         return await self._request(
-            "PATCH", path, what, manifest, query=query, content_type=APPLY_PATCH, urgent=True
+            "PATCH", path, what, manifest, query=query, content_type=APPLY_PATCH
         )
 
     async def read_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -166,7 +162,7 @@ class Kube:
         path = f"/apis/{group}/{version}/namespaces/{_q(namespace)}/{plural}"
         try:
             what = f"create {plural}.{group} {name}"
-            created = await self._request("POST", path, what, body, urgent=True)
+            created = await self._request("POST", path, what, body)
         except Conflict:
             existing = await self.read_custom_object(group, version, plural, namespace, name)
             if existing is None:  # deleted between the two calls: let the caller retry
@@ -219,9 +215,7 @@ class Kube:
         *,
         query: list[tuple[str, str]] | None = None,
         content_type: str = JSON,
-        urgent: bool = False,
     ) -> dict[str, Any]:
-        """Send one request; ``urgent``: it creates or updates a child (``lanes``)."""
         if method in {"POST", "PATCH"}:
             query = [*(query or []), ("fieldManager", FIELD_MANAGER)]
         payload = json.dumps(body).encode() if body is not None else None
@@ -229,11 +223,10 @@ class Kube:
             {"Accept": JSON} if body is None else {"Accept": JSON, "Content-Type": content_type}
         )
         send = functools.partial(self._send, method, path, query, payload, headers)
-        async with self._lanes.urgent() if urgent else self._lanes.background():
+        status, data = await send()
+        if status == UNAUTHORIZED:  # a rotated or expired token: log in again, once
+            self._login()
             status, data = await send()
-            if status == UNAUTHORIZED:  # a rotated or expired token: log in again, once
-                self._login()
-                status, data = await send()
         if not 200 <= status <= 299:
             raise error_for(status, data, what)
         decoded = json.loads(data or b"{}")

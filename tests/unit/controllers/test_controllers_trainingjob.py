@@ -43,6 +43,7 @@ class StubKube:
         if name in self.jobs:
             return self.jobs[name], False
         self.jobs[name] = copy.deepcopy(manifest)
+        self.jobs[name]["metadata"]["uid"] = f"{name}-uid"  # as the API server assigns one
         return self.jobs[name], True
 
     async def read_custom_object(self, *_: str) -> dict[str, Any] | None:
@@ -63,6 +64,12 @@ class StubKube:
         self.patches.append(status)
         self.tj["status"] = status
         self.tj["metadata"]["resourceVersion"] = str(int(resource_version) + 1)
+
+
+@pytest.fixture(autouse=True)
+def no_synced_jobs_yet() -> None:
+    """Each test starts with an empty memory of synced Job observations."""
+    trainingjob._synced.clear()
 
 
 @pytest.fixture
@@ -276,3 +283,22 @@ def test_job_appearance_and_deletion_leave_the_status_to_the_owner_handlers(
     assert synced == []
     run(trainingjob.job_event_handler("MODIFIED", kopf.Body(job(ready=1)), memo))  # type: ignore[arg-type]
     assert len(synced) == 1
+
+
+def test_a_job_change_that_tells_nothing_new_reads_nothing(
+    events: list[tuple[str, str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stub = StubKube(body())
+    monkeypatch.setattr(trainingjob, "kube_of", lambda memo: memo["kube"])
+    memo = kopf.Memo(kube=stub)
+    run(reconcile(gateway(stub), IMAGE, body()))  # Pending, from the Job just created
+    created = stub.jobs["iris-1-train"]
+    bookkeeping = copy.deepcopy(created)
+    bookkeeping["status"] = {"startTime": "2026-01-01T10:00:00Z", "ready": 0}
+    run(trainingjob.job_event_handler("MODIFIED", kopf.Body(bookkeeping), memo))  # type: ignore[arg-type]
+    assert stub.reads == 0, "still Pending: the owner is not read again"
+    running = copy.deepcopy(created)
+    running["status"] = {"startTime": "2026-01-01T10:00:00Z", "ready": 1, "active": 1}
+    run(trainingjob.job_event_handler("MODIFIED", kopf.Body(running), memo))  # type: ignore[arg-type]
+    assert stub.reads == 1
+    assert [p["phase"] for p in stub.patches] == ["Pending", "Running"]

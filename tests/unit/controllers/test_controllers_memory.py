@@ -1,0 +1,36 @@
+"""The heap trimmer: glibc's malloc_trim where there is one, run on a period, cancellable."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from continuum.controllers import memory
+
+
+def test_on_glibc_the_trimmer_runs() -> None:
+    trim = memory.heap_trimmer()
+    if trim is None:
+        pytest.skip("no glibc here")
+    assert trim() in {0, 1}  # malloc_trim: 1 if memory was released
+
+
+def test_without_glibc_the_trimmer_task_just_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "heap_trimmer", lambda: None)
+    asyncio.run(asyncio.wait_for(memory.trim_forever(every=0.01), timeout=1))
+
+
+def test_the_trimmer_trims_on_its_period_until_cancelled(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(memory, "heap_trimmer", lambda: lambda: calls.append(1))
+
+    async def scenario() -> None:
+        task = asyncio.create_task(memory.trim_forever(every=0.01))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert len(calls) >= 3
