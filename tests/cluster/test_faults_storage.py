@@ -521,4 +521,15 @@ def kill_an_old_pod_once_a_new_one_is_ready(api: client.ApiClient, ns: str) -> t
          container_id],
         check=True, timeout=30, capture_output=True,
     )  # fmt: skip
-    return str(victim.metadata.name), in_flight
+    name = str(victim.metadata.name)
+    wait_until(f"{name}'s server to be dead", lambda: killed(api, ns, name, container_id), 30)
+    return name, in_flight
+
+
+def killed(api: client.ApiClient, ns: str, name: str, container_id: str) -> bool:
+    """The pod is gone, or its container is no longer the one we killed running."""
+    pods = [p for p in server_pods(api, ns) if p.metadata.name == name]
+    if not pods:
+        return True
+    [status] = pods[0].status.container_statuses or [None]
+    return status is None or not status.ready or not status.container_id.endswith(container_id)

@@ -141,3 +141,29 @@ def test_a_write_once_key_holding_other_bytes_is_still_refused():
 
 def _body(data: bytes) -> StreamingBody:
     return StreamingBody(io.BytesIO(data), len(data))
+
+
+def test_through_botocore_a_name_that_does_not_resolve_fails_at_once(monkeypatch):
+    def no_such_host(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)  # no lookup leaves the machine
+    fake = FakeTime()
+    settings = S3Settings(bucket="b", endpoint_url="http://nowhere.example.svc:9000",
+                          access_key="AKIDEXAMPLE", secret_key="not-a-real-secret")  # fmt: skip
+    store = ObjectStore(settings, retry=policy(fake))
+    with pytest.raises(StorageError) as raised:
+        store.check_bucket()
+    assert type(raised.value) is StorageError
+    assert "spec.storage.endpoint" in raised.value.message
+    assert fake.sleeps == []
+
+
+def test_through_botocore_a_refused_connection_is_retried(monkeypatch):
+    fake = FakeTime()
+    settings = S3Settings(bucket="b", endpoint_url="http://127.0.0.1:1",
+                          access_key="AKIDEXAMPLE", secret_key="not-a-real-secret")  # fmt: skip
+    store = ObjectStore(settings, retry=policy(fake, deadline=5))
+    with pytest.raises(StorageUnavailable, match="attempts"):
+        store.check_bucket()
+    assert fake.sleeps == [1, 2]
