@@ -105,13 +105,15 @@ class Setup:
     def create_training_job(self, name: str) -> None:
         body = training_job(name, self.data, self.s3, self.bucket, self.secret)
         body["spec"]["resources"] = {"requests": TRAINER_REQUESTS}
-        objects(self.api).create_namespaced_custom_object(
+        objs = objects(self.api)
+        retrying(lambda: objs.create_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, body
-        )
+        ))  # fmt: skip
 
     def training_jobs(self) -> list[dict[str, Any]]:
-        found = objects(self.api).list_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL
+        objs = objects(self.api)
+        found = retrying(
+            lambda: objs.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)
         )
         return list(found["items"])
 
@@ -129,6 +131,19 @@ def setup(
 
 def objects(api: client.ApiClient) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api)
+
+
+def retrying(call: Callable[[], Any], seconds: float = 60) -> Any:
+    """``call()``, retried while the API server answers 429 or 5xx: a restarted API server
+    says "storage is (re)initializing" (429) for custom resources for a while after /readyz."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except client.ApiException as err:
+            if not (err.status == 429 or err.status >= 500) or time.monotonic() > deadline:
+                raise
+        time.sleep(1)
 
 
 def phase_of(tj: dict[str, Any]) -> str:
@@ -422,10 +437,13 @@ def fault(action: str, component: str) -> None:
 
 @dataclass(frozen=True)
 class Outage:
-    """When the API server went down and when it answered /readyz again (monotonic)."""
+    """When the API server went down and when it answered /readyz again (monotonic), and
+    the same moments in wall-clock time (to compare with the kubelet's timestamps)."""
 
     down: float
     up: float
+    down_wall: float
+    up_wall: float
 
     @property
     def seconds(self) -> float:
@@ -441,11 +459,40 @@ def api_server_back() -> Iterator[None]:
 
 def restart_api_server(hold: float) -> Outage:
     """SIGKILL kube-apiserver, keep it down ``hold`` seconds, start it (waits for /readyz)."""
-    down = time.monotonic()
+    down, down_wall = time.monotonic(), time.time()
     fault("kill", APISERVER)
     time.sleep(max(0.0, hold - (time.monotonic() - down)))
     fault("start", APISERVER)
-    return Outage(down, time.monotonic())
+    return Outage(down, time.monotonic(), down_wall, time.time())
+
+
+def trainer_pods(setup: Setup, names: list[str]) -> list[client.V1Pod]:
+    selector = f"continuum.dev/training-job in ({','.join(names)})"
+    core = client.CoreV1Api(setup.api)
+    return list(core.list_namespaced_pod(setup.namespace, label_selector=selector).items)
+
+
+def wait_for_running_trainers(setup: Setup, names: list[str]) -> None:
+    """Until each TrainingJob's trainer pod runs: the outage then cuts into real training."""
+    wait_until(
+        f"trainer pods of {names} running",
+        lambda: sum(p.status.phase == "Running" for p in trainer_pods(setup, names)) == len(names),
+        180,
+    )
+
+
+def finished_during(setup: Setup, names: list[str], outage: Outage) -> int:
+    """How many trainer containers finished while the API server was down."""
+    count = 0
+    for pod in trainer_pods(setup, names):
+        for status in pod.status.container_statuses or []:
+            done = status.state.terminated
+            if (
+                done is not None
+                and outage.down_wall <= done.finished_at.timestamp() <= outage.up_wall
+            ):
+                count += 1
+    return count
 
 
 def create_and_wait_for_jobs(setup: Setup, names: list[str]) -> float:
@@ -498,6 +545,7 @@ def test_operator_survives_an_api_server_restart(
 ) -> None:
     before = [f"before-{i}" for i in range(1, BEFORE_OUTAGE + 1)]
     create_and_wait_for_jobs(setup, before)
+    wait_for_running_trainers(setup, before)
     require_alive(operator)
     assert operator.process is not None
     pid, offset = operator.process.pid, operator.log.stat().st_size
@@ -509,12 +557,17 @@ def test_operator_survives_an_api_server_restart(
 
     after = [f"after-{i}" for i in range(1, AFTER_OUTAGE + 1)]
     to_jobs = create_and_wait_for_jobs(setup, after)
-    items = all_succeeded(setup, operator, before + after)
+    items = all_succeeded(setup, operator, before)
+    before_done = time.monotonic() - outage.up
+    items += all_succeeded(setup, operator, after)
     finished = time.monotonic() - outage.up
+    during = finished_during(setup, before, outage)
     require_alive(operator)
     assert operator.process.pid == pid, "the operator was restarted"
     logged = outage_log(operator, offset)
     report(f"operator pid {pid} kept running; logged since the outage: {dict(logged)}")
+    report(f"{during} of {BEFORE_OUTAGE} trainers running at the kill finished during the "
+           f"outage; their TrainingJobs finished {before_done:.0f}s after /readyz")  # fmt: skip
     report(f"after the outage: Jobs for {AFTER_OUTAGE} new TrainingJobs in {to_jobs:.1f}s, "
            f"all {len(items)} TrainingJobs finished {finished:.0f}s after /readyz: "
            f"{phase_counts(items)}")  # fmt: skip
