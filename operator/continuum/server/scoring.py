@@ -19,9 +19,13 @@ step giving exactly what the plain call gives:
   (what its ``predict`` is); other estimators keep their own ``predict``. Each tree's
   probabilities are its leaf values looked up by ``tree_.apply`` (what the tree's
   ``predict_proba`` returns after its fitted and shape checks, which cost more than the lookup).
+- a LogisticRegression's labels and probabilities come from one ``rows @ coef_.T + intercept_``
+  with its own formulas (labels: score > 0, or the argmax; probabilities: the logistic of the
+  score, or the softmax), instead of ``predict`` and ``predict_proba`` each validating the rows
+  and computing the same product again.
 
-The two shortcuts are checked at load time against the plain calls on probe rows and
-dropped if they do not give identical arrays.
+The passthrough and the estimator shortcuts are checked at load time against the plain calls
+on probe rows and dropped if they do not give identical arrays.
 """
 
 from __future__ import annotations
@@ -32,9 +36,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sklearn
+from scipy.special import expit  # type: ignore[import-untyped]
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
+from sklearn.utils.extmath import softmax
 
 PROBE_ROWS = 64
 _FAST_CONFIG = {"assume_finite": True, "skip_parameter_validation": True}
@@ -57,6 +64,7 @@ class Scorer:
         self._picked = self._passthrough_plan()
         self._leaf_values = self._forest_leaf_values()
         self.forest = self._forest_applies()
+        self.logistic = self._logistic_applies()
 
     @property
     def passthrough(self) -> bool:
@@ -124,8 +132,38 @@ class Scorer:
             proba = self._forest_proba(rows)
             labels = np.asarray(final.classes_).take(np.argmax(proba, axis=1), axis=0)
             return labels, proba
+        if self.logistic and isinstance(rows, np.ndarray) and rows.dtype == np.float64:
+            return self._logistic(rows)
         labels = np.asarray(final.predict(rows))
         return labels, np.asarray(final.predict_proba(rows)) if self.has_proba else None
+
+    def _logistic_applies(self) -> bool:
+        model = self._final
+        if type(model) is not LogisticRegression or type(model.coef_) is not np.ndarray:
+            return False
+        width = int(model.n_features_in_)
+        if not _same(lambda probe: self._logistic(probe)[0], model.predict, width):
+            return False
+        return not self.has_proba or _same(
+            lambda probe: self._logistic(probe)[1], model.predict_proba, width
+        )
+
+    def _logistic(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """LogisticRegression's predict and predict_proba, from one product (its formulas)."""
+        model = self._final
+        scores = rows @ model.coef_.T + model.intercept_
+        if scores.shape[1] == 1:  # binary: one score per row, for classes_[1]
+            scores = scores.reshape(-1)
+            indices = (scores > 0).astype(np.intp)
+        else:
+            indices = np.argmax(scores, axis=1)
+        labels = np.asarray(model.classes_).take(indices, axis=0)
+        if not self.has_proba:
+            return labels, None
+        if scores.ndim == 1:
+            positive = expit(scores)
+            return labels, np.stack([1 - positive, positive], axis=1)
+        return labels, softmax(scores, copy=False)
 
     def _forest_leaf_values(self) -> list[tuple[Any, np.ndarray]]:
         """Per tree of a single-output forest: its tree structure and [node, class] values."""

@@ -24,21 +24,24 @@ def fitted(estimator: object, transform: object) -> Pipeline:
     return Pipeline([("preprocess", pre), ("estimator", estimator)]).fit(frame, target)
 
 
+FOREST = RandomForestClassifier(n_estimators=15, random_state=0)
+
+
 @pytest.mark.parametrize(
-    ("estimator", "transform", "passthrough", "forest"),
+    ("estimator", "transform", "shortcuts"),
     [
-        (LogisticRegression(), "passthrough", True, False),
-        (LogisticRegression(), StandardScaler(), False, False),
-        (RandomForestClassifier(n_estimators=15, random_state=0), "passthrough", True, True),
-        (RandomForestClassifier(n_estimators=15, random_state=0), StandardScaler(), False, True),
+        (LogisticRegression(), "passthrough", (True, False, True)),
+        (LogisticRegression(), StandardScaler(), (False, False, True)),
+        (FOREST, "passthrough", (True, True, False)),
+        (FOREST, StandardScaler(), (False, True, False)),
     ],
 )
 def test_shortcuts_equal_the_pipeline(
-    estimator: object, transform: object, passthrough: bool, forest: bool
+    estimator: object, transform: object, shortcuts: tuple[bool, bool, bool]
 ) -> None:
     pipeline = fitted(estimator, transform)
     scorer = Scorer(pipeline, NAMES, has_proba=True)
-    assert (scorer.passthrough, scorer.forest) == (passthrough, forest)
+    assert (scorer.passthrough, scorer.forest, scorer.logistic) == shortcuts
     rng = np.random.default_rng(9)
     for rows in (1, 7, 200):
         columns = {name: rng.normal(scale=2.0, size=rows) for name in NAMES}
@@ -58,3 +61,18 @@ def test_a_plain_estimator_is_scored_as_is() -> None:
     )
     assert np.array_equal(labels, model.predict(frame))
     assert proba is None
+
+
+def test_a_multiclass_logistic_regression_is_scored_exactly() -> None:
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(rng.normal(size=(300, len(NAMES))), columns=NAMES)
+    target = np.digitize(frame["f0"] + frame["f2"], [-0.5, 0.5])  # three classes: 0, 1, 2
+    pre = ColumnTransformer([("numeric", "passthrough", NAMES)], remainder="drop")
+    pipeline = Pipeline([("preprocess", pre), ("estimator", LogisticRegression())])
+    pipeline.fit(frame, target)
+    scorer = Scorer(pipeline, NAMES, has_proba=True)
+    assert scorer.logistic
+    columns = {name: rng.normal(scale=2.0, size=40) for name in NAMES}
+    labels, proba = scorer(columns)
+    assert np.array_equal(labels, pipeline.predict(pd.DataFrame(columns)))
+    assert np.array_equal(proba, pipeline.predict_proba(pd.DataFrame(columns)))

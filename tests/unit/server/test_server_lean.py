@@ -1,0 +1,225 @@
+"""The lean parse of common inference bodies agrees with the full path, or stands aside."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tests.unit.server.conftest import copy_of, publish, serve, settings_for
+
+from continuum.server.binary import request_tensors
+from continuum.server.endpoints import parse_body
+from continuum.server.errors import ServingError
+from continuum.server.inputs import rows_from_tensors
+from continuum.server.lean import LeanRequest, lean_request
+from continuum.server.model import NUMERIC, FeatureSpec
+from continuum.server.protocol import InferenceRequest
+from continuum.storage.memory import MemoryObjectStore
+
+FEATURES = (FeatureSpec("a", NUMERIC, False), FeatureSpec("b", NUMERIC, True))
+POSITIONS = {"a": 0, "b": 1}
+
+
+def tensor(name: str, data: list[Any], datatype: str = "FP64", shape: Any = None) -> dict[str, Any]:
+    return {"name": name, "shape": [len(data)] if shape is None else shape,
+            "datatype": datatype, "data": data}  # fmt: skip
+
+
+def encoded(message: Any) -> bytes:
+    return json.dumps(message).encode()
+
+
+def full_path(body: bytes) -> tuple[str | None, list[str] | None, dict[str, np.ndarray]]:
+    request = parse_body(InferenceRequest, body)
+    rows = rows_from_tensors(request_tensors(request, b""), FEATURES)
+    outputs = None if request.outputs is None else [output.name for output in request.outputs]
+    return request.id, outputs, rows.columns
+
+
+def assert_same_as_full_path(lean: LeanRequest, body: bytes) -> None:
+    request_id, outputs, columns = full_path(body)
+    assert (lean.id, lean.outputs) == (request_id, outputs)
+    assert lean.rows.columns.keys() == columns.keys()
+    for name, column in columns.items():
+        assert lean.rows.columns[name].dtype == column.dtype == np.float64
+        assert np.array_equal(lean.rows.columns[name], column)
+
+
+def test_the_common_body_is_read_as_the_full_path_reads_it() -> None:
+    body = encoded({
+        "id": "r-1",
+        "parameters": {"content_type": "pd"},
+        "inputs": [tensor("b", [2.5, 3], "FP32", [2, 1]), tensor("a", [1, True])],
+        "outputs": [{"name": "predict"}],
+    })  # fmt: skip
+    lean = lean_request(body, POSITIONS)
+    assert lean is not None
+    assert lean.rows.n_rows == 2
+    assert lean.rows.columns["a"].tolist() == [1.0, 1.0]
+    assert_same_as_full_path(lean, body)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"inputs": [tensor("a", [1.0]), tensor("b", ["2"])]},  # a string
+        {"inputs": [tensor("a", [1.0]), tensor("b", [None])]},  # a missing value
+        {"inputs": [tensor("a", [1.0]), tensor("b", [2.0], "INT64")]},  # needs integer checks
+        {"inputs": [tensor("a", [1.0])]},  # a feature missing
+        {"inputs": [tensor("a", [1.0]), tensor("a", [1.0])]},  # a feature twice
+        {"inputs": [tensor("a", [1.0]), tensor("b", [1.0, 2.0])]},  # different row counts
+        {"inputs": [tensor("a", [1.0]), tensor("b", [[2.0]])]},  # nested data
+        {"inputs": [tensor("a", [1.0]), tensor("b", [2.0], shape=[1.0])]},  # float in shape
+        {"inputs": [tensor("a", []), tensor("b", [])]},  # no rows
+        {"inputs": [tensor("m", [1.0, 2.0], shape=[1, 2])]},  # the matrix form
+        {"id": 7, "inputs": [tensor("a", [1.0]), tensor("b", [2.0])]},  # an id that is no str
+        {"inputs": [tensor("a", [1e400]), tensor("b", [2.0])]},  # overflows to infinity
+        {"inputs": [tensor("a", [1.0]), tensor("b", [2.0])], "outputs": [{"n": "predict"}]},
+    ],
+)
+def test_anything_else_takes_the_full_path(message: dict[str, Any]) -> None:
+    assert lean_request(encoded(message).replace(b"Infinity", b"1e400"), POSITIONS) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"inputs": [{"name": "a", "shape": [1], "datatype": "FP64", "data": [NaN]}]}',
+        b'{"id": "\\ud800", "inputs": []}',  # a lone surrogate: the full parser refuses it
+        b"\xff\xfe{}",  # not UTF-8
+        b"[1, 2]",
+        b"{",
+        b"",
+    ],
+)
+def test_bodies_the_full_parser_must_judge_are_left_to_it(body: bytes) -> None:
+    assert lean_request(body, POSITIONS) is None
+
+
+def test_a_model_with_a_categorical_feature_never_takes_the_lean_path() -> None:
+    body = encoded({"inputs": [tensor("a", [1.0]), tensor("b", [2.0])]})
+    assert lean_request(body, None) is None
+
+
+NUMBERS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(min_value=-10, max_value=10),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.integers(min_value=-5, max_value=5),
+    st.booleans(),
+)
+ODD_VALUES = st.one_of(
+    st.floats(), st.none(), st.text(max_size=3), st.lists(st.floats(allow_nan=False), max_size=2)
+)
+
+
+def _odd_value(body: dict[str, Any], value: Any) -> None:
+    body["inputs"][0]["data"][0] = value
+
+
+MUTATIONS: list[Any] = [
+    _odd_value,
+    lambda body, odd: body["inputs"][1].update(data=[odd]),
+    lambda body, odd: body["inputs"][0].update(shape=[odd]),
+    lambda body, odd: body["inputs"][1].update(datatype=odd),
+    lambda body, odd: body["inputs"][0].update(name=odd),
+    lambda body, odd: body["inputs"][1].update(parameters=odd),
+    lambda body, odd: body["inputs"][0].update(parameters={"binary_data_size": odd}),
+    lambda body, odd: body["inputs"].append(body["inputs"][0]),
+    lambda body, odd: body["inputs"].pop(),
+    lambda body, odd: body.update(id=odd),
+    lambda body, odd: body.update(outputs=odd),
+    lambda body, odd: body.update(outputs=[{"name": odd}]),
+    lambda body, odd: body.update(parameters=odd),
+]
+ODD = st.one_of(ODD_VALUES, NUMBERS, st.sampled_from(["INT64", "BYTES", "FP32", "predict", "a"]))
+
+
+@st.composite
+def near_common_bodies(draw: st.DrawFn) -> dict[str, Any]:
+    """Bodies of the common shape, half of them with one thing changed (to anything)."""
+    n_rows = draw(st.integers(1, 3))
+    names = draw(st.permutations(["a", "b"]))
+    inputs = []
+    for name in names:
+        values = draw(st.lists(NUMBERS, min_size=n_rows, max_size=n_rows))
+        shape = draw(st.sampled_from([[n_rows], [n_rows, 1]]))
+        datatype = draw(st.sampled_from(["FP64", "FP32"]))
+        inputs.append({"name": name, "shape": shape, "datatype": datatype, "data": values})
+    body: dict[str, Any] = {"inputs": inputs}
+    body.update(draw(st.sampled_from([{}, {"id": "r"}, {"outputs": [{"name": "predict"}]}])))
+    if draw(st.booleans()):
+        draw(st.sampled_from(MUTATIONS))(body, draw(ODD))
+    return body
+
+
+def lean_agrees_with_full_path(message: Any) -> bool:
+    """Whether the lean path accepted the body (failing the test if it read it differently)."""
+    body = encoded(message)
+    lean = lean_request(body, POSITIONS)
+    if lean is None:
+        return False
+    try:
+        assert_same_as_full_path(lean, body)
+    except ServingError as exc:
+        pytest.fail(f"lean path accepted a body the full path refuses: {exc.message}\n{body!r}")
+    return True
+
+
+def test_whatever_the_lean_path_accepts_the_full_path_reads_the_same() -> None:
+    accepted: list[bool] = []
+
+    @settings(max_examples=400, deadline=None, derandomize=True, database=None)
+    @given(message=near_common_bodies())
+    def check(message: Any) -> None:
+        accepted.append(lean_agrees_with_full_path(message))
+
+    check()
+    # Not vacuous: some bodies were accepted, and some left to the full path.
+    assert 0.1 < sum(accepted) / len(accepted) < 0.9, f"{sum(accepted)} of {len(accepted)}"
+
+
+# ------------------------------------------------------------------ served end to end
+
+
+@pytest.fixture(scope="module")
+def numeric(store: MemoryObjectStore) -> TestClient:
+    """A model whose features are all numeric (x1, x2): its requests take the lean path."""
+    private = copy_of(store)
+    publish(private, {
+        "model": "numeric",
+        "dataset": {"uri": "s3://data/sets/churn/", "target": "label", "features": ["x1", "x2"]},
+        "estimator": {"class": "LogisticRegression", "params": {}},
+        "preprocessing": {"numeric": {"impute": "none", "scale": "none"}},
+        "split": {"testSize": 0.25, "seed": 7},
+        "evaluation": {"metric": "accuracy", "threshold": 0.0},
+    })  # fmt: skip
+    yield from serve(private, settings_for("numeric"))
+
+
+def test_lean_and_full_path_requests_get_the_same_answers(numeric: TestClient) -> None:
+    model = numeric.app.state.server.model  # type: ignore[attr-defined]
+    assert model.numeric_positions == {"x1": 0, "x2": 1}
+    x1, x2 = [0.5, -1.25, 2.0], [1.5, 0.25, -3.0]
+    lean = {"id": "q", "inputs": [tensor("x2", x2), tensor("x1", x1)]}
+    matrix = {"id": "q", "inputs": [tensor("input", [v for row in zip(x1, x2, strict=True)
+                                                     for v in row], shape=[3, 2])]}  # fmt: skip
+    answers = [numeric.post("/v2/models/numeric/infer", json=body) for body in (lean, matrix)]
+    assert [answer.status_code for answer in answers] == [200, 200]
+    assert answers[0].json() == answers[1].json()
+    expected = model.pipeline.predict(pd.DataFrame({"x1": x1, "x2": x2}))
+    predict = next(o for o in answers[0].json()["outputs"] if o["name"] == "predict")
+    assert predict["data"] == expected.tolist()
+
+
+def test_a_lean_body_asking_for_an_unknown_output_is_422(numeric: TestClient) -> None:
+    body = {"inputs": [tensor("x1", [1.0]), tensor("x2", [2.0])], "outputs": [{"name": "nope"}]}
+    answer = numeric.post("/v2/models/numeric/infer", json=body)
+    assert answer.status_code == 422
+    assert "unknown output(s) ['nope']" in answer.json()["error"]
