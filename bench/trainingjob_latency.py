@@ -12,7 +12,9 @@ on two fresh namespaces and measures:
      real MinIO) from creation to Succeeded, counted in the operator and cross-checked by a
      watch on the TrainingJobs;
   d. the operator's RSS with ``--total`` TrainingJobs present (steady state, and after a
-     restart that lists and resumes them all).
+     restart that lists and resumes them all);
+  e. load (issue 7): a fresh operator on a fresh namespace, ``--load`` TrainingJobs created at
+     once; how long after the last create the last Job appears, and the operator's RSS (peak).
 
 The latency namespace has a ResourceQuota of 0 pods: the operator creates real Jobs, the Job
 controller starts no pods. Both namespaces are deleted at the end. Results go to
@@ -41,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import urllib3
 from kubernetes import client, config, watch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,12 +57,24 @@ TARGETS = {  # from issue 3
     "burst_p99_ms": 2000.0,
     "writes_per_lifecycle": 4.0,
     "rss_mb": 150.0,
+    # from issue 7: N TrainingJobs created at once, all reconciled
+    "load_jobs_after_last_create_s": 60.0,
+    "load_rss_mb": 200.0,
 }
 T0 = time.monotonic()
 
 
+LOAD_AVERAGES: dict[str, float] = {}  # 1-minute load average as each phase starts
+
+
 def say(message: str) -> None:
     print(f"[{time.monotonic() - T0:6.1f}s] {message}", flush=True)
+
+
+def phase(title: str) -> None:
+    """Announce a phase and record the machine's load average as it starts."""
+    LOAD_AVERAGES[title.partition(")")[0] + ")"] = os.getloadavg()[0]
+    say(f"{title} (load average {os.getloadavg()[0]:.1f})")
 
 
 def kubectl() -> list[str]:
@@ -155,16 +170,34 @@ class JobWatch:
                 resource_version=self._rv,
                 timeout_seconds=60,
             )
-            for event in stream:
-                now = time.monotonic()
-                obj = event["raw_object"]
-                self._rv = obj["metadata"].get("resourceVersion", self._rv)
-                if event["type"] != "ADDED":
-                    continue
-                owner = (obj["metadata"].get("labels") or {}).get(TJ_LABEL)
-                with self.changed:
-                    self.seen.setdefault(owner, now)
-                    self.changed.notify_all()
+            try:
+                for event in stream:
+                    now = time.monotonic()
+                    obj = event["raw_object"]
+                    self._rv = obj["metadata"].get("resourceVersion", self._rv)
+                    if event["type"] == "ADDED":
+                        self._saw(obj, now)
+            except Exception as err:
+                if not watch_broken(err):
+                    raise
+                relist_until_it_works(self._relist)
+
+    def _relist(self) -> None:
+        """After 410 Gone (our resourceVersion was compacted): list again, go on from there.
+
+        Jobs not seen before count as seen now, which can only make their latency longer.
+        """
+        listed = self.cluster.batch.list_namespaced_job(self.namespace)
+        now = time.monotonic()
+        for job in listed.items:
+            self._saw({"metadata": {"labels": job.metadata.labels}}, now)
+        self._rv = listed.metadata.resource_version
+
+    def _saw(self, obj: dict[str, Any], now: float) -> None:
+        owner = (obj["metadata"].get("labels") or {}).get(TJ_LABEL)
+        with self.changed:
+            self.seen.setdefault(owner, now)
+            self.changed.notify_all()
 
     def wait_for(self, names: Iterable[str], timeout: float) -> bool:
         wanted = set(names)
@@ -200,14 +233,52 @@ class TJWatch:
                 resource_version=self._rv,
                 timeout_seconds=60,
             )
-            for event in stream:
-                obj = event["object"]
-                self._rv = obj["metadata"].get("resourceVersion", self._rv)
-                name = obj["metadata"]["name"]
-                before = self._last.get(name)
-                self._last[name] = obj
-                if event["type"] == "MODIFIED" and before is not None:
-                    self.modified.setdefault(name, []).append(what_changed(before, obj))
+            try:
+                for event in stream:
+                    self._saw(event["type"], event["object"])
+            except Exception as err:
+                if not watch_broken(err):
+                    raise
+                relist_until_it_works(self._relist)
+
+    def _saw(self, kind: str, obj: dict[str, Any]) -> None:
+        self._rv = obj["metadata"].get("resourceVersion", self._rv)
+        name = obj["metadata"]["name"]
+        before = self._last.get(name)
+        self._last[name] = obj
+        if kind == "MODIFIED" and before is not None and before != obj:
+            self.modified.setdefault(name, []).append(what_changed(before, obj))
+
+    def _relist(self) -> None:
+        """After 410 Gone: list again; a change missed meanwhile shows as one MODIFIED."""
+        listed = self.cluster.objs.list_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL
+        )
+        for obj in listed["items"]:
+            self._saw("MODIFIED", obj)
+        self._rv = listed["metadata"]["resourceVersion"]
+
+
+def watch_broken(err: Exception) -> bool:
+    """Whether a watch ended in a way that a fresh list can recover from.
+
+    410 Gone (the resourceVersion was compacted), or the connection dropped: other engineers'
+    fault tests restart the shared API server now and then.
+    """
+    if isinstance(err, client.ApiException):
+        return err.status in {410, 429, 500, 502, 503, 504}
+    return isinstance(err, (urllib3.exceptions.HTTPError, OSError))
+
+
+def relist_until_it_works(relist: Callable[[], None]) -> None:
+    while True:
+        time.sleep(1)
+        try:
+            relist()
+            return
+        except Exception as err:
+            if not watch_broken(err):
+                raise
 
 
 def what_changed(before: dict[str, Any], after: dict[str, Any]) -> str:
@@ -523,6 +594,56 @@ def phase_rss(
     }
 
 
+def phase_load(
+    cluster: Cluster, ns: str, operator: Operator, *, body: Callable[[str], Any], n: int
+) -> dict[str, Any]:
+    """``n`` TrainingJobs at once on a fresh operator: time to the last Job, and RSS."""
+    jobs = JobWatch(cluster, ns)
+    operator.start()
+    cluster.create_tj(ns, body("warmup"))
+    if not jobs.wait_for(["warmup"], 60):
+        operator.alive()
+        raise RuntimeError("the load operator created no Job for the warm-up object in 60s")
+    time.sleep(1)
+    before = operator.memory_mb()
+    cpu = operator.cpu_seconds()
+    names = [f"load-{i:04d}" for i in range(n)]
+    start = time.monotonic()
+    created = create_many(cluster, ns, names, body)
+    last_create = max(created.values())
+    say(f"  created {n} TrainingJobs in {last_create - start:.2f}s; waiting for their Jobs")
+    if not jobs.wait_for(names, 600):
+        missing = len(set(names) - jobs.seen.keys())
+        raise RuntimeError(f"{missing} Jobs missing after 600s")
+    last_job = max(jobs.seen[name] for name in names)
+    operator_cpu = operator.cpu_seconds() - cpu
+
+    def settled() -> bool:
+        items = cluster.list_tjs(ns)
+        return len(items) > n and all((t.get("status") or {}).get("phase") for t in items)
+
+    wait(f"all {n} TrainingJobs to have a status", settled, 300, operator)
+    settled_after = time.monotonic() - last_create
+    time.sleep(5)
+    memory = operator.memory_mb()
+    values = latencies_ms(created, jobs)
+    say(f"  load: last Job {last_job - last_create:.1f}s after the last create "
+        f"({last_job - start:.1f}s after the first); every status {settled_after:.1f}s after it; "
+        f"RSS {memory['VmRSS']:.1f} MB, peak {memory['VmHWM']:.1f} MB "
+        f"(idle before: {before['VmRSS']:.1f} MB); operator CPU {operator_cpu:.1f}s")  # fmt: skip
+    return {
+        "trainingjobs": n,
+        "create_seconds": last_create - start,
+        "jobs_after_last_create_seconds": last_job - last_create,
+        "jobs_after_first_create_seconds": last_job - start,
+        "statuses_after_last_create_seconds": settled_after,
+        "latency": summary(values),
+        "operator_cpu_seconds": operator_cpu,
+        "idle_mb": before,
+        "settled_mb": memory,
+    }
+
+
 # --- report ------------------------------------------------------------------------------
 
 
@@ -538,6 +659,27 @@ def figures(results: dict[str, Any]) -> list[tuple[str, float, float, str]]:
             "",
         ),
         ("operator RSS, 1,000 TrainingJobs (MB)", rss, TARGETS["rss_mb"], "MB"),
+        *load_figures(results.get("load")),
+    ]
+
+
+def load_figures(load: dict[str, Any] | None) -> list[tuple[str, float, float, str]]:
+    if not load:
+        return []
+    n = f"{load['trainingjobs']:,}"
+    return [
+        (
+            f"{n} at once: last Job after the last create (s)",
+            load["jobs_after_last_create_seconds"],
+            TARGETS["load_jobs_after_last_create_s"],
+            "s",
+        ),
+        (
+            f"{n} at once: operator peak RSS (MB)",
+            load["settled_mb"]["VmHWM"],
+            TARGETS["load_rss_mb"],
+            "MB",
+        ),
     ]
 
 
@@ -559,7 +701,8 @@ def write_results(results: dict[str, Any], command: str) -> Path:
     md = [
         "# TrainingJob benchmark results",
         "",
-        f"Measured {results['date']} on the local cluster ({results['host']}), with",
+        f"Measured {results['date']} on the local cluster ({results['host']}; 1-minute load "
+        f"average as each phase started: {format_loads(results.get('load_averages', {}))}), with",
         "",
         f"    {command}",
         "",
@@ -579,12 +722,54 @@ def write_results(results: dict[str, Any], command: str) -> Path:
         f"{results['rss']['restart_resume_seconds']:.1f}s: "
         f"{results['rss']['restart_mb']['VmRSS']:.1f} MB (peak "
         f"{results['rss']['restart_mb']['VmHWM']:.1f} MB).",
+        *load_lines(results.get("load")),
         "",
         f"Raw figures: `bench/results/{out.name}` (not committed). Method: bench/README.md.",
         "",
     ]
-    (BENCH / "RESULTS.md").write_text("\n".join(md))
+    replace_section(BENCH / "RESULTS.md", "\n".join(md))
     return out
+
+
+def format_loads(loads: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.1f}" for name, value in loads.items()) or "not recorded"
+
+
+def load_lines(load: dict[str, Any] | None) -> list[str]:
+    if not load:
+        return []
+    return [
+        f"- load (issue 7): a fresh operator on a fresh namespace; {load['trainingjobs']} "
+        f"created at once in {load['create_seconds']:.2f}s; last Job "
+        f"{load['jobs_after_last_create_seconds']:.1f}s after the last create; p50/p99 "
+        f"{load['latency']['p50']:.0f}/{load['latency']['p99']:.0f} ms; every status "
+        f"{load['statuses_after_last_create_seconds']:.1f}s after the last create; operator CPU "
+        f"{load['operator_cpu_seconds']:.1f}s; RSS {load['settled_mb']['VmRSS']:.1f} MB settled, "
+        f"peak {load['settled_mb']['VmHWM']:.1f} MB (idle before: "
+        f"{load['idle_mb']['VmRSS']:.1f} MB).",
+    ]
+
+
+BEGIN, END = "<!-- BEGIN trainingjob -->", "<!-- END trainingjob -->"
+TITLE = "# TrainingJob benchmark results"
+
+
+def replace_section(path: Path, text: str) -> None:
+    """Write ``text`` between our markers at the top of ``path``; other sections stay as they are.
+
+    A file from before the markers starts with our unmarked section, up to the first other
+    section's marker: that part is replaced.
+    """
+    block = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
+    current = path.read_text() if path.exists() else ""
+    if BEGIN in current and END in current:
+        head, rest = current.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1].lstrip("\n")
+    elif current.startswith(TITLE) and "<!-- BEGIN " in current:
+        head, tail = "", "<!-- BEGIN " + current.split("<!-- BEGIN ", 1)[1]
+    else:
+        head, tail = "", current
+    path.write_text(head + block + ("\n" + tail if tail else ""))
 
 
 def prepare(cluster: Cluster, s3: Any, ns: str, run_ns: str, bucket: str) -> None:
@@ -601,8 +786,12 @@ def prepare(cluster: Cluster, s3: Any, ns: str, run_ns: str, bucket: str) -> Non
 
 
 def run_phases(
-    args: argparse.Namespace, cluster: Cluster, operator: Operator, body: Callable[[str], Any]
+    args: argparse.Namespace,
+    cluster: Cluster,
+    operators: tuple[Operator, Operator],
+    body: Callable[[str], Any],
 ) -> dict[str, Any]:
+    operator, load_operator = operators
     ns, run_ns = operator.namespaces
     jobs = JobWatch(cluster, ns)
     tjs = TJWatch(cluster, run_ns)
@@ -613,19 +802,27 @@ def run_phases(
         operator.alive()
         raise RuntimeError("the operator created no Job for the warm-up object in 60s")
     time.sleep(1)
-    say(f"(a) idle: {args.idle} TrainingJobs, one at a time")
+    phase(f"(a) idle: {args.idle} TrainingJobs, one at a time")
     idle = phase_idle(cluster, ns, jobs, body, args.idle)
-    say(f"(b) burst: {args.burst} TrainingJobs at once")
+    phase(f"(b) burst: {args.burst} TrainingJobs at once")
     cpu, wall = operator.cpu_seconds(), time.monotonic()
     burst = phase_burst(cluster, ns, jobs, body, args.burst)
     burst["operator_cpu_seconds"] = operator.cpu_seconds() - cpu
     burst["wall_seconds"] = time.monotonic() - wall
     say(f"  operator CPU during the burst: {burst['operator_cpu_seconds']:.1f}s "
         f"in {burst['wall_seconds']:.1f}s")  # fmt: skip
-    say(f"(c) writes: {args.lifecycles} real trainings in {run_ns}")
+    phase(f"(c) writes: {args.lifecycles} real trainings in {run_ns}")
     lifecycle = phase_lifecycle(cluster, run_ns, operator, tjs, body=body, n=args.lifecycles)
-    say(f"(d) RSS with {args.total} TrainingJobs")
+    phase(f"(d) RSS with {args.total} TrainingJobs")
     rss = phase_rss(cluster, ns, operator, jobs, body=body, total=args.total)
+    load = None
+    if args.load:
+        operator.stop()  # one operator at a time on the 2 CPUs
+        phase(f"(e) load: {args.load} TrainingJobs at once, fresh operator and namespace")
+        cluster.namespace(load_operator.namespaces[0], pods="0")
+        load = phase_load(
+            cluster, load_operator.namespaces[0], load_operator, body=body, n=args.load
+        )
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "host": f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end",
@@ -639,6 +836,8 @@ def run_phases(
         "burst_operator_cpu_seconds": burst["operator_cpu_seconds"],
         "lifecycle": lifecycle,
         "rss": rss,
+        "load": load,
+        "load_averages": dict(LOAD_AVERAGES),
     }
 
 
@@ -663,6 +862,9 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=200, help="created at once (default 200)")
     parser.add_argument("--total", type=int, default=1000, help="present for RSS (default 1000)")
     parser.add_argument("--lifecycles", type=int, default=3, help="real trainings (default 3)")
+    parser.add_argument(
+        "--load", type=int, default=1000, help="created at once on a fresh operator (0: skip)"
+    )
     parser.add_argument("--image", default="continuum:0.1.0", help="the trainer image")
     args = parser.parse_args()
     command = " ".join([".venv/bin/python", "bench/trainingjob_latency.py", *sys.argv[1:]])
@@ -675,12 +877,18 @@ def main() -> int:
     workdir = Path(f"/tmp/continuum-bench-{run_id}")
     workdir.mkdir()
     operator = Operator([ns, run_ns], workdir, args.image)
+    load_ns = f"bench-{run_id}-load"
+    (workdir / "load").mkdir()
+    load_operator = Operator([load_ns], workdir / "load", args.image)
     say(f"namespaces {ns} (pods quota 0) and {run_ns}; operator log {operator.log}")
     dataset, endpoint = f"s3://{bucket}/data/train.csv", env["S3_ENDPOINT_IN_CLUSTER"]
     try:
         prepare(cluster, s3, ns, run_ns, bucket)
         results = run_phases(
-            args, cluster, operator, lambda name: training_job(name, dataset, endpoint, bucket)
+            args,
+            cluster,
+            (operator, load_operator),
+            lambda name: training_job(name, dataset, endpoint, bucket),
         )
         results["command"] = command
         out = write_results(results, command)
@@ -691,7 +899,8 @@ def main() -> int:
         return 0
     finally:
         operator.stop()
-        cleanup(cluster, s3, [ns, run_ns], bucket)
+        load_operator.stop()
+        cleanup(cluster, s3, [ns, run_ns, load_ns], bucket)
 
 
 if __name__ == "__main__":
