@@ -36,6 +36,9 @@ def url(store) -> Iterator[str]:
     deadline = time.monotonic() + 30
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
+    ready = triton.InferenceServerClient(f"127.0.0.1:{port}")
+    while not ready.is_model_ready("churn") and time.monotonic() < deadline:
+        time.sleep(0.05)  # the model loads in the background after startup
     yield f"127.0.0.1:{port}"
     server.should_exit = True
     thread.join(30)
