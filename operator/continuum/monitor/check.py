@@ -23,7 +23,12 @@ from continuum.monitor.verdict import (
     insufficient,
 )
 from continuum.monitor.window import PREDICTION
-from continuum.monitor.workers import map_in_order, single_threaded_blas, worker_count
+from continuum.monitor.workers import (
+    keep_freed_memory_for_reuse,
+    map_in_order,
+    single_threaded_blas,
+    worker_count,
+)
 
 EFFECT_MEASURES = {"ks": "ks_d", "chi2": "cramers_v"}
 
@@ -100,6 +105,7 @@ def measure_features(
     columns = [
         (spec, reference.frame[spec.name], current[spec.name]) for spec in reference.features
     ]
+    keep_freed_memory_for_reuse()
     with single_threaded_blas():
         return map_in_order(_measure_column, columns, workers or worker_count(len(columns)))
 

@@ -8,6 +8,9 @@ of the inputs, whatever finishes first, so a check gives the same report on 1 or
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -78,3 +81,35 @@ def single_threaded_blas() -> Iterator[None]:
     """
     with threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
+# glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+# Arrays up to this size come from the heap, not from mmap (glibc's ceiling on 64-bit).
+MMAP_THRESHOLD_BYTES = 32 << 20
+# Free memory a heap keeps for reuse instead of handing it back to the kernel.
+TRIM_THRESHOLD_BYTES = 256 << 20
+
+
+@functools.cache
+def keep_freed_memory_for_reuse() -> bool:
+    """Ask glibc to reuse the memory a feature frees for the next one; True when it took.
+
+    By default glibc serves each array of a few hundred kB and up with a fresh mmap and returns
+    it on free, so every feature's dozen arrays are page-faulted in and zeroed by the kernel
+    again: about 100 000 page faults and a fifth of a check's CPU time on 100 000-row samples
+    (measured). With these thresholds freed blocks are reused; the process's peak memory is
+    the same (the largest set of arrays alive at once), it just is not returned in between.
+    Process-wide and idempotent: the monitor Job runs one check per process.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    took_mmap = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    took_trim = mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    return bool(took_mmap and took_trim)
