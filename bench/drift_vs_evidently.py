@@ -546,15 +546,16 @@ How it is measured:
   "definition check" column recomputes Evidently's formula here from the generated data: a
   difference of ~0 there means the gap is the definition, not the counting.
 
-Where Continuum's time goes (CPU per feature, one thread, best of 5, measured 2026-11-28 21:56
-UTC at load average 13): 13.6 ms per numeric feature (one sort per sample; one stable merge of
+Where Continuum's time goes (CPU per feature, one thread, best of 5, measured 2026-11-28 22:18
+UTC at load average 18): 10.4 ms per numeric feature (one sort per sample; one stable merge of
 the two sorted samples giving both ECDFs, shared by KS and Wasserstein; PSI/JS bins and plot
-percentiles read off the sorted samples), 58.6 ms for the 4 numeric features whose KS
+percentiles read off the sorted samples), 50.3 ms for each of the 4 numeric features whose KS
 statistic falls where scipy's `kstwo.sf` sums Smirnov's exact series (n·D² between 2.2 and
-370 at n = 50 000: about 40 ms each, in C), 7.1 ms per categorical feature (hash counts);
-0.80 s CPU for the 50 features on one thread, 1.0 s on two (the threads contend when other
-work already fills both CPUs). The first version of this benchmark measured 1.8-2.1 s CPU per
-check, and 5.1-5.7 s before that.
+370 at n = 50 000: about 40 ms of it, in C), 6.8 ms per categorical feature (hash counts);
+0.65 s CPU for the 50 features on one thread, 0.69-0.72 s on two (the threads contend when
+other work already fills both CPUs; on idle CPUs two threads cut the wall time, not the CPU).
+The first version of this benchmark measured 1.8-2.1 s CPU per check, and 5.1-5.7 s before
+that.
 
 Choices behind those figures:
 
@@ -566,6 +567,10 @@ Choices behind those figures:
   work goes on meanwhile. Reporting an upper bound (e.g. DKW) instead of the exact tail below
   some p would save those ~160 ms of CPU on this data; not done, because readers of the status
   would take the bound for the p-value.
+- glibc is told to keep freed arrays for reuse during a check (`mallopt` thresholds): by
+  default every array of a few hundred kB is a fresh mmap, page-faulted in and zeroed by the
+  kernel, about 100 000 faults and a fifth of the check's CPU on this data. Peak memory is the
+  same (the peak RSS columns).
 - Results do not depend on the threads: each feature is computed alone and the pool returns
   them in feature order (every run of this benchmark must give identical figures; checked).
 """
