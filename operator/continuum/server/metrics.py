@@ -3,6 +3,7 @@
 Names (all prefixed ``continuum_server_``)::
 
     requests_total{model,version,endpoint,status}           inference requests answered
+                                                            (status 499: the client left first)
     request_duration_seconds{model,version,endpoint,status} latency histogram
     in_flight_requests{model,version}                       inference requests being served
     batch_rows{model,version}                               rows per predict call (histogram)
