@@ -60,11 +60,13 @@ TRAININGS = int(os.environ.get("CONTINUUM_CHAOS_TRAININGS", "50"))
 KILLS = int(os.environ.get("CONTINUUM_CHAOS_KILLS", "20"))
 # Unfinished TrainingJobs at a time: what 2 cores train without starving the control plane.
 MAX_ACTIVE = 6
-# The kill moments are drawn in [0, KILL_WINDOW) seconds after the first TrainingJob is
-# created: shorter than the workload, so every kill lands while work is in flight.
-SECONDS_PER_TRAINING = 3.2
-KILL_WINDOW = max(30.0, SECONDS_PER_TRAINING * TRAININGS)
-WORKLOAD_TIMEOUT = 180 + 8 * TRAININGS
+# A kill moment is drawn as a point of progress (how many TrainingJobs have finished, so the
+# kills spread over the whole workload however fast this machine trains) plus a delay after
+# the previous restart: some kills hit the restarted operator's startup, others a busy one.
+MAX_KILL_DELAY = 8.0
+# 8-10 s per training on an idle 2-core machine; the bound allows a machine loaded by others.
+WORKLOAD_TIMEOUT = 180 + 12 * TRAININGS
+PROGRESS_EVERY = 60
 ROLLOUT_TIMEOUT = 240
 # Small requests: MAX_ACTIVE trainers plus two server pods fit beside other tests' pods.
 TRAINER_REQUESTS = {"cpu": "50m", "memory": "128Mi"}
@@ -170,6 +172,20 @@ def require_alive(op: Operator) -> None:
 
 
 @dataclass(frozen=True)
+class Moment:
+    """Kill once ``finished`` TrainingJobs have finished and ``delay`` s after the last restart."""
+
+    finished: int
+    delay: float
+
+
+def draw_moments(rng: random.Random) -> list[Moment]:
+    """``KILLS`` moments spread at random over the workload's progress."""
+    points = sorted(int(rng.uniform(0, TRAININGS)) for _ in range(KILLS))
+    return [Moment(p, round(rng.uniform(0, MAX_KILL_DELAY), 1)) for p in points]
+
+
+@dataclass(frozen=True)
 class Kill:
     """One SIGKILL: when (seconds into the workload), which process, what was going on."""
 
@@ -184,11 +200,15 @@ class Killer:
     """Kills the operator with SIGKILL at pre-drawn moments and restarts it at once."""
 
     op: Operator
-    moments: list[float]
+    moments: list[Moment]
     done: list[Kill] = field(default_factory=list)
+    restarted_at: float = 0.0
 
-    def due(self, elapsed: float) -> bool:
-        return len(self.done) < len(self.moments) and elapsed >= self.moments[len(self.done)]
+    def due(self, finished: int, elapsed: float) -> bool:
+        if self.finished():
+            return False
+        moment = self.moments[len(self.done)]
+        return finished >= moment.finished and elapsed >= self.restarted_at + moment.delay
 
     def finished(self) -> bool:
         return len(self.done) == len(self.moments)
@@ -198,6 +218,7 @@ class Killer:
         pid = self.op.process.pid
         self.op.stop(signal.SIGKILL)
         self.op.start()
+        self.restarted_at = elapsed
         self.done.append(Kill(round(elapsed, 1), pid, phases, rollout))
 
 
@@ -273,11 +294,15 @@ def run_under_kills(
     """Drive workload, rollout and kills until all are done; the seconds it took."""
     workload = Workload(setup)
     start = time.monotonic()
+    shown = 0
     while True:
         elapsed = time.monotonic() - start
         require_alive(op)
         items = setup.training_jobs()
-        if killer.due(elapsed):
+        if elapsed >= shown + PROGRESS_EVERY:
+            shown += PROGRESS_EVERY
+            report(f"at {elapsed:5.0f}s: {phase_counts(items)}; {rollout.state()}")
+        if killer.due(sum(phase_of(tj) in TERMINAL for tj in items), elapsed):
             killer.kill_and_restart(elapsed, phase_counts(items), rollout.state())
             kill = killer.done[-1]
             report(f"kill {len(killer.done):2d} at {kill.at:6.1f}s pid {kill.pid}: "
@@ -397,9 +422,10 @@ def test_operator_sigkilled_at_random_moments_loses_nothing(
 ) -> None:
     seed = int(os.environ.get("CONTINUUM_CHAOS_SEED") or secrets.randbits(32))
     rng = random.Random(seed)
-    moments = sorted(round(rng.uniform(0, KILL_WINDOW), 1) for _ in range(KILLS))
-    report(f"seed {seed}: {KILLS} SIGKILLs at {moments} s, {TRAININGS} TrainingJobs "
-           f"({MAX_ACTIVE} in flight), a rollout pinned first -> latestQualified")  # fmt: skip
+    moments = draw_moments(rng)
+    report(f"seed {seed}: {TRAININGS} TrainingJobs ({MAX_ACTIVE} in flight), a rollout pinned "
+           f"first -> latestQualified, {KILLS} SIGKILLs at (TrainingJobs finished, seconds "
+           f"after the previous restart) {[(m.finished, m.delay) for m in moments]}")  # fmt: skip
     killer, rollout = Killer(operator, moments), Rollout(setup)
     started = time.monotonic()
 
