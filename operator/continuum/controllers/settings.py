@@ -26,9 +26,12 @@ EVENT_POSTERS = 4
 # handlers in flight, each holding its bodies, parsed models and a request waiting for one of
 # the gateway's connections; that peak (about 100 KB per handler, measured with the bench)
 # stays in the process's RSS afterwards, since freed heap is kept for reuse. A bounded set
-# of workers takes the objects in arrival order as fast: the API server, on the same CPUs, is
-# what paces them. A worker leaves soon after its object's last event, to free its place.
-WORKERS_PER_WATCH = 64
+# of workers takes the objects in arrival order; it must still cover the API server's latency
+# under load (about 1 s per request on the bench's 2 shared CPUs, two requests per new
+# TrainingJob): 64 workers capped 1,000-at-once at about 21 objects/s, 256 gave 35/s for
+# 6 MB more at the peak (bench/README.md). A worker leaves soon after its object's last
+# event, to free its place.
+WORKERS_PER_WATCH = 256
 WORKER_IDLE_SECONDS = 0.2
 
 REPORTING_COMPONENT = "continuum-operator"
