@@ -1,7 +1,8 @@
 """Faults on the real cluster: MinIO stopped for 60 s, and a model server pod killed mid-rollout.
 
-**MinIO outage** (one 60-second stop of the real MinIO process, ``hack/cluster-fault.sh``,
-always started again in a ``finally``), while three things need it:
+**MinIO outage** (one stop of the real MinIO process with ``hack/cluster-fault.sh``, always
+started again in a ``finally``; 60 s, longer only if the drift check's pod is slow to start on a
+loaded machine), while three things need it:
 
 - *training*: a TrainingJob created right after MinIO stops (``backoffLimit: 0``, so no Job
   retry can help) must end Succeeded: its trainer rides the outage out with its own bounded
@@ -65,6 +66,12 @@ from tests.conftest import REPO, S3Settings, s3_client
 pytestmark = [pytest.mark.reliability, pytest.mark.chaos]
 
 OUTAGE_SECONDS = 60
+# MinIO stays down at least OUTAGE_SECONDS and until the drift check started in the outage has
+# failed (a loaded machine may take longer to start its pod), at most this long: within the
+# trainer's 180-second retry window.
+MAX_OUTAGE_SECONDS = 150
+TRAFFIC_AFTER_OUTAGE = 20  # seconds of traffic after MinIO is back (log writes resume)
+TRAFFIC_AFTER_KILL = 20  # seconds of traffic at least after the server pod is killed
 SERVER_PORT = 8080
 LOG_BUFFER_ROWS = 10000  # the server's default log-buffer-rows (docs/server-limits.md)
 FAULT = REPO / "hack/cluster-fault.sh"
@@ -72,10 +79,11 @@ CONTAINERD = "/run/continuum/containerd/containerd.sock"
 SERVER_SELECTOR = "app.kubernetes.io/name=continuum-server"
 
 # A client of the model server through its Service: ``workers`` threads each send one request,
-# then sleep ``pause`` seconds, for ``seconds`` after the first answer (the Service's DNS name
-# may lag at first). A refused connection carried nothing: it is retried and counted apart.
+# then sleep ``pause`` seconds, from its first answer (the Service's DNS name may lag at first)
+# until the test creates /tmp/stop in the pod, or ``seconds`` have passed. A refused connection
+# carried nothing: it is retried and counted apart.
 CLIENT = """
-import http.client, json, socket, sys, threading, time
+import http.client, json, os, sys, threading, time
 host, rows = sys.argv[1], json.loads(sys.argv[2])
 workers, pause, seconds = map(float, sys.argv[3:6])
 body = json.dumps({"instances": rows}).encode()
@@ -117,7 +125,7 @@ print("READY", flush=True)
 end = time.monotonic() + seconds
 
 def worker():
-    while time.monotonic() < end:
+    while time.monotonic() < end and not os.path.exists("/tmp/stop"):
         with lock:
             counts["sent"] += 1
         outcome = request()
@@ -190,6 +198,24 @@ def start_client(
     }
     client.BatchV1Api(api).create_namespaced_job(ns, job)
     wait_until(f"client {name} answered once", lambda: "READY" in client_log(api, ns, name), 180)
+
+
+def stop_client(api: client.ApiClient, kubectl: list[str], ns: str, name: str) -> None:
+    [pod] = client.CoreV1Api(api).list_namespaced_pod(ns, label_selector=f"job-name={name}").items
+    touch = ["python", "-c", "open('/tmp/stop', 'w').close()"]
+    subprocess.run([*kubectl, "exec", "-n", ns, pod.metadata.name, "--", *touch],
+                   check=True, timeout=60, capture_output=True)  # fmt: skip
+
+
+def quiesce(api: client.ApiClient, ns: str) -> None:
+    """Delete every workload of the test and wait for its pods: nothing writes to the bucket
+    while the fixture empties and removes it."""
+    objs = client.CustomObjectsApi(api)
+    for plural in ("driftmonitors", "modeldeployments", "trainingjobs"):
+        objs.delete_collection_namespaced_custom_object("continuum.dev", "v1alpha1", ns, plural)
+    client.BatchV1Api(api).delete_collection_namespaced_job(ns, propagation_policy="Background")
+    core = client.CoreV1Api(api)
+    wait_until("the test's pods to be gone", lambda: not core.list_namespaced_pod(ns).items, 120)
 
 
 def client_log(api: client.ApiClient, ns: str, name: str) -> str:
@@ -313,6 +339,7 @@ def test_minio_outage_during_training_serving_and_a_drift_check(
     s3_bucket: str,
     s3_secret: str,
     project_image: str,
+    kubectl: list[str],
     operator: Operator,  # noqa: F811 (the fixture)
     minio_restored: None,
 ) -> None:
@@ -320,18 +347,22 @@ def test_minio_outage_during_training_serving_and_a_drift_check(
     ctx = Ctx(api, namespace, operator, s3, s3_bucket, s3_secret, data)
     figures = OutageFigures()
     try:
-        outage(ctx, project_image, figures)
+        outage(ctx, project_image, kubectl, figures)
     finally:
         print(figures.report())
+        minio("start")
+        quiesce(api, namespace)
 
 
-def outage(ctx: Ctx, image: str, figures: OutageFigures) -> None:
+def outage(ctx: Ctx, image: str, kubectl: list[str], figures: OutageFigures) -> None:
     api, ns = ctx.api, ctx.namespace
     assert ctx.train("churn-1") == 1
-    md = model_deployment(ctx.s3, ctx.bucket, ctx.secret, version={"pinned": 1})
+    # A generous rollout deadline: a loaded 2-core machine can take more than the default 30 s.
+    md = model_deployment(ctx.s3, ctx.bucket, ctx.secret, version={"pinned": 1},
+                          rolloutDeadlineSeconds=240)  # fmt: skip
     create_custom(api, ns, "modeldeployments", md)
     serving_ready(ctx, 1, 1)
-    start_client(api, ns, "client", image, workers=1, pause=0.1, seconds=OUTAGE_SECONDS + 45)
+    start_client(api, ns, "client", image, workers=1, pause=0.1, seconds=MAX_OUTAGE_SECONDS + 300)
     time.sleep(5)  # some rows logged before the outage
 
     minio("stop")
@@ -343,7 +374,7 @@ def outage(ctx: Ctx, image: str, figures: OutageFigures) -> None:
         minio("start")
     figures.outage_seconds = round(time.monotonic() - stopped, 1)
     restarted = time.monotonic()
-    after_outage(ctx, figures, restarted)
+    after_outage(ctx, kubectl, figures, restarted)
 
 
 def during_outage(ctx: Ctx, figures: OutageFigures, stopped: float) -> None:
@@ -357,8 +388,8 @@ def during_outage(ctx: Ctx, figures: OutageFigures, stopped: float) -> None:
         dm = get_dm(ctx.api, ctx.namespace)
         return dm if dm.get("status", {}).get("lastCheckTime") else None
 
-    left = OUTAGE_SECONDS - (time.monotonic() - stopped)
-    dm = wait_until("the drift check to finish during the outage", check_failed, left - 2)
+    left = MAX_OUTAGE_SECONDS - (time.monotonic() - stopped)
+    dm = wait_until("the drift check to finish during the outage", check_failed, left - 5)
     cond = dm_conditions(dm)
     figures.check_during_outage = (
         f"DriftDetected={cond['DriftDetected']['status']} ({cond['DriftDetected']['reason']}), "
@@ -380,7 +411,7 @@ def during_outage(ctx: Ctx, figures: OutageFigures, stopped: float) -> None:
     assert current.get("status", {}).get("phase") not in {"Succeeded", "Failed"}, current
 
 
-def after_outage(ctx: Ctx, figures: OutageFigures, restarted: float) -> None:
+def after_outage(ctx: Ctx, kubectl: list[str], figures: OutageFigures, restarted: float) -> None:
     api, ns = ctx.api, ctx.namespace
     done = finished(api, ns, "churn-outage", ctx.op)
     figures.training_seconds_after_outage = round(time.monotonic() - restarted, 1)
@@ -390,7 +421,9 @@ def after_outage(ctx: Ctx, figures: OutageFigures, restarted: float) -> None:
     assert figures.trainer_pods == 1  # the trainer's own retries, not a Job retry
     assert figures.trainer_retries >= 3
 
-    figures.requests = counts = client_counts(api, ns, "client", OUTAGE_SECONDS + 120)
+    time.sleep(max(0.0, TRAFFIC_AFTER_OUTAGE - (time.monotonic() - restarted)))
+    stop_client(api, kubectl, ns, "client")
+    figures.requests = counts = client_counts(api, ns, "client", 60)
     assert counts.failed == 0, counts.log
     assert counts.ok > 300, counts.log
     inference_log_figures(ctx, figures, counts)
@@ -461,24 +494,36 @@ def test_server_pod_killed_during_rollout_loses_at_most_its_in_flight_requests(
     s3_bucket: str,
     s3_secret: str,
     project_image: str,
+    kubectl: list[str],
     operator: Operator,  # noqa: F811 (the fixture)
 ) -> None:
     data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
     ctx = Ctx(api, namespace, operator, s3, s3_bucket, s3_secret, data)
+    try:
+        kill_during_rollout(ctx, project_image, kubectl)
+    finally:
+        quiesce(api, namespace)
+
+
+def kill_during_rollout(ctx: Ctx, image: str, kubectl: list[str]) -> None:
+    api, namespace, s3 = ctx.api, ctx.namespace, ctx.s3
     assert ctx.train("churn-1") == 1
     assert ctx.train("churn-2") == 2
-    md = model_deployment(s3, s3_bucket, s3_secret, version={"pinned": 1}, replicas=2,
+    md = model_deployment(s3, ctx.bucket, ctx.secret, version={"pinned": 1}, replicas=2,
                           rolloutDeadlineSeconds=240)  # fmt: skip
     create_custom(api, namespace, "modeldeployments", md)
     serving_ready(ctx, 1, 2)
     workers = 4
-    start_client(api, namespace, "client", project_image, workers=workers, pause=0.05, seconds=75)
+    start_client(api, namespace, "client", image, workers=workers, pause=0.05, seconds=400)
     time.sleep(3)
 
     patch_spec(api, namespace, {"version": {"pinned": 2}})
     victim, in_flight = kill_an_old_pod_once_a_new_one_is_ready(api, namespace)
+    killed_at = time.monotonic()
     md_status = serving_ready(ctx, 2, 2)["status"]
-    counts = client_counts(api, namespace, "client", 150)
+    time.sleep(max(5.0, TRAFFIC_AFTER_KILL - (time.monotonic() - killed_at)))
+    stop_client(api, kubectl, namespace, "client")
+    counts = client_counts(api, namespace, "client", 60)
     restarts = sum(
         s.restart_count for p in server_pods(api, namespace)
         for s in (p.status.container_statuses or []) if p.metadata.name == victim
@@ -490,7 +535,7 @@ def test_server_pod_killed_during_rollout_loses_at_most_its_in_flight_requests(
         f"history={[(h['version'], h['outcome']) for h in md_status['history']]}; "
         f"victim restarts seen={restarts}"
     )
-    assert counts.ok > 200, counts.log
+    assert counts.ok > 100, counts.log
     assert counts.failed <= workers, counts.log
     assert [h["version"] for h in md_status["history"]] == [1, 2]
     assert md_status["history"][-1]["outcome"] == "Promoted"
