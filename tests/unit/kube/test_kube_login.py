@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
+import json
+import sys
 from pathlib import Path
 
 import kopf
@@ -81,9 +84,64 @@ def test_a_kubeconfig_user_without_credentials_is_refused_by_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "kubeconfig"
-    path.write_text(KUBECONFIG.replace("{token: secret-token}", "{exec: {command: gcloud}}"))
+    path.write_text(KUBECONFIG.replace("{token: secret-token}", "{auth-provider: {name: gcp}}"))
     monkeypatch.setenv("KUBECONFIG", str(path))
-    with pytest.raises(kopf.LoginError, match="exec and auth-provider plugins"):
+    with pytest.raises(kopf.LoginError, match="no token, client certificate, password or exec"):
+        login()
+
+
+PLUGIN = """
+import json, os, sys
+request = json.loads(os.environ["KUBERNETES_EXEC_INFO"])
+if os.environ.get("PLUGIN_FAIL"):
+    sys.exit("token expired: run 'cloud login' again")
+print(json.dumps({"kind": "ExecCredential", "status": {
+    "token": os.environ["PLUGIN_TOKEN"] + ":" + str(request["spec"]["interactive"]),
+    "expirationTimestamp": "2030-01-02T03:04:05Z"}}))
+"""
+
+
+def exec_kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **plugin: str) -> None:
+    script = tmp_path / "plugin.py"
+    script.write_text(PLUGIN)
+    user = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "command": sys.executable,
+            "args": [str(script)],
+            "env": [{"name": "PLUGIN_TOKEN", "value": "from-plugin"}],
+            **plugin,
+        }
+    }
+    path = tmp_path / "kubeconfig"
+    path.write_text(KUBECONFIG.replace("{token: secret-token}", json.dumps(user)))
+    monkeypatch.setenv("KUBECONFIG", str(path))
+
+
+def test_an_exec_plugin_gives_the_token_and_its_expiry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exec_kubeconfig(tmp_path, monkeypatch)
+    info = login()
+    assert info.server == "https://172.31.250.1:6443"
+    assert info.token == "from-plugin:False", "env entries applied, run without a terminal"
+    assert info.expiration == datetime.datetime(2030, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+
+
+def test_a_failing_exec_plugin_is_reported_with_what_it_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exec_kubeconfig(tmp_path, monkeypatch)
+    monkeypatch.setenv("PLUGIN_FAIL", "1")
+    with pytest.raises(kopf.LoginError, match=r"failed: exit 1: token expired: run 'cloud login'"):
+        login()
+
+
+def test_an_exec_plugin_that_needs_a_terminal_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exec_kubeconfig(tmp_path, monkeypatch, interactiveMode="Always")
+    with pytest.raises(kopf.LoginError, match="needs a terminal"):
         login()
 
 
