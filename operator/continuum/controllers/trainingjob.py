@@ -81,7 +81,9 @@ async def job_event_handler(type: str | None, body: kopf.Body, memo: kopf.Memo, 
     if type == "DELETED":
         _synced.pop(str(body.get("metadata", {}).get("uid")), None)
         return
-    if type != "MODIFIED":  # None (listed), ADDED: the owner's create/resume handlers cover it
+    # None (listed) and ADDED: the owner's create/resume handlers cover a new Job, but a relist
+    # after a broken watch may show a Job that moved on (finished) while nothing was watching.
+    if type != "MODIFIED" and not moved_on_unwatched(body):
         return
     owner = controller_owner(body)
     if owner is None or already_synced(body):
@@ -172,6 +174,11 @@ def already_synced(job: Mapping[str, Any]) -> bool:
     """Whether the owner's status is in line with what ``job`` says (see ``_synced``)."""
     seen = _synced.get(str(job.get("metadata", {}).get("uid")))
     return seen is not None and seen == observe_job(job)
+
+
+def moved_on_unwatched(job: Mapping[str, Any]) -> bool:
+    """A Job this process synced while it ran, whose state differs from that sync."""
+    return str(job.get("metadata", {}).get("uid")) in _synced and not already_synced(job)
 
 
 def remember_synced(job: Mapping[str, Any]) -> None:

@@ -302,3 +302,19 @@ def test_a_job_change_that_tells_nothing_new_reads_nothing(
     run(trainingjob.job_event_handler("MODIFIED", kopf.Body(running), memo))  # type: ignore[arg-type]
     assert stub.reads == 1
     assert [p["phase"] for p in stub.patches] == ["Pending", "Running"]
+
+
+def test_a_relisted_job_that_finished_unwatched_is_synced(
+    events: list[tuple[str, str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stub = StubKube(body(), termination=message(SUCCESS))
+    monkeypatch.setattr(trainingjob, "kube_of", lambda memo: memo["kube"])
+    memo = kopf.Memo(kube=stub)
+    run(reconcile(gateway(stub), IMAGE, body()))  # Pending, from the Job just created
+    created = stub.jobs["iris-1-train"]
+    run(trainingjob.job_event_handler(None, kopf.Body(copy.deepcopy(created)), memo))  # type: ignore[arg-type]
+    assert stub.reads == 0, "relisted as it was synced: nothing to do"
+    finished = copy.deepcopy(created)
+    finished["status"] = job("Complete")["status"]
+    run(trainingjob.job_event_handler(None, kopf.Body(finished), memo))  # type: ignore[arg-type]
+    assert [p["phase"] for p in stub.patches][-1] == "Succeeded", "the missed finish is synced"
