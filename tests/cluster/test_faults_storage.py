@@ -535,6 +535,7 @@ def kill_during_rollout(ctx: Ctx, image: str, kubectl: list[str]) -> None:
         f"history={[(h['version'], h['outcome']) for h in md_status['history']]}; "
         f"victim restarts seen={restarts}"
     )
+    print("\n".join(line for line in counts.log.splitlines() if line.startswith("FAIL")))
     assert counts.ok > 100, counts.log
     assert counts.failed <= workers, counts.log
     assert [h["version"] for h in md_status["history"]] == [1, 2]
