@@ -87,7 +87,7 @@ PORTS = {
     "mlserver_metrics": 18094,
     "continuum_pair": 18095,  # the unbatched twin in the concurrency-1 pair
 }
-PAIR_ROUNDS = 3  # concurrency-1 pair: alternating runs per server, medians compared
+PAIR_ROUNDS = 6  # concurrency-1 pair: runs per server, who goes first alternating, medians
 N_FEATURES = 20
 FEATURES = [f"f{i:02d}" for i in range(N_FEATURES)]
 MODELS = {  # short name -> (served model name, estimator class, params)
@@ -488,8 +488,11 @@ def c1_pair(
             run_wrk(urls[-1], bodies, 1, args.warmup)
         seconds = max(2.0, args.duration / 2)
         p50s: dict[str, list[float]] = {server.key: [] for server in servers}
-        for _ in range(PAIR_ROUNDS):
-            for server, url in zip(servers, urls, strict=True):
+        pairs = list(zip(servers, urls, strict=True))
+        for round_ in range(PAIR_ROUNDS):
+            # Each server goes first in half the rounds, so a drift in the background load
+            # during a round does not always favour the same one.
+            for server, url in pairs if round_ % 2 == 0 else pairs[::-1]:
                 p50s[server.key].append(run_wrk(url, bodies, 1, seconds)["p50_ms"])
         medians = {key: float(np.median(values)) for key, values in p50s.items()}
         say(f"  {short:6} c=1 pair p50 (ms): {p50s} -> medians {medians}")
