@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource  # POSIX only: the CI machine and the image are Linux
 import threading
 import time
 
@@ -121,7 +122,6 @@ def test_freed_memory_is_kept_for_reuse_on_glibc():
 
 
 def test_feature_after_feature_needs_no_fresh_pages():
-    resource = pytest.importorskip("resource")
     rng = np.random.default_rng(9)
     reference = pd.DataFrame({f"n{i}": rng.normal(0, 1, 50_000) for i in range(4)})
     current = pd.DataFrame({f"n{i}": rng.normal(0.1, 1, 50_000) for i in range(4)})
