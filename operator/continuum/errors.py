@@ -18,6 +18,7 @@ Tree::
     │   ├── ObjectNotFound       a key (or bucket) the caller needs is not there
     │   ├── AlreadyExists        a write-once key is taken (conditional write refused)
     │   ├── AccessDenied         the credentials are wrong or lack a permission
+    │   ├── CertificateNotTrusted  the endpoint's TLS certificate did not verify
     │   └── StorageUnavailable   S3 is down, unreachable or overloaded: worth retrying
     ├── IntegrityError           a stored artefact does not match what its manifest says
     │   ├── DigestMismatch       the model file's sha256 differs from the manifest's
@@ -33,6 +34,7 @@ from __future__ import annotations
 __all__ = [
     "AccessDenied",
     "AlreadyExists",
+    "CertificateNotTrusted",
     "ConfigError",
     "ContinuumError",
     "DatasetError",
@@ -102,6 +104,10 @@ class AlreadyExists(StorageError):
 
 class AccessDenied(StorageError):
     """S3 refused the request: wrong credentials or a missing permission."""
+
+
+class CertificateNotTrusted(StorageError):
+    """The S3 endpoint's TLS certificate did not verify: no retry can fix it, a CA bundle can."""
 
 
 class StorageUnavailable(StorageError):

@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     JsonValue,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -89,14 +90,86 @@ Label = Annotated[str, Field(min_length=1, max_length=128)]
 """A class label of a classification target, as text."""
 
 
+def cel(rule: str, message: str) -> dict[str, str]:
+    """One `x-kubernetes-validations` entry."""
+    return {"rule": rule, "message": message}
+
+
+def validations(*rules: dict[str, str]) -> dict[str, JsonValue]:
+    """A `json_schema_extra` that adds CEL rules to a model's schema."""
+    return {"x-kubernetes-validations": cast("list[JsonValue]", list(rules))}
+
+
 class SecretRef(ApiModel):
     """A reference to a Secret in the same namespace."""
 
     name: ObjectName = Field(description="Name of the Secret in the same namespace.")
 
 
+KEY = r"^[-._a-zA-Z0-9]+$"
+CA_SOURCE_MESSAGE = "storage.caBundle: set exactly one of secretKeyRef or configMapKeyRef"
+CA_HTTPS_MESSAGE = (
+    "storage.caBundle needs an https:// storage.endpoint: the CA bundle is only used to "
+    "verify the endpoint's TLS certificate"
+)
+
+
+class KeySelector(ApiModel):
+    """One key of a Secret or ConfigMap in the same namespace."""
+
+    name: ObjectName = Field(description="Name of the Secret or ConfigMap in the same namespace.")
+    key: str = Field(
+        min_length=1, max_length=253, pattern=KEY, description="Key that holds the PEM bundle."
+    )
+
+
+class CaBundleSource(ApiModel):
+    """Where the pods find the CA bundle: exactly one of a Secret key or a ConfigMap key."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel("has(self.secretKeyRef) != has(self.configMapKeyRef)", CA_SOURCE_MESSAGE)
+        )
+    )
+
+    secret_key_ref: KeySelector | None = Field(
+        None, description="A key of a Secret holding the PEM bundle."
+    )
+    config_map_key_ref: KeySelector | None = Field(
+        None, description="A key of a ConfigMap holding the PEM bundle."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CaBundleSource:
+        if (self.secret_key_ref is None) == (self.config_map_key_ref is None):
+            raise ValueError(CA_SOURCE_MESSAGE)
+        return self
+
+    @property
+    def selector(self) -> KeySelector:
+        """The one key selector that is set."""
+        chosen = self.secret_key_ref or self.config_map_key_ref
+        if chosen is None:  # only a model built without validation gets here
+            raise ValueError(CA_SOURCE_MESSAGE)
+        return chosen
+
+
 class StorageSpec(ApiModel):
-    """Where artefacts live: an S3-compatible object store (AWS S3 or MinIO)."""
+    """Where artefacts live: an S3-compatible object store (AWS S3 or MinIO).
+
+    Declared once per object; the operator passes it to the trainer, server and monitor pods
+    the same way (environment, Secret references, a read-only CA bundle mount).
+    """
+
+    # CEL and pydantic say the same: a CA bundle without TLS is a mistake, not a no-op.
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.caBundle) || (has(self.endpoint) && self.endpoint.matches('^https://'))",
+                CA_HTTPS_MESSAGE,
+            )
+        )
+    )
 
     endpoint: str | None = Field(
         None,
@@ -111,6 +184,20 @@ class StorageSpec(ApiModel):
         description="Bucket that holds models/, inference-logs/ and reports/.",
     )
     region: str = Field("us-east-1", min_length=1, max_length=64, description="S3 region name.")
+    path_style: bool = Field(
+        True,
+        description=(
+            "Path-style URLs (endpoint/bucket/key), which MinIO and most self-hosted S3 need; "
+            "false for virtual-hosted style (bucket.endpoint/key, AWS S3)."
+        ),
+    )
+    ca_bundle: CaBundleSource | None = Field(
+        None,
+        description=(
+            "CA certificate bundle (PEM) to trust for an https endpoint with a self-signed or "
+            "private CA, from a Secret or ConfigMap key; it replaces the default trust store."
+        ),
+    )
     secret_ref: SecretRef | None = Field(
         None,
         description=(
@@ -118,6 +205,12 @@ class StorageSpec(ApiModel):
             "Omit to use the pod's ambient credentials."
         ),
     )
+
+    @model_validator(mode="after")
+    def _ca_bundle_needs_https(self) -> StorageSpec:
+        if self.ca_bundle is not None and not (self.endpoint or "").startswith("https://"):
+            raise ValueError(CA_HTTPS_MESSAGE)
+        return self
 
 
 class ResourceList(ApiModel):
@@ -186,16 +279,6 @@ def nested(factory: Callable[[], BaseModel], description: str) -> Any:
 def observed_generation_field() -> Any:
     """An `observedGeneration` field: the metadata.generation last acted on."""
     return Field(None, ge=0, description="The metadata.generation the operator last acted on.")
-
-
-def cel(rule: str, message: str) -> dict[str, str]:
-    """One `x-kubernetes-validations` entry."""
-    return {"rule": rule, "message": message}
-
-
-def validations(*rules: dict[str, str]) -> dict[str, JsonValue]:
-    """A `json_schema_extra` that adds CEL rules to a model's schema."""
-    return {"x-kubernetes-validations": cast("list[JsonValue]", list(rules))}
 
 
 def _plain(value: Any) -> Any:

@@ -18,7 +18,14 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from continuum.api import API_VERSION, DriftMonitor, DriftMonitorStatus, ModelDeployment, dump
+from continuum.api import (
+    API_VERSION,
+    DriftMonitor,
+    DriftMonitorStatus,
+    ModelDeployment,
+    StorageSpec,
+    dump,
+)
 from continuum.api import DriftMonitorSpec as Spec
 from continuum.controllers.desired import CONTAINER_SECURITY, POD_SECURITY, TMP_VOLUME
 from continuum.controllers.naming import (
@@ -30,6 +37,12 @@ from continuum.controllers.naming import (
     child_name,
     label_value,
 )
+from continuum.controllers.storage_env import (
+    storage_env,
+    storage_volume_mounts,
+    storage_volumes,
+    var,
+)
 
 DRIFT_MONITOR_LABEL = "continuum.dev/drift-monitor"
 CHECK_TIME_ANNOTATION = "continuum.dev/check-time"
@@ -37,8 +50,6 @@ DRIFT_CHECK = "drift-check"
 MONITOR_CONTAINER = "monitor"
 TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 CHECK_DEADLINE = 900
-ACCESS_KEY = "AWS_ACCESS_KEY_ID"
-SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
 CHECK_SPEC_KEYS = ("window", "tests", "sensitiveFeature", "fairnessThreshold")
 
 
@@ -139,13 +150,13 @@ def desired_check_job(
         "ttlSecondsAfterFinished": max(3 * interval, 600),
         "template": {
             "metadata": {"labels": dict(labels)},
-            "spec": _pod_spec(check_env(dm, md, version, slot), image),
+            "spec": _pod_spec(check_env(dm, md, version, slot), image, md.spec.storage),
         },
     }
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
 
 
-def _pod_spec(env: list[dict[str, Any]], image: str) -> dict[str, Any]:
+def _pod_spec(env: list[dict[str, Any]], image: str, storage: StorageSpec) -> dict[str, Any]:
     container = {
         "name": MONITOR_CONTAINER,
         "image": image,
@@ -154,7 +165,10 @@ def _pod_spec(env: list[dict[str, Any]], image: str) -> dict[str, Any]:
         "env": env,
         "securityContext": dict(CONTAINER_SECURITY),
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}],
+        "volumeMounts": [
+            {"name": TMP_VOLUME, "mountPath": "/tmp"},
+            *storage_volume_mounts(storage),
+        ],
     }
     return {
         "restartPolicy": "Never",
@@ -162,7 +176,7 @@ def _pod_spec(env: list[dict[str, Any]], image: str) -> dict[str, Any]:
         "enableServiceLinks": False,
         "securityContext": dict(POD_SECURITY),
         "containers": [container],
-        "volumes": [{"name": TMP_VOLUME, "emptyDir": {}}],
+        "volumes": [{"name": TMP_VOLUME, "emptyDir": {}}, *storage_volumes(storage)],
     }
 
 
@@ -170,22 +184,16 @@ def check_env(
     dm: DriftMonitor, md: ModelDeployment, version: int, slot: datetime
 ) -> list[dict[str, Any]]:
     """The monitor's environment: what to check, with which settings, and where S3 is."""
-    storage = md.spec.storage
-    env = [
-        _var("CONTINUUM_MONITOR", _name(dm)),
-        _var("CONTINUUM_MODEL", md.spec.model),
-        _var("CONTINUUM_MODEL_VERSION", str(version)),
-        _var("CONTINUUM_MONITOR_SPEC", check_spec_json(dm.spec)),
-        _var("CONTINUUM_REPORT_TIME", compact_time(slot)),
-        _var("CONTINUUM_S3_BUCKET", storage.bucket),
-        _var("AWS_REGION", storage.region),
-        _var("HOME", "/tmp"),
+    return [
+        var("CONTINUUM_MONITOR", _name(dm)),
+        var("CONTINUUM_MODEL", md.spec.model),
+        var("CONTINUUM_MODEL_VERSION", str(version)),
+        var("CONTINUUM_MONITOR_SPEC", check_spec_json(dm.spec)),
+        var("CONTINUUM_REPORT_TIME", compact_time(slot)),
+        var("HOME", "/tmp"),
+        # the served model's store: the monitor reads its baseline and inference log there
+        *storage_env(md.spec.storage),
     ]
-    if storage.endpoint is not None:
-        env.append(_var("CONTINUUM_S3_ENDPOINT", storage.endpoint))
-    if storage.secret_ref is not None:
-        env += [_secret_var(k, storage.secret_ref.name) for k in (ACCESS_KEY, SECRET_KEY)]
-    return env
 
 
 def check_spec_json(spec: Spec) -> str:
@@ -193,14 +201,6 @@ def check_spec_json(spec: Spec) -> str:
     data = dump(spec)
     parts = {k: data[k] for k in CHECK_SPEC_KEYS if k in data}
     return json.dumps(parts, sort_keys=True, separators=(",", ":"))
-
-
-def _var(name: str, value: str) -> dict[str, Any]:
-    return {"name": name, "value": value}
-
-
-def _secret_var(key: str, secret: str) -> dict[str, Any]:
-    return {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
 def _name(dm: DriftMonitor) -> str:

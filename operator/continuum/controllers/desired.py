@@ -12,12 +12,16 @@ from typing import Any
 
 from continuum.api import API_VERSION, TrainingJob, dump
 from continuum.controllers.naming import child_name, training_labels
+from continuum.controllers.storage_env import (
+    storage_env,
+    storage_volume_mounts,
+    storage_volumes,
+    var,
+)
 
 TRAINER_CONTAINER = "trainer"
 RUN_AS = 10001
 TMP_VOLUME = "tmp"
-ACCESS_KEY = "AWS_ACCESS_KEY_ID"
-SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
 
 POD_SECURITY: dict[str, Any] = {
     "runAsNonRoot": True,
@@ -83,7 +87,7 @@ def _pod_spec(tj: TrainingJob, image: str, champion: int | str | None) -> dict[s
         "enableServiceLinks": False,
         "securityContext": dict(POD_SECURITY),
         "containers": [_container(tj, image, champion)],
-        "volumes": [{"name": TMP_VOLUME, "emptyDir": {}}],
+        "volumes": [{"name": TMP_VOLUME, "emptyDir": {}}, *storage_volumes(tj.spec.storage)],
     }
 
 
@@ -96,7 +100,10 @@ def _container(tj: TrainingJob, image: str, champion: int | str | None) -> dict[
         "env": trainer_env(tj, image, champion),
         "securityContext": dict(CONTAINER_SECURITY),
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}],
+        "volumeMounts": [
+            {"name": TMP_VOLUME, "mountPath": "/tmp"},
+            *storage_volume_mounts(tj.spec.storage),
+        ],
     }
     if tj.spec.resources is not None:
         container["resources"] = dump(tj.spec.resources)
@@ -106,29 +113,17 @@ def _container(tj: TrainingJob, image: str, champion: int | str | None) -> dict[
 def trainer_env(
     tj: TrainingJob, image: str, champion: int | str | None = None
 ) -> list[dict[str, Any]]:
-    """Environment of the trainer: the spec as JSON, names, region, credential references."""
+    """Environment of the trainer: the spec as JSON, names, then S3 (credential references)."""
     env = [
-        _var("CONTINUUM_SPEC", json.dumps(dump(tj.spec), sort_keys=True, separators=(",", ":"))),
-        _var("CONTINUUM_TRAINING_JOB", _name(tj)),
-        _var("CONTINUUM_IMAGE", image),
-        _var("AWS_REGION", tj.spec.storage.region),
-        _var("HOME", "/tmp"),
-        _var("JOBLIB_TEMP_FOLDER", "/tmp"),
+        var("CONTINUUM_SPEC", json.dumps(dump(tj.spec), sort_keys=True, separators=(",", ":"))),
+        var("CONTINUUM_TRAINING_JOB", _name(tj)),
+        var("CONTINUUM_IMAGE", image),
+        var("HOME", "/tmp"),
+        var("JOBLIB_TEMP_FOLDER", "/tmp"),
     ]
     if champion is not None:
-        env.append(_var("CONTINUUM_CHAMPION_VERSION", str(champion)))
-    secret = tj.spec.storage.secret_ref
-    if secret is not None:
-        env += [_secret_var(ACCESS_KEY, secret.name), _secret_var(SECRET_KEY, secret.name)]
-    return env
-
-
-def _var(name: str, value: str) -> dict[str, Any]:
-    return {"name": name, "value": value}
-
-
-def _secret_var(key: str, secret: str) -> dict[str, Any]:
-    return {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        env.append(var("CONTINUUM_CHAMPION_VERSION", str(champion)))
+    return env + storage_env(tj.spec.storage)
 
 
 def _name(tj: TrainingJob) -> str:

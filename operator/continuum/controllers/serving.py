@@ -20,6 +20,12 @@ from continuum.controllers.naming import (
     PART_OF,
     label_value,
 )
+from continuum.controllers.storage_env import (
+    storage_env,
+    storage_volume_mounts,
+    storage_volumes,
+    var,
+)
 
 SERVER_CONTAINER = "server"
 SERVER_NAME = "continuum-server"
@@ -34,8 +40,6 @@ SERVING = "serving"
 DRAIN_SECONDS = 5
 READY_PATH = "/v2/health/ready"
 LIVE_PATH = "/v2/health/live"
-ACCESS_KEY = "AWS_ACCESS_KEY_ID"
-SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
 
 
 def name_of(md: ModelDeployment) -> str:
@@ -115,7 +119,7 @@ def _template(md: ModelDeployment, version: int, image: str) -> dict[str, Any]:
             "enableServiceLinks": False,
             "securityContext": dict(POD_SECURITY),
             "containers": [_container(md, version, image)],
-            "volumes": [{"name": TMP_VOLUME, "emptyDir": {}}],
+            "volumes": [{"name": TMP_VOLUME, "emptyDir": {}}, *storage_volumes(md.spec.storage)],
         },
     }
 
@@ -133,7 +137,10 @@ def _container(md: ModelDeployment, version: int, image: str) -> dict[str, Any]:
         # keep answering while the endpoint removal reaches every node's proxy
         "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
         "securityContext": dict(CONTAINER_SECURITY),
-        "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}],
+        "volumeMounts": [
+            {"name": TMP_VOLUME, "mountPath": "/tmp"},
+            *storage_volume_mounts(md.spec.storage),
+        ],
     }
     if md.spec.resources is not None:
         container["resources"] = dump(md.spec.resources)
@@ -153,29 +160,18 @@ def server_env(md: ModelDeployment, version: int) -> list[dict[str, Any]]:
     """Environment of the model server: model, version, batching, inference log, storage."""
     spec, log = md.spec, md.spec.inference_log
     return [
-        _var("CONTINUUM_MODEL", spec.model),
-        _var("CONTINUUM_MODEL_VERSION", str(version)),
-        _var("CONTINUUM_PORT", str(PORT)),
-        _var("CONTINUUM_MAX_BATCH_SIZE", str(spec.batching.max_batch_size)),
-        _var("CONTINUUM_MAX_LATENCY_MS", str(spec.batching.max_latency_ms)),
-        _var("CONTINUUM_INFERENCE_LOG_ENABLED", str(log.enabled).lower()),
-        _var("CONTINUUM_INFERENCE_LOG_SAMPLE_RATE", repr(float(log.sample_rate))),
-        _var("CONTINUUM_INFERENCE_LOG_FLUSH_ROWS", str(log.flush_rows)),
-        _var("CONTINUUM_INFERENCE_LOG_FLUSH_SECONDS", str(log.flush_seconds)),
-        *_storage_env(md),
-        _var("HOME", "/tmp"),
+        var("CONTINUUM_MODEL", spec.model),
+        var("CONTINUUM_MODEL_VERSION", str(version)),
+        var("CONTINUUM_PORT", str(PORT)),
+        var("CONTINUUM_MAX_BATCH_SIZE", str(spec.batching.max_batch_size)),
+        var("CONTINUUM_MAX_LATENCY_MS", str(spec.batching.max_latency_ms)),
+        var("CONTINUUM_INFERENCE_LOG_ENABLED", str(log.enabled).lower()),
+        var("CONTINUUM_INFERENCE_LOG_SAMPLE_RATE", repr(float(log.sample_rate))),
+        var("CONTINUUM_INFERENCE_LOG_FLUSH_ROWS", str(log.flush_rows)),
+        var("CONTINUUM_INFERENCE_LOG_FLUSH_SECONDS", str(log.flush_seconds)),
+        *storage_env(spec.storage),
+        var("HOME", "/tmp"),
     ]
-
-
-def _storage_env(md: ModelDeployment) -> list[dict[str, Any]]:
-    storage = md.spec.storage
-    env = [_var("CONTINUUM_S3_BUCKET", storage.bucket), _var("AWS_REGION", storage.region)]
-    if storage.endpoint is not None:
-        env.append(_var("CONTINUUM_S3_ENDPOINT", storage.endpoint))
-    if storage.secret_ref is not None:
-        secret = storage.secret_ref.name
-        env += [_secret_var(ACCESS_KEY, secret), _secret_var(SECRET_KEY, secret)]
-    return env
 
 
 def desired_service(md: ModelDeployment) -> dict[str, Any]:
@@ -206,11 +202,3 @@ def desired_hpa(md: ModelDeployment) -> dict[str, Any] | None:
             "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": cpu}}],
         },
     }
-
-
-def _var(name: str, value: str) -> dict[str, Any]:
-    return {"name": name, "value": value}
-
-
-def _secret_var(key: str, secret: str) -> dict[str, Any]:
-    return {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}

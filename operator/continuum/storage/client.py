@@ -4,12 +4,16 @@ Every botocore failure is turned into an error of :mod:`continuum.errors` whose 
 the bucket/key/endpoint involved and what to check, never a credential. Failures a retry may fix
 (connection refused, timeouts, 5xx, throttling) are :class:`StorageUnavailable`; a store made
 with a :class:`RetryPolicy` retries those until the policy's deadline (see ``retry.py``).
+A certificate that does not verify is :class:`CertificateNotTrusted`, never retried: it names
+the endpoint and points at ``spec.storage.caBundle``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,11 +30,15 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from botocore.exceptions import NoCredentialsError as _NoCredentialsError
+from botocore.exceptions import SSLError as _SSLError
 from urllib3.exceptions import NameResolutionError
+from urllib3.util.ssl_match_hostname import CertificateError as _HostnameMismatch
 
 from continuum.errors import (
     AccessDenied,
     AlreadyExists,
+    CertificateNotTrusted,
+    ConfigError,
     ObjectNotFound,
     StorageError,
     StorageUnavailable,
@@ -227,9 +235,10 @@ class ObjectStore:
 
 
 def make_client(settings: S3Settings) -> S3Client:
-    """A boto3 S3 client for MinIO or AWS: path-style addressing, bounded retries/timeouts."""
+    """A boto3 S3 client for MinIO or AWS: the settings' addressing style and CA bundle,
+    bounded retries and timeouts."""
     config = Config(
-        s3={"addressing_style": "path"},
+        s3={"addressing_style": "path" if settings.path_style else "virtual"},
         retries={"max_attempts": 4, "mode": "standard"},
         connect_timeout=5,
         read_timeout=60,
@@ -245,9 +254,22 @@ def make_client(settings: S3Settings) -> S3Client:
         aws_access_key_id=settings.access_key,
         aws_secret_access_key=settings.secret_key,
         aws_session_token=settings.session_token,
-        verify=settings.ca_bundle if settings.ca_bundle else True,
+        verify=_verify(settings.ca_bundle),
         config=config,
     )
+
+
+def _verify(ca_bundle: str | None) -> str | bool:
+    """botocore's ``verify``: the CA bundle file, checked now (botocore would only fail at the
+    first request, with an error that does not say where the path came from), else True."""
+    if not ca_bundle:
+        return True
+    if not os.path.isfile(ca_bundle) or not os.access(ca_bundle, os.R_OK):
+        raise ConfigError(
+            f"the S3 CA bundle {ca_bundle} (AWS_CA_BUNDLE) is not a readable file: "
+            "check spec.storage.caBundle (the Secret or ConfigMap and its key)"
+        )
+    return ca_bundle
 
 
 def _refused_as_existing(exc: ClientError) -> bool:
@@ -296,6 +318,8 @@ def _map_transport_error(exc: Exception, settings: S3Settings) -> StorageError:
             "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
             "(from the Secret named in spec.storage.secretRef)"
         )
+    if isinstance(exc, _SSLError):
+        return _map_tls_error(exc, endpoint, settings.ca_bundle)
     if isinstance(exc, EndpointConnectionError) and _unknown_host(exc):
         # A name that does not resolve is almost always a wrong endpoint, not an outage.
         return StorageError(f"cannot reach S3 at {endpoint}: check spec.storage.endpoint ({exc})")
@@ -306,6 +330,45 @@ def _map_transport_error(exc: Exception, settings: S3Settings) -> StorageError:
     if isinstance(exc, ConnectTimeoutError | ReadTimeoutError | ConnectionClosedError):
         return StorageUnavailable(f"S3 at {endpoint} did not answer in time: {exc}")
     return StorageError(f"S3 request to {endpoint} failed: {exc}")
+
+
+def _map_tls_error(exc: _SSLError, endpoint: str, ca_bundle: str | None) -> StorageError:
+    """A TLS failure is never worth retrying: a certificate does not become trusted later."""
+    cause = _certificate_problem(exc)
+    if cause is None:  # e.g. https:// to a plain-HTTP port, or no common protocol
+        return StorageError(
+            f"TLS handshake with S3 at {endpoint} failed: {exc.kwargs.get('error') or exc}; "
+            "check that spec.storage.endpoint says https:// only for a TLS server"
+        )
+    detail = getattr(cause, "verify_message", None) or str(cause)
+    if isinstance(cause, _HostnameMismatch):
+        advice = "the certificate must name the host of spec.storage.endpoint"
+    elif ca_bundle:
+        advice = (
+            f"the CA bundle {ca_bundle} from spec.storage.caBundle does not hold the CA "
+            "that signed it"
+        )
+    else:
+        advice = "set spec.storage.caBundle to the CA that signed it"
+    return CertificateNotTrusted(
+        f"cannot connect to S3 at {endpoint}: its TLS certificate was not trusted "
+        f"({detail}); {advice}"
+    )
+
+
+def _certificate_problem(exc: BaseException) -> BaseException | None:
+    """The certificate-verification error inside a botocore SSLError, if that is what it is."""
+    seen: list[BaseException] = []
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, ssl.SSLCertVerificationError | _HostnameMismatch):
+            return current
+        seen.append(current)
+        inner = [getattr(current, "kwargs", {}).get("error"), current.__cause__,
+                 current.__context__, *current.args]  # fmt: skip
+        pending += [e for e in inner if isinstance(e, BaseException) and e not in seen]
+    return None
 
 
 def _unknown_host(exc: EndpointConnectionError) -> bool:

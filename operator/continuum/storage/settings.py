@@ -1,7 +1,9 @@
-"""How to reach S3: endpoint, bucket, region and credentials, read from the environment.
+"""How to reach S3: endpoint, bucket, region, addressing, CA bundle and credentials, from env.
 
 The same variables configure the trainer, the server and the monitor; the operator sets them
-on the pod from the Secret the spec names (credentials) and from the spec (endpoint, bucket).
+on the pod from the Secret the spec names (credentials), from the spec (endpoint, bucket,
+region, path style) and from a read-only mount of the CA bundle the spec names
+(``AWS_CA_BUNDLE``, see ``continuum.controllers.storage_env``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ ENV_ENDPOINTS = ("CONTINUUM_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_U
 ENV_BUCKET = "CONTINUUM_S3_BUCKET"
 ENV_REGIONS = ("AWS_REGION", "AWS_DEFAULT_REGION")
 ENV_CA_BUNDLE = "AWS_CA_BUNDLE"
+ENV_PATH_STYLE = "CONTINUUM_S3_PATH_STYLE"
 DEFAULT_REGION = "us-east-1"
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,8 @@ class S3Settings:
     secret_key: str | None = field(default=None, repr=False)
     session_token: str | None = field(default=None, repr=False)
     ca_bundle: str | None = None
+    # MinIO and most self-hosted servers only answer path-style requests (endpoint/bucket/key).
+    path_style: bool = True
 
     @classmethod
     def from_env(
@@ -56,10 +62,24 @@ class S3Settings:
             secret_key=env.get(ENV_SECRET_KEY) or None,
             session_token=env.get(ENV_SESSION_TOKEN) or None,
             ca_bundle=env.get(ENV_CA_BUNDLE) or None,
+            path_style=_path_style(env),
         )
 
     def __str__(self) -> str:
         return repr(self)
+
+
+def _path_style(env: Mapping[str, str]) -> bool:
+    text = env.get(ENV_PATH_STYLE, "").strip()
+    if not text:
+        return True
+    try:
+        return _BOOLEANS[text.lower()]
+    except KeyError:
+        raise ConfigError(
+            f"{ENV_PATH_STYLE} must be true, false, 1 or 0, got {text!r} "
+            "(set from spec.storage.pathStyle)"
+        ) from None
 
 
 def _first_set(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:

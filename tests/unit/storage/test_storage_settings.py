@@ -47,3 +47,28 @@ def test_secrets_never_appear_in_repr_or_str():
 def test_missing_bucket_names_both_places_to_set_it():
     with pytest.raises(ConfigError, match=r"spec\.storage\.bucket or CONTINUUM_S3_BUCKET"):
         S3Settings.from_env({})
+
+
+def test_path_style_is_the_default():
+    assert S3Settings.from_env(ENV).path_style is True
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("true", True), ("TRUE", True), ("1", True), ("false", False), ("False", False), ("0", False)],
+)
+def test_path_style_from_the_environment(text, expected):
+    settings = S3Settings.from_env({**ENV, "CONTINUUM_S3_PATH_STYLE": text})
+    assert settings.path_style is expected
+
+
+@pytest.mark.parametrize("text", ["yes", "off", "2", "virtual"])
+def test_bad_path_style_names_the_variable_and_the_value(text):
+    with pytest.raises(ConfigError, match=rf"CONTINUUM_S3_PATH_STYLE.*{text!r}"):
+        S3Settings.from_env({**ENV, "CONTINUUM_S3_PATH_STYLE": text})
+
+
+def test_ca_bundle_comes_from_aws_ca_bundle():
+    settings = S3Settings.from_env({**ENV, "AWS_CA_BUNDLE": "/etc/continuum/s3-ca/ca-bundle.pem"})
+    assert settings.ca_bundle == "/etc/continuum/s3-ca/ca-bundle.pem"
+    assert S3Settings.from_env(ENV).ca_bundle is None

@@ -1,0 +1,77 @@
+"""How every workload pod reaches S3: one builder for the trainer, server and monitor pods.
+
+``spec.storage`` is declared once per object and reaches all three kinds of pod the same way:
+plain variables for the bucket, region, endpoint and addressing style, ``secretKeyRef``s for
+the credentials, and the CA bundle as a read-only volume projecting only the one key the spec
+names, with ``AWS_CA_BUNDLE`` pointing at it. The operator never reads the Secret or ConfigMap
+itself: the kubelet resolves the references, so no credential or certificate passes through
+the operator or lands in an object it writes.
+
+The variable names are the ones :class:`continuum.storage.S3Settings` reads; they are repeated
+here because the operator process must not import the storage layer (it would load boto3).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from continuum.api import StorageSpec
+
+ENV_BUCKET = "CONTINUUM_S3_BUCKET"
+ENV_REGION = "AWS_REGION"
+ENV_ENDPOINT = "CONTINUUM_S3_ENDPOINT"
+ENV_PATH_STYLE = "CONTINUUM_S3_PATH_STYLE"
+ENV_CA_BUNDLE = "AWS_CA_BUNDLE"
+ACCESS_KEY = "AWS_ACCESS_KEY_ID"
+SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
+
+CA_VOLUME = "s3-ca-bundle"
+CA_MOUNT_DIR = "/etc/continuum/s3-ca"
+# A fixed file name whatever the source key is called: the path never depends on user input,
+# and the bundle is always at the same place in every pod.
+CA_FILE = "ca-bundle.pem"
+CA_BUNDLE_PATH = f"{CA_MOUNT_DIR}/{CA_FILE}"
+
+
+def storage_env(storage: StorageSpec) -> list[dict[str, Any]]:
+    """The S3 variables of a workload container, credentials only as Secret references."""
+    env = [var(ENV_BUCKET, storage.bucket), var(ENV_REGION, storage.region)]
+    if storage.endpoint is not None:
+        env.append(var(ENV_ENDPOINT, storage.endpoint))
+    env.append(var(ENV_PATH_STYLE, str(storage.path_style).lower()))
+    if storage.ca_bundle is not None:
+        env.append(var(ENV_CA_BUNDLE, CA_BUNDLE_PATH))
+    if storage.secret_ref is not None:
+        secret = storage.secret_ref.name
+        env += [secret_var(ACCESS_KEY, secret), secret_var(SECRET_KEY, secret)]
+    return env
+
+
+def storage_volumes(storage: StorageSpec) -> list[dict[str, Any]]:
+    """The pod volume holding the CA bundle (none without ``caBundle``)."""
+    source = storage.ca_bundle
+    if source is None:
+        return []
+    items = [{"key": source.selector.key, "path": CA_FILE}]
+    if source.secret_key_ref is not None:
+        secret = {"secretName": source.secret_key_ref.name, "items": items}
+        return [{"name": CA_VOLUME, "secret": secret}]
+    config_map = {"name": source.selector.name, "items": items}
+    return [{"name": CA_VOLUME, "configMap": config_map}]
+
+
+def storage_volume_mounts(storage: StorageSpec) -> list[dict[str, Any]]:
+    """The container's read-only mount of the CA bundle volume (none without ``caBundle``)."""
+    if storage.ca_bundle is None:
+        return []
+    return [{"name": CA_VOLUME, "mountPath": CA_MOUNT_DIR, "readOnly": True}]
+
+
+def var(name: str, value: str) -> dict[str, Any]:
+    """A plain environment variable."""
+    return {"name": name, "value": value}
+
+
+def secret_var(key: str, secret: str) -> dict[str, Any]:
+    """A variable the kubelet fills from key ``key`` of Secret ``secret``."""
+    return {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
