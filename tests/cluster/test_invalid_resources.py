@@ -215,6 +215,11 @@ CASES: tuple[Case, ...] = (
          {"spec.resources": {"requests": {"memory": "lots"}}},
          'spec.resources.requests.memory: Invalid value: "lots": spec.resources.requests.memory '
          "in body should match"),
+    Case("tj-ca-bundle-key-path", TJ, "CA bundle key that is not a Secret key",
+         {"spec.storage.endpoint": "https://minio.example:9000",
+          "spec.storage.caBundle": {"secretKeyRef": {"name": "s3-ca", "key": "certs/ca.crt"}}},
+         "spec.storage.caBundle.secretKeyRef.key: Invalid value: \"certs/ca.crt\": "
+         "spec.storage.caBundle.secretKeyRef.key in body should match"),
     Case("tj-endpoint-no-scheme", TJ, "endpoint without http(s)://",
          {"spec.storage.endpoint": "minio:9000"},
          'spec.storage.endpoint: Invalid value: "minio:9000": spec.storage.endpoint in body '
@@ -313,6 +318,19 @@ CASES: tuple[Case, ...] = (
     Case("dm-template-metric-vs-class", DM, "retrain template: classifier metric, regressor",
          {"spec.retrain.template.estimator.class": "RandomForestRegressor"},
          f"spec.retrain.template: {CEL} evaluation.metric must fit estimator.class"),
+    Case("tj-ca-bundle-http", TJ, "CA bundle for an http:// endpoint",
+         {"spec.storage.caBundle": {"secretKeyRef": {"name": "s3-ca", "key": "ca.crt"}}},
+         f"spec.storage: {CEL} storage.caBundle needs an https:// storage.endpoint"),
+    Case("md-ca-bundle-both", MD, "CA bundle from both a Secret and a ConfigMap",
+         {"spec.storage.endpoint": "https://minio.example:9000",
+          "spec.storage.caBundle": {"secretKeyRef": {"name": "s3-ca", "key": "ca.crt"},
+                                    "configMapKeyRef": {"name": "s3-ca", "key": "ca.crt"}}},
+         f"spec.storage.caBundle: {CEL} storage.caBundle: set exactly one of secretKeyRef or "
+         "configMapKeyRef"),
+    Case("dm-template-ca-bundle-http", DM, "retrain template: CA bundle without https",
+         {"spec.retrain.template.storage.caBundle": {"configMapKeyRef": {"name": "ca",
+                                                                         "key": "ca.crt"}}},
+         f"spec.retrain.template.storage: {CEL} storage.caBundle needs an https://"),
     # edits of an immutable spec
     Case("tj-edit-backofflimit", TJ, "spec edited after creation",
          {"spec.backoffLimit": 3},
