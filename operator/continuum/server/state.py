@@ -19,7 +19,13 @@ from contextlib import asynccontextmanager
 import sklearn
 from starlette.requests import ClientDisconnect
 
-from continuum.errors import AccessDenied, ContinuumError, ObjectNotFound, StorageError
+from continuum.errors import (
+    AccessDenied,
+    CertificateNotTrusted,
+    ContinuumError,
+    ObjectNotFound,
+    StorageError,
+)
 from continuum.server.batching import Batcher
 from continuum.server.errors import NotFound, NotReady, ServingError
 from continuum.server.inference_log import InferenceLogger
@@ -33,6 +39,8 @@ log = logging.getLogger(__name__)
 
 Loader = Callable[[ObjectStore, str, int], ServedModel]
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)  # then every 30 s: transient S3 trouble only
+# Storage errors that waiting will not fix: the server refuses at once and says why.
+_NOT_RETRIED = (ObjectNotFound, AccessDenied, CertificateNotTrusted)
 CLIENT_CLOSED = 499  # the status metrics record for a client that left mid-request (as nginx)
 
 
@@ -80,7 +88,7 @@ class ModelServer:
             try:
                 return await asyncio.to_thread(self._loader, self.store, *self._coordinates())
             except StorageError as exc:
-                if isinstance(exc, ObjectNotFound | AccessDenied):  # retrying will not help
+                if isinstance(exc, _NOT_RETRIED):
                     return self._refuse(exc.message)
                 await self._back_off(attempt, exc)
             except ContinuumError as exc:
