@@ -24,6 +24,7 @@ bench/results/<timestamp>.json and bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import atexit
 import csv
 import io
 import json
@@ -150,54 +151,36 @@ class Cluster:
 
 
 class JobWatch:
-    """Wall-clock arrival of each Job's ADDED event in one namespace (keyed by TrainingJob)."""
+    """Arrival time of each Job's ADDED event in one namespace (keyed by TrainingJob).
+
+    The events are read and stamped by bench/job_arrivals.py, a process of its own (see its
+    docstring for why); this side only collects its lines.
+    """
 
     def __init__(self, cluster: Cluster, namespace: str) -> None:
         self.cluster, self.namespace = cluster, namespace
         self.seen: dict[str, float] = {}
         self.changed = threading.Condition()
-        self._stop = threading.Event()
-        listed = cluster.batch.list_namespaced_job(namespace)
-        self._rv = listed.metadata.resource_version
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        command = [sys.executable, str(BENCH / "job_arrivals.py"), str(KUBECONFIG), namespace]
+        self._process = subprocess.Popen([*command, TJ_LABEL], stdout=subprocess.PIPE, text=True)
+        assert self._process.stdout is not None
+        if self._process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"bench/job_arrivals.py did not start (exit {self._process.poll()})")
+        atexit.register(self.close)
+        threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            stream = watch.Watch().stream(
-                self.cluster.batch.list_namespaced_job,
-                self.namespace,
-                resource_version=self._rv,
-                timeout_seconds=60,
-            )
-            try:
-                for event in stream:
-                    now = time.monotonic()
-                    obj = event["raw_object"]
-                    self._rv = obj["metadata"].get("resourceVersion", self._rv)
-                    if event["type"] == "ADDED":
-                        self._saw(obj, now)
-            except Exception as err:
-                if not watch_broken(err):
-                    raise
-                relist_until_it_works(self._relist)
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            owner, at = line.split()
+            with self.changed:
+                self.seen.setdefault(owner, float(at))
+                self.changed.notify_all()
 
-    def _relist(self) -> None:
-        """After 410 Gone (our resourceVersion was compacted): list again, go on from there.
-
-        Jobs not seen before count as seen now, which can only make their latency longer.
-        """
-        listed = self.cluster.batch.list_namespaced_job(self.namespace)
-        now = time.monotonic()
-        for job in listed.items:
-            self._saw({"metadata": {"labels": job.metadata.labels}}, now)
-        self._rv = listed.metadata.resource_version
-
-    def _saw(self, obj: dict[str, Any], now: float) -> None:
-        owner = (obj["metadata"].get("labels") or {}).get(TJ_LABEL)
-        with self.changed:
-            self.seen.setdefault(owner, now)
-            self.changed.notify_all()
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(10)
 
     def wait_for(self, names: Iterable[str], timeout: float) -> bool:
         wanted = set(names)

@@ -15,7 +15,9 @@
 Status is written with a merge patch guarded by ``resourceVersion`` (re-read on conflict; the
 create handler's first attempt uses the body its watch event carried, one read less per object);
 within this process the read-compute-write of one TrainingJob's status is serialised, so the
-create handler and the first Job event do not race each other into a rejected write.
+create handler and the first Job event do not race each other into a rejected write, and it
+waits (bounded) while Job creations are in flight, so a burst of new TrainingJobs gets its
+Jobs first (``pacing``).
 No finalizers: the Job carries a controller owner reference, so deleting the TrainingJob
 garbage-collects it. Handlers return None (nothing lands in ``status.<handler-id>``).
 """
@@ -39,6 +41,7 @@ from continuum.controllers.ownership import (
     event_target,
     load_or_fail,
 )
+from continuum.controllers.pacing import CreationsFirst
 from continuum.controllers.settings import image_of, kube_of
 from continuum.controllers.status import (
     TERMINAL,
@@ -53,6 +56,8 @@ from continuum.kube import Conflict, Kube
 PLURAL = "trainingjobs"
 KIND = "TrainingJob"
 STATUS_ATTEMPTS = 5
+# Status writes give way to Job creations in flight (see pacing.py).
+_creations = CreationsFirst()
 FINISHED = frozenset({"Complete", "Failed"})
 # One lock per TrainingJob (namespace, uid) while some handler is writing its status.
 _status_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
@@ -105,7 +110,8 @@ async def reconcile(kube: Kube, image: str, body: Mapping[str, Any]) -> None:
     tj = load_training_job(body)
     if is_terminal(tj.status):  # finished runs are never re-run, even if the Job is gone
         return
-    job, created = await kube.create_job(desired_job(tj, image=image))
+    with _creations.creating():
+        job, created = await kube.create_job(desired_job(tj, image=image))
     if not owned_by(job, tj):
         raise kopf.TemporaryError(f"Job {job_name_of(job)} belongs to another object", delay=5)
     if created:
@@ -159,6 +165,7 @@ async def _write_status(
     if same_status(status, tj.status):
         return True
     meta = body["metadata"]
+    await _creations.status_turn()
     try:
         await kube.patch_status(
             GROUP, VERSION, PLURAL, meta["namespace"], meta["name"], status=dump(status),
