@@ -47,14 +47,19 @@ def _cluster_is_up() -> bool:
     return probe.returncode == 0 and (STATE_DIR / "s3.env").exists()
 
 
-def _kubectl() -> Path:
+def cached_tool(component: str, version_key: str, binary: str) -> Path:
+    """A binary the cluster scripts built into the version-keyed cache (hack/versions.env)."""
     versions = dict(
         line.split("=", 1)
         for line in (REPO / "hack/versions.env").read_text().splitlines()
         if "=" in line and not line.startswith("#")
     )
     cache = Path(os.environ.get("CONTINUUM_CACHE", "/var/cache/continuum"))
-    return cache / f"kube-{versions['KUBE_VERSION']}" / "bin" / "kubectl"
+    return cache / f"{component}-{versions[version_key]}" / "bin" / binary
+
+
+def _kubectl() -> Path:
+    return cached_tool("kube", "KUBE_VERSION", "kubectl")
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,7 @@ from tests.cluster.test_trainingjob import (  # noqa: F401 (fixtures)
     operator_role,
     training_job,
 )
-from tests.conftest import REPO, S3Settings
+from tests.conftest import S3Settings, cached_tool
 
 NODE_IP = "172.31.250.1"
 BUCKET = "continuum-tls"
@@ -76,13 +76,7 @@ class TlsMinio:
 
 
 def _minio_binary() -> Path:
-    versions = dict(
-        line.split("=", 1)
-        for line in (REPO / "hack/versions.env").read_text().splitlines()
-        if "=" in line and not line.startswith("#")
-    )
-    cache = Path(os.environ.get("CONTINUUM_CACHE", "/var/cache/continuum"))
-    return cache / f"minio-{versions['MINIO_VERSION']}" / "bin" / "minio"
+    return cached_tool("minio", "MINIO_VERSION", "minio")
 
 
 def _free_port(host: str) -> int:
