@@ -10,6 +10,8 @@ a LogisticRegression and a 100-tree RandomForestClassifier. Then serves each
   a. by ``continuum serve`` as deployed (adaptive batching on, its defaults), loading the
      verified model from S3 the normal way; inference log off (MLServer keeps none);
   b. by ``continuum serve --max-batch-size 1`` (batching off), the reference at concurrency 1;
+     a concurrency-1 trio then runs a, b and a second copy of b (an A/A control: its distance
+     from b is the noise of the comparison) side by side, alternating;
   c. by MLServer 1.7.1 + mlserver-sklearn with its default settings (one inference worker
      process, no adaptive batching);
   d. by MLServer with its best settings here: in-process inference (parallel_workers 0) and
@@ -21,8 +23,10 @@ of 20 named FP64 tensors (content_type "pd", so MLServer builds the DataFrame th
 was fitted on) asking for the ``predict`` output; both servers get the same bodies
 (bench/wrk/infer.lua). For each server and concurrency: requests/s, p50 and p99 latency.
 
-Also measures the floor: the per-row cost of a bare batched ``pipeline.predict`` on a
-DataFrame, in this process pinned to CPU 0. Results go to bench/results/<timestamp>-server.json
+Also measures, in this process pinned to CPU 0, the floor (the per-row cost of a bare batched
+``pipeline.predict`` on a DataFrame) and the batcher's cost per lone request (sequential
+1-row requests through the server's ``Batcher`` against direct ``ServedModel.predict`` calls,
+on a uvloop event loop as the server runs). Results go to bench/results/<timestamp>-server.json
 and to the "Model server" section of bench/RESULTS.md.
 
 MLServer lives in its own venv (default /var/cache/continuum/bench-venvs/mlserver-1.7.1),
@@ -32,7 +36,9 @@ created here when missing; the project's .venv is not touched.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -56,8 +62,11 @@ import joblib
 import numpy as np
 import pandas as pd
 import sklearn
+import uvloop
 from sklearn.datasets import make_classification
 
+from continuum.server.batching import Batcher
+from continuum.server.inputs import FeatureRows
 from continuum.server.model import load_served_model
 from continuum.storage import ObjectStore, S3Settings
 from continuum.trainer.config import TrainingConfig
@@ -85,9 +94,12 @@ PORTS = {
     "mlserver_http": 18092,
     "mlserver_grpc": 18093,
     "mlserver_metrics": 18094,
-    "continuum_pair": 18095,  # the unbatched twin in the concurrency-1 pair
+    "continuum_pair": 18095,  # the unbatched twin in the concurrency-1 trio
+    "continuum_control": 18096,  # its identical copy, the A/A control of the trio
 }
-PAIR_ROUNDS = 6  # concurrency-1 pair: runs per server, who goes first alternating, medians
+# Concurrency-1 trio: runs per server, in an order that changes every round (each server
+# first, second and third equally often, see trio_orders), then the medians of the p50s.
+PAIR_ROUNDS = 12
 N_FEATURES = 20
 FEATURES = [f"f{i:02d}" for i in range(N_FEATURES)]
 MODELS = {  # short name -> (served model name, estimator class, params)
@@ -282,6 +294,114 @@ def _per_row(predict: Callable[[Any], Any], batch: Any, size: int) -> dict[str, 
     return {"ms_per_call": per_call, "ms_per_row": per_call / size}
 
 
+LONE_REPEATS = 5  # lone-request cost: repeats, each of interleaved pairs of calls ...
+LONE_SECONDS = 1.0  # ... about this long
+
+
+def lone_cost(served: dict[str, Any], rows: pd.DataFrame, cpu: int) -> dict[str, Any]:
+    """The batcher's cost per lone request, in this process on ``cpu``, per model.
+
+    Sequential 1-row requests through the server's ``Batcher`` (its defaults: max batch 32,
+    max latency 5 ms; its worker task running; each request announced then predicted, as the
+    server's handler does) against direct ``ServedModel.predict`` calls on the same rows, both
+    on a uvloop event loop (what uvicorn runs when uvloop is installed) and both yielding to
+    the loop after each request, as a server does between requests (which is when the
+    batcher's worker wakes up to the announcement).
+
+    The two kinds of call alternate one by one on the same row (who goes first alternating
+    too) and each call is timed alone, so a burst of background load hits both alike and
+    shows up as outliers, which medians ignore: medians of each kind's per-call us, and the
+    cost as the median of the per-pair differences (same row, adjacent in time). Timing whole
+    runs of each kind instead moved the difference by tens of us from run to run here.
+    """
+    arrays = {name: rows[name].to_numpy(np.float64) for name in FEATURES}
+    requests = [
+        FeatureRows({name: column[i : i + 1].copy() for name, column in arrays.items()}, 1)
+        for i in range(256)
+    ]
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        out: dict[str, Any] = {}
+        for short, model in served.items():
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                out[short] = runner.run(_lone(model.predict, requests))
+            figures = out[short]
+            say(f"lone request {short}: direct {figures['direct_median_us']:.1f} us, "
+                f"through the batcher {figures['batcher_median_us']:.1f} us -> batcher cost "
+                f"{figures['cost_us']:+.1f} us per request (per repeat: "
+                f"{', '.join(f'{c:+.1f}' for c in figures['cost_us_per_repeat'])}; "
+                f"{figures['pairs_per_repeat']} pairs x {LONE_REPEATS}; "
+                f"worker batches while timing: {figures['worker_batches']})")  # fmt: skip
+        return out
+    finally:
+        os.sched_setaffinity(0, previous)
+
+
+class _CountingBatcher(Batcher):
+    """Counts the batches its worker executes (a lone request should skip the worker)."""
+
+    worker_batches = 0
+
+    async def execute(self, batch: Any) -> None:
+        self.worker_batches += 1
+        await super().execute(batch)
+
+
+async def _lone(predict: Callable[[Any], Any], requests: list[FeatureRows]) -> dict[str, Any]:
+    batcher = _CountingBatcher(predict, max_batch_size=32, max_latency=0.005)
+    worker = asyncio.create_task(batcher.run())
+    try:
+        # A fresh batcher does not know the cost of a predict yet (last_cpu is inf), so its
+        # first call goes through the worker to a thread: warm up before timing.
+        started = time.perf_counter()
+        for rows in requests[:50]:
+            await _through_batcher(batcher, rows)
+            await _direct(predict, rows)
+        pairs = max(100, min(20000, int(LONE_SECONDS / ((time.perf_counter() - started) / 50))))
+        warm = batcher.worker_batches
+        direct, through = np.empty((LONE_REPEATS, pairs)), np.empty((LONE_REPEATS, pairs))
+        for repeat, i in itertools.product(range(LONE_REPEATS), range(pairs)):
+            rows = requests[i % len(requests)]
+            if i % 2 == 0:
+                direct[repeat, i] = await _direct(predict, rows)
+                through[repeat, i] = await _through_batcher(batcher, rows)
+            else:
+                through[repeat, i] = await _through_batcher(batcher, rows)
+                direct[repeat, i] = await _direct(predict, rows)
+        cost = through - direct
+        return {
+            "pairs_per_repeat": pairs,
+            "direct_median_us": float(np.median(direct)),
+            "batcher_median_us": float(np.median(through)),
+            "cost_us": float(np.median(cost)),
+            "direct_us_per_repeat": np.median(direct, axis=1).tolist(),
+            "batcher_us_per_repeat": np.median(through, axis=1).tolist(),
+            "cost_us_per_repeat": np.median(cost, axis=1).tolist(),
+            "worker_batches": batcher.worker_batches - warm,
+        }
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+
+
+async def _direct(predict: Callable[[Any], Any], rows: FeatureRows) -> float:
+    started = time.perf_counter_ns()
+    predict(rows.columns)
+    await asyncio.sleep(0)  # a server goes back to the loop between requests
+    return (time.perf_counter_ns() - started) / 1000
+
+
+async def _through_batcher(batcher: Batcher, rows: FeatureRows) -> float:
+    started = time.perf_counter_ns()
+    with batcher.announce():  # the server's handler announces while reading the body
+        pass
+    await batcher.predict(rows)
+    await asyncio.sleep(0)  # the worker wakes up to the announcement here
+    return (time.perf_counter_ns() - started) / 1000
+
+
 # ---------------------------------------------------------------- servers
 
 
@@ -466,37 +586,62 @@ def mean_batch(before: dict[str, float] | None, after: dict[str, float] | None) 
     return (after.get("sum", 0.0) - before.get("sum", 0.0)) / calls if calls else None
 
 
-def c1_pair(
-    servers: tuple[Server, Server], model: str, short: str, *, workdir: Path, bodies: Path,
+def trio_orders(count: int, rounds: int) -> list[list[int]]:
+    """The order of the servers in each round: every rotation, then every rotation reversed.
+
+    Over each ``2 * count`` rounds every server runs first, second, ... equally often, and
+    right after each other server equally often, so a drift in the background load does not
+    keep favouring one of them.
+    """
+    forward = [[(first + i) % count for i in range(count)] for first in range(count)]
+    cycle = forward + [order[::-1] for order in forward]
+    return [cycle[round_ % len(cycle)] for round_ in range(rounds)]
+
+
+def c1_trio(
+    servers: tuple[Server, ...], model: str, short: str, *, workdir: Path, bodies: Path,
     body_list: list[str], expected: np.ndarray, args: argparse.Namespace,
 ) -> dict[str, Any]:  # fmt: skip
-    """Batched and unbatched servers up side by side, concurrency-1 runs alternating.
+    """Batched, unbatched and a second unbatched server up side by side, concurrency-1 runs.
 
     The machine is shared, so two runs minutes apart can differ more than the 5% the target
-    allows; alternating short runs and comparing medians holds the background load equal.
+    allows; short runs in rotating order, compared by their medians, hold the background load
+    equal. The two unbatched servers are identical (an A/A control): the distance between
+    their medians is the noise left in the comparison, recorded next to the verdict.
     """
     processes = []
     try:
         urls = []
         for server in servers:
-            log = workdir / f"pair-{server.key}-{short}.log"
+            log = workdir / f"trio-{server.key}-{short}.log"
             processes.append(server.start(model, log))
             base = f"http://{HOST}:{server.port}"
             wait_ready(processes[-1], base, model, log)
             urls.append(f"{base}/v2/models/{model}/infer")
             check_answers(urls[-1], body_list, expected)
             run_wrk(urls[-1], bodies, 1, args.warmup)
-        seconds = max(2.0, args.duration / 2)
+        seconds = max(2, round(args.duration / 4))  # wrk takes whole seconds
         p50s: dict[str, list[float]] = {server.key: [] for server in servers}
-        pairs = list(zip(servers, urls, strict=True))
-        for round_ in range(PAIR_ROUNDS):
-            # Each server goes first in half the rounds, so a drift in the background load
-            # during a round does not always favour the same one.
-            for server, url in pairs if round_ % 2 == 0 else pairs[::-1]:
-                p50s[server.key].append(run_wrk(url, bodies, 1, seconds)["p50_ms"])
+        orders = trio_orders(len(servers), PAIR_ROUNDS)
+        for order in orders:
+            for index in order:
+                p50s[servers[index].key].append(run_wrk(urls[index], bodies, 1, seconds)["p50_ms"])
         medians = {key: float(np.median(values)) for key, values in p50s.items()}
-        say(f"  {short:6} c=1 pair p50 (ms): {p50s} -> medians {medians}")
-        return {"p50_ms": p50s, "median_p50_ms": medians, "seconds_per_run": seconds}
+        plain, control = medians["continuum-unbatched"], medians["continuum-unbatched-control"]
+        noise = abs(plain - control) / plain
+        for key, values in p50s.items():
+            say(f"  {short:6} c=1 trio {key:27} p50 (ms) "
+                f"{' '.join(f'{v:.3f}' for v in values)} -> median {medians[key]:.3f}")  # fmt: skip
+        say(f"  {short:6} c=1 trio: batched/unbatched {medians['continuum'] / plain:.3f}, "
+            f"A/A noise |unbatched - control| / unbatched {noise:.1%}")  # fmt: skip
+        return {
+            "p50_ms": p50s,
+            "median_p50_ms": medians,
+            "noise": noise,
+            "rounds": PAIR_ROUNDS,
+            "orders": [[servers[index].key for index in order] for order in orders],
+            "seconds_per_run": seconds,
+        }
     finally:
         for process in processes:
             stop(process)
@@ -507,6 +652,14 @@ def c1_pair(
 
 def by_concurrency(runs: list[dict[str, Any]], connections: int) -> dict[str, Any] | None:
     return next((run for run in runs if run["connections"] == connections), None)
+
+
+def c1_p50(get: dict[str, Any]) -> float | None:
+    """The batched server's p50 at concurrency 1 over HTTP: the trio's median, else its run."""
+    if "c1-pair" in get:
+        return float(get["c1-pair"]["median_p50_ms"]["continuum"])
+    run = by_concurrency(get["continuum"]["runs"], 1)
+    return run["p50_ms"] if run else None
 
 
 def verdicts(results: dict[str, Any], floor_ms: dict[str, Any]) -> list[dict[str, Any]]:
@@ -529,12 +682,17 @@ def verdicts(results: dict[str, Any], floor_ms: dict[str, Any]) -> list[dict[str
         if pair:  # the side-by-side medians decide; the single runs above are shown too
             batched = pair["median_p50_ms"]["continuum"]
             plain = pair["median_p50_ms"]["continuum-unbatched"]
+            control = pair["median_p50_ms"].get("continuum-unbatched-control")
+            noise = pair.get("noise")
+            measured = f"{batched:.3f} vs {plain:.3f}"
+            if control is not None and noise is not None:
+                measured += f" (A/A control {control:.3f}: noise {noise:.1%})"
             rows.append({"model": short,
-                         "figure": f"c1 p50 batched vs unbatched (ms, median of {PAIR_ROUNDS} "
-                                   "alternating runs)",
-                         "measured": f"{batched:.2f} vs {plain:.2f}",
+                         "figure": f"c1 p50 batched vs unbatched (ms, median of "
+                                   f"{pair.get('rounds', PAIR_ROUNDS)} rotating runs)",
+                         "measured": measured,
                          "target": f"<= (x{C1_P50_TOLERANCE})",
-                         "ok": batched <= plain * C1_P50_TOLERANCE})  # fmt: skip
+                         "ok": batched <= plain * C1_P50_TOLERANCE, "noise": noise})  # fmt: skip
         elif ours1 and plain1:
             rows.append({"model": short, "figure": "c1 p50 batched vs unbatched (ms)",
                          "measured": f"{ours1['p50_ms']:.2f} vs {plain1['p50_ms']:.2f}",
@@ -550,6 +708,60 @@ def verdicts(results: dict[str, Any], floor_ms: dict[str, Any]) -> list[dict[str
                              "target": "info", "ok": None,
                              "ratio": per_request / at16})  # fmt: skip
     return rows
+
+
+def trio_lines(results: dict[str, Any]) -> list[str]:
+    """Markdown: the concurrency-1 trio's runs, medians and A/A noise, per model."""
+    lines: list[str] = []
+    pairs = [(short, get["c1-pair"]) for short, get in results.items()
+             if "c1-pair" in get]  # fmt: skip
+    if pairs:
+        lines += ["", "Concurrency 1, three servers up side by side: batched, unbatched, and a "
+                  "second unbatched one (an A/A control, identical to the unbatched); wrk runs "
+                  "in rotating order (each server first, second and third equally often); "
+                  "p50 ms per run, median, and the A/A noise = |unbatched - control| / "
+                  "unbatched, the spread between two identical servers:", ""]  # fmt: skip
+        names = {"continuum": "batched", "continuum-unbatched": "unbatched",
+                 "continuum-unbatched-control": "control"}  # fmt: skip
+        for short, pair in pairs:
+            parts = [
+                f"{names.get(key, key)} **{pair['median_p50_ms'][key]:.3f}** "
+                f"({', '.join(f'{v:.2f}' for v in values)})"
+                for key, values in pair["p50_ms"].items()
+            ]
+            noise, medians = pair.get("noise"), pair["median_p50_ms"]
+            ratio = medians["continuum"] / medians["continuum-unbatched"]
+            lines.append(
+                f"- {short}, {pair.get('rounds', PAIR_ROUNDS)} runs of "
+                f"{pair['seconds_per_run']:.0f} s each: "
+                + "; ".join(parts)
+                + (f"; A/A noise {noise:.1%}" if noise is not None else "")
+                + f"; batched / unbatched {ratio:.3f}."
+            )
+    return lines
+
+
+def lone_lines(lone: dict[str, Any]) -> list[str]:
+    """Markdown: the batcher's cost per lone request, per model."""
+    lines: list[str] = []
+    if lone:
+        lines += ["", "Batcher cost per lone request, in the bench process on CPU 0 (uvloop): "
+                  "sequential 1-row requests through the server's `Batcher` (worker running, "
+                  "each request announced first, as the handler does) vs direct "
+                  "`ServedModel.predict` calls on the same rows, alternating call by call, "
+                  "median us per call of each; the cost is the median of the per-pair "
+                  f"differences, over {LONE_REPEATS} repeats (each repeat's own cost shown too):",
+                  ""]  # fmt: skip
+        for short, f in lone.items():
+            share = (f" = {f['pct_of_c1_p50']:.1f}% of the batched c1 p50 over HTTP "
+                     f"({f['c1_p50_ms']:.3f} ms)" if f.get("pct_of_c1_p50") is not None
+                     else "")  # fmt: skip
+            repeats = ", ".join(f"{c:+.1f}" for c in f["cost_us_per_repeat"])
+            lines.append(f"- {short}: {f['batcher_median_us']:.1f} vs "
+                         f"{f['direct_median_us']:.1f} us, cost {f['cost_us']:+.1f} us{share} "
+                         f"(per repeat: {repeats}; batches through the worker while timing: "
+                         f"{f['worker_batches']}).")  # fmt: skip
+    return lines
 
 
 def markdown(report: dict[str, Any], command: str) -> str:
@@ -599,14 +811,7 @@ def markdown(report: dict[str, Any], command: str) -> str:
             text += f" ({row['ratio']:.1f}x the floor)"
         mark = {True: "ok", False: "MISSED", None: ""}[row["ok"]]
         lines.append(f"| {row['model']} | {row['figure']} | {text} | {row['target']} | {mark} |")
-    pairs = [(short, get["c1-pair"]) for short, get in report["results"].items()
-             if "c1-pair" in get]  # fmt: skip
-    if pairs:
-        lines += ["", "Concurrency 1, batched and unbatched servers up side by side, "
-                  f"{PAIR_ROUNDS} alternating runs each (p50 ms, batched / unbatched): "
-                  + "; ".join(f"{short} {pair['p50_ms']['continuum']} / "
-                              f"{pair['p50_ms']['continuum-unbatched']}"
-                              for short, pair in pairs) + "."]  # fmt: skip
+    lines += trio_lines(report["results"])
     lines += ["", "Rows per predict call of `continuum serve` (batching on), mean over each run: "
               + "; ".join(
                   f"{short} " + ", ".join(
@@ -614,6 +819,7 @@ def markdown(report: dict[str, Any], command: str) -> str:
                       for run in per_server["continuum"]["runs"]
                       if run.get("mean_batch_rows") is not None)
                   for short, per_server in report["results"].items()) + "."]  # fmt: skip
+    lines += lone_lines(report.get("lone_request", {}))
     lines += ["", "Floors, per row (ms), in the bench process on CPU 0: `pipeline.predict` on a "
               "DataFrame (labels only), and the server's own scorer (`ServedModel.predict` on "
               "feature columns: labels and probabilities):", ""]  # fmt: skip
@@ -701,6 +907,7 @@ def main() -> int:
         pipelines = {short: model.pipeline for short, model in served.items()}
         rows = dataset(2048, 1)[FEATURES]
         floor_ms = floor(served, rows, cpu=0)
+        lone = lone_cost(served, rows, cpu=0)
         bodies = workdir / "bodies.jsonl"
         body_list = [request_body(row) for row in rows.to_numpy()[:512]]
         bodies.write_text("\n".join(body_list) + "\n")
@@ -720,9 +927,14 @@ def main() -> int:
             Server("mlserver-best", "MLServer best (in-process, batching)",
                    PORTS["mlserver_http"], start_mlserver(mlserver, folders, MLSERVER_BEST)),
         ]  # fmt: skip
-        twin = start_continuum(env, bucket, 1, PORTS["continuum_pair"])
-        pair = (servers[0], Server("continuum-unbatched", servers[1].label,
-                                   PORTS["continuum_pair"], twin))  # fmt: skip
+        trio = (
+            servers[0],
+            Server("continuum-unbatched", servers[1].label, PORTS["continuum_pair"],
+                   start_continuum(env, bucket, 1, PORTS["continuum_pair"])),
+            Server("continuum-unbatched-control", f"{servers[1].label} (A/A control)",
+                   PORTS["continuum_control"],
+                   start_continuum(env, bucket, 1, PORTS["continuum_control"])),
+        )  # fmt: skip
         for short, pipeline in pipelines.items():
             model = MODELS[short][0]
             expected = np.asarray(pipeline.predict(rows.iloc[:20]))
@@ -734,11 +946,16 @@ def main() -> int:
                     expected=expected, args=args,
                 )  # fmt: skip
             if 1 in args.concurrency:
-                say(f"{short}: concurrency-1 pair, batched and unbatched side by side")
-                results[short]["c1-pair"] = c1_pair(
-                    pair, model, short, workdir=workdir, bodies=bodies, body_list=body_list,
+                say(f"{short}: concurrency-1 trio, batched, unbatched and an unbatched A/A "
+                    "control side by side")  # fmt: skip
+                results[short]["c1-pair"] = c1_trio(
+                    trio, model, short, workdir=workdir, bodies=bodies, body_list=body_list,
                     expected=expected, args=args,
                 )  # fmt: skip
+    for short, figures in lone.items():
+        figures["c1_p50_ms"] = c1_p50(results[short])
+        if figures["c1_p50_ms"]:
+            figures["pct_of_c1_p50"] = figures["cost_us"] / (figures["c1_p50_ms"] * 1000) * 100
     stamp = datetime.now(UTC)
     file = f"{stamp.strftime('%Y%m%dT%H%M%SZ')}-server.json"
     report = {
@@ -753,6 +970,7 @@ def main() -> int:
         "mlserver_best": MLSERVER_BEST,
         "versions": versions,
         "floor": floor_ms,
+        "lone_request": lone,
         "results": results,
     }
     report["verdicts"] = verdicts(results, floor_ms)
