@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import math
 import time
 from collections import deque
@@ -40,6 +41,7 @@ from continuum.server.errors import InvalidInput, NotReady, PredictionFailed, Se
 from continuum.server.inputs import FeatureRows
 from continuum.server.model import Prediction
 
+log = logging.getLogger(__name__)
 PredictFn = Callable[[dict[str, np.ndarray]], Prediction]
 INLINE_ROWS = 256  # batches up to this many rows may be predicted on the event loop ...
 INLINE_CPU_SECONDS = 0.005  # ... when the previous predict took at most this much CPU
@@ -92,7 +94,7 @@ class Batcher:
         self._on_batch = on_batch
         self._clock = clock
         self._queue: deque[Pending] = deque()
-        self._in_hand: Sequence[Pending] = ()  # the batch being predicted, failed on shutdown
+        self._in_hand: list[Pending] = []  # the batch being collected or predicted
         self._busy = False  # the worker holds a batch (collecting or predicting it)
         self._changed = asyncio.Event()
         self.arriving = 0
@@ -105,7 +107,8 @@ class Batcher:
             yield
         finally:
             self.arriving -= 1
-            self._changed.set()
+            if self._busy:  # only a worker collecting a batch waits for arrivals to finish
+                self._changed.set()
 
     async def predict(self, rows: FeatureRows) -> Prediction:
         if self._alone(rows):
@@ -124,11 +127,15 @@ class Batcher:
             self._fail_waiting()
 
     async def run_once(self) -> None:
+        await self.collect()  # fills self._in_hand, where shutdown finds it
         try:
-            self._in_hand = await self.collect()
             await self.execute(self._in_hand)
-        finally:
-            self._in_hand, self._busy = (), False
+        except Exception as exc:  # a fault past predict must not kill the worker: answer, go on
+            log.exception("batch of %d requests failed", len(self._in_hand))
+            error = PredictionFailed(f"prediction failed: {type(exc).__name__}: {exc}")
+            for item in self._in_hand:
+                _fail(item, error)
+        self._in_hand, self._busy = [], False
 
     def _alone(self, rows: FeatureRows) -> bool:
         """Nothing to batch with and cheap enough to run inline: the worker would do just that."""
@@ -147,7 +154,7 @@ class Batcher:
     async def collect(self) -> list[Pending]:
         while not self._queue:
             await self._wait_for_change(None)
-        batch = [self._queue.popleft()]
+        batch = self._in_hand = [self._queue.popleft()]
         self._busy = True
         rows = batch[0].rows.n_rows
         deadline = self._clock() + self.max_latency

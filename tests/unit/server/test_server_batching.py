@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from continuum.server.batching import Batcher, combine, split
-from continuum.server.errors import InvalidInput
+from continuum.server.errors import InvalidInput, NotReady, PredictionFailed
 from continuum.server.inputs import FeatureRows
 from continuum.server.model import Prediction
 
@@ -191,3 +191,38 @@ def test_the_worker_is_busy_from_taking_a_request_until_it_is_answered():
 
     asyncio.run(scenario())
     assert seen == [True, False]
+
+
+def test_a_fault_past_predict_fails_its_batch_and_the_worker_goes_on():
+    answers = iter([np.zeros((3, 3)), None])  # first: not a Prediction, so splitting it fails
+
+    def broken_then_fine(columns):
+        bad = next(answers)
+        return bad if bad is not None else doubling(columns)
+
+    async def scenario():
+        batcher = Batcher(broken_then_fine, max_batch_size=4, max_latency=0)
+        worker = asyncio.create_task(batcher.run())
+        first = asyncio.gather(batcher.predict(rows(1)), batcher.predict(rows(2)))
+        with pytest.raises(PredictionFailed, match="prediction failed"):
+            await asyncio.wait_for(first, 1)
+        second = await asyncio.wait_for(batcher.predict(rows(3)), 1)
+        worker.cancel()
+        return second.labels.tolist(), worker
+
+    labels, _ = asyncio.run(scenario())
+    assert labels == [6]
+
+
+def test_shutdown_fails_a_batch_that_was_still_being_collected():
+    async def scenario():
+        batcher = Batcher(doubling, max_batch_size=4, max_latency=3600)
+        worker = asyncio.create_task(batcher.run())
+        with batcher.announce():  # another request on its way: the worker waits for it
+            waiting = asyncio.create_task(batcher.predict(rows(1)))
+            await asyncio.sleep(0.01)
+            worker.cancel()
+            with pytest.raises(NotReady, match="shutting down"):
+                await asyncio.wait_for(waiting, 1)
+
+    asyncio.run(scenario())
