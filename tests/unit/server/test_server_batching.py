@@ -125,53 +125,6 @@ def test_run_serves_until_cancelled_and_fails_waiting_requests():
     assert asyncio.run(scenario()) == [[2 * i] for i in range(20)]
 
 
-def quick_batcher(predict=doubling, **kwargs) -> Batcher:
-    """A batcher whose previous predict was cheap, so small batches may run inline."""
-    batcher = Batcher(predict, max_batch_size=32, max_latency=3600, **kwargs)
-    batcher.last_cpu = 0.0
-    return batcher
-
-
-def test_a_lone_cheap_request_is_predicted_without_the_worker():
-    sizes: list[int] = []
-
-    async def scenario():
-        batcher = quick_batcher(on_batch=sizes.append)  # no worker task is running at all
-        return await asyncio.wait_for(batcher.predict(rows(1, 2)), 1)
-
-    assert asyncio.run(scenario()).labels.tolist() == [2, 4]
-    assert sizes == [2]
-
-
-def test_a_lone_request_that_fails_gets_the_batch_paths_error():
-    async def scenario():
-        await quick_batcher().predict(rows(-1))
-
-    with pytest.raises(InvalidInput, match="negative x"):
-        asyncio.run(scenario())
-
-
-@pytest.mark.parametrize("state", ["queued", "arriving", "worker busy", "costly", "big"])
-def test_a_request_with_company_or_cost_goes_through_the_worker(state):
-    async def scenario():
-        batcher = quick_batcher(inline_rows=4)
-        if state == "queued":
-            batcher._queue.append(object())  # type: ignore[arg-type]
-        elif state == "arriving":
-            batcher.arriving = 1
-        elif state == "worker busy":
-            batcher._busy = True
-        elif state == "costly":
-            batcher.last_cpu = 1.0
-        task = asyncio.create_task(batcher.predict(rows(*range(5 if state == "big" else 1))))
-        await asyncio.sleep(0)
-        return task.done(), len(batcher._queue)
-
-    done, queued = asyncio.run(scenario())
-    assert not done
-    assert queued == (2 if state == "queued" else 1)
-
-
 def test_the_worker_is_busy_from_taking_a_request_until_it_is_answered():
     seen: list[bool] = []
 
@@ -226,3 +179,23 @@ def test_shutdown_fails_a_batch_that_was_still_being_collected():
                 await asyncio.wait_for(waiting, 1)
 
     asyncio.run(scenario())
+
+
+def test_requests_that_come_in_together_share_a_batch_even_when_predicting_is_cheap():
+    sizes: list[int] = []
+
+    async def request(batcher: Batcher, x: float) -> Prediction:
+        with batcher.announce():
+            pass  # the body was already buffered: reading it did not yield
+        return await batcher.predict(rows(x))
+
+    async def scenario():
+        batcher = Batcher(doubling, max_batch_size=32, max_latency=0.005, on_batch=sizes.append)
+        batcher.last_cpu = 0.0  # cheap: small batches run inline on the loop
+        worker = asyncio.create_task(batcher.run())
+        answers = await asyncio.gather(*(request(batcher, i) for i in range(16)))
+        worker.cancel()
+        return [a.labels.tolist() for a in answers]
+
+    assert asyncio.run(scenario()) == [[2 * i] for i in range(16)]
+    assert sizes == [16]
