@@ -339,7 +339,7 @@ def lone_cost(served: dict[str, Any], rows: pd.DataFrame, cpu: int) -> dict[str,
 
 
 class _CountingBatcher(Batcher):
-    """Counts the batches its worker executes (a lone request should skip the worker)."""
+    """Counts the batches its worker executes (one per lone request: each goes through it)."""
 
     worker_batches = 0
 
