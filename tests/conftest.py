@@ -22,6 +22,12 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("CONTINUUM_STATE", "/var/lib/continuum-cluster"))
 KUBECONFIG = Path(os.environ.get("CONTINUUM_KUBECONFIG", STATE_DIR / "kubeconfig"))
+# Hypothesis keeps its example database and a cache of constants (which records this
+# machine's absolute source paths) under ./.hypothesis by default: keep them out of the
+# checkout. Read lazily by hypothesis, so setting it before the first test is enough.
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", str(Path.home() / ".cache" / "continuum" / "hypothesis")
+)
 
 
 @dataclass(frozen=True)

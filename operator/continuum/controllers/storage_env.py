@@ -52,12 +52,11 @@ def storage_volumes(storage: StorageSpec) -> list[dict[str, Any]]:
     source = storage.ca_bundle
     if source is None:
         return []
-    items = [{"key": source.selector.key, "path": CA_FILE}]
+    selector = source.selector
+    items = [{"key": selector.key, "path": CA_FILE}]
     if source.secret_key_ref is not None:
-        secret = {"secretName": source.secret_key_ref.name, "items": items}
-        return [{"name": CA_VOLUME, "secret": secret}]
-    config_map = {"name": source.selector.name, "items": items}
-    return [{"name": CA_VOLUME, "configMap": config_map}]
+        return [{"name": CA_VOLUME, "secret": {"secretName": selector.name, "items": items}}]
+    return [{"name": CA_VOLUME, "configMap": {"name": selector.name, "items": items}}]
 
 
 def storage_volume_mounts(storage: StorageSpec) -> list[dict[str, Any]]:

@@ -97,7 +97,6 @@ class Batcher:
         self._clock = clock
         self._queue: deque[Pending] = deque()
         self._in_hand: list[Pending] = []  # the batch being collected or predicted
-        self._busy = False  # the worker holds a batch (collecting or predicting it)
         self._changed = asyncio.Event()
         self.arriving = 0
 
@@ -109,7 +108,7 @@ class Batcher:
             yield
         finally:
             self.arriving -= 1
-            if self._busy:  # only a worker collecting a batch waits for arrivals to finish
+            if self._in_hand:  # only a worker collecting a batch waits for arrivals to finish
                 self._changed.set()
 
     async def predict(self, rows: FeatureRows) -> Prediction:
@@ -135,13 +134,12 @@ class Batcher:
             error = PredictionFailed(f"prediction failed: {type(exc).__name__}: {exc}")
             for item in self._in_hand:
                 _fail(item, error)
-        self._in_hand, self._busy = [], False
+        self._in_hand = []
 
     async def collect(self) -> list[Pending]:
         while not self._queue:
             await self._wait_for_change(None)
         batch = self._in_hand = [self._queue.popleft()]
-        self._busy = True
         rows = batch[0].rows.n_rows
         deadline = self._clock() + self.max_latency
         while rows < self.max_batch_size:

@@ -125,14 +125,14 @@ def test_run_serves_until_cancelled_and_fails_waiting_requests():
     assert asyncio.run(scenario()) == [[2 * i] for i in range(20)]
 
 
-def test_the_worker_is_busy_from_taking_a_request_until_it_is_answered():
-    seen: list[bool] = []
+def test_the_worker_holds_a_request_from_taking_it_until_it_is_answered():
+    seen: list[int] = []
 
     async def scenario():
         batcher = Batcher(doubling, max_batch_size=2, max_latency=3600)
 
         def observing(columns):
-            seen.append(batcher._busy)
+            seen.append(len(batcher._in_hand))
             return doubling(columns)
 
         batcher._predict = observing
@@ -140,10 +140,10 @@ def test_the_worker_is_busy_from_taking_a_request_until_it_is_answered():
         await asyncio.sleep(0)
         await batcher.run_once()
         await waiting
-        seen.append(batcher._busy)
+        seen.append(len(batcher._in_hand))
 
     asyncio.run(scenario())
-    assert seen == [True, False]
+    assert seen == [1, 0]
 
 
 def test_a_fault_past_predict_fails_its_batch_and_the_worker_goes_on():
