@@ -864,7 +864,9 @@ def main() -> int:
     (workdir / "load").mkdir()
     load_operator = Operator([load_ns], workdir / "load", args.image)
     say(f"namespaces {ns} (pods quota 0) and {run_ns}; operator log {operator.log}")
-    dataset, endpoint = f"s3://{bucket}/data/train.csv", env["S3_ENDPOINT_IN_CLUSTER"]
+    # The node address, not the Service name: the bench runs the operator on the host, and it
+    # reads each finished run's manifest from there.
+    dataset, endpoint = f"s3://{bucket}/data/train.csv", env["S3_ENDPOINT"]
     try:
         prepare(cluster, s3, ns, run_ns, bucket)
         results = run_phases(

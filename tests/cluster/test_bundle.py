@@ -240,7 +240,13 @@ def reconcile_all_kinds(
 ) -> None:
     """Train, serve and monitor; then check metadata, spec and Argo CD health of each."""
     data = upload(s3, bucket, "datasets/churn.csv", dataset_csv())
-    created = {"TrainingJob": create(api, team, training_job("churn-1", data, s3, bucket, secret))}
+    created = {
+        "TrainingJob": create(
+            api,
+            team,
+            training_job("churn-1", data, s3, bucket, secret, endpoint=s3.in_cluster_endpoint_url),
+        )
+    }
 
     def phase() -> str | None:
         return get(api, team, "TrainingJob", "churn-1").get("status", {}).get("phase")  # type: ignore[no-any-return]

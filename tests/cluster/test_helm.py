@@ -222,10 +222,12 @@ def check_least_privilege(kubectl: list[str], release: Release, other: str) -> N
         ("patch", "trainingjobs.continuum.dev", "--subresource=status", "-n", team),
         ("patch", "deployments.apps", "-n", team),
         ("create", "events", "-n", team),
+        ("get", "secrets", "-n", team),  # the Secret a finished run names, by name only
     ]
     denied = [
-        ("get", "secrets", "-n", team),
         ("list", "secrets", "-n", team),
+        ("watch", "secrets", "-n", team),
+        ("list", "configmaps", "-n", team),
         ("get", "secrets", "-n", system),
         ("delete", "customresourcedefinitions.apiextensions.k8s.io"),
         ("list", "customresourcedefinitions.apiextensions.k8s.io"),
@@ -304,7 +306,13 @@ def test_install_reconcile_upgrade_uninstall_namespaced(
 
         # the in-cluster operator trains a model in the watched namespace
         data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
-        create(api, team, training_job("helm-1", data, s3, s3_bucket, s3_secret))
+        create(
+            api,
+            team,
+            training_job(
+                "helm-1", data, s3, s3_bucket, s3_secret, endpoint=s3.in_cluster_endpoint_url
+            ),
+        )
         jobs = client.BatchV1Api(api)
         wait_until("Job helm-1-train", lambda: jobs.list_namespaced_job(team).items, 60)
         wait_until(
@@ -321,7 +329,13 @@ def test_install_reconcile_upgrade_uninstall_namespaced(
         # upgrade: changed values roll the operator, which keeps reconciling
         upgraded = release.upgrade("--set", "operator.logFormat=json,metrics.port=9090")
         check_upgraded(release, first_pod, upgraded)
-        create(api, team, training_job("helm-2", data, s3, s3_bucket, s3_secret))
+        create(
+            api,
+            team,
+            training_job(
+                "helm-2", data, s3, s3_bucket, s3_secret, endpoint=s3.in_cluster_endpoint_url
+            ),
+        )
         wait_until("TrainingJob helm-2 to get a phase", lambda: phase(api, team, "helm-2"), 90)
         json_lines = [line for line in release.log().splitlines() if line.startswith("{")]
         assert json_lines, release.log()
@@ -364,10 +378,11 @@ def test_cluster_wide_rbac(
             ("watch", "modeldeployments.continuum.dev", "--all-namespaces"),
             ("create", "jobs.batch", "-n", namespace),
             ("patch", "driftmonitors.continuum.dev", "--subresource=status", "-n", namespace),
+            ("get", "secrets", "-n", namespace),
         ]
         denied = [
-            ("get", "secrets", "-n", namespace),
             ("list", "secrets", "--all-namespaces"),
+            ("watch", "secrets", "--all-namespaces"),
             ("delete", "customresourcedefinitions.apiextensions.k8s.io"),
             ("list", "namespaces"),
             ("delete", "jobs.batch", "-n", namespace),

@@ -2,8 +2,8 @@
 
 - RBAC: the API server's own answer (SelfSubjectRulesReview, as the operator's ServiceAccount
   bound to deploy/rbac/clusterrole.yaml) must be exactly ``EXPECTED`` plus what every
-  authenticated user may do anyway; anything wider (a wildcard, secrets, delete, another
-  resource or verb) fails, and so does any right outside the bound namespace.
+  authenticated user may do anyway; anything wider (a wildcard, listing secrets, delete,
+  another resource or verb) fails, and so does any right outside the bound namespace.
 - Credentials: after one TrainingJob end to end, neither the S3 access key nor the secret key
   (plain or base64) appears in its status, the Job, any Event of the namespace, the operator's
   log, the trainer pod's log or any object the run wrote to the bucket.
@@ -63,10 +63,13 @@ EXPECTED: frozenset[Rule] = frozenset(
     + [("", "services", v) for v in ("create", "patch")]
     + [("autoscaling", "horizontalpodautoscalers", v) for v in ("create", "patch")]
     + [("", "pods", "list")]
+    + [("", "secrets", "get"), ("", "configmaps", "get")]  # the Secret a run's storage names
     + [("", "events", "create")]
 )
 NEVER_VERBS = {"delete", "deletecollection", "escalate", "bind", "impersonate", "*"}
-NEVER_RESOURCES = {"secrets", "configmaps", "serviceaccounts", "roles", "rolebindings", "*"}
+NEVER_RESOURCES = {"serviceaccounts", "roles", "rolebindings", "*"}
+# Named reads only: never list or watch these (that would hand over every credential).
+GET_ONLY_RESOURCES = {"secrets", "configmaps"}
 
 
 def expand(rules: list[Any]) -> set[Rule]:
@@ -164,6 +167,7 @@ def test_operator_rbac_is_least_privilege(
     for _, resource, verb in extra:
         assert verb not in NEVER_VERBS, (resource, verb)
         assert resource.split("/")[0] not in NEVER_RESOURCES, (resource, verb)
+        assert resource not in GET_ONLY_RESOURCES or verb == "get", (resource, verb)
     for rule in granted.resource_rules:
         assert not rule.resource_names, rule
     assert _urls(granted) == _urls(baseline)
@@ -185,8 +189,9 @@ def test_operator_rbac_is_least_privilege(
     operator_api = config.new_client_from_config(config_file=str(as_operator))
     authz = client.AuthorizationV1Api(operator_api)
     for verb, resource, group in [
-        ("get", "secrets", ""),
         ("list", "secrets", ""),
+        ("watch", "secrets", ""),
+        ("list", "configmaps", ""),
         ("delete", "jobs", "batch"),
         ("delete", "trainingjobs", "continuum.dev"),
         ("create", "pods", ""),

@@ -183,8 +183,17 @@ def upload(s3: S3Settings, bucket: str, key: str, data: bytes) -> str:
 
 
 def training_job(
-    name: str, dataset: str, s3: S3Settings, bucket: str, secret: str
+    name: str,
+    dataset: str,
+    s3: S3Settings,
+    bucket: str,
+    secret: str,
+    *,
+    endpoint: str | None = None,
 ) -> dict[str, Any]:
+    """A TrainingJob on MinIO's node address by default: both the trainer pod and an operator
+    running on the host (which reads the finished run's manifest) reach it. Tests whose operator
+    runs in the cluster pass ``endpoint=s3.in_cluster_endpoint_url`` (the Service name)."""
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "TrainingJob",
@@ -196,7 +205,7 @@ def training_job(
             "preprocessing": {"categorical": {"columns": ["colour"]}},
             "evaluation": {"metric": "accuracy", "threshold": 0.6, "mustBeat": "none"},
             "storage": {
-                "endpoint": s3.in_cluster_endpoint_url,
+                "endpoint": endpoint or s3.endpoint_url,
                 "bucket": bucket,
                 "secretRef": {"name": secret},
             },

@@ -65,6 +65,12 @@
   - apiGroups: [continuum.dev]
     resources: [driftmonitors/finalizers]
     verbs: [update]
+  # a completed TrainingJob's manifest is read from S3 with the credentials of the Secret
+  # spec.storage.secretRef names, trusting the CA bundle spec.storage.caBundle names (a Secret
+  # or ConfigMap key): get by name only, when a run finishes; values are never stored or logged.
+  - apiGroups: [""]
+    resources: [secrets, configmaps]
+    verbs: [get]
   # kopf.info / kopf.warn post core/v1 Events.
   - apiGroups: [""]
     resources: [events]

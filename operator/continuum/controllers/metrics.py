@@ -34,6 +34,12 @@ ERRORS = Counter(
     ["kind", "handler"],
     registry=REGISTRY,
 )
+MANIFEST_READS = Counter(
+    "continuum_manifest_reads_total",
+    "Reads of finished runs' manifests from S3, by outcome (read, unreadable, invalid).",
+    ["outcome"],
+    registry=REGISTRY,
+)
 JOBS_CREATED = Counter(
     "continuum_training_jobs_created_total",
     "batch Jobs created for TrainingJobs.",

@@ -1,9 +1,15 @@
-"""Pure status logic of a TrainingJob: (TrainingJob, observed Job, trainer summary) -> status.
+"""Pure status logic of a TrainingJob: (TrainingJob, observed Job, trainer summary, manifest
+read) -> status.
 
-The trainer writes a JSON summary to its termination message (see ``continuum.trainer.result``);
-the operator copies the result fields from it and derives kstatus conditions. Phases only move
-forward (Pending -> Running -> Succeeded | Failed) and a finished TrainingJob never changes,
-so a stale observation can neither undo progress nor rewrite a result.
+The trainer writes a JSON summary to its termination message (see ``continuum.trainer.result``).
+A failed run's reason comes from it. A successful run's summary only points at the version: the
+result fields are taken from that version's manifest in S3 (``manifest.ManifestRead``), after
+checking that it is the one the summary names (model, version, sha256, TrainingJob). While the
+manifest cannot be read the run stays Running with ``Reconciling`` (reason
+``ManifestUnreadable``, ``Stalled`` when only a change of Secret, bucket or certificate can fix
+it); a damaged or mismatching manifest fails the run. Phases only move forward
+(Pending -> Running -> Succeeded | Failed) and a finished TrainingJob never changes, so a stale
+observation can neither undo progress nor rewrite a result.
 """
 
 from __future__ import annotations
@@ -25,16 +31,21 @@ from continuum.controllers.conditions import (
     RECONCILING,
     STALLED,
     SUCCEEDED,
+    Status,
     Want,
     merge_conditions,
 )
 from continuum.controllers.desired import job_name
+from continuum.controllers.manifest import ManifestRead
 
 Phase = Literal["Pending", "Running", "Succeeded", "Failed"]
 RANK: dict[str | None, int] = {None: 0, "Pending": 1, "Running": 2, "Succeeded": 3, "Failed": 3}
 TERMINAL = frozenset({"Succeeded", "Failed"})
 MAX_STATUS_MESSAGE = 4096
 MAX_LOG_TAIL = 500
+MANIFEST_UNREADABLE = "ManifestUnreadable"
+# Summary fields that must agree with the manifest of the version it names.
+CHECKED_FIELDS = ("model", "version", "uri", "sha256")
 
 
 @dataclass(frozen=True)
@@ -67,21 +78,29 @@ def status_from_job(
     tj: TrainingJob,
     job: Mapping[str, Any] | None,
     pod_termination_message: str | None,
+    manifest: ManifestRead | None = None,
     *,
     now: datetime | None = None,
 ) -> TrainingJobStatus:
-    """The status ``tj`` should have, given its Job (or None) and the trainer's message."""
+    """The status ``tj`` should have, given its Job (or None), the trainer's message and the
+    read of the manifest it names (``manifest_wanted`` says when one is needed)."""
     if is_terminal(tj.status):
         return tj.status
     state = observe_job(job)
     if RANK[state.phase] < RANK[tj.status.phase]:
         return tj.status
-    outcome = outcome_of(state, parse_summary(pod_termination_message), pod_termination_message)
+    summary = parse_summary(pod_termination_message)
+    outcome = outcome_of(state, summary, pod_termination_message)
+    if outcome.phase == "Succeeded" and summary is not None:
+        outcome = verified(tj, summary, manifest)
     moment = (now or datetime.now(UTC)).replace(microsecond=0)
     try:
         return _status(tj, job, state, outcome, moment)
     except ValidationError as exc:
-        bad = _failed("ResultInvalid", f"the trainer's summary is invalid: {_first_error(exc)}")
+        bad = _failed(
+            "ResultInvalid",
+            f"the run's result (its summary or manifest) is invalid: {_first_error(exc)}",
+        )
         return _status(tj, job, state, bad, moment)
 
 
@@ -132,6 +151,91 @@ def _job_failed(condition: Mapping[str, Any], start: str | None) -> JobState:
     reason = condition.get("reason") or "JobFailed"
     message = condition.get("message") or "the training Job failed"
     return JobState("Failed", reason, message, start, condition.get("lastTransitionTime"))
+
+
+def manifest_wanted(
+    tj: TrainingJob, job: Mapping[str, Any] | None, pod_termination_message: str | None
+) -> tuple[int, str] | None:
+    """(version, manifest URI) to read when the run completed with a success summary."""
+    if is_terminal(tj.status) or observe_job(job).phase != "Succeeded":
+        return None
+    summary = parse_summary(pod_termination_message)
+    if summary is None or summary.get("status") != "Succeeded":
+        return None
+    version, uri = summary.get("version"), summary.get("uri")
+    if not isinstance(version, int) or isinstance(version, bool) or not isinstance(uri, str):
+        return None  # verified() fails the run saying so
+    return version, uri.rstrip("/") + "/manifest.json"
+
+
+def verified(tj: TrainingJob, summary: Mapping[str, Any], read: ManifestRead | None) -> Outcome:
+    """The outcome of a completed run, from its manifest once read and checked."""
+    if read is None:
+        return _failed(
+            "ResultInvalid",
+            "the trainer's summary does not say which version it wrote (an integer version "
+            "and a uri)",
+        )
+    if read.kind == "unreadable":
+        return _awaiting_manifest(read)
+    if read.kind == "invalid" or read.manifest is None:
+        return _failed("ManifestInvalid", read.problem or f"the manifest {read.uri} is invalid")
+    mismatch = manifest_mismatch(tj, summary, read.manifest)
+    if mismatch:
+        return _failed("ManifestMismatch", f"the manifest {read.uri} {mismatch}")
+    return _succeeded(summary_of_manifest(read.manifest))
+
+
+def manifest_mismatch(
+    tj: TrainingJob, summary: Mapping[str, Any], manifest: Mapping[str, Any]
+) -> str:
+    """Why ``manifest`` is not the one this run wrote ('' when it is)."""
+    for name in CHECKED_FIELDS:
+        if manifest.get(name) != summary.get(name):
+            return (
+                f"says {name} {manifest.get(name)!r} where the trainer reported "
+                f"{summary.get(name)!r}: it was replaced after training; do not serve it"
+            )
+    owner, mine = manifest.get("trainingJob"), tj.metadata.get("name")
+    if owner is not None and owner != mine:
+        return f"was written by TrainingJob {owner!r}, not {mine!r}"
+    return ""
+
+
+def summary_of_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The success summary's fields, as the manifest records them."""
+    evaluation = manifest.get("evaluation") or {}
+    dataset = manifest.get("dataset") or {}
+    return {
+        **{name: manifest.get(name) for name in CHECKED_FIELDS},
+        "metric": evaluation.get("metric"),
+        "metrics": manifest.get("metrics"),
+        "qualified": manifest.get("qualified"),
+        "reasons": evaluation.get("reasons") or [],
+        "dataset": {"fingerprint": dataset.get("fingerprint"), "rows": dataset.get("rows")},
+        "champion": evaluation.get("champion"),
+    }
+
+
+def _awaiting_manifest(read: ManifestRead) -> Outcome:
+    """Job complete, result not yet confirmed: Running, retried until the manifest reads."""
+    message = f"the training Job completed; {read.problem}; the operator keeps retrying"
+    stalled: Status = "True" if read.needs_change else "False"
+    wants = [
+        Want(READY, "False", MANIFEST_UNREADABLE, message),
+        Want(RECONCILING, "True", MANIFEST_UNREADABLE, message),
+        Want(STALLED, stalled, MANIFEST_UNREADABLE, message if read.needs_change else ""),
+        Want(SUCCEEDED, "Unknown", MANIFEST_UNREADABLE, message),
+        Want(QUALIFIED, "Unknown", MANIFEST_UNREADABLE),
+    ]
+    return Outcome("Running", wants, message)
+
+
+def awaiting_manifest(status: TrainingJobStatus) -> bool:
+    """Whether ``status`` waits for a manifest that could not be read yet."""
+    return status.phase not in TERMINAL and any(
+        c.type == RECONCILING and c.reason == MANIFEST_UNREADABLE for c in status.conditions
+    )
 
 
 def parse_summary(text: str | None) -> dict[str, Any] | None:

@@ -4,7 +4,10 @@
 * create/resume of a TrainingJob: ensure its batch Job exists (409 = already there), then sync
   its status from the Job;
 * changes of Jobs we manage (server-side label selector): sync the owner's status; when the
-  Job has finished, read the trainer's summary from the pod's termination message. A Job's
+  Job has finished, read the trainer's summary from the pod's termination message and, after a
+  success, the manifest it points at from S3 (``manifest``), which the result is taken from.
+  A manifest that cannot be read yet leaves the run Running and is retried (``_retries``:
+  every 10 s, doubling to 60 s) until it reads or the TrainingJob goes. A Job's
   appearance (ADDED, or listed at start) is not a change: the owner's create/resume handler
   creates-or-reads that very Job and syncs from it, so the event would cost one more read of
   the owner for nothing (1,000 of them when a restarted operator lists 1,000 Jobs). Likewise a
@@ -34,6 +37,7 @@ import kopf
 from continuum.api import GROUP, VERSION, TrainingJob, TrainingJobStatus, dump
 from continuum.controllers import metrics
 from continuum.controllers.desired import TRAINER_CONTAINER, desired_job
+from continuum.controllers.manifest import ManifestRead, read_manifest
 from continuum.controllers.naming import MANAGED_BY, OPERATOR, TRAINING_JOB_LABEL
 from continuum.controllers.ownership import (
     controlled_by_uid,
@@ -42,11 +46,15 @@ from continuum.controllers.ownership import (
     load_or_fail,
 )
 from continuum.controllers.pacing import CreationsFirst
+from continuum.controllers.retries import Retries
 from continuum.controllers.settings import image_of, kube_of
 from continuum.controllers.status import (
+    MANIFEST_UNREADABLE,
     TERMINAL,
     JobState,
+    awaiting_manifest,
     is_terminal,
+    manifest_wanted,
     observe_job,
     same_status,
     status_from_job,
@@ -66,6 +74,8 @@ _status_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
 # By Job uid: the observation of a live, unfinished Job that its owner's status is in line
 # with (recorded after a successful sync; dropped when the Job finishes or goes).
 _synced: dict[str, JobState] = {}
+# By TrainingJob (namespace, uid): the next read of a manifest that could not be read yet.
+_retries: Retries[tuple[str, str]] = Retries(first=10.0, cap=60.0)
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL, id="trainingjob")
@@ -136,6 +146,7 @@ async def sync_status(
     if its status already matches, nothing is written, as after a read.
     """
     termination = Termination(kube, namespace, job)
+    manifest = Manifest(kube, namespace)
     key = (namespace, owner[1])
     lock = _status_locks.get(key)
     if lock is None:
@@ -146,24 +157,33 @@ async def sync_status(
             if body is None:
                 body = await kube.read_custom_object(GROUP, VERSION, PLURAL, namespace, owner[0])
             if body is None or body["metadata"].get("uid") != owner[1]:
+                _retries.forget(key)
                 return  # deleted (or replaced): its Job is garbage now
-            if await _write_status(kube, body, job, termination):
+            status = await _write_status(kube, body, job, termination, manifest)
+            if status is not None:
                 remember_synced(job)
+                _retry_if_awaiting(kube, namespace, owner, job, status)
                 return
             body = None  # it changed meanwhile: read it again
     raise kopf.TemporaryError("the TrainingJob kept changing while its status was written", delay=1)
 
 
 async def _write_status(
-    kube: Kube, body: Mapping[str, Any], job: Mapping[str, Any], termination: Termination
-) -> bool:
-    """Write the new status unless unchanged; False when the object changed meanwhile."""
+    kube: Kube,
+    body: Mapping[str, Any],
+    job: Mapping[str, Any],
+    termination: Termination,
+    manifest: Manifest,
+) -> TrainingJobStatus | None:
+    """Write the new status unless unchanged and return it; None when the object changed
+    meanwhile (nothing written)."""
     tj = load_training_job(body)
     if is_terminal(tj.status):
-        return True
-    status = status_from_job(tj, job, await termination.read())
+        return tj.status
+    message = await termination.read()
+    status = status_from_job(tj, job, message, await manifest.read(tj, job, message))
     if same_status(status, tj.status):
-        return True
+        return status
     meta = body["metadata"]
     await _creations.status_turn()
     try:
@@ -172,9 +192,33 @@ async def _write_status(
             resource_version=meta.get("resourceVersion"),
         )  # fmt: skip
     except Conflict:
-        return False
+        return None
     announce(body, tj, status)
-    return True
+    return status
+
+
+def _retry_if_awaiting(
+    kube: Kube,
+    namespace: str,
+    owner: tuple[str, str],
+    job: Mapping[str, Any],
+    status: TrainingJobStatus,
+) -> None:
+    """Schedule the next manifest read while ``status`` waits for one; else forget it."""
+    key = (namespace, owner[1])
+    if not awaiting_manifest(status):
+        _retries.forget(key)
+        return
+    name = job_name_of(job)
+
+    async def again() -> None:
+        fresh = await kube.read_job(namespace, name)
+        if fresh is not None:
+            await sync_status(kube, namespace, owner, fresh)
+        else:
+            _retries.forget(key)
+
+    _retries.schedule(key, again)
 
 
 def already_synced(job: Mapping[str, Any]) -> bool:
@@ -216,8 +260,31 @@ class Termination:
         return self._message
 
 
+class Manifest:
+    """The manifest a completed run's summary names, read at most once, when needed."""
+
+    def __init__(self, kube: Kube, namespace: str) -> None:
+        self._kube, self._namespace = kube, namespace
+        self._read: ManifestRead | None = None
+
+    async def read(
+        self, tj: TrainingJob, job: Mapping[str, Any], message: str | None
+    ) -> ManifestRead | None:
+        wanted = manifest_wanted(tj, job, message)
+        if wanted is None or self._read is not None:
+            return self._read
+        version, uri = wanted
+        storage, model = tj.spec.storage, tj.spec.model
+        self._read = await read_manifest(
+            self._kube, self._namespace, storage, model=model, version=version, uri=uri
+        )
+        metrics.MANIFEST_READS.labels(self._read.kind).inc()
+        return self._read
+
+
 def announce(body: Mapping[str, Any], tj: TrainingJob, status: TrainingJobStatus) -> None:
-    """Events and metrics for a phase transition (called once, after a successful write)."""
+    """Events and metrics for a transition (called once, after a successful write)."""
+    _announce_manifest_problem(body, tj, status)
     if status.phase == tj.status.phase:
         return
     meta = body["metadata"]
@@ -228,6 +295,22 @@ def announce(body: Mapping[str, Any], tj: TrainingJob, status: TrainingJobStatus
         kopf.warn(_target(body), reason="Failed", message=status.message or "training failed")
     if status.phase in {"Succeeded", "Failed"}:
         metrics.record_outcome(tj.spec.model, status)
+
+
+def _announce_manifest_problem(
+    body: Mapping[str, Any], tj: TrainingJob, status: TrainingJobStatus
+) -> None:
+    """A Warning when the manifest first turns out unreadable, or unreadable differently."""
+    new, old = _reconciling(status), _reconciling(tj.status)
+    if new is None or new.reason != MANIFEST_UNREADABLE:
+        return
+    if old is not None and (old.reason, old.message) == (new.reason, new.message):
+        return
+    kopf.warn(_target(body), reason=MANIFEST_UNREADABLE, message=new.message or "")
+
+
+def _reconciling(status: TrainingJobStatus) -> Any:
+    return next((c for c in status.conditions if c.type == "Reconciling"), None)
 
 
 def _announce_success(body: kopf.Body, status: TrainingJobStatus) -> None:

@@ -143,6 +143,27 @@ class Kube:
         path = f"{_object_path('apps/v1', 'Deployment', namespace)}/{_q(name)}"
         return await self._read(path, f"read Deployment {namespace}/{name}")
 
+    async def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """A Secret's data, decoded; None if the Secret does not exist.
+
+        Only ``get`` of the one Secret (never list or watch): the operator reads the S3
+        credentials a TrainingJob names when it reads that run's manifest, and keeps nothing.
+        Values never reach a log line: errors name the Secret only.
+        """
+        path = f"/api/v1/namespaces/{_q(namespace)}/secrets/{_q(name)}"
+        secret = await self._read(path, f"read Secret {namespace}/{name}")
+        if secret is None:
+            return None
+        data = secret.get("data") or {}
+        return {str(key): base64.b64decode(value) for key, value in data.items()}
+
+    async def read_config_map_key(self, namespace: str, name: str, key: str) -> str | None:
+        """One key of a ConfigMap; None if the ConfigMap or the key does not exist."""
+        path = f"/api/v1/namespaces/{_q(namespace)}/configmaps/{_q(name)}"
+        found = await self._read(path, f"read ConfigMap {namespace}/{name}")
+        value = ((found or {}).get("data") or {}).get(key)
+        return None if value is None else str(value)
+
     async def list_custom_objects(
         self, group: str, version: str, plural: str, namespace: str
     ) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from continuum.storage.client import ObjectInfo, ObjectStore, make_client
 from continuum.storage.datasets import list_dataset_objects
 from continuum.storage.layout import S3Uri, model_uri, parse_s3_uri, version_key
+from continuum.storage.manifests import fetch_manifest
 from continuum.storage.models import (
     allocate_version,
     check_manifest,
@@ -22,6 +23,7 @@ __all__ = [
     "S3Uri",
     "allocate_version",
     "check_manifest",
+    "fetch_manifest",
     "latest_qualified_version",
     "list_dataset_objects",
     "list_versions",

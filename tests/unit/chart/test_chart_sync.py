@@ -72,10 +72,13 @@ def test_rbac_rules_equal_deploy_rbac(render: Render) -> None:
 
 
 def test_rbac_is_least_privilege(render: Render) -> None:
-    """No Secrets, CRDs, namespaces, wildcards or deletes (garbage collection deletes children)."""
+    """No listing of Secrets or ConfigMaps (a named get only), no CRDs, namespaces, wildcards
+    or deletes (garbage collection deletes children)."""
     (cluster_role,) = by_kind(render(), "ClusterRole")
     for (group, resource), verbs in normalized(cluster_role["rules"]).items():
         assert "*" not in (group, resource, *verbs)
         assert not verbs & {"delete", "deletecollection"}
-        assert resource not in {"secrets", "customresourcedefinitions", "namespaces"}
+        assert resource not in {"customresourcedefinitions", "namespaces"}
+        if resource in {"secrets", "configmaps"}:
+            assert verbs == {"get"}, (resource, verbs)
         assert group != "rbac.authorization.k8s.io"

@@ -1,14 +1,17 @@
-"""Builders of TrainingJob bodies, Jobs and trainer summaries for controller unit tests."""
+"""Builders of TrainingJob bodies, Jobs, trainer summaries and manifests for controller unit
+tests."""
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 from continuum.api import TrainingJob, load
+from continuum.controllers.manifest import Kind, ManifestRead
 
 SPEC: dict[str, Any] = {
     "model": "iris",
@@ -38,6 +41,7 @@ SUCCESS: dict[str, Any] = {
     "reasons": [],
     "dataset": {"uri": "s3://data/iris.csv", "fingerprint": "sha256:abc", "rows": 150},
 }
+MANIFEST_URI = "s3://continuum/models/iris/3/manifest.json"
 FAILURE: dict[str, Any] = {
     "status": "Failed",
     "reason": "DatasetInvalid",
@@ -106,6 +110,60 @@ def job(*conditions: str, ready: int = 0, name: str = "iris-1-train") -> dict[st
 
 def message(summary: dict[str, Any]) -> str:
     return json.dumps(summary)
+
+
+def manifest_of(
+    summary: Mapping[str, Any] | None = None,
+    *,
+    training_job: str | None = "iris-1",
+    champion: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The manifest the trainer stored with a success ``summary`` (``SUCCESS`` by default),
+    shaped as ``continuum.trainer.manifest.build_manifest`` makes it."""
+    summary = SUCCESS if summary is None else summary
+    metrics = dict(summary["metrics"])
+    return {
+        "schemaVersion": 1,
+        "model": summary["model"],
+        "version": summary["version"],
+        "uri": summary["uri"],
+        "modelFile": "model.skops",
+        "format": "skops",
+        "sha256": summary["sha256"],
+        "createdAt": "2026-01-01T10:01:20+00:00",
+        "trainingJob": training_job,
+        "dataset": {**summary["dataset"], "objects": 1},
+        "task": "classification",
+        "metrics": metrics,
+        "qualified": summary["qualified"],
+        "evaluation": {
+            "metric": summary["metric"],
+            "value": metrics[summary["metric"]],
+            "threshold": 0.8,
+            "mustBeat": "current",
+            "champion": None if champion is None else dict(champion),
+            "reasons": list(summary["reasons"]),
+        },
+    }
+
+
+def manifest_read(
+    manifest: Mapping[str, Any] | None = None,
+    *,
+    kind: Kind = "read",
+    problem: str = "",
+    needs_change: bool = False,
+) -> ManifestRead:
+    """A ``ManifestRead`` of ``MANIFEST_URI``: the manifest of ``SUCCESS`` unless told."""
+    if kind == "read" and manifest is None:
+        manifest = manifest_of()
+    found = None if manifest is None else dict(manifest)
+    return ManifestRead(MANIFEST_URI, kind, found, problem, needs_change)
+
+
+def unreadable(problem: str = "S3 is unavailable", *, needs_change: bool = False) -> ManifestRead:
+    """The read of a manifest that could not be fetched."""
+    return manifest_read(kind="unreadable", problem=problem, needs_change=needs_change)
 
 
 @pytest.fixture

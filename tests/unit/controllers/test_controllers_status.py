@@ -1,14 +1,35 @@
-"""TrainingJob status from (TrainingJob, Job, termination message): phases, conditions, results."""
+"""TrainingJob status from (TrainingJob, Job, termination message, manifest read): phases,
+conditions, results."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from tests.unit.controllers.conftest import FAILURE, SUCCESS, body, job, message, training_job
+import pytest
+from tests.unit.controllers.conftest import (
+    FAILURE,
+    MANIFEST_URI,
+    SUCCESS,
+    body,
+    job,
+    manifest_of,
+    manifest_read,
+    message,
+    training_job,
+    unreadable,
+)
 
 from continuum.api import TrainingJob, TrainingJobStatus, dump, load
 from continuum.controllers.conditions import Want, find, merge_conditions
-from continuum.controllers.status import observe_job, parse_summary, status_from_job
+from continuum.controllers.manifest import ManifestRead
+from continuum.controllers.status import (
+    awaiting_manifest,
+    manifest_wanted,
+    observe_job,
+    parse_summary,
+    status_from_job,
+)
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)
@@ -20,6 +41,20 @@ def conditions(status: TrainingJobStatus) -> dict[str, tuple[str, str]]:
 
 def with_status(status: TrainingJobStatus) -> TrainingJob:
     return load(TrainingJob, body(status=dump(status)))
+
+
+def completed(
+    tj: TrainingJob,
+    summary: dict[str, Any] | None = None,
+    read: ManifestRead | None = None,
+    *,
+    now: datetime = NOW,
+) -> TrainingJobStatus:
+    """The status after the Job completed with ``summary`` (``SUCCESS``) and its manifest was
+    read as ``read`` (by default the manifest the trainer wrote with that summary)."""
+    summary = SUCCESS if summary is None else summary
+    read = manifest_read(manifest_of(summary)) if read is None else read
+    return status_from_job(tj, job("Complete"), message(summary), read, now=now)
 
 
 def test_no_job_yet_is_pending(tj: TrainingJob) -> None:
@@ -60,8 +95,8 @@ def test_ready_pod_is_running(tj: TrainingJob) -> None:
     assert status.completion_time is None
 
 
-def test_success_copies_the_summary(tj: TrainingJob) -> None:
-    status = status_from_job(tj, job("Complete"), message(SUCCESS), now=NOW)
+def test_success_copies_the_manifest(tj: TrainingJob) -> None:
+    status = completed(tj)
     assert status.phase == "Succeeded"
     assert status.model is not None
     assert (status.model.version, status.model.uri) == (3, "s3://continuum/models/iris/3/")
@@ -82,7 +117,7 @@ def test_success_copies_the_summary(tj: TrainingJob) -> None:
 
 def test_not_qualified_says_why(tj: TrainingJob) -> None:
     summary = {**SUCCESS, "qualified": False, "reasons": ["accuracy 0.7 is below 0.8"]}
-    status = status_from_job(tj, job("Complete"), message(summary), now=NOW)
+    status = completed(tj, summary)
     assert status.phase == "Succeeded"
     assert status.qualified is False
     gate = find(status.conditions, "Qualified")
@@ -91,9 +126,9 @@ def test_not_qualified_says_why(tj: TrainingJob) -> None:
     assert "below 0.8" in gate.message
 
 
-def test_champion_is_recorded_when_present(tj: TrainingJob) -> None:
-    summary = {**SUCCESS, "champion": {"version": 2, "metrics": {"accuracy": 0.9}}}
-    status = status_from_job(tj, job("Complete"), message(summary), now=NOW)
+def test_champion_is_recorded_from_the_manifest_evaluation(tj: TrainingJob) -> None:
+    champion = {"version": 2, "metrics": {"accuracy": 0.9}, "error": None}
+    status = completed(tj, read=manifest_read(manifest_of(champion=champion)))
     assert status.champion is not None
     assert status.champion.version == 2
     assert status.champion.metrics == {"accuracy": 0.9}
@@ -129,11 +164,12 @@ def test_complete_job_without_summary_fails(tj: TrainingJob) -> None:
     assert conditions(status)["Stalled"] == ("True", "ResultMissing")
 
 
-def test_invalid_summary_fails_instead_of_raising(tj: TrainingJob) -> None:
+def test_invalid_result_fails_instead_of_raising(tj: TrainingJob) -> None:
     summary = {**SUCCESS, "sha256": "not-a-digest"}
-    status = status_from_job(tj, job("Complete"), message(summary), now=NOW)
+    status = completed(tj, summary)
     assert status.phase == "Failed"
     assert conditions(status)["Stalled"] == ("True", "ResultInvalid")
+    assert "sha256" in (status.message or "")
 
 
 def test_odd_reasons_are_replaced(tj: TrainingJob) -> None:
@@ -150,7 +186,7 @@ def test_unchanged_observation_gives_an_identical_status(tj: TrainingJob) -> Non
 
 def test_transition_time_moves_only_when_status_changes(tj: TrainingJob) -> None:
     running = status_from_job(tj, job(ready=1), None, now=NOW)
-    done = status_from_job(with_status(running), job("Complete"), message(SUCCESS), now=LATER)
+    done = completed(with_status(running), now=LATER)
     times = {c.type: c.last_transition_time for c in done.conditions}
     assert times["Ready"] == LATER
     assert times["Reconciling"] == LATER
@@ -164,19 +200,20 @@ def test_phase_never_moves_back(tj: TrainingJob) -> None:
 
 
 def test_finished_status_is_final(tj: TrainingJob) -> None:
-    done = status_from_job(tj, job("Complete"), message(SUCCESS), now=NOW)
+    done = completed(tj)
     after = status_from_job(with_status(done), job("Failed"), message(FAILURE), now=LATER)
     assert dump(after) == dump(done)
 
 
 def test_status_round_trips_through_the_api_schema(tj: TrainingJob) -> None:
-    status = status_from_job(tj, job("Complete"), message(SUCCESS), now=NOW)
+    status = completed(tj)
     assert load(TrainingJobStatus, dump(status)) == status
 
 
 def test_no_secret_reaches_the_status() -> None:
     tj = training_job()
-    status = status_from_job(tj, job("Complete"), message(SUCCESS), now=NOW)
+    status = completed(tj)
+    assert status.phase == "Succeeded"
     text = str(dump(status))
     assert "s3-credentials" not in text
     assert "AWS_SECRET_ACCESS_KEY" not in text
@@ -205,3 +242,144 @@ def test_merge_keeps_other_conditions() -> None:
 def test_messages_are_bounded() -> None:
     merged = merge_conditions([], [Want("Ready", "False", "X", "m" * 40000)], generation=1, now=NOW)
     assert len(merged[0].message) == 32768
+
+
+def test_result_fields_come_from_the_manifest_not_the_summary(tj: TrainingJob) -> None:
+    stored = {
+        **SUCCESS,
+        "metrics": {"accuracy": 0.91},
+        "qualified": False,
+        "reasons": ["accuracy 0.91 does not beat champion 2"],
+        "dataset": {"uri": "s3://data/iris.csv", "fingerprint": "sha256:def", "rows": 140},
+    }
+    status = completed(tj, SUCCESS, manifest_read(manifest_of(stored)))
+    assert status.metrics == {"accuracy": 0.91}
+    assert status.qualified is False
+    assert status.dataset is not None
+    assert (status.dataset.fingerprint, status.dataset.rows) == ("sha256:def", 140)
+    assert conditions(status)["Qualified"] == ("False", "NotQualified")
+    assert "0.91" in (status.message or "")
+
+
+@pytest.mark.parametrize("needs_change", [False, True])
+def test_an_unreadable_manifest_keeps_the_run_running(tj: TrainingJob, needs_change: bool) -> None:
+    problem = "cannot read the manifest: S3 said 503"
+    status = completed(tj, read=unreadable(problem, needs_change=needs_change))
+    assert status.phase == "Running"
+    assert status.model is None
+    assert status.completion_time is None
+    got = conditions(status)
+    assert got["Reconciling"] == ("True", "ManifestUnreadable")
+    assert got["Stalled"] == ("True" if needs_change else "False", "ManifestUnreadable")
+    assert got["Ready"] == ("False", "ManifestUnreadable")
+    assert got["Succeeded"] == ("Unknown", "ManifestUnreadable")
+    assert problem in (status.message or "")
+    assert awaiting_manifest(status)
+
+
+def test_a_run_waiting_for_its_manifest_succeeds_once_it_reads(tj: TrainingJob) -> None:
+    waiting = completed(tj, read=unreadable())
+    done = completed(with_status(waiting), now=LATER)
+    assert done.phase == "Succeeded"
+    assert not awaiting_manifest(done)
+    assert conditions(done)["Reconciling"] == ("False", "Succeeded")
+    assert done.completion_time == datetime(2026, 1, 1, 10, 1, 30, tzinfo=UTC)
+
+
+def test_only_an_unfinished_status_with_an_unreadable_manifest_is_awaiting(tj: TrainingJob) -> None:
+    assert not awaiting_manifest(status_from_job(tj, job(ready=1), None, now=NOW))
+    assert not awaiting_manifest(completed(tj))
+    assert not awaiting_manifest(completed(tj, read=manifest_read(kind="invalid")))
+    waiting = completed(tj, read=unreadable())
+    finished = waiting.model_copy(update={"phase": "Succeeded"})
+    assert not awaiting_manifest(finished), "a finished run waits for nothing"
+
+
+def test_an_invalid_manifest_fails_the_run(tj: TrainingJob) -> None:
+    problem = "manifest of iris/3 lacks sha256; retrain to replace it"
+    status = completed(tj, read=manifest_read(kind="invalid", problem=problem))
+    assert status.phase == "Failed"
+    assert conditions(status)["Stalled"] == ("True", "ManifestInvalid")
+    assert problem in (status.message or "")
+    assert status.model is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("sha256", "b" * 64),
+        ("version", 4),
+        ("uri", "s3://continuum/models/iris/4/"),
+        ("model", "wine"),
+        ("trainingJob", "iris-2"),
+    ],
+)
+def test_a_manifest_that_is_not_this_runs_fails_the_run(
+    tj: TrainingJob, field: str, value: Any
+) -> None:
+    replaced = {**manifest_of(), field: value}
+    status = completed(tj, read=manifest_read(replaced))
+    assert status.phase == "Failed"
+    assert conditions(status)["Stalled"] == ("True", "ManifestMismatch")
+    assert repr(value) in (status.message or "")
+    assert MANIFEST_URI in (status.message or "")
+    assert status.model is None
+
+
+def test_a_manifest_without_a_training_job_is_not_a_mismatch(tj: TrainingJob) -> None:
+    status = completed(tj, read=manifest_read(manifest_of(training_job=None)))
+    assert status.phase == "Succeeded"
+
+
+def test_a_summary_without_a_version_fails_the_run(tj: TrainingJob) -> None:
+    summary = {k: v for k, v in SUCCESS.items() if k != "version"}
+    assert manifest_wanted(tj, job("Complete"), message(summary)) is None
+    status = status_from_job(tj, job("Complete"), message(summary), None, now=NOW)
+    assert status.phase == "Failed"
+    assert conditions(status)["Stalled"] == ("True", "ResultInvalid")
+
+
+def test_the_manifest_is_wanted_after_a_success_summary(tj: TrainingJob) -> None:
+    assert manifest_wanted(tj, job("Complete"), message(SUCCESS)) == (3, MANIFEST_URI)
+
+
+@pytest.mark.parametrize(
+    ("observed", "text"),
+    [
+        (job(ready=1), message(SUCCESS)),
+        (None, None),
+        (job("Failed"), message(FAILURE)),
+        (job("Failed"), message(SUCCESS)),
+        (job("Complete"), None),
+        (job("Complete"), "plain log line"),
+        (job("Complete"), message({**SUCCESS, "version": "3"})),
+        (job("Complete"), message({**SUCCESS, "version": True})),
+        (job("Complete"), message({k: v for k, v in SUCCESS.items() if k != "uri"})),
+    ],
+    ids=[
+        "running",
+        "no-job",
+        "failed",
+        "failed-job-success-summary",
+        "no-summary",
+        "not-a-summary",
+        "version-not-an-int",
+        "version-a-bool",
+        "no-uri",
+    ],
+)
+def test_no_manifest_is_wanted_without_a_complete_job_and_a_usable_summary(
+    tj: TrainingJob, observed: dict[str, Any] | None, text: str | None
+) -> None:
+    assert manifest_wanted(tj, observed, text) is None
+
+
+def test_no_manifest_is_wanted_for_a_finished_training_job(tj: TrainingJob) -> None:
+    done = with_status(completed(tj))
+    assert manifest_wanted(done, job("Complete"), message(SUCCESS)) is None
+
+
+def test_a_summary_champion_without_one_in_the_manifest_is_not_recorded(tj: TrainingJob) -> None:
+    summary = {**SUCCESS, "champion": {"version": 2, "metrics": {"accuracy": 0.9}}}
+    status = completed(tj, summary, manifest_read(manifest_of(summary)))
+    assert status.champion is None

@@ -8,13 +8,29 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
+from collections.abc import Callable
 from typing import Any, cast
 
 import kopf
 import pytest
-from tests.unit.controllers.conftest import FAILURE, SUCCESS, UID, body, job, message
+from tests.unit.controllers.conftest import (
+    FAILURE,
+    MANIFEST_URI,
+    SUCCESS,
+    UID,
+    body,
+    job,
+    manifest_of,
+    manifest_read,
+    message,
+    unreadable,
+)
 
-from continuum.controllers import trainingjob
+from continuum.api import StorageSpec
+from continuum.controllers import metrics, trainingjob
+from continuum.controllers.manifest import ManifestRead
+from continuum.controllers.retries import Retries
 from continuum.controllers.trainingjob import (
     controller_owner,
     job_finished,
@@ -37,6 +53,7 @@ class StubKube:
         self.conflicts = 0
         self.pod_reads = 0
         self.reads = 0
+        self.job_reads = 0
 
     async def create_job(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         name = manifest["metadata"]["name"]
@@ -54,6 +71,10 @@ class StubKube:
         self.pod_reads += 1
         return self.termination
 
+    async def read_job(self, _namespace: str, name: str) -> dict[str, Any] | None:
+        self.job_reads += 1
+        return copy.deepcopy(self.jobs.get(name))
+
     async def patch_status(self, *_: str, status: dict[str, Any], resource_version: str) -> None:
         assert self.tj is not None
         if self.conflicts:
@@ -66,10 +87,46 @@ class StubKube:
         self.tj["metadata"]["resourceVersion"] = str(int(resource_version) + 1)
 
 
+class ManifestReads:
+    """Stands in for ``read_manifest``: records each call and answers from ``answers`` (the
+    last one repeats); with none, with the manifest the trainer wrote along with the summary
+    in the stub's termination message."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.answers: list[ManifestRead] = []
+
+    async def __call__(
+        self, kube: Any, namespace: str, storage: StorageSpec, *, model: str, version: int, uri: str
+    ) -> ManifestRead:
+        self.calls.append({"namespace": namespace, "model": model, "version": version, "uri": uri})
+        if len(self.answers) > 1:
+            return self.answers.pop(0)
+        if self.answers:
+            return self.answers[0]
+        return manifest_read(manifest_of(json.loads(kube.termination)))
+
+
 @pytest.fixture(autouse=True)
 def no_synced_jobs_yet() -> None:
     """Each test starts with an empty memory of synced Job observations."""
     trainingjob._synced.clear()
+
+
+@pytest.fixture(autouse=True)
+def manifests(monkeypatch: pytest.MonkeyPatch) -> ManifestReads:
+    """No test reads S3: the manifest reads are answered by a ``ManifestReads``."""
+    fake = ManifestReads()
+    monkeypatch.setattr(trainingjob, "read_manifest", fake)
+    return fake
+
+
+@pytest.fixture(autouse=True)
+def retries(monkeypatch: pytest.MonkeyPatch) -> Retries[tuple[str, str]]:
+    """Each test has its own retries, slow enough never to fire unless a test waits."""
+    fresh: Retries[tuple[str, str]] = Retries(first=3600.0, cap=3600.0)
+    monkeypatch.setattr(trainingjob, "_retries", fresh)
+    return fresh
 
 
 @pytest.fixture
@@ -318,3 +375,174 @@ def test_a_relisted_job_that_finished_unwatched_is_synced(
     finished["status"] = job("Complete")["status"]
     run(trainingjob.job_event_handler(None, kopf.Body(finished), memo))  # type: ignore[arg-type]
     assert [p["phase"] for p in stub.patches][-1] == "Succeeded", "the missed finish is synced"
+
+
+OWNER = ("iris-1", UID)
+Events = list[tuple[str, str, str]]
+
+
+def manifest_reads_counted(outcome: str) -> float:
+    labels = {"outcome": outcome}
+    return metrics.REGISTRY.get_sample_value("continuum_manifest_reads_total", labels) or 0.0
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Let scheduled retries run until ``condition`` holds (failing after ``timeout`` s)."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+def condition_of(status: dict[str, Any], kind: str) -> str:
+    return str(next(c["status"] for c in status["conditions"] if c["type"] == kind))
+
+
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> Retries[tuple[str, str]]:
+    """Retries after 10 ms, then 20 ms, 40 ms, ... up to 1 s."""
+    quick: Retries[tuple[str, str]] = Retries(first=0.01, cap=1.0)
+    monkeypatch.setattr(trainingjob, "_retries", quick)
+    return quick
+
+
+async def backoff_starts_over(retries: Retries[tuple[str, str]]) -> bool:
+    """Whether nothing is kept for the TrainingJob: its next retry would wait the first delay."""
+
+    async def nothing() -> None:
+        return None
+
+    delay = retries.schedule(("ml", UID), nothing)
+    retries.forget(("ml", UID))
+    return delay == retries.first
+
+
+def completed_run(*answers: ManifestRead, manifests: ManifestReads) -> StubKube:
+    """A stub whose Job completed with ``SUCCESS``, its manifest read as ``answers`` say."""
+    manifests.answers = list(answers)
+    stub = StubKube(body(), termination=message(SUCCESS))
+    stub.jobs["iris-1-train"] = job("Complete")
+    return stub
+
+
+def test_success_reads_the_manifest_the_summary_names(
+    events: Events, manifests: ManifestReads
+) -> None:
+    stub = completed_run(manifests=manifests)
+    before = manifest_reads_counted("read")
+    run(sync_status(gateway(stub), "ml", OWNER, job("Complete")))
+    wanted = {"namespace": "ml", "model": "iris", "version": 3, "uri": MANIFEST_URI}
+    assert manifests.calls == [wanted]
+    assert manifest_reads_counted("read") == before + 1
+
+
+def test_the_written_result_is_the_manifests(events: Events, manifests: ManifestReads) -> None:
+    stored = manifest_of({**SUCCESS, "metrics": {"accuracy": 0.91}})
+    stub = completed_run(manifest_read(stored), manifests=manifests)
+    run(sync_status(gateway(stub), "ml", OWNER, job("Complete")))
+    assert stub.patches[-1]["metrics"] == {"accuracy": 0.91}
+
+
+def test_the_manifest_is_read_once_per_sync(events: Events, manifests: ManifestReads) -> None:
+    stub = completed_run(manifests=manifests)
+    stub.conflicts = 1  # two attempts in the first sync
+    run(sync_status(gateway(stub), "ml", OWNER, job("Complete")))
+    assert len(manifests.calls) == 1
+    run(sync_status(gateway(stub), "ml", OWNER, job("Complete")))
+    assert len(manifests.calls) == 1, "a finished TrainingJob needs no manifest"
+
+
+@pytest.mark.parametrize(
+    ("observed", "summary"),
+    [(job(), SUCCESS), (job(ready=1), SUCCESS), (job("Failed"), FAILURE)],
+    ids=["pending", "running", "failed"],
+)
+def test_no_manifest_is_read_unless_the_job_completed(
+    events: Events, manifests: ManifestReads, observed: dict[str, Any], summary: dict[str, Any]
+) -> None:
+    stub = StubKube(body(), termination=message(summary))
+    run(sync_status(gateway(stub), "ml", OWNER, observed))
+    assert stub.patches, "the status was synced"
+    assert manifests.calls == []
+
+
+def test_an_unreadable_manifest_is_read_again_until_it_reads(
+    events: Events, manifests: ManifestReads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quick = quick_retries(monkeypatch)
+    stub = completed_run(unreadable(), unreadable(), manifest_read(), manifests=manifests)
+    stub.jobs["iris-1-train"]["status"]["completionTime"] = "2026-01-01T10:05:00Z"
+
+    async def scenario() -> None:
+        await sync_status(gateway(stub), "ml", OWNER, job("Complete"))
+        assert stub.patches[-1]["phase"] == "Running"
+        assert quick.pending() == 1
+        await until(lambda: stub.patches[-1]["phase"] == "Succeeded")
+        assert await backoff_starts_over(quick), "nothing is kept for a finished run"
+
+    run(scenario())
+    assert [p["phase"] for p in stub.patches] == ["Running", "Succeeded"]
+    assert stub.patches[-1]["completionTime"] == "2026-01-01T10:05:00Z", "from the Job re-read"
+    assert (len(manifests.calls), stub.job_reads) == (3, 2), "each retry re-reads the Job"
+    assert quick.pending() == 0
+    assert [e[1] for e in events] == ["ManifestUnreadable", "Succeeded", "Qualified"]
+
+
+def test_the_unreadable_warning_is_posted_once_per_problem(
+    events: Events, manifests: ManifestReads
+) -> None:
+    first, second = "S3 is unavailable", "AccessDenied: the key was revoked"
+    answers = [
+        unreadable(first),
+        unreadable(first),  # the same status: nothing written
+        unreadable(first, needs_change=True),  # Stalled changes, the message does not
+        unreadable(second),
+    ]
+    stub = completed_run(*answers, manifests=manifests)
+
+    async def syncs() -> None:
+        for _ in answers:
+            await sync_status(gateway(stub), "ml", OWNER, job("Complete"))
+
+    run(syncs())
+    stalled = [condition_of(p, "Stalled") for p in stub.patches]
+    assert stalled == ["False", "True", "False"]
+    assert [(e[0], e[1]) for e in events] == [("Warning", "ManifestUnreadable")] * 2
+    assert first in events[0][2]
+    assert second in events[1][2]
+
+
+def test_a_deleted_training_job_forgets_its_retry(
+    events: Events, manifests: ManifestReads, retries: Retries[tuple[str, str]]
+) -> None:
+    stub = completed_run(unreadable(), manifests=manifests)
+
+    async def scenario() -> None:
+        await sync_status(gateway(stub), "ml", OWNER, job("Complete"))
+        assert retries.pending() == 1
+        stub.tj = None
+        await sync_status(gateway(stub), "ml", OWNER, job("Complete"))
+        assert retries.pending() == 0
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("gone", ["training-job", "job"])
+def test_a_retry_stops_when_its_objects_are_gone(
+    events: Events, manifests: ManifestReads, monkeypatch: pytest.MonkeyPatch, gone: str
+) -> None:
+    quick = quick_retries(monkeypatch)
+    stub = completed_run(unreadable(), manifests=manifests)
+
+    async def scenario() -> None:
+        await sync_status(gateway(stub), "ml", OWNER, job("Complete"))
+        if gone == "job":
+            stub.jobs.clear()
+        else:
+            stub.tj = None
+        await until(lambda: stub.job_reads == 1)
+        await asyncio.sleep(0.1)  # ten first retry periods
+        assert await backoff_starts_over(quick)
+
+    run(scenario())
+    assert stub.job_reads == 1, "no retry after the first found something gone"
+    assert quick.pending() == 0
+    assert len(manifests.calls) == 1
