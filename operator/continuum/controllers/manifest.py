@@ -9,13 +9,16 @@ bucket), the credentials from the Secret ``spec.storage.secretRef`` names and th
 ``spec.storage.caBundle`` names. The operator ``get``s that one Secret (and ConfigMap) when it
 needs them; values stay in memory for the connection and never reach a status, Event or log.
 
-The S3 call runs in a worker thread. ``continuum.storage`` (and so boto3) is imported on the
-first read: an operator that never sees a finished run does not carry it.
+The S3 call runs in one of two threads of its own (``S3_THREADS``): a slow or unreachable
+endpoint holds those, not the loop's default executor, which also resolves host names for the
+API client. ``continuum.storage`` (and so boto3) is imported on the first read: an operator
+that never sees a finished run does not carry it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,6 +37,7 @@ from continuum.kube import Forbidden, Kube
 Kind = Literal["read", "unreadable", "invalid"]
 # A retry cannot fix these until somebody changes a Secret, a bucket or a certificate.
 NEEDS_A_CHANGE = (AccessDenied, CertificateNotTrusted, ConfigError, ObjectNotFound, Forbidden)
+S3_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="continuum-s3")
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,9 @@ async def read_manifest(
     try:
         secrets = await _credentials(kube, namespace, storage)
         ca_pem = await _ca_bundle(kube, namespace, storage)
-        manifest = await asyncio.to_thread(_fetch, storage, secrets, model, version, ca_pem)
+        manifest = await asyncio.get_running_loop().run_in_executor(
+            S3_THREADS, _fetch, storage, secrets, model, version, ca_pem
+        )
     except IntegrityError as exc:
         return ManifestRead(uri, "invalid", problem=exc.message)
     except ContinuumError as exc:  # KubeError is one too

@@ -9,6 +9,11 @@ glibc-only (the project image is Debian); elsewhere this does nothing.
 
 A trim that finds nothing to return takes well under a millisecond; one that returns 50 MB
 about 15 ms (measured on this machine), so trimming every few seconds costs nothing noticeable.
+
+glibc also gives each thread that allocates its own heap ("arena", up to 8 per core), and the
+worker threads that read finished runs' manifests from S3 (boto3) would each leave one partly
+filled: ``limit_arenas`` caps them at two. Measured with 1,000 TrainingJobs after three
+manifest reads (bench/trainingjob_latency.py): RSS 162.6 MB uncapped, 141.9 MB capped.
 """
 
 from __future__ import annotations
@@ -17,17 +22,31 @@ import asyncio
 import ctypes
 import ctypes.util
 from collections.abc import Callable
+from typing import Any
 
 TRIM_EVERY_SECONDS = 5.0
+M_ARENA_MAX = -8  # mallopt parameter number, from glibc's malloc.h
+MAX_ARENAS = 2
+
+
+def _glibc_function(name: str) -> Any:
+    """A ctypes function of the C library if it has one (glibc), else None (musl, macOS)."""
+    library = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(library), name) if library else None
+    except (OSError, AttributeError):
+        return None
+
+
+def limit_arenas(arenas: int = MAX_ARENAS) -> bool:
+    """Cap glibc's per-thread heaps at ``arenas`` (True when it took; see the docstring)."""
+    mallopt = _glibc_function("mallopt")
+    return mallopt is not None and bool(mallopt(M_ARENA_MAX, arenas))
 
 
 def heap_trimmer() -> Callable[[], object] | None:
     """glibc's ``malloc_trim(0)``, or None where there is no glibc."""
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):
-        return None
+    trim = _glibc_function("malloc_trim")
     if trim is None:
         return None
     trim.argtypes = [ctypes.c_size_t]

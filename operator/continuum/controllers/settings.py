@@ -113,6 +113,7 @@ def _instance() -> str:
 @kopf.on.startup(id="continuum-startup")
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure(settings)
+    memory.limit_arenas()
     memo["kube"] = await Kube.connect()
     memo["heap-trimmer"] = asyncio.create_task(memory.trim_forever(), name="heap trimmer")
 

@@ -38,3 +38,13 @@ def test_the_trimmer_trims_on_its_period_until_cancelled(monkeypatch: pytest.Mon
 
     asyncio.run(scenario())
     assert len(calls) >= 3
+
+
+def test_on_glibc_the_arena_cap_takes() -> None:
+    took = memory.limit_arenas(8)  # glibc's own default on 1 core: harmless to this process
+    assert took is (platform.libc_ver()[0] == "glibc")
+
+
+def test_without_mallopt_the_arena_cap_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "_glibc_function", lambda name: None)
+    assert memory.limit_arenas() is False
