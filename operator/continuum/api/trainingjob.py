@@ -1,7 +1,8 @@
 """TrainingJob: one immutable training run of a scikit-learn pipeline.
 
-The operator runs the trainer in a batch Job; the trainer reads `spec`, writes a versioned
-artefact folder, and the operator copies the summary into `status`.
+The operator runs the trainer in a batch Job; the trainer reads `spec` and writes a versioned
+artefact folder; the operator fills `status` from that version's manifest, read from S3 and
+checked against the summary the trainer left in its termination message.
 """
 
 from __future__ import annotations

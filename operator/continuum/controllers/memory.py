@@ -20,33 +20,22 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 from collections.abc import Callable
-from typing import Any
+
+from continuum import libc
 
 TRIM_EVERY_SECONDS = 5.0
-M_ARENA_MAX = -8  # mallopt parameter number, from glibc's malloc.h
 MAX_ARENAS = 2
-
-
-def _glibc_function(name: str) -> Any:
-    """A ctypes function of the C library if it has one (glibc), else None (musl, macOS)."""
-    library = ctypes.util.find_library("c")
-    try:
-        return getattr(ctypes.CDLL(library), name) if library else None
-    except (OSError, AttributeError):
-        return None
 
 
 def limit_arenas(arenas: int = MAX_ARENAS) -> bool:
     """Cap glibc's per-thread heaps at ``arenas`` (True when it took; see the docstring)."""
-    mallopt = _glibc_function("mallopt")
-    return mallopt is not None and bool(mallopt(M_ARENA_MAX, arenas))
+    return libc.mallopt(libc.M_ARENA_MAX, arenas)
 
 
 def heap_trimmer() -> Callable[[], object] | None:
     """glibc's ``malloc_trim(0)``, or None where there is no glibc."""
-    trim = _glibc_function("malloc_trim")
+    trim = libc.libc_function("malloc_trim")
     if trim is None:
         return None
     trim.argtypes = [ctypes.c_size_t]

@@ -8,8 +8,6 @@ of the inputs, whatever finishes first, so a check gives the same report on 1 or
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import functools
 import math
 import os
@@ -20,6 +18,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+from continuum import libc
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -83,9 +83,6 @@ def single_threaded_blas() -> Iterator[None]:
         yield
 
 
-# glibc's mallopt parameters (malloc.h)
-M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
 # Arrays up to this size come from the heap, not from mmap (glibc's ceiling on 64-bit).
 MMAP_THRESHOLD_BYTES = 32 << 20
 # Free memory a heap keeps for reuse instead of handing it back to the kernel.
@@ -103,13 +100,6 @@ def keep_freed_memory_for_reuse() -> bool:
     the same (the largest set of arrays alive at once), it just is not returned in between.
     Process-wide and idempotent: the monitor Job runs one check per process.
     """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        return False
-    took_mmap = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-    took_trim = mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
-    return bool(took_mmap and took_trim)
+    took_mmap = libc.mallopt(libc.M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    took_trim = libc.mallopt(libc.M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    return took_mmap and took_trim

@@ -7,6 +7,7 @@ import platform
 
 import pytest
 
+from continuum import libc
 from continuum.controllers import memory
 
 
@@ -46,5 +47,5 @@ def test_on_glibc_the_arena_cap_takes() -> None:
 
 
 def test_without_mallopt_the_arena_cap_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(memory, "_glibc_function", lambda name: None)
+    monkeypatch.setattr(libc, "libc_function", lambda name: None)
     assert memory.limit_arenas() is False
