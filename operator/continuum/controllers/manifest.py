@@ -77,11 +77,8 @@ def unreadable(uri: str, storage: StorageSpec, exc: ContinuumError) -> ManifestR
         else ""
     )
     problem = f"cannot read the manifest {uri}{source}: {exc.message}"
-    return ManifestRead(uri, "unreadable", problem=problem, needs_change=_needs_change(exc))
-
-
-def _needs_change(exc: ContinuumError) -> bool:
-    return isinstance(exc, NEEDS_A_CHANGE)
+    needs_change = isinstance(exc, NEEDS_A_CHANGE)
+    return ManifestRead(uri, "unreadable", problem=problem, needs_change=needs_change)
 
 
 async def _credentials(kube: Kube, namespace: str, storage: StorageSpec) -> dict[str, str]:

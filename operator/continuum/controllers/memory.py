@@ -13,7 +13,8 @@ about 15 ms (measured on this machine), so trimming every few seconds costs noth
 glibc also gives each thread that allocates its own heap ("arena", up to 8 per core), and the
 worker threads that read finished runs' manifests from S3 (boto3) would each leave one partly
 filled: ``limit_arenas`` caps them at two. Measured with 1,000 TrainingJobs after three
-manifest reads (bench/trainingjob_latency.py): RSS 162.6 MB uncapped, 141.9 MB capped.
+manifest reads (bench/trainingjob_latency.py): RSS 162.6 MB uncapped, 141.9 MB with
+MALLOC_ARENA_MAX=2 in the environment, 144.6 MB with this cap (bench/README.md).
 """
 
 from __future__ import annotations

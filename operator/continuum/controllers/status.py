@@ -33,6 +33,7 @@ from continuum.controllers.conditions import (
     SUCCEEDED,
     Status,
     Want,
+    find,
     merge_conditions,
 )
 from continuum.controllers.desired import job_name
@@ -233,9 +234,9 @@ def _awaiting_manifest(read: ManifestRead) -> Outcome:
 
 def awaiting_manifest(status: TrainingJobStatus) -> bool:
     """Whether ``status`` waits for a manifest that could not be read yet."""
-    return status.phase not in TERMINAL and any(
-        c.type == RECONCILING and c.reason == MANIFEST_UNREADABLE for c in status.conditions
-    )
+    reconciling = find(status.conditions, RECONCILING)
+    waiting = reconciling is not None and reconciling.reason == MANIFEST_UNREADABLE
+    return waiting and status.phase not in TERMINAL
 
 
 def parse_summary(text: str | None) -> dict[str, Any] | None:

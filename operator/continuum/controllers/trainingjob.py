@@ -36,6 +36,7 @@ import kopf
 
 from continuum.api import GROUP, VERSION, TrainingJob, TrainingJobStatus, dump
 from continuum.controllers import metrics
+from continuum.controllers.conditions import QUALIFIED, RECONCILING, find
 from continuum.controllers.desired import TRAINER_CONTAINER, desired_job
 from continuum.controllers.manifest import ManifestRead, read_manifest
 from continuum.controllers.naming import MANAGED_BY, OPERATOR, TRAINING_JOB_LABEL
@@ -301,7 +302,7 @@ def _announce_manifest_problem(
     body: Mapping[str, Any], tj: TrainingJob, status: TrainingJobStatus
 ) -> None:
     """A Warning when the manifest first turns out unreadable, or unreadable differently."""
-    new, old = _reconciling(status), _reconciling(tj.status)
+    new, old = find(status.conditions, RECONCILING), find(tj.status.conditions, RECONCILING)
     if new is None or new.reason != MANIFEST_UNREADABLE:
         return
     if old is not None and (old.reason, old.message) == (new.reason, new.message):
@@ -309,13 +310,9 @@ def _announce_manifest_problem(
     kopf.warn(_target(body), reason=MANIFEST_UNREADABLE, message=new.message or "")
 
 
-def _reconciling(status: TrainingJobStatus) -> Any:
-    return next((c for c in status.conditions if c.type == "Reconciling"), None)
-
-
 def _announce_success(body: kopf.Body, status: TrainingJobStatus) -> None:
     kopf.info(body, reason="Succeeded", message=status.message or "training succeeded")
-    gate = next((c for c in status.conditions if c.type == "Qualified"), None)
+    gate = find(status.conditions, QUALIFIED)
     detail = gate.message if gate is not None and gate.message else ""
     if status.qualified:
         kopf.info(body, reason="Qualified", message=detail or "the model passed its gate")

@@ -13,6 +13,8 @@ import yaml
 from continuum.api import dump
 from continuum.controllers import drift, rollout, status
 from continuum.controllers.conditions import Want, merge_conditions
+from continuum.controllers.manifest import ManifestRead
+from tests.unit.controllers.conftest import training_job
 from tests.unit.controllers.mdfixtures import model_deployment
 from tests.unit.deploy.health import HEALTH, KINDS, REPO, health, lua_version
 
@@ -95,6 +97,36 @@ def test_training_job(
     state: status.JobState, summary: dict[str, Any] | None, expected: str, message: str
 ) -> None:
     got = health("TrainingJob", tj(state, summary))
+    assert got["status"] == expected
+    assert message in got["message"]
+
+
+def completed(read: ManifestRead) -> dict[str, Any]:
+    """A TrainingJob whose Job completed, as the operator judges it once ``read`` is known."""
+    outcome = status.verified(training_job(name="churn-3"), MANIFEST_SUMMARY, read)
+    return obj(outcome.wants, phase=outcome.phase, message=outcome.message)
+
+
+MANIFEST_SUMMARY = {**SUMMARY, "uri": "s3://b/models/churn/3/", "sha256": "a" * 64}
+MANIFEST_URI = "s3://b/models/churn/3/manifest.json"
+
+
+@pytest.mark.parametrize(
+    ("read", "expected", "message"),
+    [
+        (ManifestRead(MANIFEST_URI, "unreadable", problem="S3 at http://s3:9000 is down"),
+         "Progressing", "S3 at http://s3:9000 is down"),
+        (ManifestRead(MANIFEST_URI, "unreadable", problem="Secret ml/s3 has no key",
+                      needs_change=True), "Degraded", "Secret ml/s3 has no key"),
+        (ManifestRead(MANIFEST_URI, "read",
+                      manifest={**MANIFEST_SUMMARY, "sha256": "b" * 64, "trainingJob": "churn-3"}),
+         "Degraded", "ManifestMismatch"),
+    ],
+)  # fmt: skip
+def test_training_job_whose_manifest_is_awaited_or_refused(
+    read: ManifestRead, expected: str, message: str
+) -> None:
+    got = health("TrainingJob", completed(read))
     assert got["status"] == expected
     assert message in got["message"]
 
