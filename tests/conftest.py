@@ -19,6 +19,8 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.kit import versions
+
 REPO = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("CONTINUUM_STATE", "/var/lib/continuum-cluster"))
 KUBECONFIG = Path(os.environ.get("CONTINUUM_KUBECONFIG", STATE_DIR / "kubeconfig"))
@@ -53,19 +55,8 @@ def _cluster_is_up() -> bool:
     return probe.returncode == 0 and (STATE_DIR / "s3.env").exists()
 
 
-def cached_tool(component: str, version_key: str, binary: str) -> Path:
-    """A binary the cluster scripts built into the version-keyed cache (hack/versions.env)."""
-    versions = dict(
-        line.split("=", 1)
-        for line in (REPO / "hack/versions.env").read_text().splitlines()
-        if "=" in line and not line.startswith("#")
-    )
-    cache = Path(os.environ.get("CONTINUUM_CACHE", "/var/cache/continuum"))
-    return cache / f"{component}-{versions[version_key]}" / "bin" / binary
-
-
 def _kubectl() -> Path:
-    return cached_tool("kube", "KUBE_VERSION", "kubectl")
+    return versions.kubectl()
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,7 @@ from tests.cluster.test_trainingjob import (
     upload,
 )
 from tests.conftest import REPO, S3Settings
-from tests.unit.chart.conftest import helm_binary
+from tests.kit.versions import helm_binary
 
 CHART = REPO / "charts/continuum"
 CRD_NAMES = [

@@ -8,7 +8,8 @@ import pytest
 from kubernetes import client, utils
 
 from tests.cluster.conftest import pod_logs, restricted_container, run_job, wait_until
-from tests.conftest import REPO, S3Settings, s3_client
+from tests.conftest import S3Settings, s3_client
+from tests.kit.versions import pin
 
 WIDGET_CRD = {
     "apiVersion": "apiextensions.k8s.io/v1",
@@ -44,10 +45,7 @@ WIDGET_CRD = {
 
 
 def test_api_server_reports_the_pinned_version(api: client.ApiClient) -> None:
-    versions = (REPO / "hack/versions.env").read_text()
-    pinned = next(
-        line.split("=")[1] for line in versions.splitlines() if line.startswith("KUBE_VERSION=")
-    )
+    pinned = pin("KUBE_VERSION")
     assert client.VersionApi(api).get_code().git_version == f"v{pinned}"
 
 

@@ -50,7 +50,8 @@ from tests.cluster.test_trainingjob import (  # noqa: F401 (fixtures)
     operator_role,
     training_job,
 )
-from tests.conftest import S3Settings, cached_tool
+from tests.conftest import S3Settings
+from tests.kit import versions
 
 NODE_IP = "172.31.250.1"
 BUCKET = "continuum-tls"
@@ -73,10 +74,6 @@ class TlsMinio:
             "s3", endpoint_url=self.endpoint, region_name="us-east-1", verify=str(self.ca_file),
             aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
         )  # fmt: skip
-
-
-def _minio_binary() -> Path:
-    return cached_tool("minio", "MINIO_VERSION", "minio")
 
 
 def _free_port(host: str) -> int:
@@ -143,7 +140,7 @@ def tls_minio(s3: S3Settings) -> Iterator[TlsMinio]:
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
-                str(_minio_binary()), "server", "--quiet",
+                str(versions.minio()), "server", "--quiet",
                 "--address", f"{NODE_IP}:{port}",
                 "--console-address", f"127.0.0.1:{_free_port('127.0.0.1')}",
                 "--certs-dir", str(work / "certs"), str(work / "data"),

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.kit.versions import pins
+
 HACK = Path(__file__).resolve().parents[2] / "hack"
 SCRIPTS = sorted(HACK.rglob("*.sh"))
 
@@ -33,10 +35,5 @@ def test_no_grep_q_at_the_end_of_a_pipe(script: Path) -> None:
 
 
 def test_versions_are_pinned() -> None:
-    pins = dict(
-        line.split("=", 1)
-        for line in (HACK / "versions.env").read_text().splitlines()
-        if "=" in line and not line.startswith("#")
-    )
-    assert pins["KUBE_VERSION"].startswith("1.34.")
-    assert all(value and "latest" not in value for value in pins.values())
+    assert pins()["KUBE_VERSION"].startswith("1.34.")
+    assert all(value and "latest" not in value for value in pins().values())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -12,26 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[3]
+from tests.kit import REPO
+from tests.kit.versions import helm_binary, pin
+
 CHART = REPO / "charts/continuum"
-KUBE_VERSION = "1.34.4"
+KUBE_VERSION = pin("KUBE_VERSION")  # the cluster's, which the chart is tested against
 Manifest = dict[str, Any]
 Render = Callable[..., list[Manifest]]
-
-
-def helm_binary() -> str | None:
-    """$CONTINUUM_HELM, the Helm that `make tools` builds, or `helm` on PATH."""
-    if env := os.environ.get("CONTINUUM_HELM"):
-        return env
-    versions = dict(
-        line.split("=", 1)
-        for line in (REPO / "hack/versions.env").read_text().splitlines()
-        if "=" in line and not line.startswith("#")
-    )
-    cache = Path(os.environ.get("CONTINUUM_CACHE", "/var/cache/continuum"))
-    key = f"helm-v{versions['HELM_VERSION'].strip()}-k1.{versions['HELM_K8S_MINOR'].strip()}"
-    built = cache / key / "bin" / "helm"
-    return str(built) if built.exists() else shutil.which("helm")
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.chart.conftest import helm_binary
+from tests.kit.versions import helm_binary
 from tests.unit.deploy.health import REPO
 
 SCRIPT = REPO / "hack/render-bundle.sh"
