@@ -1,7 +1,7 @@
 """Bad datasets end in a Failed TrainingJob naming the problem, and never take the operator down.
 
 Every case is a real TrainingJob reconciled by the operator (a subprocess under the operator's
-RBAC, as in test_trainingjob.py) and trained by a real trainer Job in a restricted namespace,
+RBAC, tests/kit/cluster.py) and trained by a real trainer Job in a restricted namespace,
 reading a real object from MinIO. All of them run side by side; while they run the operator's
 process must stay alive and its liveness endpoint must answer 200.
 
@@ -25,22 +25,9 @@ import pandas as pd
 import pytest
 from kubernetes import client
 
-from tests.cluster.conftest import pod_logs, wait_until
-from tests.cluster.test_trainingjob import (  # noqa: F401 (fixtures)
-    RUN_TIMEOUT,
-    TERMINAL,
-    Operator,
-    conditions,
-    crds,
-    create,
-    dataset_csv,
-    get,
-    operator,
-    operator_role,
-    training_job,
-    upload,
-)
-from tests.conftest import S3Settings, s3_client
+from tests.kit.cluster import Operator, S3Settings, pod_logs, s3_client, upload, wait_until
+from tests.kit.datasets import dataset_csv
+from tests.kit.kinds import RUN_TIMEOUT, TERMINAL, conditions, create_tj, get_tj, training_job
 
 # Part of the reliability and security suite (`make test-reliability`).
 pytestmark = pytest.mark.reliability
@@ -181,7 +168,7 @@ def wait_all(
         probes += 1
         for name in names:
             if name not in done:
-                tj = get(api, namespace, name)
+                tj = get_tj(api, namespace, name)
                 if tj.get("status", {}).get("phase") in TERMINAL:
                     done[name] = tj
         time.sleep(2)
@@ -194,7 +181,7 @@ def test_bad_datasets_fail_naming_the_problem_and_the_operator_stays_up(
     s3: S3Settings,
     s3_bucket: str,
     s3_secret: str,
-    operator: Operator,  # noqa: F811
+    operator: Operator,
     tmp_path: Path,
 ) -> None:
     wait_until("the operator's liveness endpoint", lambda: healthy(operator), 60)
@@ -206,7 +193,7 @@ def test_bad_datasets_fail_naming_the_problem_and_the_operator_stays_up(
         body = training_job(case.name, uri, s3, s3_bucket, s3_secret)
         body["spec"]["model"] = case.name
         body["spec"]["dataset"].update(case.spec)
-        create(api, namespace, body)
+        create_tj(api, namespace, body)
 
     started = time.monotonic()
     done, probes = wait_all(api, namespace, [case.name for case in CASES], operator)

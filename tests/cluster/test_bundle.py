@@ -28,17 +28,10 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.cluster.conftest import wait_until
-from tests.cluster.test_helm import metrics_text, operator_log, plain
-from tests.cluster.test_trainingjob import (
-    GROUP,
-    VERSION,
-    crds,  # noqa: F401 (the fixture)
-    dataset_csv,
-    training_job,
-    upload,
-)
-from tests.conftest import REPO, S3Settings
+from tests.kit import REPO
+from tests.kit.cluster import S3Settings, metrics_text, operator_log, plain, upload, wait_until
+from tests.kit.datasets import dataset_csv
+from tests.kit.kinds import GROUP, VERSION, conditions, training_job
 from tests.unit.deploy.health import health
 
 BUNDLE = REPO / "deploy/continuum.yaml"
@@ -115,10 +108,6 @@ def get(api: client.ApiClient, namespace: str, kind: str, name: str) -> dict[str
     plural = kind.lower() + "s"
     found = custom(api).get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
     return dict(found)
-
-
-def conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["type"]: c for c in obj.get("status", {}).get("conditions", [])}
 
 
 def model_deployment(s3: S3Settings, bucket: str, secret: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """DriftMonitor on the real cluster: scheduled check Jobs, status, Events, brakes, no finalizer.
 
-The operator runs as a subprocess under deploy/rbac/clusterrole.yaml (see test_trainingjob.py);
+The operator runs as a subprocess under deploy/rbac/clusterrole.yaml (tests/kit/cluster.py);
 check Jobs and TrainingJobs run the project image. Shifted inference-log rows are written
 straight into MinIO (the server's traffic path is covered by tests/e2e/test_loop.py). The
 retraining template has an unreachable gate, so the retrained model is not qualified and the
@@ -9,12 +9,7 @@ champion keeps serving.
 
 from __future__ import annotations
 
-import json
-import os
-import random
 import signal
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,127 +17,52 @@ from typing import Any
 from kubernetes import client
 
 from continuum.storage.inference_logs import batch_key, encode_rows
-from tests.cluster.conftest import pod_logs, wait_until
-from tests.cluster.test_modeldeployment import (  # noqa: F401 (fixtures)
-    Ctx,
-    model_deployment,
-    project_image,
-)
-from tests.cluster.test_trainingjob import (  # noqa: F401 (fixtures)
+from tests.kit.cluster import (
     Operator,
-    crds,
-    dataset_csv,
-    finished,
-    operator,
-    operator_role,
-    training_job,
+    S3Settings,
+    event_reasons,
+    s3_client,
     upload,
+    wait_until,
 )
-from tests.conftest import S3Settings, s3_client
-
-GROUP, VERSION, PLURAL = "continuum.dev", "v1alpha1", "driftmonitors"
-DM = "drift"
-INTERVAL = 60
-
-
-def objs(api: client.ApiClient) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(api)
-
-
-def drift_monitor(template: dict[str, Any], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "DriftMonitor",
-        "metadata": {"name": DM},
-        "spec": {
-            "deployment": "churn",
-            "schedule": {"intervalSeconds": INTERVAL},
-            "window": {"maxRows": 400, "minSamples": 50},
-            "consecutiveChecks": 1,
-            "retrain": {
-                "enabled": True,
-                "template": template,
-                "cooldownSeconds": 3600,
-                "maxConcurrent": 1,
-            },
-            **spec,
-        },
-    }
-
-
-def get_dm(api: client.ApiClient, namespace: str) -> dict[str, Any]:
-    return dict(objs(api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, DM))
-
-
-def conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["type"]: c for c in obj.get("status", {}).get("conditions", [])}
+from tests.kit.cluster import loaded_image as project_image  # noqa: F401 (no rebuild here)
+from tests.kit.datasets import FEATURES, dataset_csv, two_class_rows
+from tests.kit.kinds import (
+    DM,
+    DRIFTMONITORS,
+    GROUP,
+    INTERVAL,
+    VERSION,
+    Ctx,
+    conditions,
+    drift_monitor,
+    finished,
+    get_dm,
+    lineage,
+    model_deployment,
+    objs,
+    retrain_jobs,
+    training_job,
+    wait_dm,
+)
 
 
 def write_log(s3: S3Settings, bucket: str, version: int, rows: int, shift: float) -> None:
     """``rows`` logged rows of model churn ``version``, features moved by ``shift``."""
-    rng = random.Random(11)
+    features = two_class_rows(rows, 11, shift=shift, gap=0.0, decimals=None)
     logged = [
         {
             "ts": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             "request_id": f"r{i}",
             "model": "churn",
             "version": version,
-            "features": {
-                "sepal": rng.gauss(shift, 1.0),
-                "petal": rng.gauss(shift, 1.0),
-                "width": rng.gauss(shift, 1.0),
-                "colour": rng.choice(["red", "green", "blue"]),
-            },
+            "features": {name: row[name] for name in FEATURES},
             "prediction": "yes",
         }
-        for i in range(rows)
+        for i, row in enumerate(features)
     ]
     key = batch_key("churn", version, datetime.now(UTC))
     s3_client(s3).put_object(Bucket=bucket, Key=key, Body=encode_rows(logged))
-
-
-def retrain_jobs(api: client.ApiClient, namespace: str) -> list[dict[str, Any]]:
-    found = objs(api).list_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        "trainingjobs",
-        label_selector=f"continuum.dev/drift-monitor={DM}",
-    )
-    return list(found["items"])
-
-
-def reasons(api: client.ApiClient, namespace: str) -> list[str]:
-    events = client.CoreV1Api(api).list_namespaced_event(
-        namespace, field_selector=f"involvedObject.name={DM},involvedObject.kind=DriftMonitor"
-    )
-    return [e.reason for e in events.items]
-
-
-def wait_dm(ctx: Ctx, what: str, check: Any, timeout: float = 240) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        assert ctx.op.process is not None
-        assert ctx.op.process.poll() is None, ctx.op.output()
-        dm = get_dm(ctx.api, ctx.namespace)
-        return dm if check(dm) else None
-
-    try:
-        return wait_until(what, probe, timeout, every=2)  # type: ignore[no-any-return]
-    except BaseException:
-        print(ctx.op.output())
-        print(json.dumps(get_dm(ctx.api, ctx.namespace).get("status"), indent=1))
-        print(pod_logs(ctx.api, ctx.namespace, "app.kubernetes.io/component=drift-check"))
-        raise
-
-
-def lineage(kubeconfig: Path, namespace: str) -> str:
-    command = [str(Path(sys.executable).with_name("continuum")), "lineage", "churn"]
-    done = subprocess.run(
-        [*command, "-n", namespace],
-        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-        capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-    return done.stdout
 
 
 def test_drift_retrains_once_failed_gate_keeps_champion(
@@ -152,7 +72,7 @@ def test_drift_retrains_once_failed_gate_keeps_champion(
     s3: S3Settings,
     s3_bucket: str,
     s3_secret: str,
-    operator: Operator,  # noqa: F811 (the fixture)
+    operator: Operator,
 ) -> None:
     data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
     ctx = Ctx(api, namespace, operator, s3, s3_bucket, s3_secret, data)
@@ -161,7 +81,7 @@ def test_drift_retrains_once_failed_gate_keeps_champion(
     template = training_job("template", data, s3, s3_bucket, s3_secret)["spec"]
     template["evaluation"]["threshold"] = 1.5  # unreachable: the retrained model fails its gate
     objs(api).create_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, drift_monitor(template)
+        GROUP, VERSION, namespace, DRIFTMONITORS, drift_monitor(template)
     )
 
     # No ModelDeployment yet: the monitor says what it waits for and starts no Job.
@@ -197,7 +117,7 @@ def test_drift_retrains_once_failed_gate_keeps_champion(
     assert dm["status"]["suppressed"][0]["reason"].startswith("cooldown")
     assert len(dm["status"]["retrainings"]) == 1
     assert len(retrain_jobs(api, namespace)) == 1
-    assert "RetrainingSuppressed" in reasons(api, namespace)
+    assert "RetrainingSuppressed" in event_reasons(api, namespace, DM, "DriftMonitor")
     md = ctx.serving(1)  # the champion keeps serving
     assert [h["version"] for h in md["status"]["history"]] == [1]
 
@@ -239,7 +159,10 @@ def first_check(ctx: Ctx, dm: dict[str, Any]) -> None:
     assert (owner["kind"], owner["name"]) == ("DriftMonitor", DM)
     wait_until(
         "DriftDetected and RetrainingTriggered Events",
-        lambda: {"DriftDetected", "RetrainingTriggered"} <= set(reasons(ctx.api, ctx.namespace)),
+        lambda: (
+            {"DriftDetected", "RetrainingTriggered"}
+            <= set(event_reasons(ctx.api, ctx.namespace, DM, "DriftMonitor"))
+        ),
         30,
     )
 
@@ -247,7 +170,7 @@ def first_check(ctx: Ctx, dm: dict[str, Any]) -> None:
 def deleted_without_operator(ctx: Ctx) -> None:
     """No finalizer: with the operator stopped, deleting the monitor still completes."""
     ctx.op.stop()
-    objs(ctx.api).delete_namespaced_custom_object(GROUP, VERSION, ctx.namespace, PLURAL, DM)
+    objs(ctx.api).delete_namespaced_custom_object(GROUP, VERSION, ctx.namespace, DRIFTMONITORS, DM)
 
     def gone() -> bool:
         try:

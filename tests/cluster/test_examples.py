@@ -9,8 +9,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.cluster.test_trainingjob import crds  # noqa: F401 (fixture)
-from tests.conftest import REPO
+from tests.kit import REPO
 
 EXAMPLES = REPO / "examples"
 
@@ -29,7 +28,7 @@ def dry_run(kubectl: list[str], ns: str, *files: str) -> subprocess.CompletedPro
 def test_examples_pass_server_side_validation(
     kubectl: list[str],
     namespace: str,
-    crds: None,  # noqa: F811
+    crds: None,
 ) -> None:
     result = dry_run(kubectl, namespace, str(EXAMPLES))
     assert result.returncode == 0, result.stderr
@@ -43,7 +42,7 @@ def test_examples_pass_server_side_validation(
 def test_server_side_dry_run_rejects_a_broken_example(
     kubectl: list[str],
     namespace: str,
-    crds: None,  # noqa: F811
+    crds: None,
     tmp_path: Path,
 ) -> None:
     """The check above can fail: a misspelt field and a CEL violation are both refused."""

@@ -1,7 +1,7 @@
 """Operator faults on the real cluster; each test prints the figures it measured.
 
 * SIGKILL at random moments: the operator (a subprocess with least-privilege credentials, see
-  test_trainingjob.py) is killed with SIGKILL at ``KILLS`` moments drawn from a seeded RNG
+  tests/kit/cluster.py) is killed with SIGKILL at ``KILLS`` moments drawn from a seeded RNG
   while ``TRAININGS`` real TrainingJobs run in the project image and a ModelDeployment rolls
   out (pinned to the first version, then switched to ``latestQualified``). It is restarted at
   once each time. At the end every TrainingJob has exactly one Job and a Succeeded status with
@@ -35,24 +35,21 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.cluster.conftest import pod_logs, wait_until
-from tests.cluster.test_modeldeployment import MD, get_md, model_deployment, patch_spec
-from tests.cluster.test_modeldeployment import conditions as md_conditions
-from tests.cluster.test_trainingjob import (  # noqa: F401 (fixtures)
+from tests.kit import REPO
+from tests.kit.cluster import Operator, S3Settings, pod_logs, s3_client, upload, wait_until
+from tests.kit.datasets import dataset_csv
+from tests.kit.kinds import (
     GROUP,
-    PLURAL,
+    MD,
     TERMINAL,
+    TRAININGJOBS,
     VERSION,
-    Operator,
     conditions,
-    crds,
-    dataset_csv,
-    operator,
-    operator_role,
+    get_md,
+    model_deployment,
+    patch_spec,
     training_job,
-    upload,
 )
-from tests.conftest import REPO, S3Settings, s3_client
 
 pytestmark = [pytest.mark.reliability, pytest.mark.chaos]
 
@@ -110,13 +107,13 @@ class Setup:
         body["spec"]["resources"] = {"requests": TRAINER_REQUESTS}
         objs = objects(self.api)
         retrying(lambda: objs.create_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, body
+            GROUP, VERSION, self.namespace, TRAININGJOBS, body
         ))  # fmt: skip
 
     def training_jobs(self) -> list[dict[str, Any]]:
         objs = objects(self.api)
         found = retrying(
-            lambda: objs.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)
+            lambda: objs.list_namespaced_custom_object(GROUP, VERSION, self.namespace, TRAININGJOBS)
         )
         return list(found["items"])
 
@@ -265,7 +262,7 @@ class Rollout:
 
     def _serving_first(self) -> bool:
         md = get_md(self.setup.api, self.setup.namespace)
-        available = md_conditions(md).get("Available", {}).get("status") == "True"
+        available = conditions(md).get("Available", {}).get("status") == "True"
         return available and md.get("status", {}).get("servingVersion") == self.first
 
 
@@ -325,7 +322,7 @@ def wait_for_final_rollout(setup: Setup, op: Operator, newest: int) -> dict[str,
     def complete() -> dict[str, Any] | None:
         require_alive(op)
         md = get_md(setup.api, setup.namespace)
-        cond = md_conditions(md)
+        cond = conditions(md)
         serving = md.get("status", {}).get("servingVersion") == newest
         done = cond.get("Progressing", {}).get("reason") == "RolloutComplete"
         return md if serving and done and cond["Available"]["status"] == "True" else None
@@ -402,7 +399,7 @@ def check_versions(setup: Setup, items: list[dict[str, Any]]) -> list[int]:
 
 
 def check_rollout(md: dict[str, Any], first: int, newest: int, setup: Setup) -> None:
-    status, cond = md["status"], md_conditions(md)
+    status, cond = md["status"], conditions(md)
     assert cond["Degraded"]["status"] == "False", cond["Degraded"]
     assert cond["Ready"]["status"] == "True", cond["Ready"]
     assert status["readyReplicas"] == 1, status
@@ -418,7 +415,7 @@ def check_rollout(md: dict[str, Any], first: int, newest: int, setup: Setup) -> 
 @pytest.mark.timeout(60 + WORKLOAD_TIMEOUT + ROLLOUT_TIMEOUT)
 def test_operator_sigkilled_at_random_moments_loses_nothing(
     setup: Setup,
-    operator: Operator,  # noqa: F811 (the fixture)
+    operator: Operator,
     report: Report,
 ) -> None:
     seed = int(os.environ.get("CONTINUUM_CHAOS_SEED") or secrets.randbits(32))
@@ -566,7 +563,7 @@ def outage_log(op: Operator, offset: int) -> Counter[str]:
 @pytest.mark.timeout(600)
 def test_operator_survives_an_api_server_restart(
     setup: Setup,
-    operator: Operator,  # noqa: F811 (the fixture)
+    operator: Operator,
     api_server_back: None,
     report: Report,
 ) -> None:

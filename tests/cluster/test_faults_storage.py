@@ -41,27 +41,30 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.cluster.conftest import pod_logs, restricted_container, wait_until
-from tests.cluster.test_driftmonitor import conditions as dm_conditions
-from tests.cluster.test_driftmonitor import drift_monitor, get_dm, retrain_jobs
-from tests.cluster.test_modeldeployment import (
+from tests.kit import REPO
+from tests.kit.cluster import (
+    Operator,
+    S3Settings,
+    pod_logs,
+    restricted_container,
+    s3_client,
+    upload,
+    wait_until,
+)
+from tests.kit.datasets import dataset_csv
+from tests.kit.kinds import (
     ROWS,
     Ctx,
+    conditions,
+    drift_monitor,
+    finished,
+    get_dm,
     get_md,
     model_deployment,
     patch_spec,
-)
-from tests.cluster.test_trainingjob import (  # noqa: F401 (fixtures)
-    Operator,
-    crds,
-    dataset_csv,
-    finished,
-    operator,
-    operator_role,
+    retrain_jobs,
     training_job,
-    upload,
 )
-from tests.conftest import REPO, S3Settings, s3_client
 
 pytestmark = [pytest.mark.reliability, pytest.mark.chaos]
 
@@ -340,7 +343,7 @@ def test_minio_outage_during_training_serving_and_a_drift_check(
     s3_secret: str,
     project_image: str,
     kubectl: list[str],
-    operator: Operator,  # noqa: F811 (the fixture)
+    operator: Operator,
     minio_restored: None,
 ) -> None:
     data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
@@ -390,7 +393,7 @@ def during_outage(ctx: Ctx, figures: OutageFigures, stopped: float) -> None:
 
     left = MAX_OUTAGE_SECONDS - (time.monotonic() - stopped)
     dm = wait_until("the drift check to finish during the outage", check_failed, left - 5)
-    cond = dm_conditions(dm)
+    cond = conditions(dm)
     figures.check_during_outage = (
         f"DriftDetected={cond['DriftDetected']['status']} ({cond['DriftDetected']['reason']}), "
         f"Stalled={cond['Stalled']['status']}: {cond['Stalled'].get('message', '')[:200]}"
@@ -432,11 +435,11 @@ def after_outage(ctx: Ctx, kubectl: list[str], figures: OutageFigures, restarted
     # did not hide anything, it just had no data to decide on.
     def drift_seen() -> dict[str, Any] | None:
         dm = get_dm(api, ns)
-        cond = dm_conditions(dm).get("DriftDetected", {})
+        cond = conditions(dm).get("DriftDetected", {})
         return dm if cond.get("status") == "True" else None
 
     dm = wait_until("a check after the outage to find drift", drift_seen, 150, every=2)
-    figures.check_after_outage = dm_conditions(dm)["DriftDetected"]["message"][:200]
+    figures.check_after_outage = conditions(dm)["DriftDetected"]["message"][:200]
     assert len(dm["status"]["retrainings"]) == 1
 
 
@@ -495,7 +498,7 @@ def test_server_pod_killed_during_rollout_loses_at_most_its_in_flight_requests(
     s3_secret: str,
     project_image: str,
     kubectl: list[str],
-    operator: Operator,  # noqa: F811 (the fixture)
+    operator: Operator,
 ) -> None:
     data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
     ctx = Ctx(api, namespace, operator, s3, s3_bucket, s3_secret, data)

@@ -27,19 +27,19 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.cluster.conftest import RESTRICTED, wait_until
-from tests.cluster.test_trainingjob import (
-    GROUP,
-    PLURAL,
-    TERMINAL,
-    VERSION,
-    create,
-    dataset_csv,
-    get,
-    training_job,
+from tests.kit import REPO
+from tests.kit.cluster import (
+    RESTRICTED,
+    S3Settings,
+    metrics_text,
+    operator_log,
+    operator_pods,
+    plain,
     upload,
+    wait_until,
 )
-from tests.conftest import REPO, S3Settings
+from tests.kit.datasets import dataset_csv
+from tests.kit.kinds import GROUP, TERMINAL, TRAININGJOBS, VERSION, create_tj, get_tj, training_job
 from tests.kit.versions import helm_binary
 
 CHART = REPO / "charts/continuum"
@@ -104,43 +104,8 @@ def can_i(kubectl: list[str], who: str, *request: str) -> bool:
     return result.returncode == 0
 
 
-def plain(api: client.ApiClient, obj: Any) -> dict[str, Any]:
-    """A client model object as its JSON dict (camelCase keys, None fields left out)."""
-    return dict(api.sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]
-
-
-def operator_pods(api: client.ApiClient, namespace: str, release: str) -> list[dict[str, Any]]:
-    """The release's operator pods that are not terminating, as dicts."""
-    selector = f"app.kubernetes.io/name=continuum,app.kubernetes.io/instance={release}"
-    found = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector)
-    pods = plain(api, found)["items"]
-    return [p for p in pods if "deletionTimestamp" not in p["metadata"]]
-
-
-def operator_log(api: client.ApiClient, namespace: str, release: str) -> str:
-    out = []
-    for pod in operator_pods(api, namespace, release):
-        name = pod["metadata"]["name"]
-        try:
-            log = str(client.CoreV1Api(api).read_namespaced_pod_log(name, namespace))
-        except client.ApiException as err:
-            log = f"<no log: {err.reason}>"
-        out.append(f"--- {name}\n{log[-20000:]}")
-    return "\n".join(out)
-
-
-def metrics_text(api: client.ApiClient, namespace: str, service: str) -> str:
-    """GET /metrics through the API server's service proxy (port name `metrics`)."""
-    core = client.CoreV1Api(api)
-    return str(
-        core.connect_get_namespaced_service_proxy_with_path(
-            f"{service}:metrics", namespace, "metrics"
-        )
-    )
-
-
 def phase(api: client.ApiClient, namespace: str, name: str) -> str | None:
-    return get(api, namespace, name).get("status", {}).get("phase")  # type: ignore[no-any-return]
+    return get_tj(api, namespace, name).get("status", {}).get("phase")  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -271,9 +236,9 @@ def check_uninstalled(release: Release, output: str) -> None:
     for name in CRD_NAMES:
         crd = plain(release.api, ext.read_custom_resource_definition(name))
         assert "deletionTimestamp" not in crd["metadata"]
-    assert get(release.api, release.team, "helm-1")["status"]["phase"] == "Succeeded"
+    assert get_tj(release.api, release.team, "helm-1")["status"]["phase"] == "Succeeded"
     objs = client.CustomObjectsApi(release.api)
-    kept: Any = objs.list_namespaced_custom_object(GROUP, VERSION, release.team, PLURAL)
+    kept: Any = objs.list_namespaced_custom_object(GROUP, VERSION, release.team, TRAININGJOBS)
     assert len(kept["items"]) == 2
     rbac = client.RbacAuthorizationV1Api(release.api)
     assert not rbac.list_namespaced_role_binding(release.team).items
@@ -306,7 +271,7 @@ def test_install_reconcile_upgrade_uninstall_namespaced(
 
         # the in-cluster operator trains a model in the watched namespace
         data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
-        create(
+        create_tj(
             api,
             team,
             training_job(
@@ -321,7 +286,7 @@ def test_install_reconcile_upgrade_uninstall_namespaced(
             TRAIN_TIMEOUT,
             every=2,
         )
-        status = get(api, team, "helm-1")["status"]
+        status = get_tj(api, team, "helm-1")["status"]
         assert status["phase"] == "Succeeded", status
         assert status["model"]["version"] == 1
         assert "continuum_trainingjobs" in release.metrics()
@@ -329,7 +294,7 @@ def test_install_reconcile_upgrade_uninstall_namespaced(
         # upgrade: changed values roll the operator, which keeps reconciling
         upgraded = release.upgrade("--set", "operator.logFormat=json,metrics.port=9090")
         check_upgraded(release, first_pod, upgraded)
-        create(
+        create_tj(
             api,
             team,
             training_job(

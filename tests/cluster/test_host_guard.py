@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.conftest import REPO, STATE_DIR
+from tests.kit import REPO
+from tests.kit.cluster import STATE_DIR
 
 
 def _config() -> dict[str, str]:

@@ -24,8 +24,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.cluster.conftest import RESTRICTED
-from tests.cluster.test_trainingjob import crds  # noqa: F401 (fixture)
+from tests.kit.cluster import RESTRICTED
 
 # Part of the reliability and security suite (`make test-reliability`).
 pytestmark = pytest.mark.reliability
@@ -368,7 +367,7 @@ def server_message(err: client.ApiException) -> str:
 
 
 @pytest.fixture(scope="module")
-def invalid_ns(api: client.ApiClient, crds: None) -> Iterator[str]:  # noqa: F811
+def invalid_ns(api: client.ApiClient, crds: None) -> Iterator[str]:
     """One namespace for the whole table (nothing valid is left in it but the edit targets)."""
     core = client.CoreV1Api(api)
     name = f"t-invalid-{uuid.uuid4().hex[:8]}"

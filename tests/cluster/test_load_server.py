@@ -35,9 +35,11 @@ import aiohttp
 import pytest
 from kubernetes import client
 
-from tests.cluster.test_modeldeployment import (
+from tests.kit.cluster import Operator, S3Settings, upload
+from tests.kit.datasets import dataset_csv
+from tests.kit.kinds import (
     GROUP,
-    PLURAL,
+    MODELDEPLOYMENTS,
     ROWS,
     VERSION,
     Ctx,
@@ -45,15 +47,6 @@ from tests.cluster.test_modeldeployment import (
     objs,
     stop_serving,
 )
-from tests.cluster.test_trainingjob import (  # noqa: F401 (fixtures)
-    Operator,
-    crds,
-    dataset_csv,
-    operator,
-    operator_role,
-    upload,
-)
-from tests.conftest import S3Settings
 
 pytestmark = [pytest.mark.reliability, pytest.mark.load]
 
@@ -307,7 +300,7 @@ def served(
     s3: S3Settings,
     s3_bucket: str,
     s3_secret: str,
-    operator: Operator,  # noqa: F811 (the fixture)
+    operator: Operator,
 ) -> Iterator[Ctx]:
     """Version 1 of `churn`, trained by a real TrainingJob and served by a ModelDeployment."""
     data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
@@ -320,7 +313,7 @@ def served(
     # a host process's, and a shared machine would starve it rather than measure it.
     resources = {"requests": {"cpu": "500m", "memory": "256Mi"}}
     body = model_deployment(s3, s3_bucket, s3_secret, inferenceLog=log, resources=resources)
-    objs(api).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+    objs(api).create_namespaced_custom_object(GROUP, VERSION, namespace, MODELDEPLOYMENTS, body)
     ctx.serving(1)
     try:
         yield ctx

@@ -24,22 +24,19 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from tests.cluster.conftest import RESTRICTED, pod_logs, restricted_container
-from tests.cluster.test_trainingjob import (  # noqa: F401 (fixtures)
+from tests.kit.cluster import (
     CLUSTER_ROLE,
+    RESTRICTED,
     Operator,
-    conditions,
-    crds,
-    create,
-    dataset_csv,
-    finished,
-    operator,
+    S3Settings,
     operator_kubeconfig,
-    operator_role,
-    training_job,
+    pod_logs,
+    restricted_container,
+    s3_client,
     upload,
 )
-from tests.conftest import S3Settings, s3_client
+from tests.kit.datasets import dataset_csv
+from tests.kit.kinds import conditions, create_tj, finished, training_job
 
 # Part of the reliability and security suite (`make test-reliability`).
 pytestmark = pytest.mark.reliability
@@ -149,7 +146,7 @@ def test_operator_rbac_is_least_privilege(
     api: client.ApiClient,
     kubeconfig: Path,
     namespace: str,
-    operator_role: str,  # noqa: F811
+    operator_role: str,
     tmp_path: Path,
 ) -> None:
     as_operator = operator_kubeconfig(api, kubeconfig, namespace, operator_role, tmp_path / "op")
@@ -219,10 +216,10 @@ def test_no_credential_in_status_events_logs_or_artefacts(
     s3: S3Settings,
     s3_bucket: str,
     s3_secret: str,
-    operator: Operator,  # noqa: F811
+    operator: Operator,
 ) -> None:
     data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
-    create(api, namespace, training_job("leak-check", data, s3, s3_bucket, s3_secret))
+    create_tj(api, namespace, training_job("leak-check", data, s3, s3_bucket, s3_secret))
     tj = finished(api, namespace, "leak-check", operator)
     assert tj["status"]["phase"] == "Succeeded", tj["status"]
     assert conditions(tj)["Ready"]["status"] == "True"

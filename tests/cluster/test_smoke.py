@@ -7,8 +7,14 @@ import uuid
 import pytest
 from kubernetes import client, utils
 
-from tests.cluster.conftest import pod_logs, restricted_container, run_job, wait_until
-from tests.conftest import S3Settings, s3_client
+from tests.kit.cluster import (
+    S3Settings,
+    pod_logs,
+    restricted_container,
+    run_job,
+    s3_client,
+    wait_until,
+)
 from tests.kit.versions import pin
 
 WIDGET_CRD = {

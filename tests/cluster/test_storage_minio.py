@@ -1,4 +1,4 @@
-"""continuum.storage against a real MinIO (fixtures ``s3`` and ``s3_bucket`` from conftest)."""
+"""continuum.storage against a real MinIO (fixtures ``s3``, ``s3_bucket``: tests/kit/cluster.py)."""
 
 from __future__ import annotations
 

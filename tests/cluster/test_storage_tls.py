@@ -31,27 +31,20 @@ import boto3
 import pytest
 from kubernetes import client
 
-from tests.cluster.conftest import pod_logs, wait_until
-from tests.cluster.test_modeldeployment import (
+from tests.kit import versions
+from tests.kit.cluster import Operator, S3Settings, pod_logs, wait_until
+from tests.kit.datasets import dataset_csv
+from tests.kit.kinds import (
     GROUP,
     VERSION,
+    conditions,
+    create_tj,
+    finished,
     model_deployment,
     predict_in_cluster,
     serving,
-)
-from tests.cluster.test_trainingjob import (  # noqa: F401 (fixtures)
-    Operator,
-    conditions,
-    crds,
-    create,
-    dataset_csv,
-    finished,
-    operator,
-    operator_role,
     training_job,
 )
-from tests.conftest import S3Settings
-from tests.kit import versions
 
 NODE_IP = "172.31.250.1"
 BUCKET = "continuum-tls"
@@ -180,7 +173,7 @@ def test_https_endpoint_trusted_through_ca_bundle_or_refused(
     s3_secret: str,
     s3: S3Settings,
     tls_minio: TlsMinio,
-    operator: Operator,  # noqa: F811
+    operator: Operator,
 ) -> None:
     store = tls_minio.client()
     store.create_bucket(Bucket=BUCKET)
@@ -193,8 +186,8 @@ def test_https_endpoint_trusted_through_ca_bundle_or_refused(
         "trusted", tls_minio, s3_secret, caBundle={"secretKeyRef": {"name": "s3-ca", "key": CA_KEY}}
     )
     untrusted = tls_training_job("untrusted", tls_minio, s3_secret)
-    create(api, namespace, trusted)
-    create(api, namespace, untrusted)
+    create_tj(api, namespace, trusted)
+    create_tj(api, namespace, untrusted)
 
     ok = finished(api, namespace, "trusted", operator)
     assert ok["status"]["phase"] == "Succeeded", (ok["status"], _logs(api, namespace, "trusted"))

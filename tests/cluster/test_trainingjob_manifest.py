@@ -20,23 +20,9 @@ from typing import Any
 
 from kubernetes import client
 
-from tests.cluster.conftest import wait_until
-from tests.cluster.test_trainingjob import (  # noqa: F401 (fixtures)
-    RUN_TIMEOUT,
-    Operator,
-    conditions,
-    crds,
-    create,
-    dataset_csv,
-    finished,
-    get,
-    operator,
-    operator_role,
-    reasons,
-    training_job,
-    upload,
-)
-from tests.conftest import S3Settings, s3_client
+from tests.kit.cluster import Operator, S3Settings, event_reasons, s3_client, upload, wait_until
+from tests.kit.datasets import dataset_csv
+from tests.kit.kinds import RUN_TIMEOUT, conditions, create_tj, finished, get_tj, training_job
 
 ROTATING = "s3-rotating"
 ACCESS, SECRET = "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"
@@ -95,12 +81,12 @@ def test_result_is_read_from_the_manifest_and_checked_against_it(
     s3: S3Settings,
     s3_bucket: str,
     s3_secret: str,
-    operator: Operator,  # noqa: F811
+    operator: Operator,
 ) -> None:
     data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
     put_secret(api, namespace, s3, s3.secret_key)
-    create(api, namespace, training_job("rotated", data, s3, s3_bucket, ROTATING))
-    create(api, namespace, training_job("tampered", data, s3, s3_bucket, s3_secret))
+    create_tj(api, namespace, training_job("rotated", data, s3, s3_bucket, ROTATING))
+    create_tj(api, namespace, training_job("tampered", data, s3, s3_bucket, s3_secret))
     names = {"rotated-train", "tampered-train"}
     batch = client.BatchV1Api(api)
     wait_until("both training Jobs", lambda: len(batch.list_namespaced_job(namespace).items) == 2)
@@ -125,10 +111,10 @@ def test_result_is_read_from_the_manifest_and_checked_against_it(
     # rotated: waits, saying why, without a value
     waiting = wait_until(
         "rotated to report its unreadable manifest",
-        lambda: waiting_for_manifest(get(api, namespace, "rotated")),
+        lambda: waiting_for_manifest(get_tj(api, namespace, "rotated")),
         90,
     )
-    rotated = get(api, namespace, "rotated")
+    rotated = get_tj(api, namespace, "rotated")
     assert rotated["status"]["phase"] == "Running", rotated["status"]
     assert waiting["status"] == "True"
     for expected in (ROTATING, "manifest.json", "secret key"):
@@ -137,7 +123,7 @@ def test_result_is_read_from_the_manifest_and_checked_against_it(
     assert conditions(rotated)["Succeeded"]["status"] == "Unknown"
     wait_until(
         "the ManifestUnreadable Event",
-        lambda: "ManifestUnreadable" in reasons(api, namespace, "rotated"),
+        lambda: "ManifestUnreadable" in event_reasons(api, namespace, "rotated"),
         30,
     )
     for text in (str(rotated), operator.output()):

@@ -15,20 +15,9 @@ from typing import Any
 
 from kubernetes import client
 
-from tests.cluster.conftest import pod_logs
-from tests.cluster.test_trainingjob import (  # noqa: F401 (fixtures)
-    Operator,
-    conditions,
-    crds,
-    create,
-    dataset_csv,
-    finished,
-    operator,
-    operator_role,
-    training_job,
-    upload,
-)
-from tests.conftest import S3Settings
+from tests.kit.cluster import Operator, S3Settings, pod_logs, upload
+from tests.kit.datasets import dataset_csv
+from tests.kit.kinds import conditions, create_tj, finished, training_job
 
 
 def with_storage(body: dict[str, Any], **storage: Any) -> dict[str, Any]:
@@ -42,7 +31,7 @@ def test_wrong_endpoint_bucket_and_credentials_say_which(
     s3: S3Settings,
     s3_bucket: str,
     s3_secret: str,
-    operator: Operator,  # noqa: F811
+    operator: Operator,
 ) -> None:
     data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
     nowhere = f"http://nowhere.{namespace}.svc:9000"  # in-cluster name, no such Service
@@ -71,7 +60,7 @@ def test_wrong_endpoint_bucket_and_credentials_say_which(
         ),
     }
     for body in cases.values():
-        create(api, namespace, body)
+        create_tj(api, namespace, body)
     done = {name: finished(api, namespace, name, operator) for name in cases}
 
     for name, tj in done.items():

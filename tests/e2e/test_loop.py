@@ -13,55 +13,44 @@ server, monitor, traffic) runs in pods of a namespace that enforces restricted P
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import random
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
-from tests.cluster.conftest import (  # noqa: F401 (fixtures)
-    api,
-    namespace,
+from tests.kit.cluster import (
+    IMAGE,
+    Operator,
+    S3Settings,
+    event_reasons,
     restricted_container,
     run_job,
-    s3_secret,
+    s3_client,
+    upload,
     wait_until,
 )
-from tests.cluster.test_driftmonitor import (
+from tests.kit.cluster import loaded_image as project_image  # noqa: F401 (no rebuild here)
+from tests.kit.datasets import as_csv, two_class_rows
+from tests.kit.kinds import (
     DM,
+    GROUP,
+    VERSION,
+    Ctx,
     conditions,
+    finished,
     get_dm,
     lineage,
-    reasons,
+    model_deployment,
     retrain_jobs,
+    training_job,
     wait_dm,
 )
-from tests.cluster.test_modeldeployment import (  # noqa: F401 (fixtures)
-    IMAGE,
-    Ctx,
-    model_deployment,
-    project_image,
-)
-from tests.cluster.test_trainingjob import (  # noqa: F401 (fixtures)
-    FEATURES,
-    Operator,
-    crds,
-    finished,
-    operator,
-    operator_role,
-    training_job,
-    upload,
-)
-from tests.conftest import S3Settings, s3_client
 
 from continuum.storage.inference_logs import decode_rows
 
 pytestmark = pytest.mark.cluster
-GROUP, VERSION = "continuum.dev", "v1alpha1"
 ROWS = 300
 SHIFT = 2.0
 TRAFFIC = """
@@ -80,28 +69,6 @@ for start in range(0, len(rows), 50):
         reply.read()
 print("SENT", len(rows), flush=True)
 """
-
-
-def rows(count: int, seed: int, shift: float) -> list[dict[str, Any]]:
-    """Rows like the training data (two classes, 3 apart), features moved by ``shift``."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(count):
-        label = "yes" if i % 2 else "no"
-        centre = (3.0 if label == "yes" else 0.0) + shift
-        row: dict[str, Any] = {f: round(rng.gauss(centre, 1.0), 4) for f in FEATURES[:3]}
-        row["colour"] = rng.choice(["red", "green", "blue"])
-        row["label"] = label
-        out.append(row)
-    return out
-
-
-def as_csv(data: list[dict[str, Any]]) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=[*FEATURES, "label"])
-    writer.writeheader()
-    writer.writerows(data)
-    return out.getvalue().encode()
 
 
 def send(k8s: client.ApiClient, ns: str, name: str, data: list[dict[str, Any]]) -> None:
@@ -142,18 +109,18 @@ def drift_monitor(template: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.timeout(900)
 def test_drift_retrains_and_promotes(
-    api: client.ApiClient,  # noqa: F811
+    api: client.ApiClient,
     kubeconfig: Path,
-    namespace: str,  # noqa: F811
+    namespace: str,
     s3: S3Settings,
     s3_bucket: str,
-    s3_secret: str,  # noqa: F811
-    operator: Operator,  # noqa: F811
+    s3_secret: str,
+    operator: Operator,
 ) -> None:
     started = time.monotonic()
     marks: dict[str, float] = {}
     prefix = f"s3://{s3_bucket}/datasets/churn/"
-    upload(s3, s3_bucket, "datasets/churn/part-0.csv", as_csv(rows(240, seed=7, shift=0)))
+    upload(s3, s3_bucket, "datasets/churn/part-0.csv", as_csv(two_class_rows(240, 7, shift=0)))
     ctx = Ctx(api, namespace, operator, s3, s3_bucket, s3_secret, prefix)
     assert ctx.train("churn-1") == 1
     objs = client.CustomObjectsApi(api)
@@ -164,7 +131,7 @@ def test_drift_retrains_and_promotes(
     marks["v1 serving"] = time.monotonic() - started
 
     # In-distribution traffic: the first check finds no drift and nothing is retrained.
-    send(api, namespace, "traffic-normal", rows(ROWS, seed=21, shift=0))
+    send(api, namespace, "traffic-normal", two_class_rows(ROWS, 21, shift=0))
     wait_until("the normal traffic in the log", lambda: logged_rows(s3, s3_bucket, 1) >= ROWS, 60)
     template = training_job("template", prefix, s3, s3_bucket, s3_secret)["spec"]
     objs.create_namespaced_custom_object(GROUP, VERSION, namespace, "driftmonitors",
@@ -176,16 +143,16 @@ def test_drift_retrains_and_promotes(
     marks["NoDrift check"] = time.monotonic() - started
 
     # Shifted traffic, and labelled shifted data under the template's dataset prefix.
-    upload(s3, s3_bucket, "datasets/churn/part-1.csv", as_csv(rows(240, seed=8, shift=SHIFT)))
-    send(api, namespace, "traffic-shifted", rows(ROWS, seed=22, shift=SHIFT))
+    upload(s3, s3_bucket, "datasets/churn/part-1.csv", as_csv(two_class_rows(240, 8, shift=SHIFT)))
+    send(api, namespace, "traffic-shifted", two_class_rows(ROWS, 22, shift=SHIFT))
     dm = wait_dm(ctx, "a retraining", lambda d: d.get("status", {}).get("retrainings"), 300)
     marks["retraining triggered"] = time.monotonic() - started
     [record] = dm["status"]["retrainings"]
     [tj] = retrain_jobs(api, namespace)
     assert tj["metadata"]["name"] == record["trainingJob"]
     assert tj["metadata"]["annotations"]["continuum.dev/report"] == record["report"]
-    assert reasons(api, namespace).count("DriftDetected") >= 2
-    assert "NoDrift" in reasons(api, namespace)
+    assert event_reasons(api, namespace, DM, "DriftMonitor").count("DriftDetected") >= 2
+    assert "NoDrift" in event_reasons(api, namespace, DM, "DriftMonitor")
 
     done = finished(api, namespace, record["trainingJob"], operator)["status"]
     assert done["phase"] == "Succeeded", done

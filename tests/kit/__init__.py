@@ -4,7 +4,15 @@ Imported as ``from tests.kit import REPO`` or ``from tests.kit.<module> import .
 the checkout on ``sys.path`` (``tests`` is a package), the scripts in ``bench/`` put it there
 themselves.
 
-- ``versions``: the pins of hack/versions.env and the binaries built from them.
+- ``versions``: the pins of hack/versions.env and the binaries built from them;
+- ``datasets``: every generated dataset (the two-class training table, the churn customers,
+  a real-shaped Parquet table);
+- ``cluster``: the local cluster and its MinIO as fixtures (a pytest plugin that
+  tests/conftest.py registers, so no test module imports a fixture) and the helpers around
+  them: pods, Jobs, Events, the operator as a subprocess;
+- ``kinds``: our three kinds on that cluster: the bodies the tests create, reads and waits.
+
+No test module imports from another test module: what two of them share lives here.
 """
 
 from pathlib import Path

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.cluster.test_invalid_resources import CASES, render
-from tests.conftest import REPO
+from tests.kit import REPO
 
 DOC = REPO / "docs/invalid-resources.md"
 
