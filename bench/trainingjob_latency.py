@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import csv
-import io
 import json
 import math
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -48,6 +45,10 @@ import urllib3
 from kubernetes import client, config, watch
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # the test kit: the pinned kubectl and the training data
+from tests.kit import versions  # noqa: E402
+from tests.kit.datasets import as_csv, two_class_rows  # noqa: E402
+
 BENCH = REPO / "bench"
 STATE = Path(os.environ.get("CONTINUUM_STATE", "/var/lib/continuum-cluster"))
 KUBECONFIG = Path(os.environ.get("CONTINUUM_KUBECONFIG", STATE / "kubeconfig"))
@@ -79,14 +80,7 @@ def phase(title: str) -> None:
 
 
 def kubectl() -> list[str]:
-    versions = dict(
-        line.split("=", 1)
-        for line in (REPO / "hack/versions.env").read_text().splitlines()
-        if "=" in line and not line.startswith("#")
-    )
-    cache = Path(os.environ.get("CONTINUUM_CACHE", "/var/cache/continuum"))
-    binary = cache / f"kube-{versions['KUBE_VERSION']}" / "bin" / "kubectl"
-    return [str(binary), "--kubeconfig", str(KUBECONFIG)]
+    return [str(versions.kubectl()), "--kubeconfig", str(KUBECONFIG)]
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -378,17 +372,9 @@ def training_job(name: str, dataset: str, endpoint: str, bucket: str) -> dict[st
     }
 
 
-def dataset_csv(rows: int = 240, seed: int = 7) -> bytes:
-    rng = random.Random(seed)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["sepal", "petal", "width", "colour", "label"])
-    for i in range(rows):
-        shift = 3.0 if i % 2 else 0.0
-        writer.writerow(
-            [*(round(rng.gauss(shift, 1.0), 4) for _ in range(3)), rng.choice("rgb"), i % 2]
-        )
-    return out.getvalue().encode()
+def dataset_csv() -> bytes:
+    """The cluster tests' two-class table, colours as letters and labels as 0/1."""
+    return as_csv(two_class_rows(240, 7, colours="rgb", labels=(0, 1)))
 
 
 def s3_env() -> dict[str, str]:

@@ -15,29 +15,17 @@ from continuum.storage.inference_logs import write_batch
 from continuum.storage.reports import latest_summary, read_report
 from continuum.trainer.config import TrainingConfig
 from continuum.trainer.run import run_training
+from tests.kit.datasets import churn_labels, customers
 
 pytestmark = pytest.mark.cluster
 
 MODEL = "churn"
 
 
-def features(rows: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
-    """``shift`` moves tenure and charges by that many standard deviations; plan stays put."""
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        {
-            "tenure": rng.normal(36 + 12 * shift, 12, rows),
-            "charges": rng.normal(70 + 20 * shift, 20, rows),
-            "plan": rng.choice(["basic", "plus", "pro"], rows),
-        }
-    )
-
-
 def training_set(rows: int = 1500) -> pd.DataFrame:
-    frame = features(rows, seed=1)
-    score = -0.05 * frame["tenure"] + 0.03 * frame["charges"] + (frame["plan"] == "basic")
-    noise = np.random.default_rng(2).normal(0, 0.5, rows)
-    frame["churned"] = np.where(score + noise > 0.3, "yes", "no")
+    """Customers as the server will see them (tenure not in whole months), labelled."""
+    frame = customers(rows, 1)
+    frame["churned"] = churn_labels(frame, np.random.default_rng(2))
     return frame
 
 
@@ -113,7 +101,7 @@ def run_check(monkeypatch, log, time: str) -> dict:
 
 def test_in_distribution_then_shifted_traffic(store, trained, monitor_env, monkeypatch, s3_bucket):
     start = datetime(2025, 1, 31, 12, tzinfo=UTC)
-    log_traffic(store, trained, features(2000, seed=10), start)
+    log_traffic(store, trained, customers(2000, 10), start)
     calm = run_check(monkeypatch, monitor_env, "20250131T130000Z")
     assert calm["status"] == "Succeeded"
     assert calm["verdict"] == "NoDrift"
@@ -121,7 +109,7 @@ def test_in_distribution_then_shifted_traffic(store, trained, monitor_env, monke
     assert calm["rows"] == 2000
     assert not any(f["drifted"] for f in calm["features"])
 
-    log_traffic(store, trained, features(2000, seed=11, shift=1.0), start + timedelta(hours=2))
+    log_traffic(store, trained, customers(2000, 11, shift=1.0), start + timedelta(hours=2))
     drift = run_check(monkeypatch, monitor_env, "20250131T150000Z")
     assert drift["verdict"] == "Drift"
     assert drift["datasetDrift"] is True
@@ -144,7 +132,7 @@ def test_in_distribution_then_shifted_traffic(store, trained, monitor_env, monke
 
 
 def test_too_little_traffic_is_insufficient_data(store, trained, monitor_env, monkeypatch):
-    log_traffic(store, trained, features(100, seed=10), datetime(2025, 1, 31, tzinfo=UTC))
+    log_traffic(store, trained, customers(100, 10), datetime(2025, 1, 31, tzinfo=UTC))
     summary = run_check(monkeypatch, monitor_env, "20250131T130000Z")
     assert summary["verdict"] == "InsufficientData"
     assert summary["rows"] == 100

@@ -6,7 +6,6 @@ import time
 from collections.abc import Iterator
 
 import numpy as np
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -17,22 +16,9 @@ from continuum.storage import ObjectStore, S3Settings, read_manifest
 from continuum.storage.inference_logs import list_batches, read_batch
 from continuum.trainer.config import TrainingConfig
 from continuum.trainer.run import run_training
+from tests.kit.datasets import churn_dataset
 
 pytestmark = pytest.mark.cluster
-
-
-def dataset(rows: int = 400, seed: int = 5) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(
-        {
-            "tenure": rng.integers(0, 72, rows).astype(float),
-            "charges": rng.normal(70, 20, rows),
-            "plan": rng.choice(["basic", "plus", "pro"], rows),
-        }
-    )
-    score = -0.05 * frame["tenure"] + 0.03 * frame["charges"] + (frame["plan"] == "basic")
-    frame["churned"] = np.where(score + rng.normal(0, 0.5, rows) > 0.3, "yes", "no")
-    return frame
 
 
 @pytest.fixture
@@ -45,7 +31,7 @@ def store(s3, s3_bucket) -> ObjectStore:
         secret_key=s3.secret_key,
     )
     store = ObjectStore(settings)
-    store.put_bytes("datasets/churn/part-0.csv", dataset().to_csv(index=False).encode())
+    store.put_bytes("datasets/churn/part-0.csv", churn_dataset(400, 5).to_csv(index=False).encode())
     spec = {
         "model": "churn",
         "dataset": {"uri": f"s3://{s3_bucket}/datasets/churn/", "target": "churned"},
@@ -76,7 +62,7 @@ def serve(store: ObjectStore) -> Iterator[TestClient]:
 
 
 def test_serves_what_the_trainer_published_and_logs_to_minio(store):
-    rows = dataset(rows=12, seed=77)[["tenure", "charges", "plan"]]
+    rows = churn_dataset(12, 77)[["tenure", "charges", "plan"]]
     for client in serve(store):
         assert client.get("/v2/health/ready").status_code == 200
         reply = client.post("/v1/models/churn:predict", json={"instances": rows.to_dict("records")})

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from continuum.errors import DigestMismatch
@@ -14,22 +12,9 @@ from continuum.storage import ObjectStore, S3Settings, read_manifest
 from continuum.trainer.cli import main
 from continuum.trainer.config import TrainingConfig
 from continuum.trainer.run import run_training
+from tests.kit.datasets import churn_dataset
 
 pytestmark = pytest.mark.cluster
-
-
-def dataset(rows: int = 500, seed: int = 1) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(
-        {
-            "tenure": rng.integers(0, 72, rows).astype(float),
-            "charges": rng.normal(70, 20, rows),
-            "plan": rng.choice(["basic", "plus", "pro"], rows),
-        }
-    )
-    score = -0.05 * frame["tenure"] + 0.03 * frame["charges"] + (frame["plan"] == "basic")
-    frame["churned"] = np.where(score + rng.normal(0, 0.5, rows) > 0.3, "yes", "no")
-    return frame
 
 
 def spec_for(bucket: str, s3) -> dict:
@@ -54,7 +39,7 @@ def store(s3, s3_bucket) -> ObjectStore:
         secret_key=s3.secret_key,
     )
     store = ObjectStore(settings)
-    frame = dataset()
+    frame = churn_dataset()
     store.put_bytes("datasets/churn/part-0.csv", frame.iloc[:250].to_csv(index=False).encode())
     buffer = frame.iloc[250:].to_csv(index=False).encode()
     store.put_bytes("datasets/churn/part-1.csv", buffer)
@@ -84,7 +69,7 @@ def test_training_publishes_a_verified_loadable_version(store, s3, s3_bucket):
     assert manifest["dataset"]["rows"] == 500
     assert manifest["dataset"]["fingerprint"] == result.dataset["fingerprint"]
     loaded = load_verified_model(store, "churn", 1)
-    rows = coerce_features(dataset().head(5), manifest["features"])
+    rows = coerce_features(churn_dataset().head(5), manifest["features"])
     assert set(loaded.pipeline.predict(rows)) <= {"yes", "no"}
     assert store.exists("models/churn/1/baseline/reference.parquet")
 

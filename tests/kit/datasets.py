@@ -84,7 +84,6 @@ def customers(
     seed: int | np.random.Generator,
     *,
     shift: float = 0.0,
-    plans: Sequence[str] = PLANS,
     whole_months: bool = False,
 ) -> pd.DataFrame:
     """tenure, charges and plan of ``rows`` customers, as the server logs them.
@@ -100,7 +99,7 @@ def customers(
         tenure = rng.normal(36 + 12 * shift, 12, rows)
     charges = rng.normal(70 + 20 * shift, 20, rows)
     return pd.DataFrame(
-        {"tenure": tenure, "charges": charges, "plan": rng.choice(list(plans), rows)}
+        {"tenure": tenure, "charges": charges, "plan": rng.choice(list(PLANS), rows)}
     )
 
 

@@ -12,6 +12,7 @@ from continuum.monitor.settings import parse_check_settings
 from continuum.storage import layout
 from continuum.storage.inference_logs import write_batch
 from continuum.storage.memory import MemoryObjectStore
+from tests.kit.datasets import customers
 
 MODEL, VERSION = "churn", 1
 FEATURES = [
@@ -21,20 +22,8 @@ FEATURES = [
 ]
 
 
-def make_rows(count: int, seed: int, shift: float = 0.0, plans=("basic", "plus", "pro")):
-    """Feature dicts like the server logs them; ``shift`` moves the numeric features in sd."""
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        {
-            "tenure": rng.normal(36 + 12 * shift, 12, count),
-            "charges": rng.normal(70 + 20 * shift, 20, count),
-            "plan": rng.choice(list(plans), count),
-        }
-    )
-
-
 def reference_frame(rows: int = 2000, seed: int = 1) -> pd.DataFrame:
-    frame = make_rows(rows, seed)
+    frame = customers(rows, seed)
     frame["churned"] = np.where(frame["tenure"] < 30, "yes", "no")
     return frame
 

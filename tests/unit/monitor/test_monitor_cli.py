@@ -10,7 +10,8 @@ from continuum.cli import main as continuum_main
 from continuum.errors import ConfigError
 from continuum.monitor import cli
 from continuum.monitor.settings import parse_check_settings, settings_from_env
-from tests.unit.monitor.conftest import MODEL, log_rows, make_rows
+from tests.kit.datasets import customers
+from tests.unit.monitor.conftest import MODEL, log_rows
 
 ENV = {
     "CONTINUUM_MONITOR": "mon",
@@ -33,7 +34,7 @@ def env(monkeypatch, tmp_path, store):
 
 def test_success_writes_summary_to_termination_log_and_progress_to_stdout(env, store, capsys,
                                                                           monkeypatch):  # fmt: skip
-    log_rows(store, make_rows(500, 3))
+    log_rows(store, customers(500, 3))
     spec = {"deployment": "churn", "tests": {"correction": "bh"}, "window": {"maxRows": 400}}
     monkeypatch.setenv("CONTINUUM_MONITOR_SPEC", json.dumps(spec))
     monkeypatch.setenv("CONTINUUM_REPORT_TIME", "20250131T120000Z")

@@ -14,7 +14,8 @@ from continuum.monitor.report import MAX_SUMMARY_BYTES, build_summary, encode, f
 from continuum.monitor.run import run_monitor
 from continuum.monitor.settings import MonitorTarget, parse_check_settings
 from continuum.storage.reports import read_report, read_summary
-from tests.unit.monitor.conftest import MODEL, VERSION, log_rows, make_rows
+from tests.kit.datasets import customers
+from tests.unit.monitor.conftest import MODEL, VERSION, log_rows
 
 TIME = "20250131T120000Z"
 TARGET = MonitorTarget("mon", MODEL, VERSION)
@@ -49,7 +50,7 @@ class StrictParser(HTMLParser):
 
 @pytest.fixture
 def drifted(store):
-    log_rows(store, make_rows(3000, 2, shift=1.0))
+    log_rows(store, customers(3000, 2, shift=1.0))
     settings = parse_check_settings(
         {"window": {"maxRows": 2000, "minSamples": 100}, "sensitiveFeature": "plan"}
     )
@@ -110,7 +111,7 @@ def test_html_escapes_names(drifted):
 
 
 def test_insufficient_data_report(store):
-    log_rows(store, make_rows(50, 2))
+    log_rows(store, customers(50, 2))
     summary = run_monitor(store, TARGET, parse_check_settings({}), time=TIME)
     assert summary["verdict"] == "InsufficientData"
     assert summary["datasetDrift"] is None
@@ -143,7 +144,7 @@ def test_finite_replaces_nan_and_infinity():
 
 
 def test_report_of_a_feature_without_values(store):
-    frame = make_rows(300, 2)
+    frame = customers(300, 2)
     frame["charges"] = np.nan
     log_rows(store, frame)
     run_monitor(store, TARGET, parse_check_settings({}), time=TIME)

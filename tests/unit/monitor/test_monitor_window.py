@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 from continuum.monitor.window import PREDICTION, read_window
 from continuum.storage.inference_logs import write_batch
-from tests.unit.monitor.conftest import MODEL, VERSION, log_rows, make_rows
+from tests.kit.datasets import customers
+from tests.unit.monitor.conftest import MODEL, VERSION, log_rows
 
 
 class CountingStore:
@@ -26,8 +27,8 @@ class CountingStore:
 
 
 def test_newest_rows_first_and_only_the_batches_needed(store):
-    old = make_rows(1000, 1)
-    new = make_rows(1000, 2, shift=3.0)
+    old = customers(1000, 1)
+    new = customers(1000, 2, shift=3.0)
     log_rows(store, old, batch=250, start=datetime(2025, 1, 1, tzinfo=UTC))
     log_rows(store, new, batch=250, start=datetime(2025, 1, 2, tzinfo=UTC))
     counting = CountingStore(store)
@@ -43,7 +44,7 @@ def test_newest_rows_first_and_only_the_batches_needed(store):
 
 
 def test_window_smaller_than_the_log_is_not_truncated(store):
-    log_rows(store, make_rows(300, 1), batch=100)
+    log_rows(store, customers(300, 1), batch=100)
     window = read_window(store, MODEL, VERSION, ["tenure"], max_rows=300)
     assert window.rows == 300
     assert not window.truncated
