@@ -1,9 +1,13 @@
 """continuum.server: ``continuum serve`` — one verified model version over HTTP.
 
-Modules: ``settings`` (flags/env), ``model`` (verified load, predict), ``inputs`` and
-``binary`` (request tensors -> feature columns), ``batching`` (adaptive batching),
-``responses``, ``protocol`` (OIP v2 / v1 bodies), ``metrics``, ``inference_log``,
-``state`` (the model slot), ``app`` (routes), ``errors`` (the HTTP error tree).
+A request's path: ``router`` (the one router: inference paths answered in bare ASGI, the
+rest by FastAPI) -> ``endpoints`` (read the body, predict, answer) -> ``decoding`` (the one
+request decoder, with its fast branch for the common body; ``protocol``, ``binary`` and
+``inputs`` for every other) -> ``batching`` (adaptive batching) -> ``model`` and ``scoring``
+(verified load, predict with checked shortcuts) -> ``responses``. Beside it: ``app`` (the
+FastAPI routes and the OpenAPI description), ``state`` (the model slot), ``settings``
+(flags/env), ``metrics``, ``inference_log``, ``errors`` (the HTTP error tree). The whole
+path is described in docs/architecture.md ("The model server's request path").
 """
 
 from __future__ import annotations

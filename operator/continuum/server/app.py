@@ -12,11 +12,12 @@
     POST /v1/models/{name}:predict              KServe v1 {"instances": [...]}
     GET  /metrics                               Prometheus text format
 
-Inference requests are answered by :mod:`continuum.server.endpoints`, reached through a bare
-ASGI front (:mod:`continuum.server.front`) ahead of FastAPI's routing: their bodies are read
-there, not by FastAPI, so the byte limit holds before the body is read in full and every
-problem becomes a ServingError answered ``{"error": ...}``. Their FastAPI routes below declare
-them in the OpenAPI description (and answer through the same code).
+The two inference operations are routed by :mod:`continuum.server.router` and answered by
+:mod:`continuum.server.endpoints`, never by FastAPI: their bodies are read there, so the byte
+limit holds before the body is read in full and every problem becomes a ServingError answered
+``{"error": ...}``. FastAPI has routes for everything else, and describes the inference
+operations too (:func:`_describe_inference`), so that the OpenAPI description covers the
+whole surface.
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from continuum import __version__
-from continuum.server.endpoints import HEADERS, INFER, JSON_TYPE, PREDICT, Call, answer
+from continuum.server.decoding import INFER, PREDICT
 from continuum.server.errors import ServingError
-from continuum.server.front import ServerApp
 from continuum.server.protocol import (
     ErrorBody,
     InferenceRequest,
@@ -46,6 +48,7 @@ from continuum.server.protocol import (
     ServerMetadata,
 )
 from continuum.server.responses import model_metadata
+from continuum.server.router import INFERENCE_ROUTES, ServerApp
 from continuum.server.settings import ServerSettings
 from continuum.server.state import Loader, ModelServer
 from continuum.storage import ObjectStore
@@ -80,7 +83,7 @@ def create_app(
     _health_routes(app, server)
     _v2_routes(app, server)
     _v1_routes(app, server)
-    _document_request_bodies(app)
+    _describe_inference(app)
     return app
 
 
@@ -129,26 +132,6 @@ def _v2_model_routes(app: FastAPI, server: ModelServer, prefix: str) -> None:
         server.require_name(name, version)
         return _readiness(server)
 
-    @app.post(
-        f"{prefix}/infer",
-        response_model=InferenceResponse,
-        responses=_ERRORS,
-        openapi_extra=_body_of(InferenceRequest),
-        tags=["v2"],
-    )
-    async def infer(request: Request, name: str, version: str | None = None) -> Response:
-        return await _answer_route(server, request, INFER, name, version)
-
-
-async def _answer_route(
-    server: ModelServer, request: Request, endpoint: str, name: str, version: str | None
-) -> Response:
-    """An inference route reached through FastAPI: the same answer as through the front."""
-    headers = {key: request.headers[key] for key in HEADERS if key in request.headers}
-    call = Call(endpoint, name, version, headers, request.stream())
-    status, body = await answer(server, call)
-    return Response(body, status_code=status, media_type=JSON_TYPE)
-
 
 def _v1_routes(app: FastAPI, server: ModelServer) -> None:
     @app.get("/v1/models/{name}", responses=_ERRORS, tags=["v1"])
@@ -156,15 +139,14 @@ def _v1_routes(app: FastAPI, server: ModelServer) -> None:
         server.require_name(name, None)
         return {"name": name, "ready": server.model is not None}
 
-    @app.post(
-        "/v1/models/{name}:predict",
-        response_model=PredictResponse,
-        responses=_ERRORS,
-        openapi_extra=_body_of(PredictRequest),
-        tags=["v1"],
-    )
-    async def v1_predict(request: Request, name: str) -> Response:
-        return await _answer_route(server, request, PREDICT, name, None)
+
+# The inference operations' parameters as the OpenAPI description declares them: name and
+# version from the path (v2 also takes ``version`` as a query parameter, as it always has).
+# Never called: the router answers these paths (module doc).
+async def infer(name: str, version: str | None = None) -> None: ...
+
+
+async def v1_predict(name: str) -> None: ...
 
 
 def _body_of(message: type[BaseModel]) -> dict[str, Any]:
@@ -173,21 +155,38 @@ def _body_of(message: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": content}}
 
 
-_BODY_MODELS: tuple[type[BaseModel], ...] = (InferenceRequest, PredictRequest)
+_DESCRIBED: dict[str, tuple[Any, type[BaseModel], type[BaseModel], str]] = {
+    INFER: (infer, InferenceRequest, InferenceResponse, "v2"),
+    PREDICT: (v1_predict, PredictRequest, PredictResponse, "v1"),
+}
 
 
-def _document_request_bodies(app: FastAPI) -> None:
-    """Add the hand-read request bodies' schemas to the generated OpenAPI components."""
-    generate = app.openapi
+def _described_route(path: str, endpoint: str) -> APIRoute:
+    function, request, response, tag = _DESCRIBED[endpoint]
+    return APIRoute(
+        path, function, methods=["POST"], response_model=response, responses=_ERRORS,
+        openapi_extra=_body_of(request), tags=[tag],
+    )  # fmt: skip
+
+
+def _describe_inference(app: FastAPI) -> None:
+    """Describe the router's inference operations in the app's OpenAPI description."""
+    described = [_described_route(route.path, route.endpoint) for route in INFERENCE_ROUTES]
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            spec = generate()
-            components = spec.setdefault("components", {}).setdefault("schemas", {})
-            for message in _BODY_MODELS:
-                schema = message.model_json_schema(ref_template="#/components/schemas/{model}")
-                components.update(schema.pop("$defs", {}))
-                components[message.__name__] = schema
-        return app.openapi_schema or {}
+            routes = [*app.routes, *described]
+            spec = get_openapi(title=app.title, version=app.version, routes=routes)
+            _add_request_bodies(spec.setdefault("components", {}).setdefault("schemas", {}))
+            app.openapi_schema = spec
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _add_request_bodies(components: dict[str, Any]) -> None:
+    """The hand-read request bodies' schemas (pydantic's own), which FastAPI does not see."""
+    for message in (InferenceRequest, PredictRequest):
+        schema = message.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(schema.pop("$defs", {}))
+        components[message.__name__] = schema

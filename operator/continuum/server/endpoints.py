@@ -1,12 +1,12 @@
-"""The two inference endpoints, independent of how the request reached them.
+"""The two inference endpoints, once the router (:mod:`continuum.server.router`) chose them.
 
 ``answer`` turns one inference call — endpoint, model name and version, a few headers and a
-way to read the body — into a status and a JSON body. The bare ASGI front
-(:mod:`continuum.server.front`) calls it for every inference request; the FastAPI routes call
-it too, so the answers are the same whichever way a request comes in.
+way to read the body — into a status and a JSON body: it reads the body within the byte limit,
+has :func:`continuum.server.decoding.decode_request` make it into rows, hands the rows to the
+batcher and renders the prediction (:mod:`continuum.server.responses`).
 
 Every client mistake is a ServingError, answered ``{"error": message}`` with its status; only
-a bug escapes as another exception (the caller answers 500).
+a bug escapes as another exception (the router answers 500).
 """
 
 from __future__ import annotations
@@ -15,25 +15,18 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from continuum.server.binary import HEADER_LENGTH, request_tensors, split_body
-from continuum.server.errors import BadRequest, PayloadTooLarge, ServingError
-from continuum.server.inputs import FeatureRows, rows_from_instances, rows_from_tensors
-from continuum.server.lean import lean_request
-from continuum.server.model import ServedModel
-from continuum.server.protocol import InferenceRequest, PredictRequest
+from continuum.server.binary import HEADER_LENGTH
+from continuum.server.decoding import PREDICT, DecodedRequest, decode_request
+from continuum.server.errors import PayloadTooLarge, ServingError
 from continuum.server.responses import chosen_outputs, infer_response, predict_response
 from continuum.server.state import ModelServer
 
-INFER, PREDICT = "infer", "predict"  # the endpoint label of the request metrics
 JSON_TYPE = "application/json"
 REQUEST_ID = "x-request-id"
 # The only request headers these endpoints read (lower-case, as ASGI gives them).
 HEADERS = ("content-length", HEADER_LENGTH, REQUEST_ID)
-Message = TypeVar("Message", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -45,15 +38,6 @@ class Call:
     version: str | None
     headers: Mapping[str, str]
     chunks: AsyncIterator[bytes]
-
-
-@dataclass(frozen=True)
-class Parsed:
-    """A request body made into rows, with what the answer needs of it."""
-
-    rows: FeatureRows
-    request_id: str | None = None
-    outputs: list[str] | None = None
 
 
 def encode_json(content: Any) -> bytes:
@@ -80,25 +64,23 @@ async def _answer(server: ModelServer, call: Call) -> bytes:
     batcher = server.ready_batcher()
     with batcher.announce():
         body = await read_body(call, server.settings.max_request_bytes)
-        parsed = parse_infer(model, body, call.headers) if call.endpoint == INFER else (
-            parse_predict(model, body))  # fmt: skip
-    prediction = await batcher.predict(parsed.rows)
-    server.served(_request_id(server, call, parsed), parsed.rows, prediction)
+        request = decode_request(call.endpoint, model, body, call.headers)
+    prediction = await batcher.predict(request.rows)
+    server.served(_request_id(server, call, request), request.rows, prediction)
     if call.endpoint == PREDICT:
         return encode_json(predict_response(model, prediction.labels, prediction.proba))
-    outputs = chosen_outputs(model, parsed.outputs)
+    outputs = chosen_outputs(model, request.outputs)
     return encode_json(
         infer_response(
-            model, prediction.labels, prediction.proba,
-            request_id=parsed.request_id, outputs=outputs,
+            model, prediction.labels, prediction.proba, request_id=request.id, outputs=outputs
         )
-    )  # fmt: skip
+    )
 
 
-def _request_id(server: ModelServer, call: Call, parsed: Parsed) -> str:
+def _request_id(server: ModelServer, call: Call, request: DecodedRequest) -> str:
     """The id the inference log records: the body's, the header's, or a new one."""
-    if parsed.request_id:
-        return parsed.request_id
+    if request.id:
+        return request.id
     if server.logger is None:
         return ""  # nothing records it: no need to make one up
     return call.headers.get(REQUEST_ID) or uuid.uuid4().hex
@@ -120,40 +102,3 @@ async def read_body(call: Call, limit: int) -> bytes:
 
 def _too_large(size: int, limit: int) -> str:
     return f"request body of {size}+ bytes exceeds the limit of {limit} bytes (--max-request-bytes)"
-
-
-def parse_infer(model: ServedModel, body: bytes, headers: Mapping[str, str]) -> Parsed:
-    """OIP v2 body (JSON or binary extension) to rows: the lean path when it applies."""
-    header, tail = split_body(body, headers.get(HEADER_LENGTH))
-    lean = None if tail else lean_request(header, model.numeric_positions)
-    if lean is not None:
-        chosen_outputs(model, lean.outputs)  # an unknown output is refused before predicting
-        return Parsed(lean.rows, lean.id, lean.outputs)
-    request = parse_body(InferenceRequest, header)
-    names = None if request.outputs is None else [output.name for output in request.outputs]
-    chosen_outputs(model, names)
-    rows = rows_from_tensors(request_tensors(request, tail), model.features)
-    return Parsed(rows, request.id, names)
-
-
-def parse_predict(model: ServedModel, body: bytes) -> Parsed:
-    """KServe v1 ``{"instances": [...]}`` to rows."""
-    request = parse_body(PredictRequest, body)
-    return Parsed(rows_from_instances(request.instances, model.features))
-
-
-def parse_body(message: type[Message], body: bytes) -> Message:
-    try:
-        return message.model_validate_json(body)
-    except ValidationError as exc:
-        raise BadRequest(_describe(exc, message.__name__)) from exc
-
-
-def _describe(exc: ValidationError, what: str) -> str:
-    errors = exc.errors(include_url=False, include_input=False)
-    if any(error["type"] == "json_invalid" for error in errors):
-        return f"body is not valid JSON: {errors[0]['msg']}"
-    details = "; ".join(
-        f"{'.'.join(map(str, error['loc'])) or 'body'}: {error['msg']}" for error in errors[:5]
-    )
-    return f"body is not a valid {what}: {details}"

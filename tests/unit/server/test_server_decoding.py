@@ -1,4 +1,5 @@
-"""The lean parse of common inference bodies agrees with the full path, or stands aside."""
+"""The request decoder: its fast branch reads common bodies as the full branch does, or stands
+aside."""
 
 from __future__ import annotations
 
@@ -13,12 +14,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.unit.server.conftest import copy_of, publish, serve, settings_for
 
-from continuum.server.binary import request_tensors
-from continuum.server.endpoints import parse_body
-from continuum.server.errors import ServingError
+from continuum.server.binary import HEADER_LENGTH, request_tensors
+from continuum.server.decoding import (
+    INFER,
+    PREDICT,
+    DecodedRequest,
+    decode_request,
+    fast_path,
+    parse_body,
+)
+from continuum.server.errors import InvalidInput, ServingError
 from continuum.server.inputs import rows_from_tensors
-from continuum.server.lean import LeanRequest, lean_request
-from continuum.server.model import NUMERIC, FeatureSpec
+from continuum.server.model import NUMERIC, FeatureSpec, ServedModel
 from continuum.server.protocol import InferenceRequest
 from continuum.storage.memory import MemoryObjectStore
 
@@ -42,13 +49,13 @@ def full_path(body: bytes) -> tuple[str | None, list[str] | None, dict[str, np.n
     return request.id, outputs, rows.columns
 
 
-def assert_same_as_full_path(lean: LeanRequest, body: bytes) -> None:
+def assert_same_as_full_path(fast: DecodedRequest, body: bytes) -> None:
     request_id, outputs, columns = full_path(body)
-    assert (lean.id, lean.outputs) == (request_id, outputs)
-    assert lean.rows.columns.keys() == columns.keys()
+    assert (fast.id, fast.outputs) == (request_id, outputs)
+    assert fast.rows.columns.keys() == columns.keys()
     for name, column in columns.items():
-        assert lean.rows.columns[name].dtype == column.dtype == np.float64
-        assert np.array_equal(lean.rows.columns[name], column)
+        assert fast.rows.columns[name].dtype == column.dtype == np.float64
+        assert np.array_equal(fast.rows.columns[name], column)
 
 
 def test_the_common_body_is_read_as_the_full_path_reads_it() -> None:
@@ -58,11 +65,11 @@ def test_the_common_body_is_read_as_the_full_path_reads_it() -> None:
         "inputs": [tensor("b", [2.5, 3], "FP32", [2, 1]), tensor("a", [1, True])],
         "outputs": [{"name": "predict"}],
     })  # fmt: skip
-    lean = lean_request(body, POSITIONS)
-    assert lean is not None
-    assert lean.rows.n_rows == 2
-    assert lean.rows.columns["a"].tolist() == [1.0, 1.0]
-    assert_same_as_full_path(lean, body)
+    fast = fast_path(body, POSITIONS)
+    assert fast is not None
+    assert fast.rows.n_rows == 2
+    assert fast.rows.columns["a"].tolist() == [1.0, 1.0]
+    assert_same_as_full_path(fast, body)
 
 
 @pytest.mark.parametrize(
@@ -84,7 +91,7 @@ def test_the_common_body_is_read_as_the_full_path_reads_it() -> None:
     ],
 )
 def test_anything_else_takes_the_full_path(message: dict[str, Any]) -> None:
-    assert lean_request(encoded(message).replace(b"Infinity", b"1e400"), POSITIONS) is None
+    assert fast_path(encoded(message).replace(b"Infinity", b"1e400"), POSITIONS) is None
 
 
 @pytest.mark.parametrize(
@@ -99,12 +106,47 @@ def test_anything_else_takes_the_full_path(message: dict[str, Any]) -> None:
     ],
 )
 def test_bodies_the_full_parser_must_judge_are_left_to_it(body: bytes) -> None:
-    assert lean_request(body, POSITIONS) is None
+    assert fast_path(body, POSITIONS) is None
 
 
-def test_a_model_with_a_categorical_feature_never_takes_the_lean_path() -> None:
+def test_a_model_with_a_categorical_feature_never_takes_the_fast_branch() -> None:
     body = encoded({"inputs": [tensor("a", [1.0]), tensor("b", [2.0])]})
-    assert lean_request(body, None) is None
+    assert fast_path(body, None) is None
+
+
+# decode_request reads only the model's features and outputs: no pipeline is needed here.
+MODEL = ServedModel("m", 1, "", None, FEATURES, ("no", "yes"), has_proba=True)
+
+
+def test_one_entry_decodes_every_form_of_a_request_to_the_same_rows() -> None:
+    common = encoded({"id": "r", "inputs": [tensor("a", [1.0, 2.0]), tensor("b", [3.0, 4.0])]})
+    matrix = encoded({"id": "r", "inputs": [tensor("m", [1.0, 3.0, 2.0, 4.0], shape=[2, 2])]})
+    header = encoded({"id": "r", "inputs": [
+        {"name": name, "shape": [2], "datatype": "FP64", "parameters": {"binary_data_size": 16}}
+        for name in ("a", "b")
+    ]})  # fmt: skip
+    tail = np.array([1.0, 2.0, 3.0, 4.0]).tobytes()
+    decoded = [
+        decode_request(INFER, MODEL, common, {}),
+        decode_request(INFER, MODEL, matrix, {}),
+        decode_request(INFER, MODEL, header + tail, {HEADER_LENGTH: str(len(header))}),
+        decode_request(PREDICT, MODEL, encoded({"instances": [[1.0, 3.0], [2.0, 4.0]]}), {}),
+    ]
+    assert [request.id for request in decoded] == ["r", "r", "r", None]
+    for request in decoded:
+        assert request.rows.n_rows == 2
+        assert {k: v.tolist() for k, v in request.rows.columns.items()} == {
+            "a": [1.0, 2.0], "b": [3.0, 4.0]
+        }  # fmt: skip
+
+
+def test_an_unknown_output_is_refused_whichever_branch_reads_the_body() -> None:
+    outputs = [{"name": "predict"}, {"name": "nope"}]
+    common = {"inputs": [tensor("a", [1.0]), tensor("b", [2.0])], "outputs": outputs}
+    matrix = {"inputs": [tensor("m", [1.0, 2.0], shape=[1, 2])], "outputs": outputs}
+    for message in (common, matrix):
+        with pytest.raises(InvalidInput, match=r"unknown output\(s\) \['nope'\]"):
+            decode_request(INFER, MODEL, encoded(message), {})
 
 
 NUMBERS = st.one_of(
@@ -159,26 +201,26 @@ def near_common_bodies(draw: st.DrawFn) -> dict[str, Any]:
     return body
 
 
-def lean_agrees_with_full_path(message: Any) -> bool:
-    """Whether the lean path accepted the body (failing the test if it read it differently)."""
+def fast_branch_agrees_with_full_path(message: Any) -> bool:
+    """Whether the fast branch accepted the body (failing the test if it read it differently)."""
     body = encoded(message)
-    lean = lean_request(body, POSITIONS)
-    if lean is None:
+    fast = fast_path(body, POSITIONS)
+    if fast is None:
         return False
     try:
-        assert_same_as_full_path(lean, body)
+        assert_same_as_full_path(fast, body)
     except ServingError as exc:
-        pytest.fail(f"lean path accepted a body the full path refuses: {exc.message}\n{body!r}")
+        pytest.fail(f"fast branch accepted a body the full path refuses: {exc.message}\n{body!r}")
     return True
 
 
-def test_whatever_the_lean_path_accepts_the_full_path_reads_the_same() -> None:
+def test_whatever_the_fast_branch_accepts_the_full_path_reads_the_same() -> None:
     accepted: list[bool] = []
 
     @settings(max_examples=400, deadline=None, derandomize=True, database=None)
     @given(message=near_common_bodies())
     def check(message: Any) -> None:
-        accepted.append(lean_agrees_with_full_path(message))
+        accepted.append(fast_branch_agrees_with_full_path(message))
 
     check()
     # Not vacuous: some bodies were accepted, and some left to the full path.
@@ -190,7 +232,7 @@ def test_whatever_the_lean_path_accepts_the_full_path_reads_the_same() -> None:
 
 @pytest.fixture(scope="module")
 def numeric(store: MemoryObjectStore) -> TestClient:
-    """A model whose features are all numeric (x1, x2): its requests take the lean path."""
+    """A model whose features are all numeric (x1, x2): its requests take the fast branch."""
     private = copy_of(store)
     publish(private, {
         "model": "numeric",
@@ -203,14 +245,14 @@ def numeric(store: MemoryObjectStore) -> TestClient:
     yield from serve(private, settings_for("numeric"))
 
 
-def test_lean_and_full_path_requests_get_the_same_answers(numeric: TestClient) -> None:
+def test_fast_branch_and_full_path_requests_get_the_same_answers(numeric: TestClient) -> None:
     model = numeric.app.state.server.model  # type: ignore[attr-defined]
     assert model.numeric_positions == {"x1": 0, "x2": 1}
     x1, x2 = [0.5, -1.25, 2.0], [1.5, 0.25, -3.0]
-    lean = {"id": "q", "inputs": [tensor("x2", x2), tensor("x1", x1)]}
+    common = {"id": "q", "inputs": [tensor("x2", x2), tensor("x1", x1)]}
     matrix = {"id": "q", "inputs": [tensor("input", [v for row in zip(x1, x2, strict=True)
                                                      for v in row], shape=[3, 2])]}  # fmt: skip
-    answers = [numeric.post("/v2/models/numeric/infer", json=body) for body in (lean, matrix)]
+    answers = [numeric.post("/v2/models/numeric/infer", json=body) for body in (common, matrix)]
     assert [answer.status_code for answer in answers] == [200, 200]
     assert answers[0].json() == answers[1].json()
     expected = model.pipeline.predict(pd.DataFrame({"x1": x1, "x2": x2}))
@@ -218,7 +260,7 @@ def test_lean_and_full_path_requests_get_the_same_answers(numeric: TestClient) -
     assert predict["data"] == expected.tolist()
 
 
-def test_a_lean_body_asking_for_an_unknown_output_is_422(numeric: TestClient) -> None:
+def test_a_fast_branch_body_asking_for_an_unknown_output_is_422(numeric: TestClient) -> None:
     body = {"inputs": [tensor("x1", [1.0]), tensor("x2", [2.0])], "outputs": [{"name": "nope"}]}
     answer = numeric.post("/v2/models/numeric/infer", json=body)
     assert answer.status_code == 422
