@@ -48,6 +48,7 @@ from tests.kit.cluster import (
     pod_logs,
     restricted_container,
     s3_client,
+    start_job,
     upload,
     wait_until,
 )
@@ -190,16 +191,7 @@ def start_client(
 ) -> None:  # fmt: skip
     args = ["churn", json.dumps(ROWS), str(workers), str(pause), str(seconds)]
     container = restricted_container("client", image, ["python", "-c", CLIENT, *args])
-    job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {"spec": {"restartPolicy": "Never", "containers": [container]}},
-        },
-    }
-    client.BatchV1Api(api).create_namespaced_job(ns, job)
+    start_job(api, ns, name, container)
     wait_until(f"client {name} answered once", lambda: "READY" in client_log(api, ns, name), 180)
 
 

@@ -16,16 +16,17 @@ import pandas as pd
 from kubernetes import client
 
 from continuum.modelio import coerce_features, load_verified_model
-from continuum.storage import ObjectStore, read_manifest
-from continuum.storage import S3Settings as StoreSettings
+from continuum.storage import read_manifest
 from tests.kit.cluster import (
     IMAGE,
     Operator,
     S3Settings,
     event_reasons,
+    object_store,
     pod_logs,
     restricted_container,
     s3_client,
+    start_job,
     upload,
     wait_until,
 )
@@ -70,15 +71,7 @@ while True:
 
 
 def local_predictions(s3: S3Settings, bucket: str, version: int) -> list[Any]:
-    store = ObjectStore(
-        StoreSettings(
-            bucket=bucket,
-            endpoint_url=s3.endpoint_url,
-            region=s3.region,
-            access_key=s3.access_key,
-            secret_key=s3.secret_key,
-        )
-    )
+    store = object_store(s3, bucket)
     model = load_verified_model(store, "churn", version).pipeline
     features = coerce_features(
         pd.DataFrame(ROWS), read_manifest(store, "churn", version)["features"]
@@ -88,16 +81,7 @@ def local_predictions(s3: S3Settings, bucket: str, version: int) -> list[Any]:
 
 def start_prober(api: client.ApiClient, namespace: str) -> None:
     container = restricted_container("prober", IMAGE, ["python", "-c", PROBER % json.dumps(ROWS)])
-    job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "prober"},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {"spec": {"restartPolicy": "Never", "containers": [container]}},
-        },
-    }
-    client.BatchV1Api(api).create_namespaced_job(namespace, job)
+    start_job(api, namespace, "prober", container)
 
 
 def prober_stats(api: client.ApiClient, namespace: str) -> tuple[int, int, str]:

@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 
 from continuum.monitor import main
-from continuum.storage import ObjectStore, S3Settings
+from continuum.storage import ObjectStore
 from continuum.storage.inference_logs import write_batch
 from continuum.storage.reports import latest_summary, read_report
 from continuum.trainer.config import TrainingConfig
 from continuum.trainer.run import run_training
+from tests.kit.cluster import object_store
 from tests.kit.datasets import churn_labels, customers
 
 pytestmark = pytest.mark.cluster
@@ -43,14 +44,7 @@ def spec_for(bucket: str, s3) -> dict:
 
 @pytest.fixture
 def store(s3, s3_bucket) -> ObjectStore:
-    settings = S3Settings(
-        bucket=s3_bucket,
-        endpoint_url=s3.endpoint_url,
-        region=s3.region,
-        access_key=s3.access_key,
-        secret_key=s3.secret_key,
-    )
-    return ObjectStore(settings)
+    return object_store(s3, s3_bucket)
 
 
 @pytest.fixture

@@ -12,10 +12,11 @@ from fastapi.testclient import TestClient
 from continuum.modelio import coerce_features, load_verified_model
 from continuum.server.app import create_app
 from continuum.server.settings import InferenceLogSettings, ServerSettings
-from continuum.storage import ObjectStore, S3Settings, read_manifest
+from continuum.storage import ObjectStore, read_manifest
 from continuum.storage.inference_logs import list_batches, read_batch
 from continuum.trainer.config import TrainingConfig
 from continuum.trainer.run import run_training
+from tests.kit.cluster import object_store
 from tests.kit.datasets import churn_dataset
 
 pytestmark = pytest.mark.cluster
@@ -23,14 +24,7 @@ pytestmark = pytest.mark.cluster
 
 @pytest.fixture
 def store(s3, s3_bucket) -> ObjectStore:
-    settings = S3Settings(
-        bucket=s3_bucket,
-        endpoint_url=s3.endpoint_url,
-        region=s3.region,
-        access_key=s3.access_key,
-        secret_key=s3.secret_key,
-    )
-    store = ObjectStore(settings)
+    store = object_store(s3, s3_bucket)
     store.put_bytes("datasets/churn/part-0.csv", churn_dataset(400, 5).to_csv(index=False).encode())
     spec = {
         "model": "churn",

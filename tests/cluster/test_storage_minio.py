@@ -9,29 +9,18 @@ import pytest
 from continuum.errors import AccessDenied, AlreadyExists, ObjectNotFound, StorageError
 from continuum.storage import (
     ObjectStore,
-    S3Settings,
     allocate_version,
     list_dataset_objects,
     list_versions,
 )
+from tests.kit.cluster import object_store, store_settings
 
 pytestmark = pytest.mark.cluster
 
 
-def settings_for(s3, bucket: str, **overrides) -> S3Settings:
-    values = {
-        "bucket": bucket,
-        "endpoint_url": s3.endpoint_url,
-        "region": s3.region,
-        "access_key": s3.access_key,
-        "secret_key": s3.secret_key,
-    }
-    return S3Settings(**(values | overrides))
-
-
 @pytest.fixture
 def store(s3, s3_bucket) -> ObjectStore:
-    return ObjectStore(settings_for(s3, s3_bucket))
+    return object_store(s3, s3_bucket)
 
 
 def test_bytes_and_json_round_trip(store):
@@ -84,7 +73,7 @@ def test_missing_key(store):
 
 
 def test_missing_bucket_is_named(s3):
-    store = ObjectStore(settings_for(s3, "no-such-bucket-continuum"))
+    store = ObjectStore(store_settings(s3, "no-such-bucket-continuum"))
     with pytest.raises(ObjectNotFound, match="bucket 'no-such-bucket-continuum' does not exist"):
         store.get_bytes("k")
     with pytest.raises(ObjectNotFound, match="bucket 'no-such-bucket-continuum' does not exist"):
@@ -92,7 +81,7 @@ def test_missing_bucket_is_named(s3):
 
 
 def test_wrong_secret_is_access_denied_without_leaking_it(s3, s3_bucket):
-    store = ObjectStore(settings_for(s3, s3_bucket, secret_key="wrong-secret-xyz"))
+    store = ObjectStore(store_settings(s3, s3_bucket, secret_key="wrong-secret-xyz"))
     with pytest.raises(
         AccessDenied, match=r"secret key .* does not match the access key ID"
     ) as info:
@@ -102,6 +91,6 @@ def test_wrong_secret_is_access_denied_without_leaking_it(s3, s3_bucket):
 
 def test_unreachable_endpoint_is_named(s3, s3_bucket):
     # Port 1 on loopback: nothing listens there, and the traffic never leaves the machine.
-    store = ObjectStore(settings_for(s3, s3_bucket, endpoint_url="http://127.0.0.1:1"))
+    store = ObjectStore(store_settings(s3, s3_bucket, endpoint_url="http://127.0.0.1:1"))
     with pytest.raises(StorageError, match=r"cannot reach S3 at http://127\.0\.0\.1:1"):
         store.check_bucket()

@@ -8,10 +8,11 @@ import pytest
 
 from continuum.errors import DigestMismatch
 from continuum.modelio import coerce_features, load_verified_model
-from continuum.storage import ObjectStore, S3Settings, read_manifest
+from continuum.storage import ObjectStore, read_manifest
 from continuum.trainer.cli import main
 from continuum.trainer.config import TrainingConfig
 from continuum.trainer.run import run_training
+from tests.kit.cluster import object_store
 from tests.kit.datasets import churn_dataset
 
 pytestmark = pytest.mark.cluster
@@ -31,14 +32,7 @@ def spec_for(bucket: str, s3) -> dict:
 
 @pytest.fixture
 def store(s3, s3_bucket) -> ObjectStore:
-    settings = S3Settings(
-        bucket=s3_bucket,
-        endpoint_url=s3.endpoint_url,
-        region=s3.region,
-        access_key=s3.access_key,
-        secret_key=s3.secret_key,
-    )
-    store = ObjectStore(settings)
+    store = object_store(s3, s3_bucket)
     frame = churn_dataset()
     store.put_bytes("datasets/churn/part-0.csv", frame.iloc[:250].to_csv(index=False).encode())
     buffer = frame.iloc[250:].to_csv(index=False).encode()

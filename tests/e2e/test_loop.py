@@ -35,10 +35,12 @@ from tests.kit.cluster import loaded_image as project_image  # noqa: F401 (no re
 from tests.kit.datasets import as_csv, two_class_rows
 from tests.kit.kinds import (
     DM,
+    DRIFTMONITORS,
     GROUP,
     VERSION,
     Ctx,
     conditions,
+    drift_monitor,
     finished,
     get_dm,
     lineage,
@@ -87,26 +89,6 @@ def logged_rows(s3: S3Settings, bucket: str, version: int) -> int:
     return total
 
 
-def drift_monitor(template: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "DriftMonitor",
-        "metadata": {"name": DM},
-        "spec": {
-            "deployment": "churn",
-            "schedule": {"intervalSeconds": 60},  # the schema's minimum
-            "window": {"maxRows": ROWS, "minSamples": 100},
-            "consecutiveChecks": 2,
-            "retrain": {
-                "enabled": True,
-                "template": template,
-                "cooldownSeconds": 3600,
-                "maxConcurrent": 1,
-            },
-        },
-    }
-
-
 @pytest.mark.timeout(900)
 def test_drift_retrains_and_promotes(
     api: client.ApiClient,
@@ -134,8 +116,9 @@ def test_drift_retrains_and_promotes(
     send(api, namespace, "traffic-normal", two_class_rows(ROWS, 21, shift=0))
     wait_until("the normal traffic in the log", lambda: logged_rows(s3, s3_bucket, 1) >= ROWS, 60)
     template = training_job("template", prefix, s3, s3_bucket, s3_secret)["spec"]
-    objs.create_namespaced_custom_object(GROUP, VERSION, namespace, "driftmonitors",
-                                         drift_monitor(template))  # fmt: skip
+    window = {"maxRows": ROWS, "minSamples": 100}
+    monitor = drift_monitor(template, window=window, consecutiveChecks=2)
+    objs.create_namespaced_custom_object(GROUP, VERSION, namespace, DRIFTMONITORS, monitor)
     dm = wait_dm(ctx, "the first check", lambda d: d.get("status", {}).get("lastCheckTime"))
     assert conditions(dm)["DriftDetected"]["status"] == "False", dm["status"]
     assert dm["status"]["consecutiveDrifts"] == 0

@@ -27,6 +27,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
+from continuum import storage
 from tests.kit import REPO, versions
 
 STATE_DIR = Path(os.environ.get("CONTINUUM_STATE", "/var/lib/continuum-cluster"))
@@ -207,6 +208,23 @@ def upload(s3: S3Settings, bucket: str, key: str, data: bytes) -> str:
     return f"s3://{bucket}/{key}"
 
 
+def store_settings(s3: S3Settings, bucket: str, **overrides: Any) -> storage.S3Settings:
+    """continuum.storage's settings for ``bucket`` on the test MinIO (``overrides`` win)."""
+    values = {
+        "bucket": bucket,
+        "endpoint_url": s3.endpoint_url,
+        "region": s3.region,
+        "access_key": s3.access_key,
+        "secret_key": s3.secret_key,
+    }
+    return storage.S3Settings(**(values | overrides))
+
+
+def object_store(s3: S3Settings, bucket: str) -> storage.ObjectStore:
+    """continuum.storage's client of ``bucket`` on the test MinIO."""
+    return storage.ObjectStore(store_settings(s3, bucket))
+
+
 # ---------------------------------------------------------------------------- pods and Jobs
 
 
@@ -250,17 +268,9 @@ def pod_logs(api: client.ApiClient, namespace: str, selector: str) -> str:
     return "\n".join(out)
 
 
-def run_job(
-    api: client.ApiClient,
-    namespace: str,
-    name: str,
-    container: dict[str, Any],
-    timeout: float = 240,
-    **pod_extra: Any,
-) -> client.V1Job:
-    """Create a Job with one container and wait until it succeeds or fails."""
-    batch = client.BatchV1Api(api)
-    job = {
+def job_body(name: str, container: dict[str, Any], **pod_extra: Any) -> dict[str, Any]:
+    """A Job of one container that runs once (no retry, no restart)."""
+    return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": name},
@@ -271,7 +281,27 @@ def run_job(
             },
         },
     }
-    batch.create_namespaced_job(namespace, job)
+
+
+def start_job(
+    api: client.ApiClient, namespace: str, name: str, container: dict[str, Any], **pod_extra: Any
+) -> None:
+    """Create ``job_body(...)`` and return at once."""
+    body = job_body(name, container, **pod_extra)
+    client.BatchV1Api(api).create_namespaced_job(namespace, body)
+
+
+def run_job(
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    container: dict[str, Any],
+    timeout: float = 240,
+    **pod_extra: Any,
+) -> client.V1Job:
+    """Create a Job with one container and wait until it succeeds or fails."""
+    start_job(api, namespace, name, container, **pod_extra)
+    batch = client.BatchV1Api(api)
 
     def finished() -> client.V1Job | None:
         status = batch.read_namespaced_job(name, namespace)
