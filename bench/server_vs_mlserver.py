@@ -68,6 +68,7 @@ from sklearn.datasets import make_classification
 from continuum.server.batching import Batcher
 from continuum.server.inputs import FeatureRows
 from continuum.server.model import load_served_model
+from continuum.server.scoring import SHORTCUTS, Scorer
 from continuum.storage import ObjectStore, S3Settings
 from continuum.trainer.config import TrainingConfig
 from continuum.trainer.run import run_training
@@ -292,6 +293,49 @@ def _per_row(predict: Callable[[Any], Any], batch: Any, size: int) -> dict[str, 
         calls += 1
     per_call = (time.perf_counter() - started) / calls * 1000
     return {"ms_per_call": per_call, "ms_per_row": per_call / size}
+
+
+SHORTCUT_BATCHES = (1, 32)
+
+
+def shortcut_worth(served: dict[str, Any], rows: pd.DataFrame, cpu: int) -> dict[str, Any]:
+    """Microseconds per call, in this process on ``cpu``, of each way to score a batch.
+
+    ``scikit-learn``: the pipeline's own ``predict`` and ``predict_proba`` on a DataFrame;
+    ``scorer``: the server's Scorer as loaded (every shortcut that applies); ``without <name>``:
+    the same Scorer without that one shortcut (``continuum.server.scoring``).
+    """
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        return {short: _shortcut_worth(model, rows) for short, model in served.items()}
+    finally:
+        os.sched_setaffinity(0, previous)
+
+
+def _shortcut_worth(model: Any, rows: pd.DataFrame) -> dict[str, dict[str, float]]:
+    scorers = {"scorer": model.scorer}
+    for name in sorted(SHORTCUTS):
+        if getattr(model.scorer, name):
+            scorers[f"without {name}"] = Scorer(
+                model.pipeline, model.feature_names, has_proba=model.has_proba,
+                shortcuts=SHORTCUTS - {name},
+            )  # fmt: skip
+    out: dict[str, dict[str, float]] = {}
+    for size in SHORTCUT_BATCHES:
+        frame = rows.iloc[:size].reset_index(drop=True)
+        columns = {name: frame[name].to_numpy(np.float64) for name in FEATURES}
+
+        def plain(batch: pd.DataFrame) -> Any:
+            return model.pipeline.predict(batch), model.pipeline.predict_proba(batch)
+
+        figures = {"scikit-learn": _per_row(plain, frame, size)["ms_per_call"] * 1000}
+        for key, scorer in scorers.items():
+            figures[key] = _per_row(scorer, columns, size)["ms_per_call"] * 1000
+        out[str(size)] = figures
+        say(f"shortcuts {model.name} batch {size}: "
+            + ", ".join(f"{key} {us:.1f} us" for key, us in figures.items()))  # fmt: skip
+    return out
 
 
 LONE_REPEATS = 5  # lone-request cost: repeats, each of interleaved pairs of calls ...
@@ -796,6 +840,23 @@ def lone_lines(lone: dict[str, Any]) -> list[str]:
     return lines
 
 
+def shortcut_lines(shortcuts: dict[str, Any]) -> list[str]:
+    """Markdown: what each scoring shortcut of the server saves per call, per model and batch."""
+    lines: list[str] = []
+    if shortcuts:
+        lines += ["", "Scoring shortcuts (`continuum.server.scoring`), us per call, in the bench "
+                  "process on CPU 0: scikit-learn's `pipeline.predict` + `predict_proba` on a "
+                  "DataFrame, the server's scorer as loaded, and the scorer without each "
+                  "shortcut it takes (its extra cost in brackets):", ""]  # fmt: skip
+        for short, sizes in shortcuts.items():
+            for size, f in sizes.items():
+                parts = [f"scikit-learn {f['scikit-learn']:.0f}", f"scorer {f['scorer']:.1f}"]
+                parts += [f"{key} {us:.0f} (+{us - f['scorer']:.0f})"
+                          for key, us in f.items() if key.startswith("without ")]  # fmt: skip
+                lines.append(f"- {short}, batch {size}: " + "; ".join(parts) + ".")
+    return lines
+
+
 def markdown(report: dict[str, Any], command: str) -> str:
     lines = [
         "## Model server: `continuum serve` vs MLServer 1.7.1",
@@ -852,6 +913,7 @@ def markdown(report: dict[str, Any], command: str) -> str:
                       if run.get("mean_batch_rows") is not None)
                   for short, per_server in report["results"].items()) + "."]  # fmt: skip
     lines += lone_lines(report.get("lone_request", {}))
+    lines += shortcut_lines(report.get("shortcuts_us_per_call", {}))
     lines += ["", "Floors, per row (ms), in the bench process on CPU 0: `pipeline.predict` on a "
               "DataFrame (labels only), and the server's own scorer (`ServedModel.predict` on "
               "feature columns: labels and probabilities):", ""]  # fmt: skip
@@ -938,7 +1000,7 @@ def main() -> int:
         served = {short: served[short] for short in args.models}
         pipelines = {short: model.pipeline for short, model in served.items()}
         rows = dataset(2048, 1)[FEATURES]
-        floor_ms = floor(served, rows, cpu=0)
+        floor_ms, shortcuts = floor(served, rows, cpu=0), shortcut_worth(served, rows, cpu=0)
         lone = lone_cost(served, rows, cpu=0)
         bodies = workdir / "bodies.jsonl"
         body_list = [request_body(row) for row in rows.to_numpy()[:512]]
@@ -995,6 +1057,7 @@ def main() -> int:
         "mlserver_best": MLSERVER_BEST,
         "versions": versions,
         "floor": floor_ms,
+        "shortcuts_us_per_call": shortcuts,
         "lone_request": lone,
         "results": results,
     }

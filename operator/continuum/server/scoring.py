@@ -24,8 +24,28 @@ step giving exactly what the plain call gives:
   score, or the softmax), instead of ``predict`` and ``predict_proba`` each validating the rows
   and computing the same product again.
 
-The passthrough and the estimator shortcuts are checked at load time against the plain calls
-on probe rows and dropped if they do not give identical arrays.
+The three shortcuts (``SHORTCUTS``: ``passthrough``, ``forest``, ``logistic``) are checked at
+load time against scikit-learn's own calls on probe rows and dropped if they do not give
+identical arrays; any other pipeline is scored by its own steps.
+
+What each is worth, per predict call, on the bench's models (bench/server_vs_mlserver.py:
+20 numeric features, ``scale: none``/``impute: none``; measured 2026-12-03 in one process on
+one CPU of this 2-CPU machine, median us per call at 1 and 32 rows; the bench's "Scoring
+shortcuts" figures repeat it). For scale, one request at concurrency 1 over HTTP took about
+350 us (LogisticRegression) and 650 us (100-tree forest) in the same hour:
+
+- scikit-learn's own ``pipeline.predict`` + ``predict_proba`` on a DataFrame: 2200/2150 us
+  (LogisticRegression), 11600/11800 us (forest); the Scorer with every shortcut that applies:
+  25/26 us and 220/610 us.
+- ``passthrough`` off: about +1020/+1010 us (LogisticRegression), +1150/+1270 us (forest): the
+  ColumnTransformer's ``transform`` on a DataFrame built for it.
+- ``forest`` off: +8700/+9000 us; the forest's ``predict_proba`` alone runs its trees through
+  joblib (4400/4800 us), the trees' own ``predict_proba(check_input=False)`` summed by hand
+  would take 790/1200 us against 190/530 us for the leaf-value lookups.
+- ``logistic`` off: +190/+200 us (``predict`` and ``predict_proba`` on the array took
+  184/190 us together, the one product 6.5/7.3 us).
+
+Each saves more than a whole request costs at concurrency 1, so all three stay.
 """
 
 from __future__ import annotations
@@ -44,13 +64,25 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.extmath import softmax
 
 PROBE_ROWS = 64
+SHORTCUTS = frozenset({"passthrough", "forest", "logistic"})
 _FAST_CONFIG = {"assume_finite": True, "skip_parameter_validation": True}
 
 
 class Scorer:
-    """Labels (and probabilities) for rows given as one array per feature, schema order."""
+    """Labels (and probabilities) for rows given as one array per feature, schema order.
 
-    def __init__(self, pipeline: Any, feature_names: Sequence[str], *, has_proba: bool) -> None:
+    ``shortcuts`` are those it may take (each only where its load-time check passes); the
+    server allows all of them, the bench fewer to measure what each is worth.
+    """
+
+    def __init__(
+        self,
+        pipeline: Any,
+        feature_names: Sequence[str],
+        *,
+        has_proba: bool,
+        shortcuts: frozenset[str] = SHORTCUTS,
+    ) -> None:
         self.pipeline = pipeline
         self.names = list(feature_names)
         self.has_proba = has_proba
@@ -61,10 +93,10 @@ class Scorer:
             self._transforms = [
                 step for _, step in pipeline.steps[:-1] if step not in (None, "passthrough")
             ]
-        self._picked = self._passthrough_plan()
+        self._picked = self._passthrough_plan() if "passthrough" in shortcuts else None
         self._leaf_values = self._forest_leaf_values()
-        self.forest = self._forest_applies()
-        self.logistic = self._logistic_applies()
+        self.forest = "forest" in shortcuts and self._forest_applies()
+        self.logistic = "logistic" in shortcuts and self._logistic_applies()
 
     @property
     def passthrough(self) -> bool:

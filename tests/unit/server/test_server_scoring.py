@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from continuum.server.scoring import Scorer
+from continuum.server.scoring import SHORTCUTS, Scorer
 
 NAMES = [f"f{i}" for i in range(6)]
 
@@ -73,6 +73,18 @@ def test_a_multiclass_logistic_regression_is_scored_exactly() -> None:
     scorer = Scorer(pipeline, NAMES, has_proba=True)
     assert scorer.logistic
     columns = {name: rng.normal(scale=2.0, size=40) for name in NAMES}
+    labels, proba = scorer(columns)
+    assert np.array_equal(labels, pipeline.predict(pd.DataFrame(columns)))
+    assert np.array_equal(proba, pipeline.predict_proba(pd.DataFrame(columns)))
+
+
+@pytest.mark.parametrize("left_out", sorted(SHORTCUTS))
+def test_a_shortcut_left_out_is_not_taken_and_the_answers_stay_the_same(left_out: str) -> None:
+    """What the bench measures each shortcut against: the same scorer without it."""
+    pipeline = fitted(FOREST if left_out == "forest" else LogisticRegression(), "passthrough")
+    scorer = Scorer(pipeline, NAMES, has_proba=True, shortcuts=SHORTCUTS - {left_out})
+    assert getattr(scorer, left_out) is False
+    columns = {name: np.random.default_rng(2).normal(size=9) for name in NAMES}
     labels, proba = scorer(columns)
     assert np.array_equal(labels, pipeline.predict(pd.DataFrame(columns)))
     assert np.array_equal(proba, pipeline.predict_proba(pd.DataFrame(columns)))
