@@ -70,7 +70,7 @@ class ServedModel:
 
     @cached_property
     def numeric_positions(self) -> dict[str, int] | None:
-        """Schema position of each feature when all are numeric (the lean parse's case)."""
+        """Schema position of each feature when all are numeric (the decoder's fast branch)."""
         if any(feature.kind != NUMERIC for feature in self.features):
             return None
         return {feature.name: index for index, feature in enumerate(self.features)}
