@@ -18,15 +18,13 @@ from kubernetes import client
 
 from continuum.storage.inference_logs import batch_key, encode_rows
 from tests.kit.cluster import (
-    Operator,
     S3Settings,
     event_reasons,
     s3_client,
-    upload,
     wait_until,
 )
 from tests.kit.cluster import loaded_image as project_image  # noqa: F401 (no rebuild here)
-from tests.kit.datasets import FEATURES, dataset_csv, two_class_rows
+from tests.kit.datasets import FEATURES, two_class_rows
 from tests.kit.kinds import (
     DM,
     DRIFTMONITORS,
@@ -36,13 +34,11 @@ from tests.kit.kinds import (
     Ctx,
     conditions,
     drift_monitor,
-    finished,
     get_dm,
     lineage,
     model_deployment,
     objs,
     retrain_jobs,
-    training_job,
     wait_dm,
 )
 
@@ -65,20 +61,11 @@ def write_log(s3: S3Settings, bucket: str, version: int, rows: int, shift: float
     s3_client(s3).put_object(Bucket=bucket, Key=key, Body=encode_rows(logged))
 
 
-def test_drift_retrains_once_failed_gate_keeps_champion(
-    api: client.ApiClient,
-    kubeconfig: Path,
-    namespace: str,
-    s3: S3Settings,
-    s3_bucket: str,
-    s3_secret: str,
-    operator: Operator,
-) -> None:
-    data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
-    ctx = Ctx(api, namespace, operator, s3, s3_bucket, s3_secret, data)
+def test_drift_retrains_once_failed_gate_keeps_champion(ctx: Ctx, kubeconfig: Path) -> None:
+    api, namespace, s3 = ctx.api, ctx.namespace, ctx.s3
     assert ctx.train("churn-1") == 1
-    write_log(s3, s3_bucket, 1, 300, shift=6.0)
-    template = training_job("template", data, s3, s3_bucket, s3_secret)["spec"]
+    write_log(s3, ctx.bucket, 1, 300, shift=6.0)
+    template = ctx.training_job("template")["spec"]
     template["evaluation"]["threshold"] = 1.5  # unreachable: the retrained model fails its gate
     objs(api).create_namespaced_custom_object(
         GROUP, VERSION, namespace, DRIFTMONITORS, drift_monitor(template)
@@ -97,21 +84,21 @@ def test_drift_retrains_once_failed_gate_keeps_champion(
 
     objs(api).create_namespaced_custom_object(
         GROUP, VERSION, namespace, "modeldeployments",
-        model_deployment(s3, s3_bucket, s3_secret),
+        model_deployment(s3, ctx.bucket, ctx.secret),
     )  # fmt: skip
     ctx.serving(1)
 
     dm = wait_dm(ctx, "the first check", lambda d: d.get("status", {}).get("lastCheckTime"))
     first_check(ctx, dm)
     tj = retrain_jobs(api, namespace)[0]
-    done = finished(api, namespace, tj["metadata"]["name"], operator)
+    done = ctx.finished(tj["metadata"]["name"])
     assert done["status"]["phase"] == "Succeeded", done["status"]
     assert done["status"]["qualified"] is False
     assert done["status"]["model"]["version"] == 2
 
     # Restart: the next check drifts again, but the cooldown holds; still one TrainingJob.
-    operator.stop(signal.SIGKILL)
-    operator.start()
+    ctx.op.stop(signal.SIGKILL)
+    ctx.op.start()
     dm = wait_dm(ctx, "a suppressed retraining", lambda d: d.get("status", {}).get("suppressed"),
                  timeout=INTERVAL + 120)  # fmt: skip
     assert dm["status"]["suppressed"][0]["reason"].startswith("cooldown")

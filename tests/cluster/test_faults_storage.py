@@ -43,16 +43,13 @@ from kubernetes import client
 
 from tests.kit import REPO
 from tests.kit.cluster import (
-    Operator,
     S3Settings,
     pod_logs,
     restricted_container,
     s3_client,
     start_job,
-    upload,
     wait_until,
 )
-from tests.kit.datasets import dataset_csv
 from tests.kit.kinds import (
     ROWS,
     Ctx,
@@ -328,18 +325,12 @@ class OutageFigures:
 
 
 def test_minio_outage_during_training_serving_and_a_drift_check(
-    api: client.ApiClient,
-    namespace: str,
-    s3: S3Settings,
-    s3_bucket: str,
-    s3_secret: str,
+    ctx: Ctx,
     project_image: str,
     kubectl: list[str],
-    operator: Operator,
     minio_restored: None,
 ) -> None:
-    data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
-    ctx = Ctx(api, namespace, operator, s3, s3_bucket, s3_secret, data)
+    api, namespace = ctx.api, ctx.namespace
     figures = OutageFigures()
     try:
         outage(ctx, project_image, kubectl, figures)
@@ -483,17 +474,11 @@ def inference_log_figures(ctx: Ctx, figures: OutageFigures, counts: ClientCounts
 
 
 def test_server_pod_killed_during_rollout_loses_at_most_its_in_flight_requests(
-    api: client.ApiClient,
-    namespace: str,
-    s3: S3Settings,
-    s3_bucket: str,
-    s3_secret: str,
+    ctx: Ctx,
     project_image: str,
     kubectl: list[str],
-    operator: Operator,
 ) -> None:
-    data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
-    ctx = Ctx(api, namespace, operator, s3, s3_bucket, s3_secret, data)
+    api, namespace = ctx.api, ctx.namespace
     try:
         kill_during_rollout(ctx, project_image, kubectl)
     finally:

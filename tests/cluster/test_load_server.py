@@ -35,8 +35,6 @@ import aiohttp
 import pytest
 from kubernetes import client
 
-from tests.kit.cluster import Operator, S3Settings, upload
-from tests.kit.datasets import dataset_csv
 from tests.kit.kinds import (
     GROUP,
     MODELDEPLOYMENTS,
@@ -294,17 +292,9 @@ def choose_rate(url: str) -> tuple[float, float | None]:
 
 
 @pytest.fixture
-def served(
-    api: client.ApiClient,
-    namespace: str,
-    s3: S3Settings,
-    s3_bucket: str,
-    s3_secret: str,
-    operator: Operator,
-) -> Iterator[Ctx]:
+def served(ctx: Ctx) -> Iterator[Ctx]:
     """Version 1 of `churn`, trained by a real TrainingJob and served by a ModelDeployment."""
-    data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
-    ctx = Ctx(api, namespace, operator, s3, s3_bucket, s3_secret, data)
+    api, namespace, s3 = ctx.api, ctx.namespace, ctx.s3
     assert ctx.train("churn-1") == 1
     # Realistic inference-log batching (the API defaults' row count, a short interval so the
     # writer works throughout the run): every answered row is logged to MinIO.
@@ -312,7 +302,7 @@ def served(
     # Half a core: with the 100m of the other tests, the server's CPU weight would be a tenth of
     # a host process's, and a shared machine would starve it rather than measure it.
     resources = {"requests": {"cpu": "500m", "memory": "256Mi"}}
-    body = model_deployment(s3, s3_bucket, s3_secret, inferenceLog=log, resources=resources)
+    body = model_deployment(s3, ctx.bucket, ctx.secret, inferenceLog=log, resources=resources)
     objs(api).create_namespaced_custom_object(GROUP, VERSION, namespace, MODELDEPLOYMENTS, body)
     ctx.serving(1)
     try:

@@ -19,7 +19,6 @@ from continuum.modelio import coerce_features, load_verified_model
 from continuum.storage import read_manifest
 from tests.kit.cluster import (
     IMAGE,
-    Operator,
     S3Settings,
     event_reasons,
     object_store,
@@ -27,11 +26,9 @@ from tests.kit.cluster import (
     restricted_container,
     s3_client,
     start_job,
-    upload,
     wait_until,
 )
 from tests.kit.cluster import loaded_image as project_image  # noqa: F401 (no rebuild here)
-from tests.kit.datasets import dataset_csv
 from tests.kit.kinds import (
     DEADLINE,
     GROUP,
@@ -106,16 +103,7 @@ def tamper(s3: S3Settings, bucket: str, version: int) -> None:
     s3c.put_object(Bucket=bucket, Key=key, Body=bytes(data))
 
 
-def test_serve_promote_and_roll_back(
-    api: client.ApiClient,
-    namespace: str,
-    s3: S3Settings,
-    s3_bucket: str,
-    s3_secret: str,
-    operator: Operator,
-) -> None:
-    data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
-    ctx = Ctx(api, namespace, operator, s3, s3_bucket, s3_secret, data)
+def test_serve_promote_and_roll_back(ctx: Ctx) -> None:
     try:
         serve_promote_and_roll_back(ctx)
     finally:

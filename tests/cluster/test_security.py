@@ -27,16 +27,12 @@ from kubernetes import client, config
 from tests.kit.cluster import (
     CLUSTER_ROLE,
     RESTRICTED,
-    Operator,
-    S3Settings,
     operator_kubeconfig,
     pod_logs,
     restricted_container,
     s3_client,
-    upload,
 )
-from tests.kit.datasets import dataset_csv
-from tests.kit.kinds import conditions, create_tj, finished, training_job
+from tests.kit.kinds import Ctx, conditions
 
 # Part of the reliability and security suite (`make test-reliability`).
 pytestmark = pytest.mark.reliability
@@ -210,17 +206,10 @@ def _variants(secret: str) -> set[str]:
     return {secret, base64.b64encode(secret.encode()).decode()}
 
 
-def test_no_credential_in_status_events_logs_or_artefacts(
-    api: client.ApiClient,
-    namespace: str,
-    s3: S3Settings,
-    s3_bucket: str,
-    s3_secret: str,
-    operator: Operator,
-) -> None:
-    data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
-    create_tj(api, namespace, training_job("leak-check", data, s3, s3_bucket, s3_secret))
-    tj = finished(api, namespace, "leak-check", operator)
+def test_no_credential_in_status_events_logs_or_artefacts(ctx: Ctx) -> None:
+    api, namespace, s3 = ctx.api, ctx.namespace, ctx.s3
+    ctx.start_training("leak-check")
+    tj = ctx.finished("leak-check")
     assert tj["status"]["phase"] == "Succeeded", tj["status"]
     assert conditions(tj)["Ready"]["status"] == "True"
 
@@ -237,25 +226,25 @@ def test_no_credential_in_status_events_logs_or_artefacts(
     ]
     s3c = s3_client(s3)
     artefacts = {}
-    for page in s3c.get_paginator("list_objects_v2").paginate(Bucket=s3_bucket):
+    for page in s3c.get_paginator("list_objects_v2").paginate(Bucket=ctx.bucket):
         for obj in page.get("Contents", []):
             if not obj["Key"].startswith("datasets/"):
-                body = s3c.get_object(Bucket=s3_bucket, Key=obj["Key"])["Body"].read()
+                body = s3c.get_object(Bucket=ctx.bucket, Key=obj["Key"])["Body"].read()
                 artefacts[obj["Key"]] = body.decode("latin-1")
     assert any(k.endswith("manifest.json") for k in artefacts), sorted(artefacts)
     assert trainer_log.strip(), "the trainer's log was really read"
-    assert operator.output().strip(), "the operator's log was really read"
+    assert ctx.op.output().strip(), "the operator's log was really read"
 
     places = {
         "TrainingJob (status and all)": json.dumps(tj),
         "training Job": json.dumps(api.sanitize_for_serialization(job)),
         "Events": json.dumps([api.sanitize_for_serialization(e) for e in events]),
-        "operator log": operator.output(),
+        "operator log": ctx.op.output(),
         "trainer pod log": trainer_log,
         "termination message": "\n".join(termination),
-        **{f"s3://{s3_bucket}/{key}": text for key, text in artefacts.items()},
+        **{f"s3://{ctx.bucket}/{key}": text for key, text in artefacts.items()},
     }
-    secret = core.read_namespaced_secret(s3_secret, namespace)
+    secret = core.read_namespaced_secret(ctx.secret, namespace)
     credentials: dict[str, set[str]] = {
         "secret key": _variants(s3.secret_key),
         "access key": _variants(s3.access_key),

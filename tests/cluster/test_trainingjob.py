@@ -20,6 +20,7 @@ from tests.kit.kinds import (
     GROUP,
     TRAININGJOBS,
     VERSION,
+    Ctx,
     conditions,
     create_tj,
     finished,
@@ -27,22 +28,15 @@ from tests.kit.kinds import (
 )
 
 
-def test_training_jobs_succeed_with_increasing_versions(
-    api: client.ApiClient,
-    namespace: str,
-    s3: S3Settings,
-    s3_bucket: str,
-    s3_secret: str,
-    operator: Operator,
-) -> None:
-    data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
-    create_tj(api, namespace, training_job("churn-1", data, s3, s3_bucket, s3_secret))
-    first = finished(api, namespace, "churn-1", operator)
+def test_training_jobs_succeed_with_increasing_versions(ctx: Ctx) -> None:
+    api, namespace, s3 = ctx.api, ctx.namespace, ctx.s3
+    ctx.start_training("churn-1")
+    first = ctx.finished("churn-1")
     status = first["status"]
     assert status["phase"] == "Succeeded", status
     assert status["model"]["version"] == 1
     assert len(status["model"]["sha256"]) == 64
-    assert status["model"]["uri"].startswith(f"s3://{s3_bucket}/models/churn/1")
+    assert status["model"]["uri"].startswith(f"s3://{ctx.bucket}/models/churn/1")
     assert status["metrics"]["accuracy"] >= 0.6
     assert status["qualified"] is True
     assert status["dataset"]["rows"] == 240
@@ -54,7 +48,7 @@ def test_training_jobs_succeed_with_increasing_versions(
     assert cond["Stalled"]["status"] == "False"
     assert cond["Reconciling"]["status"] == "False"
     assert cond["Qualified"]["status"] == "True"
-    keys = s3_client(s3).list_objects_v2(Bucket=s3_bucket, Prefix="models/churn/1/")
+    keys = s3_client(s3).list_objects_v2(Bucket=ctx.bucket, Prefix="models/churn/1/")
     assert keys.get("KeyCount", 0) > 0
 
     job = client.BatchV1Api(api).read_namespaced_job("churn-1-train", namespace)
@@ -70,8 +64,8 @@ def test_training_jobs_succeed_with_increasing_versions(
         30,
     )
 
-    create_tj(api, namespace, training_job("churn-2", data, s3, s3_bucket, s3_secret))
-    second = finished(api, namespace, "churn-2", operator)
+    ctx.start_training("churn-2")
+    second = ctx.finished("churn-2")
     assert second["status"]["phase"] == "Succeeded", second["status"]
     assert second["status"]["model"]["version"] == 2
     jobs = client.BatchV1Api(api).list_namespaced_job(namespace).items
@@ -125,16 +119,9 @@ def test_spec_is_immutable(
     assert "immutable" in str(rejected.value.body)
 
 
-def test_deleting_the_training_job_collects_its_job(
-    api: client.ApiClient,
-    namespace: str,
-    s3: S3Settings,
-    s3_bucket: str,
-    s3_secret: str,
-    operator: Operator,
-) -> None:
-    data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
-    create_tj(api, namespace, training_job("gone", data, s3, s3_bucket, s3_secret))
+def test_deleting_the_training_job_collects_its_job(ctx: Ctx) -> None:
+    api, namespace = ctx.api, ctx.namespace
+    ctx.start_training("gone")
     batch = client.BatchV1Api(api)
     names: Callable[[], list[str]] = lambda: [  # noqa: E731
         j.metadata.name for j in batch.list_namespaced_job(namespace).items
@@ -146,25 +133,18 @@ def test_deleting_the_training_job_collects_its_job(
     wait_until("the Job to be garbage-collected", lambda: names() == [], 120)
 
 
-def test_restarted_operator_keeps_exactly_one_job(
-    api: client.ApiClient,
-    namespace: str,
-    s3: S3Settings,
-    s3_bucket: str,
-    s3_secret: str,
-    operator: Operator,
-) -> None:
-    data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
-    create_tj(api, namespace, training_job("restart", data, s3, s3_bucket, s3_secret))
+def test_restarted_operator_keeps_exactly_one_job(ctx: Ctx) -> None:
+    api, namespace = ctx.api, ctx.namespace
+    ctx.start_training("restart")
     batch = client.BatchV1Api(api)
     wait_until(
         "the training Job",
         lambda: batch.list_namespaced_job(namespace).items,
         60,
     )
-    operator.stop(signal.SIGKILL)
-    operator.start()
-    tj = finished(api, namespace, "restart", operator)
+    ctx.op.stop(signal.SIGKILL)
+    ctx.op.start()
+    tj = ctx.finished("restart")
     assert tj["status"]["phase"] == "Succeeded", tj["status"]
     assert conditions(tj)["Ready"]["status"] == "True"
     assert [j.metadata.name for j in batch.list_namespaced_job(namespace).items] == [

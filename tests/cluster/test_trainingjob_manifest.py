@@ -20,9 +20,8 @@ from typing import Any
 
 from kubernetes import client
 
-from tests.kit.cluster import Operator, S3Settings, event_reasons, s3_client, upload, wait_until
-from tests.kit.datasets import dataset_csv
-from tests.kit.kinds import RUN_TIMEOUT, conditions, create_tj, finished, get_tj, training_job
+from tests.kit.cluster import S3Settings, event_reasons, s3_client, wait_until
+from tests.kit.kinds import RUN_TIMEOUT, Ctx, conditions, create_tj, get_tj, training_job
 
 ROTATING = "s3-rotating"
 ACCESS, SECRET = "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"
@@ -75,32 +74,25 @@ def waiting_for_manifest(tj: dict[str, Any]) -> dict[str, Any] | None:
     return reconciling if reconciling.get("reason") == "ManifestUnreadable" else None
 
 
-def test_result_is_read_from_the_manifest_and_checked_against_it(
-    api: client.ApiClient,
-    namespace: str,
-    s3: S3Settings,
-    s3_bucket: str,
-    s3_secret: str,
-    operator: Operator,
-) -> None:
-    data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
+def test_result_is_read_from_the_manifest_and_checked_against_it(ctx: Ctx) -> None:
+    api, namespace, s3 = ctx.api, ctx.namespace, ctx.s3
     put_secret(api, namespace, s3, s3.secret_key)
-    create_tj(api, namespace, training_job("rotated", data, s3, s3_bucket, ROTATING))
-    create_tj(api, namespace, training_job("tampered", data, s3, s3_bucket, s3_secret))
+    create_tj(api, namespace, training_job("rotated", ctx.data, s3, ctx.bucket, ROTATING))
+    ctx.start_training("tampered")
     names = {"rotated-train", "tampered-train"}
     batch = client.BatchV1Api(api)
     wait_until("both training Jobs", lambda: len(batch.list_namespaced_job(namespace).items) == 2)
-    operator.stop()
+    ctx.op.stop()
 
     wait_until("both runs to complete", lambda: jobs_complete(api, namespace, names), RUN_TIMEOUT)
     put_secret(api, namespace, s3, WRONG_SECRET)
-    key, manifest = manifests(s3, s3_bucket)["tampered"]
+    key, manifest = manifests(s3, ctx.bucket)["tampered"]
     forged = {**manifest, "sha256": "0" * 64}
-    s3_client(s3).put_object(Bucket=s3_bucket, Key=key, Body=json.dumps(forged).encode())
-    operator.start()
+    s3_client(s3).put_object(Bucket=ctx.bucket, Key=key, Body=json.dumps(forged).encode())
+    ctx.op.start()
 
     # tampered: refused, naming the field
-    tampered = finished(api, namespace, "tampered", operator)
+    tampered = ctx.finished("tampered")
     assert tampered["status"]["phase"] == "Failed", tampered["status"]
     stalled = conditions(tampered)["Stalled"]
     assert (stalled["status"], stalled["reason"]) == ("True", "ManifestMismatch"), stalled
@@ -126,15 +118,15 @@ def test_result_is_read_from_the_manifest_and_checked_against_it(
         lambda: "ManifestUnreadable" in event_reasons(api, namespace, "rotated"),
         30,
     )
-    for text in (str(rotated), operator.output()):
+    for text in (str(rotated), ctx.op.output()):
         assert WRONG_SECRET not in text
         assert s3.secret_key not in text
 
     # put right: the operator's retry reads it, and the status is the manifest's
     put_secret(api, namespace, s3, s3.secret_key)
-    done = finished(api, namespace, "rotated", operator)["status"]
+    done = ctx.finished("rotated")["status"]
     assert done["phase"] == "Succeeded", done
-    _, stored = manifests(s3, s3_bucket)["rotated"]
+    _, stored = manifests(s3, ctx.bucket)["rotated"]
     assert done["model"] == {k: stored[k] for k in ("version", "uri", "sha256")}
     assert done["metrics"] == stored["metrics"]
     assert done["dataset"]["fingerprint"] == stored["dataset"]["fingerprint"]

@@ -15,9 +15,8 @@ from typing import Any
 
 from kubernetes import client
 
-from tests.kit.cluster import Operator, S3Settings, pod_logs, upload
-from tests.kit.datasets import dataset_csv
-from tests.kit.kinds import conditions, create_tj, finished, training_job
+from tests.kit.cluster import pod_logs
+from tests.kit.kinds import Ctx, conditions, create_tj, training_job
 
 
 def with_storage(body: dict[str, Any], **storage: Any) -> dict[str, Any]:
@@ -25,15 +24,8 @@ def with_storage(body: dict[str, Any], **storage: Any) -> dict[str, Any]:
     return body
 
 
-def test_wrong_endpoint_bucket_and_credentials_say_which(
-    api: client.ApiClient,
-    namespace: str,
-    s3: S3Settings,
-    s3_bucket: str,
-    s3_secret: str,
-    operator: Operator,
-) -> None:
-    data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
+def test_wrong_endpoint_bucket_and_credentials_say_which(ctx: Ctx) -> None:
+    api, namespace, s3 = ctx.api, ctx.namespace, ctx.s3
     nowhere = f"http://nowhere.{namespace}.svc:9000"  # in-cluster name, no such Service
     missing = f"missing-{uuid.uuid4().hex[:12]}"
     wrong_secret = f"wrong-{uuid.uuid4().hex}"
@@ -49,19 +41,15 @@ def test_wrong_endpoint_bucket_and_credentials_say_which(
         ),
     )
     cases = {
-        "wrong-endpoint": with_storage(
-            training_job("wrong-endpoint", data, s3, s3_bucket, s3_secret), endpoint=nowhere
-        ),
-        "wrong-bucket": with_storage(
-            training_job("wrong-bucket", data, s3, s3_bucket, s3_secret), bucket=missing
-        ),
+        "wrong-endpoint": with_storage(ctx.training_job("wrong-endpoint"), endpoint=nowhere),
+        "wrong-bucket": with_storage(ctx.training_job("wrong-bucket"), bucket=missing),
         "wrong-credentials": training_job(
-            "wrong-credentials", data, s3, s3_bucket, "bad-credentials"
+            "wrong-credentials", ctx.data, s3, ctx.bucket, "bad-credentials"
         ),
     }
     for body in cases.values():
         create_tj(api, namespace, body)
-    done = {name: finished(api, namespace, name, operator) for name in cases}
+    done = {name: ctx.finished(name) for name in cases}
 
     for name, tj in done.items():
         status = tj["status"]

@@ -1,5 +1,7 @@
 """Our three kinds on the real cluster: the bodies the cluster tests create, reads and waits.
 
+A pytest plugin too (tests/conftest.py registers it) for its one fixture, ``ctx``.
+
 The bodies are the smallest that exercise a kind end to end on the local cluster and its MinIO
 (tests/kit/cluster.py); a test changes what it tests with ``**spec`` or by editing the dict.
 """
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 from tests.kit.cluster import (
@@ -23,8 +26,10 @@ from tests.kit.cluster import (
     pod_logs,
     restricted_container,
     run_job,
+    upload,
     wait_until,
 )
+from tests.kit.datasets import dataset_csv
 
 GROUP, VERSION = "continuum.dev", "v1alpha1"
 TRAININGJOBS, MODELDEPLOYMENTS, DRIFTMONITORS = "trainingjobs", "modeldeployments", "driftmonitors"
@@ -211,11 +216,20 @@ class Ctx:
     secret: str
     data: str
 
+    def training_job(self, name: str) -> dict[str, Any]:
+        """The TrainingJob ``name`` on ``data``, in ``bucket`` with ``secret``."""
+        return training_job(name, self.data, self.s3, self.bucket, self.secret)
+
+    def start_training(self, name: str) -> None:
+        create_tj(self.api, self.namespace, self.training_job(name))
+
+    def finished(self, name: str) -> dict[str, Any]:
+        return finished(self.api, self.namespace, name, self.op)
+
     def train(self, name: str) -> int:
         """Run one TrainingJob on ``data`` to completion; its (qualified) version."""
-        body = training_job(name, self.data, self.s3, self.bucket, self.secret)
-        create_tj(self.api, self.namespace, body)
-        status = finished(self.api, self.namespace, name, self.op)["status"]
+        self.start_training(name)
+        status = self.finished(name)["status"]
         assert status["phase"] == "Succeeded", status
         assert status["qualified"] is True, status
         return int(status["model"]["version"])
@@ -313,3 +327,18 @@ def lineage(kubeconfig: Path, namespace: str) -> str:
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     return done.stdout
+
+
+@pytest.fixture
+def ctx(
+    api: client.ApiClient,
+    namespace: str,
+    s3: S3Settings,
+    s3_bucket: str,
+    s3_secret: str,
+    operator: Operator,
+) -> Ctx:
+    """One run's world: the operator on a fresh namespace and bucket, the training CSV
+    (tests/kit/datasets.py ``dataset_csv``) at datasets/churn.csv in the bucket."""
+    data = upload(s3, s3_bucket, "datasets/churn.csv", dataset_csv())
+    return Ctx(api, namespace, operator, s3, s3_bucket, s3_secret, data)
