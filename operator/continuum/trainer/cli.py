@@ -70,9 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def train(spec_path: str | None, champion: str | None, env: Mapping[str, str]) -> dict[str, Any]:
     config = load_config(spec_path, env)
-    settings = S3Settings.from_env(
-        env, endpoint_url=config.storage.endpoint, bucket=config.storage.bucket
-    )
+    storage = config.spec.storage
+    settings = S3Settings.from_env(env, endpoint_url=storage.endpoint, bucket=storage.bucket)
     store = ObjectStore(settings, retry=s3_retry(env))
     store.check_bucket()  # a wrong endpoint, bucket or credential fails here, before any work
     champion_version = choose_champion(store, config, champion or env.get(ENV_CHAMPION))
@@ -136,10 +135,10 @@ def choose_champion(
     store: ObjectStore, config: TrainingConfig, requested: str | None
 ) -> int | None:
     """The version to beat: none, the one requested, or the newest qualified one."""
-    if config.evaluation.must_beat == "none" or requested == NO_CHAMPION:
+    if config.spec.evaluation.must_beat == "none" or requested == NO_CHAMPION:
         return None
     if not requested:
-        return latest_qualified_version(store, config.model)
+        return latest_qualified_version(store, config.spec.model)
     if not requested.isdigit() or int(requested) < 1:
         raise ConfigError(f"champion version must be a number >= 1 or 'none', got {requested!r}")
     return int(requested)

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from continuum.api import Dataset
 from continuum.errors import DatasetInvalid, DatasetTooLarge
 from continuum.storage import ObjectInfo, ObjectStore, list_dataset_objects, parse_s3_uri
-from continuum.trainer.config import DatasetConfig
 
 
 @dataclass(frozen=True)
@@ -26,17 +26,17 @@ class LoadedDataset:
         return len(self.frame)
 
 
-def load_dataset(store: ObjectStore, config: DatasetConfig, *, max_bytes: int) -> LoadedDataset:
-    """Read every object at ``config.uri`` (sorted by key) into one frame."""
-    objects = list_dataset_objects(store, config.uri)
-    check_size(objects, config.uri, max_bytes)
-    bucket = parse_s3_uri(config.uri).bucket
+def load_dataset(store: ObjectStore, source: Dataset, *, max_bytes: int) -> LoadedDataset:
+    """Read every object at ``source.uri`` (sorted by key) into one frame."""
+    objects = list_dataset_objects(store, source.uri)
+    check_size(objects, source.uri, max_bytes)
+    bucket = parse_s3_uri(source.uri).bucket
     content = hashlib.sha256()
     frames = []
     for item in objects:
         data = store.get_bytes(item.key, bucket=bucket)
         content.update(data)
-        frames.append(parse_object(data, item.key, config.format))
+        frames.append(parse_object(data, item.key, source.format))
     frame = concat_same_columns(frames, [item.key for item in objects])
     return LoadedDataset(frame, fingerprint(objects, content.hexdigest()), tuple(objects))
 

@@ -13,6 +13,7 @@ import pandas as pd
 import sklearn
 import skops  # type: ignore[import-untyped]
 
+from continuum.api import TrainingJobSpec
 from continuum.storage import layout
 from continuum.trainer.config import TrainingConfig
 from continuum.trainer.evaluation import ChampionComparison, GateDecision
@@ -68,11 +69,12 @@ def build_manifest(
     image: str | None,
 ) -> dict[str, Any]:
     """The manifest dict (JSON-ready). Pure: the caller supplies version, time and image."""
+    spec = config.spec
     return {
         "schemaVersion": MANIFEST_SCHEMA_VERSION,
-        "model": config.model,
+        "model": spec.model,
         "version": version,
-        "uri": layout.model_uri(bucket, config.model, version),
+        "uri": layout.model_uri(bucket, spec.model, version),
         "modelFile": layout.MODEL_FILE,
         "format": "skops",
         "sha256": outcome.sha256,
@@ -82,24 +84,24 @@ def build_manifest(
         "dataset": dataset.to_json() | {"objects": dataset.objects},
         "task": outcome.task,
         "estimator": {
-            "class": config.estimator.class_name,
-            "params": dict(config.estimator.params),
-            "effectiveParams": effective_params(config.estimator, config.split.seed),
+            "class": spec.estimator.class_,
+            "params": dict(spec.estimator.params),
+            "effectiveParams": effective_params(spec.estimator, spec.split.seed),
         },
-        "preprocessing": _preprocessing(config),
-        "split": _split(config, outcome),
-        "evaluation": _evaluation(config, outcome),
+        "preprocessing": _preprocessing(spec),
+        "split": _split(spec, outcome),
+        "evaluation": _evaluation(spec, outcome),
         "metrics": dict(outcome.metrics),
         "qualified": outcome.gate.qualified,
         "features": [feature.to_json() for feature in outcome.schema],
-        "target": config.dataset.target,
+        "target": spec.dataset.target,
         "baseline": {"reference": layout.REFERENCE_FILE, "stats": layout.STATS_FILE},
         "libraries": library_versions(),
     }
 
 
-def _preprocessing(config: TrainingConfig) -> dict[str, Any]:
-    numeric, categorical = config.numeric, config.categorical
+def _preprocessing(spec: TrainingJobSpec) -> dict[str, Any]:
+    numeric, categorical = spec.preprocessing.numeric, spec.preprocessing.categorical
     return {
         "numeric": {"impute": numeric.impute, "scale": numeric.scale},
         "categorical": {
@@ -110,23 +112,23 @@ def _preprocessing(config: TrainingConfig) -> dict[str, Any]:
     }
 
 
-def _split(config: TrainingConfig, outcome: TrainingOutcome) -> dict[str, Any]:
+def _split(spec: TrainingJobSpec, outcome: TrainingOutcome) -> dict[str, Any]:
     return {
-        "testSize": config.split.test_size,
-        "seed": config.split.seed,
-        "stratify": config.split.stratify and outcome.task == "classification",
+        "testSize": spec.split.test_size,
+        "seed": spec.split.seed,
+        "stratify": spec.split.stratify and outcome.task == "classification",
         "trainRows": outcome.train_rows,
         "testRows": outcome.test_rows,
     }
 
 
-def _evaluation(config: TrainingConfig, outcome: TrainingOutcome) -> dict[str, Any]:
+def _evaluation(spec: TrainingJobSpec, outcome: TrainingOutcome) -> dict[str, Any]:
     champion = outcome.champion
     return {
-        "metric": config.evaluation.metric,
-        "value": outcome.metrics[config.evaluation.metric],
-        "threshold": config.evaluation.threshold,
-        "mustBeat": config.evaluation.must_beat,
+        "metric": spec.evaluation.metric,
+        "value": outcome.metrics[spec.evaluation.metric],
+        "threshold": spec.evaluation.threshold,
+        "mustBeat": spec.evaluation.must_beat,
         "champion": champion.to_json() if champion is not None else None,
         "reasons": list(outcome.gate.reasons),
     }

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sklearn.base import BaseEstimator, is_classifier
+from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     GradientBoostingClassifier,
@@ -23,12 +23,13 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
+from continuum.api.trainingjob import CategoricalPreprocessing, Estimator, NumericPreprocessing
 from continuum.errors import ConfigError
-from continuum.trainer.config import CategoricalPreprocessing, EstimatorConfig, NumericPreprocessing
 from continuum.trainer.validation import CLASSIFICATION, REGRESSION, Feature
 
-# The only estimators a spec may name. Anything else could run arbitrary code at fit time or
-# need types our skops allow-list (continuum.modelio.TRUSTED_TYPES) does not cover.
+# The classes of the API's allow-list (continuum.api.trainingjob.EstimatorClass), which a spec
+# cannot leave: anything else could run arbitrary code at fit time or need types our skops
+# allow-list (continuum.modelio.TRUSTED_TYPES) does not cover. A unit test keeps both equal.
 ESTIMATORS: Mapping[str, type[BaseEstimator]] = {
     cls.__name__: cls
     for cls in (
@@ -50,39 +51,33 @@ PREPROCESS_STEP = "preprocess"
 ESTIMATOR_STEP = "estimator"
 
 
-def estimator_class(name: str) -> type[BaseEstimator]:
-    try:
-        return ESTIMATORS[name]
-    except KeyError:
-        allowed = ", ".join(sorted(ESTIMATORS))
-        raise ConfigError(
-            f"estimator class {name!r} is not allowed; use one of: {allowed}"
-        ) from None
+def task_of(estimator: Estimator) -> str:
+    """``classification`` or ``regression``, as the API's allow-list sorts the class."""
+    return REGRESSION if estimator.is_regressor else CLASSIFICATION
 
 
-def task_of(name: str) -> str:
-    """``classification`` or ``regression``, from the allow-listed class."""
-    return CLASSIFICATION if is_classifier(estimator_class(name)()) else REGRESSION
+def build_estimator(config: Estimator, seed: int) -> BaseEstimator:
+    """Instantiate the estimator with validated params; ConfigError says what is wrong.
 
-
-def build_estimator(config: EstimatorConfig, seed: int) -> BaseEstimator:
-    """Instantiate the estimator with validated params; ConfigError says what is wrong."""
-    cls = estimator_class(config.class_name)
+    The params are free-form in the API (they depend on the class), so scikit-learn is the
+    judge of them, here, before any data is read.
+    """
+    cls = ESTIMATORS[config.class_]
     valid = cls().get_params(deep=False)
     unknown = sorted(set(config.params) - set(valid))
     if unknown:
         raise ConfigError(
-            f"estimator {config.class_name} has no parameter(s) {', '.join(unknown)}; "
+            f"estimator {config.class_} has no parameter(s) {', '.join(unknown)}; "
             f"valid parameters: {', '.join(sorted(valid))}"
         )
     estimator = _instantiate(cls, effective_params(config, seed))
-    _validate_params(estimator, config.class_name)
+    _validate_params(estimator, config.class_)
     return estimator
 
 
-def effective_params(config: EstimatorConfig, seed: int) -> dict[str, Any]:
+def effective_params(config: Estimator, seed: int) -> dict[str, Any]:
     """The spec's params plus the ones we set when the spec leaves them out."""
-    valid = estimator_class(config.class_name)().get_params(deep=False)
+    valid = ESTIMATORS[config.class_]().get_params(deep=False)
     return {**_defaults_we_set(valid, seed), **config.params}
 
 

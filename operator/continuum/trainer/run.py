@@ -17,7 +17,7 @@ from continuum.storage import ObjectStore, allocate_version, layout
 from continuum.trainer import baseline
 from continuum.trainer.config import TrainingConfig
 from continuum.trainer.dataset import LoadedDataset, load_dataset
-from continuum.trainer.evaluation import ChampionComparison, check_metric, decide, evaluate
+from continuum.trainer.evaluation import ChampionComparison, decide, evaluate
 from continuum.trainer.manifest import DatasetSummary, TrainingOutcome, build_manifest
 from continuum.trainer.pipeline import (
     build_estimator,
@@ -26,12 +26,7 @@ from continuum.trainer.pipeline import (
     task_of,
 )
 from continuum.trainer.result import TrainingResult, emit
-from continuum.trainer.validation import (
-    CLASSIFICATION,
-    Feature,
-    check_spec_columns,
-    validate_dataset,
-)
+from continuum.trainer.validation import CLASSIFICATION, Feature, validate_dataset
 
 ENV_IMAGE = "CONTINUUM_IMAGE"
 CLAIMANT = "continuum-trainer"  # recorded in claim.json when no TrainingJob name is known
@@ -58,10 +53,10 @@ def run_training(
 ) -> TrainingResult:
     """Train, evaluate against the champion, and write ``models/<model>/<version>/``."""
     task = check_config(config)
-    progress("config_checked", task=task, estimator=config.estimator.class_name)
-    dataset = load_dataset(store, config.dataset, max_bytes=config.max_dataset_bytes)
+    progress("config_checked", task=task, estimator=config.spec.estimator.class_)
+    dataset = load_dataset(store, config.spec.dataset, max_bytes=config.max_dataset_bytes)
     progress("dataset_loaded", rows=dataset.rows, fingerprint=dataset.fingerprint)
-    schema = validate_dataset(dataset.frame, config, task)
+    schema = validate_dataset(dataset.frame, config.spec, task)
     holdout = split(dataset.frame, schema, config, task)
     pipeline = fit(config, schema, holdout)
     model_bytes = serialize_model(pipeline)
@@ -72,30 +67,34 @@ def run_training(
 
 
 def check_config(config: TrainingConfig) -> str:
-    """Every spec check that needs no data; returns the task. Fails before any download."""
-    task = task_of(config.estimator.class_name)
-    build_estimator(config.estimator, config.split.seed)
-    check_metric(config.evaluation.metric, task)
-    check_spec_columns(config)
-    layout.model_prefix(config.model)  # the model name must be usable as a key segment
-    return task
+    """The checks beyond the API model's that need no data; returns the task.
+
+    The spec's own rules were checked when it was parsed (TrainingConfig.from_spec); what is
+    left needs scikit-learn (the estimator's params) or the storage layout (the model name).
+    Both fail here, before any download.
+    """
+    spec = config.spec
+    build_estimator(spec.estimator, spec.split.seed)
+    layout.model_prefix(spec.model)  # the model name must be usable as a key segment
+    return task_of(spec.estimator)
 
 
 def split(frame: pd.DataFrame, schema: list[Feature], config: TrainingConfig, task: str) -> Holdout:
-    target = frame[config.dataset.target]
-    stratify = target.astype(str) if task == CLASSIFICATION and config.split.stratify else None
+    spec = config.spec
+    target = frame[spec.dataset.target]
+    stratify = target.astype(str) if task == CLASSIFICATION and spec.split.stratify else None
     train, test = train_test_split(
         frame,
-        test_size=config.split.test_size,
-        random_state=config.split.seed,
+        test_size=spec.split.test_size,
+        random_state=spec.split.seed,
         stratify=stratify,
     )
     as_json = [feature.to_json() for feature in schema]
     return Holdout(
         x_train=coerce_features(train, as_json),
         x_test=coerce_features(test, as_json),
-        y_train=_labels(train[config.dataset.target], task),
-        y_test=_labels(test[config.dataset.target], task),
+        y_train=_labels(train[spec.dataset.target], task),
+        y_test=_labels(test[spec.dataset.target], task),
         test_frame=test,
     )
 
@@ -106,13 +105,15 @@ def _labels(target: pd.Series, task: str) -> pd.Series:
 
 
 def fit(config: TrainingConfig, schema: list[Feature], holdout: Holdout) -> Any:
-    estimator = build_estimator(config.estimator, config.split.seed)
-    pipeline = build_pipeline(estimator, schema, config.numeric, config.categorical)
+    spec = config.spec
+    estimator = build_estimator(spec.estimator, spec.split.seed)
+    preprocessing = spec.preprocessing
+    pipeline = build_pipeline(estimator, schema, preprocessing.numeric, preprocessing.categorical)
     try:
         with svc_probability_deprecation_silenced():
             return pipeline.fit(holdout.x_train, holdout.y_train)
     except Exception as exc:  # scikit-learn raises many types; report them all the same way
-        raise TrainingError(f"fitting {config.estimator.class_name} failed: {exc}") from exc
+        raise TrainingError(f"fitting {spec.estimator.class_} failed: {exc}") from exc
 
 
 def assess(
@@ -126,9 +127,9 @@ def assess(
 ) -> TrainingOutcome:
     """Holdout metrics of the new pipeline and of the champion, and the gate's decision."""
     metrics = _evaluate_or_fail(pipeline, holdout, task)
-    champion = evaluate_champion(store, config.model, champion_version, holdout, task)
-    value = metrics[config.evaluation.metric]
-    evaluation = config.evaluation
+    champion = evaluate_champion(store, config.spec.model, champion_version, holdout, task)
+    evaluation = config.spec.evaluation
+    value = metrics[evaluation.metric]
     gate = decide(evaluation.metric, value, evaluation.threshold, evaluation.must_beat, champion)
     return TrainingOutcome(
         task=task,
@@ -174,11 +175,12 @@ def publish(
     progress: Progress,
 ) -> TrainingResult:
     """Claim a version, then write model, baseline, manifest (the completion mark), result."""
-    version = allocate_version(store, config.model, claimant=config.training_job or CLAIMANT)
+    model = config.spec.model
+    version = allocate_version(store, model, claimant=config.training_job or CLAIMANT)
     progress("version_claimed", version=version)
 
     def key(file: str) -> str:
-        return layout.version_key(config.model, version, file)
+        return layout.version_key(model, version, file)
 
     store.put_bytes(key(layout.MODEL_FILE), model_bytes, if_absent=True)
     write_baseline(store, key, dataset.frame, outcome.schema, config)
@@ -202,7 +204,7 @@ def _manifest(
         version=version,
         bucket=bucket,
         dataset=DatasetSummary(
-            config.dataset.uri, dataset.fingerprint, dataset.rows, len(dataset.objects)
+            config.spec.dataset.uri, dataset.fingerprint, dataset.rows, len(dataset.objects)
         ),
         outcome=outcome,
         created=datetime.now(UTC),
@@ -217,8 +219,8 @@ def write_baseline(
     schema: Sequence[Feature],
     config: TrainingConfig,
 ) -> None:
-    columns = [feature.name for feature in schema] + [config.dataset.target]
-    sample = baseline.reference_sample(frame[columns], config.split.seed)
+    columns = [feature.name for feature in schema] + [config.spec.dataset.target]
+    sample = baseline.reference_sample(frame[columns], config.spec.split.seed)
     parquet = baseline.to_parquet_bytes(sample)
     store.put_bytes(key(layout.REFERENCE_FILE), parquet, if_absent=True)
     store.put_json(key(layout.STATS_FILE), baseline.feature_stats(sample, schema), if_absent=True)
@@ -228,11 +230,11 @@ def _result(
     config: TrainingConfig, outcome: TrainingOutcome, manifest: dict[str, Any]
 ) -> TrainingResult:
     return TrainingResult(
-        model=config.model,
+        model=config.spec.model,
         version=manifest["version"],
         uri=manifest["uri"],
         sha256=outcome.sha256,
-        metric=config.evaluation.metric,
+        metric=config.spec.evaluation.metric,
         metrics=outcome.metrics,
         qualified=outcome.gate.qualified,
         reasons=outcome.gate.reasons,

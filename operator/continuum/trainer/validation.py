@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 from pandas.api import types as ptypes
 
-from continuum.errors import ConfigError, DatasetInvalid
-from continuum.trainer.config import TrainingConfig
+from continuum.api import TrainingJobSpec
+from continuum.errors import DatasetInvalid
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -38,33 +38,25 @@ class Feature:
         }
 
 
-def feature_names(config: TrainingConfig, columns: Sequence[str]) -> tuple[str, ...]:
+def feature_names(spec: TrainingJobSpec, columns: Sequence[str]) -> tuple[str, ...]:
     """Declared features, or every column except the target when none are declared."""
-    if config.dataset.features is not None:
-        return config.dataset.features
-    return tuple(c for c in columns if c != config.dataset.target)
+    if spec.dataset.features is not None:
+        return tuple(spec.dataset.features)
+    return tuple(c for c in columns if c != spec.dataset.target)
 
 
-def check_spec_columns(config: TrainingConfig) -> None:
-    """Spec-only checks that need no data: the target is not a feature, categoricals are."""
-    target, features = config.dataset.target, config.dataset.features
-    if features is not None and target in features:
-        raise ConfigError(f"spec.dataset.features lists the target {target!r}; remove it")
-    undeclared = [c for c in config.categorical.columns if features and c not in features]
-    if undeclared:
-        raise ConfigError(
-            f"preprocessing.categorical.columns {undeclared} are not in spec.dataset.features"
-        )
+def validate_dataset(frame: pd.DataFrame, spec: TrainingJobSpec, task: str) -> list[Feature]:
+    """Raise DatasetInvalid on the first problem; return the feature schema otherwise.
 
-
-def validate_dataset(frame: pd.DataFrame, config: TrainingConfig, task: str) -> list[Feature]:
-    """Raise DatasetInvalid on the first problem; return the feature schema otherwise."""
-    names = feature_names(config, list(frame.columns))
-    check_columns_present(frame, [config.dataset.target, *names])
-    check_row_count(frame, config.dataset.validation.min_rows)
-    check_target(frame[config.dataset.target], config, task)
-    schema = [describe_feature(frame[name], name, config) for name in names]
-    rules = config.dataset.validation
+    The checks of the spec alone (target not a feature, categoricals among the features) are
+    the API model's, made when the spec was parsed; these are the ones that need the data.
+    """
+    names = feature_names(spec, list(frame.columns))
+    check_columns_present(frame, [spec.dataset.target, *names])
+    check_row_count(frame, spec.dataset.validation.min_rows)
+    check_target(frame[spec.dataset.target], spec, task)
+    schema = [describe_feature(frame[name], name, spec) for name in names]
+    rules = spec.dataset.validation
     for name in names:
         limit = 1.0 if name in rules.allow_nulls else rules.max_null_fraction
         check_nulls(frame[name], name, limit)
@@ -85,7 +77,7 @@ def check_row_count(frame: pd.DataFrame, min_rows: int) -> None:
         )
 
 
-def check_target(target: pd.Series, config: TrainingConfig, task: str) -> None:
+def check_target(target: pd.Series, spec: TrainingJobSpec, task: str) -> None:
     name = str(target.name)
     nulls = int(target.isna().sum())
     if nulls:
@@ -93,21 +85,22 @@ def check_target(target: pd.Series, config: TrainingConfig, task: str) -> None:
     if task == REGRESSION and not ptypes.is_numeric_dtype(target):
         raise DatasetInvalid(name, f"regression target must be numeric, found dtype {target.dtype}")
     if task == CLASSIFICATION:
-        check_classes(target, config)
+        check_classes(target, spec)
 
 
-def check_classes(target: pd.Series, config: TrainingConfig) -> None:
+def check_classes(target: pd.Series, spec: TrainingJobSpec) -> None:
     name = str(target.name)
     counts = target.astype(str).value_counts()
     if len(counts) < 2:
         raise DatasetInvalid(name, f"only one class ({counts.index[0]!r}); need at least 2")
-    missing = [c for c in config.dataset.validation.required_classes if c not in counts.index]
+    required = spec.dataset.validation.required_classes or []
+    missing = [c for c in required if c not in counts.index]
     if missing:
         raise DatasetInvalid(
             name, f"required class(es) {missing} absent; present: {list(counts.index)}"
         )
     rare = counts[counts < MIN_ROWS_PER_CLASS]
-    if config.split.stratify and len(rare):
+    if spec.split.stratify and len(rare):
         raise DatasetInvalid(
             name,
             f"class(es) {list(rare.index)} have fewer than {MIN_ROWS_PER_CLASS} rows, too few "
@@ -115,8 +108,8 @@ def check_classes(target: pd.Series, config: TrainingConfig) -> None:
         )
 
 
-def describe_feature(series: pd.Series, name: str, config: TrainingConfig) -> Feature:
-    if name in config.categorical.columns:
+def describe_feature(series: pd.Series, name: str, spec: TrainingJobSpec) -> Feature:
+    if name in spec.preprocessing.categorical.columns:
         values = series.dropna().astype(str)
         return Feature(name, "categorical", str(series.dtype), tuple(sorted(values.unique())))
     if not ptypes.is_numeric_dtype(series):

@@ -17,6 +17,7 @@ BASE_SPEC = {
     "preprocessing": {"categorical": {"columns": ["color"]}},
     "split": {"testSize": 0.25, "seed": 7},
     "evaluation": {"metric": "accuracy", "threshold": 0.6},
+    "storage": {"bucket": "data"},
 }
 
 

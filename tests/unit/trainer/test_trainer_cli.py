@@ -32,6 +32,18 @@ def test_invalid_json_spec(termination_log, tmp_path):
     assert "is not valid JSON" in json.loads(termination_log.read_text())["message"]
 
 
+def test_a_spec_the_api_refuses_fails_naming_the_field(termination_log, spec, monkeypatch):
+    spec["split"]["seed"] = True
+    monkeypatch.setenv("CONTINUUM_SPEC", json.dumps(spec))
+    assert main([]) == 1
+    message = json.loads(termination_log.read_text())
+    assert message["reason"] == "ConfigError"
+    assert message["message"] == (
+        "the TrainingJob spec is invalid: spec.split.seed: Input should be a valid integer, "
+        "got True"
+    )
+
+
 def test_whole_resource_or_bare_spec(spec):
     resource = {"apiVersion": "continuum.dev/v1alpha1", "metadata": {"name": "tj-7"}, "spec": spec}
     assert unwrap_resource(resource) == (spec, "tj-7")

@@ -1,25 +1,20 @@
 import numpy as np
 import pytest
 
-from continuum.errors import ConfigError
+from continuum.api import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from continuum.trainer.evaluation import (
     METRICS,
     ChampionComparison,
-    check_metric,
     decide,
     is_better,
     passes_threshold,
 )
 
 
-def test_metric_must_exist_and_fit_the_task():
-    assert check_metric("rmse", "regression").higher_is_better is False
-    with pytest.raises(ConfigError, match=r"'logloss' is unknown"):
-        check_metric("logloss", "classification")
-    with pytest.raises(
-        ConfigError, match=r"'accuracy' is a classification metric .* \['mae', 'r2', 'rmse'\]"
-    ):
-        check_metric("accuracy", "regression")
+def test_every_metric_of_the_api_is_computed_for_its_task_and_in_its_direction():
+    assert set(METRICS) == set(CLASSIFICATION_METRICS) | set(REGRESSION_METRICS)
+    assert {m.name for m in METRICS.values() if m.task == "regression"} == set(REGRESSION_METRICS)
+    assert {m.name for m in METRICS.values() if not m.higher_is_better} == {"rmse", "mae"}
 
 
 def test_direction_aware_comparisons():

@@ -4,6 +4,7 @@ import pytest
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from continuum.api.trainingjob import Estimator
 from continuum.errors import DigestMismatch, IntegrityError, ManifestInvalid
 from continuum.modelio import (
     coerce_features,
@@ -13,12 +14,12 @@ from continuum.modelio import (
     sha256_hex,
 )
 from continuum.storage.memory import MemoryObjectStore
-from continuum.trainer.config import EstimatorConfig
 from continuum.trainer.pipeline import build_estimator
 
 
 def fitted_forest(frame, seed=0):
-    model = build_estimator(EstimatorConfig("RandomForestClassifier", {"n_estimators": 5}), seed)
+    spec = {"class": "RandomForestClassifier", "params": {"n_estimators": 5}}
+    model = build_estimator(Estimator.model_validate(spec), seed)
     return model.fit(frame[["x2"]], frame["label"])
 
 

@@ -119,10 +119,11 @@ def test_regression_run(store, spec):
 
 
 def test_config_errors_come_before_any_version_is_claimed(store, spec):
-    spec["evaluation"]["metric"] = "rmse"
-    with pytest.raises(ConfigError, match="regression metric"):
+    spec["estimator"]["params"] = {"C": -1.0}  # a rule of scikit-learn's, not of the API's
+    with pytest.raises(ConfigError, match=r"estimator LogisticRegression: .*'C' parameter"):
         train(store, spec)
     assert list_versions(store, "churn") == []
+    assert not any(key.startswith("models/") for (_bucket, key) in store.objects)
 
 
 def test_invalid_data_claims_no_version(store, spec):
