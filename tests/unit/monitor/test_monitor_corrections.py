@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
+from scipy.stats import false_discovery_control
 
 from continuum.monitor.corrections import CORRECTIONS, adjust, benjamini_hochberg, bonferroni, holm
 
@@ -42,3 +46,30 @@ def test_empty_and_single(method):
 def test_holm_is_never_more_conservative_than_bonferroni():
     values = [0.001, 0.2, 0.013, 0.04, 0.5]
     assert all(h <= b for h, b in zip(holm(values), bonferroni(values), strict=True))
+
+
+def _p_values_with_ties(rng: np.random.Generator) -> np.ndarray:
+    """Random p-values rounded to 1-3 decimals and with some repeated, so ties are common."""
+    count = int(rng.integers(2, 40))
+    values = np.round(rng.random(count), int(rng.integers(1, 4)))
+    values[rng.integers(0, count, size=3)] = values[0]
+    return values
+
+
+def test_bh_matches_scipy_in_the_original_order_with_ties():
+    rng = np.random.default_rng(13)
+    for _ in range(200):
+        values = _p_values_with_ties(rng)
+        expected = false_discovery_control(values, method="bh")
+        assert benjamini_hochberg(list(values)) == pytest.approx(list(expected), rel=1e-15)
+
+
+def test_bh_ties_share_one_adjusted_value():
+    adjusted = benjamini_hochberg([0.02, 0.5, 0.02, 0.02])
+    assert adjusted[0] == adjusted[2] == adjusted[3] == pytest.approx(0.02 * 4 / 3)
+
+
+def test_bh_one_nan_makes_every_adjusted_value_nan():
+    adjusted = adjust([0.01, math.nan, 0.2], "bh")
+    assert len(adjusted) == 3
+    assert all(math.isnan(p) for p in adjusted)
