@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 from kubernetes import client
 
-from tests.kit.cluster import Operator, S3Settings, event_reasons, s3_client, upload, wait_until
+from tests.kit.cluster import S3Settings, event_reasons, s3_client, upload, wait_until
 from tests.kit.datasets import dataset_csv
 from tests.kit.kinds import (
     GROUP,
@@ -23,7 +23,6 @@ from tests.kit.kinds import (
     Ctx,
     conditions,
     create_tj,
-    finished,
     training_job,
 )
 
@@ -72,17 +71,11 @@ def test_training_jobs_succeed_with_increasing_versions(ctx: Ctx) -> None:
     assert sorted(j.metadata.name for j in jobs) == ["churn-1-train", "churn-2-train"]
 
 
-def test_missing_target_column_fails_naming_it(
-    api: client.ApiClient,
-    namespace: str,
-    s3: S3Settings,
-    s3_bucket: str,
-    s3_secret: str,
-    operator: Operator,
-) -> None:
-    data = upload(s3, s3_bucket, "datasets/broken.csv", dataset_csv(drop="label"))
-    create_tj(api, namespace, training_job("broken", data, s3, s3_bucket, s3_secret))
-    tj = finished(api, namespace, "broken", operator)
+def test_missing_target_column_fails_naming_it(ctx: Ctx) -> None:
+    api, namespace, s3 = ctx.api, ctx.namespace, ctx.s3
+    data = upload(s3, ctx.bucket, "datasets/broken.csv", dataset_csv(drop="label"))
+    create_tj(api, namespace, training_job("broken", data, s3, ctx.bucket, ctx.secret))
+    tj = ctx.finished("broken")
     status = tj["status"]
     assert status["phase"] == "Failed", status
     assert "label" in status["message"]
@@ -92,7 +85,7 @@ def test_missing_target_column_fails_naming_it(
     assert "label" in stalled["message"]
     assert conditions(tj)["Ready"]["status"] == "False"
     assert "model" not in status
-    secret = client.CoreV1Api(api).read_namespaced_secret(s3_secret, namespace)
+    secret = client.CoreV1Api(api).read_namespaced_secret(ctx.secret, namespace)
     assert secret.data  # the credentials exist, and are nowhere in the status
     plain = str(tj)
     for value in secret.data.values():
