@@ -232,6 +232,7 @@ def publish_models(store: ObjectStore) -> dict[str, Any]:
             "estimator": {"class": estimator, "params": params},
             "preprocessing": {"numeric": {"impute": "none", "scale": "none"}},
             "evaluation": {"metric": "accuracy", "mustBeat": "none"},
+            "storage": {"bucket": store.bucket},
         }
         started = time.monotonic()
         result = run_training(TrainingConfig.from_spec(spec), store, progress=lambda *a, **k: None)

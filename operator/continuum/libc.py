@@ -1,7 +1,7 @@
 """glibc's allocator knobs, where the C library is glibc; no-ops elsewhere (musl, macOS).
 
 Two processes tune glibc's allocator: the operator caps its per-thread heaps and trims freed
-memory (``continuum.controllers.memory``), the drift check keeps freed arrays for reuse
+memory (``continuum.controllers.shared.heap``), the drift check keeps freed arrays for reuse
 (``continuum.monitor.workers``). Both find the C library's functions here.
 """
 

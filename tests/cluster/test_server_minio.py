@@ -33,6 +33,7 @@ def store(s3, s3_bucket) -> ObjectStore:
         "preprocessing": {"categorical": {"columns": ["plan"]}},
         "split": {"testSize": 0.2, "seed": 3},
         "evaluation": {"metric": "accuracy", "threshold": 0.5},
+        "storage": {"endpoint": s3.endpoint_url, "bucket": s3_bucket},
     }
     run_training(TrainingConfig.from_spec(spec), store, progress=lambda *a, **k: None)
     return store

@@ -10,7 +10,9 @@ themselves.
 - ``cluster``: the local cluster and its MinIO as fixtures (a pytest plugin that
   tests/conftest.py registers, so no test module imports a fixture) and the helpers around
   them: pods, Jobs, Events, the operator as a subprocess;
-- ``kinds``: our three kinds on that cluster: the bodies the tests create, reads and waits.
+- ``kinds``: our three kinds on that cluster: the bodies the tests create, reads and waits;
+- ``fake_kube``: the one in-memory stand-in for the Kubernetes gateway, for the controllers'
+  unit tests (cluster tests use the real API server).
 
 No test module imports from another test module: what two of them share lives here.
 """

@@ -1,4 +1,6 @@
-"""Operator-wide kopf settings and the startup/cleanup of shared resources."""
+"""The operator process around the controllers: kopf's settings (persistence, Event posting,
+queueing, which children are watched), its login, and the startup and cleanup of what every
+controller shares (the Kubernetes gateway, the heap trimmer)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from typing import Any
 import kopf
 
 from continuum.api import API_VERSION, GROUP
-from continuum.controllers import memory
-from continuum.controllers.naming import MANAGED_SELECTOR
+from continuum.api.vocabulary import MANAGED_SELECTOR, TRAINING_JOB
+from continuum.controllers.shared import heap
 from continuum.kube import Kube, login
 
 # Kubernetes Events posted at once. kopf posts each object's Events from a worker of its own,
@@ -55,7 +57,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.networking.connect_timeout = 10
     settings.networking.request_timeout = 60
     settings.watching.chunk_size = 500
+    # Only the children the operator manages are watched (server-side label selectors).
     settings.watching.label_selectors["batch", "jobs"] = MANAGED_SELECTOR
+    settings.watching.label_selectors["apps", "deployments"] = MANAGED_SELECTOR
     # Handlers name exact group/version/plural: no CRD or namespace watching, so no RBAC for it.
     settings.scanning.disabled = True
 
@@ -90,6 +94,9 @@ class ProgressStorage(kopf.AnnotationsProgressStorage):
     The marker is one more write per object, even when a handler succeeds at once (kopf then
     stores and purges the progress record in the same patch, and only the marker would remain).
     Progress records themselves are still written when a handler has to retry.
+
+    ``_store_marker`` is kopf's private hook; kopf is pinned below its next minor version in
+    ``pyproject.toml``, and a unit test checks the hook is still there with this signature.
     """
 
     def _store_marker(self, prefix: str, patch: kopf.Patch, body: kopf.Body) -> None:
@@ -98,7 +105,7 @@ class ProgressStorage(kopf.AnnotationsProgressStorage):
 
 
 def is_training_job(body: Mapping[str, Any]) -> bool:
-    return body.get("apiVersion") == API_VERSION and body.get("kind") == "TrainingJob"
+    return body.get("apiVersion") == API_VERSION and body.get("kind") == TRAINING_JOB
 
 
 def _phase(body: Mapping[str, Any]) -> bool:
@@ -113,9 +120,9 @@ def _instance() -> str:
 @kopf.on.startup(id="continuum-startup")
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure(settings)
-    memory.limit_arenas()
+    heap.limit_arenas()
     memo["kube"] = await Kube.connect()
-    memo["heap-trimmer"] = asyncio.create_task(memory.trim_forever(), name="heap trimmer")
+    memo["heap-trimmer"] = asyncio.create_task(heap.trim_forever(), name="heap trimmer")
 
 
 @kopf.on.login(id="continuum-login")

@@ -9,19 +9,17 @@ from collections.abc import Sequence
 import kopf
 
 from continuum import __version__
-from continuum.controllers import (
-    driftmonitor,
-    metrics,
-    modeldeployment,
-    settings,
-    trainingjob,
-)
+from continuum.controllers import lifecycle
+from continuum.controllers.driftmonitor import handlers as driftmonitor
+from continuum.controllers.modeldeployment import handlers as modeldeployment
+from continuum.controllers.shared import metrics
+from continuum.controllers.trainingjob import handlers as trainingjob
 
 ENV_IMAGE = "CONTINUUM_IMAGE"
 DEFAULT_IMAGE = f"continuum:{__version__}"
 DEFAULT_LIVENESS = "http://0.0.0.0:8081/healthz"
 HANDLER_MODULES = (
-    settings,
+    lifecycle,
     trainingjob,
     modeldeployment,
     driftmonitor,

@@ -1,7 +1,7 @@
 """Where the operator's credentials come from: the pod's service account, or a kubeconfig.
 
 One function, ``login()``, serves both HTTP stacks of the operator process: kopf's own client
-(through the ``@kopf.on.login`` handler of ``continuum.controllers.settings``) and our gateway
+(through the ``@kopf.on.login`` handler of ``continuum.controllers.lifecycle``) and our gateway
 (``continuum.kube.client``). Neither needs the official ``kubernetes`` library, which costs the
 operator about 20 MB of memory and 400 modules for nothing else (see ``continuum.cli``).
 

@@ -3,7 +3,7 @@
 The same variables configure the trainer, the server and the monitor; the operator sets them
 on the pod from the Secret the spec names (credentials), from the spec (endpoint, bucket,
 region, path style) and from a read-only mount of the CA bundle the spec names
-(``AWS_CA_BUNDLE``, see ``continuum.controllers.storage_env``).
+(``AWS_CA_BUNDLE``, see ``continuum.controllers.shared.pods``).
 """
 
 from __future__ import annotations

@@ -11,11 +11,13 @@ import pytest
 import yaml
 
 from continuum.api import dump
-from continuum.controllers import drift, rollout, status
-from continuum.controllers.conditions import Want, merge_conditions
-from continuum.controllers.manifest import ManifestRead
-from tests.unit.controllers.conftest import training_job
-from tests.unit.controllers.mdfixtures import model_deployment
+from continuum.controllers.driftmonitor import verdicts as drift
+from continuum.controllers.modeldeployment import rollout
+from continuum.controllers.shared.conditions import Want, merge_conditions
+from continuum.controllers.trainingjob import status
+from continuum.controllers.trainingjob.manifest import ManifestRead
+from tests.unit.controllers.trainingjob.builders import training_job
+from tests.unit.controllers.modeldeployment.builders import model_deployment
 from tests.unit.deploy.health import HEALTH, KINDS, REPO, health, lua_version
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -32,8 +32,8 @@ def exported(registry: CollectorRegistry) -> set[str]:
 def code_metrics() -> set[str]:
     # Importing the controllers registers their metrics on the operator's registry.
     for module in ("trainingjob", "modeldeployment", "driftmonitor"):
-        importlib.import_module(f"continuum.controllers.{module}")
-    operator = importlib.import_module("continuum.controllers.metrics").REGISTRY
+        importlib.import_module(f"continuum.controllers.{module}.metrics")
+    operator = importlib.import_module("continuum.controllers.shared.metrics").REGISTRY
     return exported(operator) | exported(ServerMetrics("model", 1).registry)
 
 

@@ -7,7 +7,8 @@ import inspect
 import re
 
 from continuum import errors
-from continuum.controllers import drift, rollout
+from continuum.api import vocabulary
+from continuum.controllers.driftmonitor import verdicts
 from tests.unit.deploy.health import REPO
 
 CONTROLLERS = REPO / "operator/continuum/controllers"
@@ -23,16 +24,23 @@ def documented(reason: str) -> bool:
     return f"`{reason}`" in DOC
 
 
+def vocabulary_reasons() -> set[str]:
+    """The reasons ``continuum.api.vocabulary`` declares (its "reasons" section)."""
+    source = inspect.getsource(vocabulary)
+    section = source.split("# -- reasons", 1)[1].split("# -- labels", 1)[0]
+    return {getattr(vocabulary, name) for name in re.findall(r"^([A-Z_]+): Final", section, re.M)}
+
+
 def code_reasons() -> set[str]:
-    found: set[str] = set()
-    for path in CONTROLLERS.glob("*.py"):
+    found = vocabulary_reasons()
+    for path in CONTROLLERS.rglob("*.py"):
         text = path.read_text()
         for pattern in (LITERAL_REASON, EVENT_REASON, KOPF_EVENT, WAITING):
             found |= set(pattern.findall(text))
-    for name in ("status.py", "rollout.py"):
+    for name in ("trainingjob/status.py", "modeldeployment/rollout.py"):
         found |= set(OTHER_LITERALS.findall((CONTROLLERS / name).read_text()))
     # A check's verdict is its DriftDetected reason, except Drift (DatasetDrift).
-    found |= {rollout.DEADLINE_EXCEEDED, "DatasetDrift", *(drift.VERDICTS - {"Drift"})}
+    found |= set(verdicts.VERDICTS - {"Drift"})
     # JobComplete only leads to Succeeded or ResultMissing: never a condition reason itself.
     return found - {"JobComplete"}
 

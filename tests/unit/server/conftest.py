@@ -44,6 +44,7 @@ def spec(model: str, estimator: str, target: str, metric: str, **pre: object) ->
         "preprocessing": {"categorical": {"columns": ["color"]}, **pre},
         "split": {"testSize": 0.25, "seed": 7},
         "evaluation": {"metric": metric, "threshold": 0.0},
+        "storage": {"bucket": "data"},
     }
 
 

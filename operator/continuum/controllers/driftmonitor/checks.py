@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from continuum.api import (
-    API_VERSION,
     DriftMonitor,
     DriftMonitorStatus,
     ModelDeployment,
@@ -27,26 +26,26 @@ from continuum.api import (
     dump,
 )
 from continuum.api import DriftMonitorSpec as Spec
-from continuum.controllers.desired import CONTAINER_SECURITY, POD_SECURITY, TMP_VOLUME
-from continuum.controllers.naming import (
+from continuum.api.vocabulary import (
+    CHECK_TIME_ANNOTATION,
     COMPONENT,
-    MANAGED_BY,
+    COMPONENT_DRIFT_CHECK,
+    DRIFT_MONITOR,
+    DRIFT_MONITOR_LABEL,
     MODEL_LABEL,
-    OPERATOR,
-    PART_OF,
-    child_name,
-    label_value,
 )
-from continuum.controllers.storage_env import (
+from continuum.controllers.shared.naming import child_name, label_value, managed_labels
+from continuum.controllers.shared.objects import owner_reference
+from continuum.controllers.shared.pods import (
+    CONTAINER_SECURITY,
+    POD_SECURITY,
+    TMP_VOLUME,
     storage_env,
     storage_volume_mounts,
     storage_volumes,
     var,
 )
 
-DRIFT_MONITOR_LABEL = "continuum.dev/drift-monitor"
-CHECK_TIME_ANNOTATION = "continuum.dev/check-time"
-DRIFT_CHECK = "drift-check"
 MONITOR_CONTAINER = "monitor"
 TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 CHECK_DEADLINE = 900
@@ -105,29 +104,19 @@ def pending_check(
 
 
 def check_labels(monitor: str, model: str) -> dict[str, str]:
-    return {
-        MANAGED_BY: OPERATOR,
-        PART_OF: OPERATOR,
-        COMPONENT: DRIFT_CHECK,
-        DRIFT_MONITOR_LABEL: label_value(monitor),
-        MODEL_LABEL: label_value(model),
-    }
+    """Labels of a monitor's check Jobs (and their pods)."""
+    own = {DRIFT_MONITOR_LABEL: monitor, MODEL_LABEL: model}
+    return managed_labels(COMPONENT_DRIFT_CHECK, own)
 
 
 def check_selector(monitor: str) -> str:
-    return f"{COMPONENT}={DRIFT_CHECK},{DRIFT_MONITOR_LABEL}={label_value(monitor)}"
+    """The label selector of one monitor's check Jobs."""
+    return f"{COMPONENT}={COMPONENT_DRIFT_CHECK},{DRIFT_MONITOR_LABEL}={label_value(monitor)}"
 
 
-def owner_reference(dm: DriftMonitor) -> dict[str, Any]:
+def monitor_reference(dm: DriftMonitor) -> dict[str, Any]:
     """A controller owner reference to ``dm``: deleting it garbage-collects the child."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "DriftMonitor",
-        "name": _name(dm),
-        "uid": str(dm.metadata["uid"]),
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return owner_reference(DRIFT_MONITOR, _name(dm), str(dm.metadata["uid"]))
 
 
 def desired_check_job(
@@ -141,7 +130,7 @@ def desired_check_job(
         "namespace": dm.metadata["namespace"],
         "labels": labels,
         "annotations": {CHECK_TIME_ANNOTATION: compact_time(slot)},
-        "ownerReferences": [owner_reference(dm)],
+        "ownerReferences": [monitor_reference(dm)],
     }
     spec = {
         "backoffLimit": 0,

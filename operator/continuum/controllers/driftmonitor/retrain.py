@@ -33,20 +33,18 @@ from continuum.api import (
     dump,
 )
 from continuum.api import DriftMonitorSpec as Spec
-from continuum.controllers.checks import DRIFT_MONITOR_LABEL, owner_reference
-from continuum.controllers.naming import (
-    COMPONENT,
-    MANAGED_BY,
+from continuum.api.vocabulary import (
+    COMPONENT_RETRAINING,
+    DRIFT_MONITOR,
+    DRIFT_MONITOR_LABEL,
     MODEL_LABEL,
-    OPERATOR,
-    PART_OF,
-    child_name,
-    label_value,
+    REASON_ANNOTATION,
+    REPORT_ANNOTATION,
+    TRAINING_JOB,
 )
+from continuum.controllers.driftmonitor.checks import monitor_reference
+from continuum.controllers.shared.naming import child_name, managed_labels
 
-REPORT_ANNOTATION = "continuum.dev/report"
-REASON_ANNOTATION = "continuum.dev/reason"
-RETRAINING = "retraining"
 MAX_RECORDS = 20
 FINISHED = frozenset({"Succeeded", "Failed"})
 
@@ -134,13 +132,9 @@ def apply_decision(
 
 
 def retrain_labels(monitor: str, model: str) -> dict[str, str]:
-    return {
-        MANAGED_BY: OPERATOR,
-        PART_OF: OPERATOR,
-        COMPONENT: RETRAINING,
-        DRIFT_MONITOR_LABEL: label_value(monitor),
-        MODEL_LABEL: label_value(model),
-    }
+    """Labels of the TrainingJobs a monitor creates."""
+    own = {DRIFT_MONITOR_LABEL: monitor, MODEL_LABEL: model}
+    return managed_labels(COMPONENT_RETRAINING, own)
 
 
 def desired_training_job(
@@ -159,10 +153,10 @@ def desired_training_job(
         "namespace": dm.metadata["namespace"],
         "labels": retrain_labels(monitor, retrain.template.model),
         "annotations": annotations,
-        "ownerReferences": [owner_reference(dm)],
+        "ownerReferences": [monitor_reference(dm)],
     }
     spec = dump(retrain.template)
-    return {"apiVersion": API_VERSION, "kind": "TrainingJob", "metadata": metadata, "spec": spec}
+    return {"apiVersion": API_VERSION, "kind": TRAINING_JOB, "metadata": metadata, "spec": spec}
 
 
 def active_retrainings(trainingjobs: Iterable[Mapping[str, Any]], dm_uid: str) -> list[str]:
@@ -176,4 +170,4 @@ def active_retrainings(trainingjobs: Iterable[Mapping[str, Any]], dm_uid: str) -
 
 def _owned(tj: Mapping[str, Any], uid: str) -> bool:
     refs = tj.get("metadata", {}).get("ownerReferences") or []
-    return any(r.get("kind") == "DriftMonitor" and r.get("uid") == uid for r in refs)
+    return any(r.get("kind") == DRIFT_MONITOR and r.get("uid") == uid for r in refs)

@@ -16,7 +16,6 @@ the first result (waiting for a serving version, or the first check running).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,23 +24,24 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from continuum.api import DriftMonitor, DriftMonitorStatus, DriftSummary, FeatureDrift, load
-from continuum.controllers.conditions import READY, RECONCILING, STALLED, Want, merge_conditions
+from continuum.api.vocabulary import (
+    CHECK_FAILED,
+    CHECK_RUNNING,
+    CHECKED,
+    DATASET_DRIFT,
+    DRIFT_DETECTED,
+    READY,
+    RECONCILING,
+    STALLED,
+)
+from continuum.controllers.shared.conditions import Want, merge_conditions
+from continuum.controllers.shared.objects import Event
 
-DRIFT_DETECTED = "DriftDetected"
 MAX_FEATURES = 20
 MAX_MESSAGE = 1024
 Verdict = Literal["Drift", "NoDrift", "InsufficientData", "Failed"]
 VERDICTS = frozenset({"Drift", "NoDrift", "InsufficientData"})
 SUMMARY_KEYS = ("name", "test", "statistic", "pValue", "effectSize", "drifted")
-
-
-@dataclass(frozen=True)
-class Event:
-    """A Kubernetes Event to post about the DriftMonitor."""
-
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -58,17 +58,6 @@ class CheckResult:
     def report_uri(self) -> str | None:
         uri = self.summary.get("reportURI")
         return uri if isinstance(uri, str) and uri else None
-
-
-def parse_summary(text: str | None) -> dict[str, Any] | None:
-    """The monitor's JSON summary, or None when the message is absent or not one."""
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) and "status" in value else None
 
 
 def job_outcome(job: Mapping[str, Any]) -> tuple[str, str, str | None] | None:
@@ -152,18 +141,18 @@ def check_conditions(result: CheckResult) -> list[Want]:
     detail = describe(result)
     if result.verdict == "Failed":
         return [
-            Want(DRIFT_DETECTED, "Unknown", "CheckFailed", detail),
-            Want(READY, "False", "CheckFailed", detail),
-            Want(RECONCILING, "False", "CheckFailed"),
-            Want(STALLED, "True", "CheckFailed", detail),
+            Want(DRIFT_DETECTED, "Unknown", CHECK_FAILED, detail),
+            Want(READY, "False", CHECK_FAILED, detail),
+            Want(RECONCILING, "False", CHECK_FAILED),
+            Want(STALLED, "True", CHECK_FAILED, detail),
         ]
     drift = {"Drift": "True", "NoDrift": "False"}.get(result.verdict, "Unknown")
-    reason = {"Drift": "DatasetDrift"}.get(result.verdict, result.verdict)
+    reason = {"Drift": DATASET_DRIFT}.get(result.verdict, result.verdict)
     return [
         Want(DRIFT_DETECTED, drift, reason, detail),  # type: ignore[arg-type]
-        Want(READY, "True", "Checked", detail),
-        Want(RECONCILING, "False", "Checked"),
-        Want(STALLED, "False", "Checked"),
+        Want(READY, "True", CHECKED, detail),
+        Want(RECONCILING, "False", CHECKED),
+        Want(STALLED, "False", CHECKED),
     ]
 
 
@@ -184,7 +173,7 @@ def status_waiting(
     old = dm.status
     generation = dm.metadata.get("generation")
     wants = waiting_conditions(reason, message)
-    if old.last_check_time is not None and reason == "CheckRunning":
+    if old.last_check_time is not None and reason == CHECK_RUNNING:
         wants = []  # a later check: the last result's conditions stand
     update: dict[str, Any] = {
         "observed_generation": generation,
@@ -215,9 +204,9 @@ def check_events(result: CheckResult, drifts: int, needed: int) -> list[Event]:
     """The Event for a finished check."""
     detail = describe(result)
     if result.verdict == "Failed":
-        return [Event("Warning", "CheckFailed", detail)]
+        return [Event("Warning", CHECK_FAILED, detail)]
     if result.verdict == "Drift":
-        return [Event("Warning", "DriftDetected", f"{detail} ({drifts}/{needed} checks)")]
+        return [Event("Warning", DRIFT_DETECTED, f"{detail} ({drifts}/{needed} checks)")]
     if result.verdict == "NoDrift":
         return [Event("Normal", "NoDrift", detail)]
     return [Event("Normal", "InsufficientData", detail)]

@@ -10,17 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from continuum.api import API_VERSION, ModelDeployment, dump
-from continuum.controllers.desired import CONTAINER_SECURITY, POD_SECURITY, TMP_VOLUME
-from continuum.controllers.naming import (
-    COMPONENT,
-    MANAGED_BY,
+from continuum.api import ModelDeployment, dump
+from continuum.api.vocabulary import (
+    COMPONENT_SERVING,
+    INSTANCE_LABEL,
+    MODEL_DEPLOYMENT,
+    MODEL_DEPLOYMENT_LABEL,
     MODEL_LABEL,
-    OPERATOR,
-    PART_OF,
-    label_value,
+    MODEL_VERSION_LABEL,
+    NAME_LABEL,
 )
-from continuum.controllers.storage_env import (
+from continuum.controllers.shared.naming import label_value, managed_labels
+from continuum.controllers.shared.objects import owner_reference
+from continuum.controllers.shared.pods import (
+    CONTAINER_SECURITY,
+    POD_SECURITY,
+    TMP_VOLUME,
     storage_env,
     storage_volume_mounts,
     storage_volumes,
@@ -32,11 +37,6 @@ SERVER_NAME = "continuum-server"
 PORT = 8080
 PORT_NAME = "http"
 SERVICE_PORT = 80
-NAME_LABEL = "app.kubernetes.io/name"
-INSTANCE_LABEL = "app.kubernetes.io/instance"
-VERSION_LABEL = "continuum.dev/model-version"
-DEPLOYMENT_LABEL = "continuum.dev/model-deployment"
-SERVING = "serving"
 DRAIN_SECONDS = 5
 READY_PATH = "/v2/health/ready"
 LIVE_PATH = "/v2/health/live"
@@ -48,6 +48,10 @@ def name_of(md: ModelDeployment) -> str:
 
 def namespace_of(md: ModelDeployment) -> str:
     return str(md.metadata["namespace"])
+
+
+def _uid(md: ModelDeployment) -> str:
+    return str(md.metadata["uid"])
 
 
 def url_of(md: ModelDeployment) -> str:
@@ -62,26 +66,8 @@ def selector_labels(md: ModelDeployment) -> dict[str, str]:
 
 def serving_labels(md: ModelDeployment) -> dict[str, str]:
     """Labels of every object that belongs to one ModelDeployment."""
-    return {
-        **selector_labels(md),
-        MANAGED_BY: OPERATOR,
-        PART_OF: OPERATOR,
-        COMPONENT: SERVING,
-        DEPLOYMENT_LABEL: label_value(name_of(md)),
-        MODEL_LABEL: label_value(md.spec.model),
-    }
-
-
-def owner_reference(md: ModelDeployment) -> dict[str, Any]:
-    """A controller owner reference to ``md``: deleting it garbage-collects the child."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "ModelDeployment",
-        "name": name_of(md),
-        "uid": str(md.metadata["uid"]),
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    own = {MODEL_DEPLOYMENT_LABEL: name_of(md), MODEL_LABEL: md.spec.model}
+    return {**selector_labels(md), **managed_labels(COMPONENT_SERVING, own)}
 
 
 def _metadata(md: ModelDeployment) -> dict[str, Any]:
@@ -89,7 +75,9 @@ def _metadata(md: ModelDeployment) -> dict[str, Any]:
         "name": name_of(md),
         "namespace": namespace_of(md),
         "labels": serving_labels(md),
-        "ownerReferences": [owner_reference(md)],
+        "ownerReferences": [
+            owner_reference(MODEL_DEPLOYMENT, name_of(md), str(md.metadata["uid"]))
+        ],
     }
 
 
@@ -111,7 +99,7 @@ def desired_deployment(md: ModelDeployment, version: int, image: str) -> dict[st
 
 
 def _template(md: ModelDeployment, version: int, image: str) -> dict[str, Any]:
-    labels = {**serving_labels(md), VERSION_LABEL: str(version)}
+    labels = {**serving_labels(md), MODEL_VERSION_LABEL: str(version)}
     return {
         "metadata": {"labels": labels},
         "spec": {

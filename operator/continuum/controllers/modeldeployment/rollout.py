@@ -21,20 +21,34 @@ from typing import Any, Literal
 
 from continuum.api import ModelDeployment, ModelDeploymentStatus, RolloutRecord, TrainingJob
 from continuum.api import ModelDeploymentSpec as Spec
-from continuum.controllers.conditions import (
+from continuum.api.vocabulary import (
+    AS_EXPECTED,
+    AVAILABLE,
+    DEGRADED,
+    MODEL_VERSION_LABEL,
+    NO_READY_REPLICAS,
+    NO_VERSION,
+    PROGRESS_DEADLINE_EXCEEDED,
+    PROGRESSING,
+    PROMOTED,
     READY,
     RECONCILING,
+    ROLLED_BACK,
+    ROLLING_BACK,
+    ROLLING_OUT,
+    ROLLOUT_COMPLETE,
+    ROLLOUT_FAILED,
+    ROLLOUT_STARTED,
+    SCALED_TO_ZERO,
+    SERVING,
     STALLED,
-    Want,
-    merge_conditions,
+    WAITING_FOR_VERSION,
 )
-from continuum.controllers.serving import VERSION_LABEL, url_of
+from continuum.controllers.modeldeployment.children import url_of
+from continuum.controllers.shared.conditions import Want, merge_conditions
+from continuum.controllers.shared.objects import Event
 
-AVAILABLE = "Available"
-PROGRESSING = "Progressing"
-DEGRADED = "Degraded"
 MAX_HISTORY = 20
-DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 
 State = Literal["Absent", "Progressing", "Complete", "Failed"]
 Outcome = Literal["Promoted", "RolledBack"]
@@ -49,15 +63,6 @@ class Observed:
     ready_replicas: int = 0
     available: bool = False
     message: str = ""
-
-
-@dataclass(frozen=True)
-class Event:
-    """A Kubernetes Event to post about the ModelDeployment."""
-
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,7 @@ def observe_deployment(deployment: Mapping[str, Any] | None) -> Observed:
         version=template_version(deployment),
         ready_replicas=int(status.get("readyReplicas") or 0),
         available=(conditions.get("Available") or {}).get("status") == "True",
-        message=str((conditions.get("Progressing") or {}).get("message") or ""),
+        message=str((conditions.get(PROGRESSING) or {}).get("message") or ""),
     )
 
 
@@ -119,7 +124,7 @@ def _state(
     generation = int(deployment.get("metadata", {}).get("generation") or 0)
     if int(status.get("observedGeneration") or 0) < generation:
         return "Progressing"
-    if (conditions.get("Progressing") or {}).get("reason") == DEADLINE_EXCEEDED:
+    if (conditions.get(PROGRESSING) or {}).get("reason") == PROGRESS_DEADLINE_EXCEEDED:
         return "Failed"
     wanted = int((deployment.get("spec") or {}).get("replicas", 1) or 0)
     updated = int(status.get("updatedReplicas") or 0)
@@ -132,7 +137,7 @@ def _state(
 def template_version(deployment: Mapping[str, Any]) -> int | None:
     """The model version in the Deployment's pod template label."""
     template = (deployment.get("spec") or {}).get("template") or {}
-    text = str((template.get("metadata") or {}).get("labels", {}).get(VERSION_LABEL, ""))
+    text = str((template.get("metadata") or {}).get("labels", {}).get(MODEL_VERSION_LABEL, ""))
     return int(text) if text.isdigit() else None
 
 
@@ -175,7 +180,7 @@ def _promote(draft: Draft, obs: Observed, names: Mapping[int, str], now: datetim
     draft.previous, draft.serving = draft.serving, obs.version
     _append(draft, RolloutRecord(version=obs.version, training_job=names.get(obs.version),
                                  time=now, outcome="Promoted"))  # fmt: skip
-    draft.events.append(Event("Normal", "Promoted", f"version {obs.version} is serving{was}"))
+    draft.events.append(Event("Normal", PROMOTED, f"version {obs.version} is serving{was}"))
     draft.outcomes.append("Promoted")
 
 
@@ -191,7 +196,7 @@ def _record_failure(
                                  time=now, outcome="RolledBack"))  # fmt: skip
     back = f"rolled back to version {draft.serving}" if draft.serving else "nothing to roll back to"
     message = f"version {version} did not become ready within {deadline}s; {back}"
-    draft.events.append(Event("Warning", "RolledBack", message))
+    draft.events.append(Event("Warning", ROLLED_BACK, message))
     draft.outcomes.append("RolledBack")
 
 
@@ -223,7 +228,7 @@ def _announce_start(draft: Draft, obs: Observed, target: int | None) -> None:
     if target is None or target in {obs.version, draft.serving}:
         return  # nothing new, or a rollback (the RolledBack Event says so)
     serving = f" (serving {draft.serving})" if draft.serving is not None else ""
-    draft.events.append(Event("Normal", "RolloutStarted", f"rolling out version {target}{serving}"))
+    draft.events.append(Event("Normal", ROLLOUT_STARTED, f"rolling out version {target}{serving}"))
 
 
 def degraded_version(spec: Spec, training_jobs: Sequence[TrainingJob], draft: Draft) -> int | None:
@@ -265,7 +270,7 @@ def conditions_for(
     available = _available(obs, draft)
     degraded = _degraded(failed, draft, md.spec.rollout_deadline_seconds)
     progressing = _progressing(obs, target, degraded is not None)
-    return [available, progressing, degraded or Want(DEGRADED, "False", "AsExpected"),
+    return [available, progressing, degraded or Want(DEGRADED, "False", AS_EXPECTED),
             *_kstatus(available, progressing, degraded)]  # fmt: skip
 
 
@@ -274,22 +279,22 @@ def _waiting(md: ModelDeployment) -> list[Want]:
     what = f"version {pinned}" if pinned else f"a qualified version of model {md.spec.model}"
     message = f"waiting for {what}"
     return [
-        Want(AVAILABLE, "False", "NoVersion", message),
-        Want(PROGRESSING, "False", "NoVersion", message),
-        Want(DEGRADED, "False", "AsExpected"),
-        Want(READY, "False", "NoVersion", message),
-        Want(RECONCILING, "True", "WaitingForVersion", message),
-        Want(STALLED, "False", "WaitingForVersion"),
+        Want(AVAILABLE, "False", NO_VERSION, message),
+        Want(PROGRESSING, "False", NO_VERSION, message),
+        Want(DEGRADED, "False", AS_EXPECTED),
+        Want(READY, "False", NO_VERSION, message),
+        Want(RECONCILING, "True", WAITING_FOR_VERSION, message),
+        Want(STALLED, "False", WAITING_FOR_VERSION),
     ]
 
 
 def _available(obs: Observed, draft: Draft) -> Want:
     if obs.available and obs.ready_replicas > 0 and draft.serving is not None:
         message = f"version {draft.serving} serving, {obs.ready_replicas} ready replica(s)"
-        return Want(AVAILABLE, "True", "Serving", message)
+        return Want(AVAILABLE, "True", SERVING, message)
     if obs.available and draft.serving is not None:
-        return Want(AVAILABLE, "True", "ScaledToZero", f"version {draft.serving}, no replicas")
-    return Want(AVAILABLE, "False", "NoReadyReplicas", "no server replica is ready")
+        return Want(AVAILABLE, "True", SCALED_TO_ZERO, f"version {draft.serving}, no replicas")
+    return Want(AVAILABLE, "False", NO_READY_REPLICAS, "no server replica is ready")
 
 
 def _degraded(failed: int | None, draft: Draft, deadline: int) -> Want | None:
@@ -297,16 +302,16 @@ def _degraded(failed: int | None, draft: Draft, deadline: int) -> Want | None:
         return None
     serving = f"; serving version {draft.serving}" if draft.serving is not None else ""
     message = f"version {failed} did not become ready within {deadline}s{serving}"
-    return Want(DEGRADED, "True", "RolloutFailed", message)
+    return Want(DEGRADED, "True", ROLLOUT_FAILED, message)
 
 
 def _progressing(obs: Observed, target: int, degraded: bool) -> Want:
     if obs.version != target or obs.state == "Progressing":
-        reason = "RollingBack" if degraded else "RollingOut"
+        reason = ROLLING_BACK if degraded else ROLLING_OUT
         return Want(PROGRESSING, "True", reason, f"rolling out version {target}")
     if obs.state == "Failed":
-        return Want(PROGRESSING, "False", DEADLINE_EXCEEDED, obs.message)
-    reason = "RolledBack" if degraded else "RolloutComplete"
+        return Want(PROGRESSING, "False", PROGRESS_DEADLINE_EXCEEDED, obs.message)
+    reason = ROLLED_BACK if degraded else ROLLOUT_COMPLETE
     return Want(PROGRESSING, "False", reason, f"version {target} rolled out")
 
 

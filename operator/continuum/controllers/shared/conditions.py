@@ -1,5 +1,7 @@
 """kstatus-compatible conditions (metav1.Condition shape), merged without losing history.
 
+The condition types and reasons themselves are API vocabulary (``continuum.api.vocabulary``).
+
 ``lastTransitionTime`` changes only when a condition's status changes; a condition whose
 status, reason and message are unchanged is kept as it was, so an unchanged status produces
 an identical object (and no API write).
@@ -13,12 +15,6 @@ from datetime import datetime
 from typing import Literal
 
 from continuum.api import Condition
-
-READY = "Ready"
-RECONCILING = "Reconciling"
-STALLED = "Stalled"
-SUCCEEDED = "Succeeded"
-QUALIFIED = "Qualified"
 
 Status = Literal["True", "False", "Unknown"]
 MAX_MESSAGE = 32768

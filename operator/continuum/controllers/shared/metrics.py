@@ -1,117 +1,28 @@
-"""Prometheus metrics of the operator (served by ``prometheus_client`` on --metrics-port).
-
-Counters and histograms are bumped on transitions only (once per TrainingJob outcome); the
-phase gauge is recomputed from what the TrainingJob watch last saw of each object.
+"""The operator's Prometheus registry and the metrics every controller shares (served by
+``prometheus_client`` on --metrics-port). Each kind's own metrics live beside its controller
+(``<kind>/metrics.py``) in this registry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-
-from continuum.api import TrainingJobStatus
+from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 REGISTRY = CollectorRegistry(auto_describe=True)
-PHASES = ("Pending", "Running", "Succeeded", "Failed")
 
-TRAININGJOBS = Gauge(
-    "continuum_trainingjobs",
-    "TrainingJobs the operator sees, by phase.",
-    ["phase"],
-    registry=REGISTRY,
-)
 RECONCILES = Counter(
     "continuum_reconciles_total",
-    "Reconciliations run, by kind and handler.",
+    "Reconciliations run, by kind and trigger (a handler, or retry).",
     ["kind", "handler"],
     registry=REGISTRY,
 )
 ERRORS = Counter(
     "continuum_reconcile_errors_total",
-    "Reconciliations that raised, by kind and handler.",
+    "Reconciliations that failed (each is retried with backoff), by kind and trigger.",
     ["kind", "handler"],
     registry=REGISTRY,
 )
-MANIFEST_READS = Counter(
-    "continuum_manifest_reads_total",
-    "Reads of finished runs' manifests from S3, by outcome (read, unreadable, invalid).",
-    ["outcome"],
-    registry=REGISTRY,
-)
-JOBS_CREATED = Counter(
-    "continuum_training_jobs_created_total",
-    "batch Jobs created for TrainingJobs.",
-    registry=REGISTRY,
-)
-RUNS = Counter(
-    "continuum_training_runs_total",
-    "Finished training runs, by outcome (Succeeded or Failed) and qualification.",
-    ["outcome", "qualified"],
-    registry=REGISTRY,
-)
-DURATION = Histogram(
-    "continuum_training_duration_seconds",
-    "Wall time of a training Job, from start to completion, by outcome.",
-    ["outcome"],
-    buckets=(5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200, 86400),
-    registry=REGISTRY,
-)
-MODEL_METRIC = Gauge(
-    "continuum_model_metric",
-    "Held-out score of a trained model version, by model, version and metric.",
-    ["model", "version", "metric"],
-    registry=REGISTRY,
-)
-
-_phases: dict[tuple[str, str], str] = {}
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:
     """Serve /metrics on ``port`` from a background thread."""
-    for phase in PHASES:
-        TRAININGJOBS.labels(phase=phase).set(0)
     start_http_server(port, addr=addr, registry=REGISTRY)
-
-
-def observe_phase(namespace: str, name: str, phase: str | None) -> None:
-    """Record the last phase seen of one TrainingJob (None: it is gone).
-
-    Only the two affected gauge values move: recounting every object on every event would cost
-    O(objects) per event, O(objects^2) for a burst.
-    """
-    key = (namespace, name)
-    before = _phases.pop(key, None) if phase is None else _phases.get(key)
-    if phase is not None:
-        _phases[key] = phase
-    if before == phase:
-        return
-    if before is not None:
-        TRAININGJOBS.labels(phase=before).dec()
-    if phase is not None:
-        TRAININGJOBS.labels(phase=phase).inc()
-
-
-def record_outcome(model: str, status: TrainingJobStatus) -> None:
-    """Count a finished run and export its duration and scores."""
-    outcome = status.phase or "Unknown"
-    RUNS.labels(outcome=outcome, qualified=str(bool(status.qualified)).lower()).inc()
-    if status.start_time is not None and status.completion_time is not None:
-        seconds = (status.completion_time - status.start_time).total_seconds()
-        DURATION.labels(outcome=outcome).observe(max(seconds, 0.0))
-    version = status.model.version if status.model is not None else None
-    if version is not None:
-        for metric, value in status.metrics.items():
-            MODEL_METRIC.labels(model=model, version=str(version), metric=metric).set(value)
-
-
-@contextmanager
-def counted(kind: str, handler: str) -> Iterator[None]:
-    """Count one reconciliation of an object of ``kind`` (and its failure, re-raised)."""
-    RECONCILES.labels(kind=kind, handler=handler).inc()
-    try:
-        yield
-    except Exception:
-        ERRORS.labels(kind=kind, handler=handler).inc()
-        raise

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
+
+from continuum.api.vocabulary import (
+    COMPONENT,
+    MANAGED_BY,
+    OPERATOR,
+    PART_OF,
+)
 
 MAX_NAME = 63
-MANAGED_BY = "app.kubernetes.io/managed-by"
-PART_OF = "app.kubernetes.io/part-of"
-COMPONENT = "app.kubernetes.io/component"
-OPERATOR = "continuum"
-TRAINING_JOB_LABEL = "continuum.dev/training-job"
-MODEL_LABEL = "continuum.dev/model"
-MANAGED_SELECTOR = f"{MANAGED_BY}={OPERATOR}"
 
 
 def child_name(parent: str, suffix: str, limit: int = MAX_NAME) -> str:
@@ -32,12 +33,8 @@ def label_value(value: str) -> str:
     return f"{value[: MAX_NAME - 9].rstrip('-.')}-{digest}"
 
 
-def training_labels(training_job: str, model: str) -> dict[str, str]:
-    """Labels of every object that belongs to one TrainingJob."""
-    return {
-        MANAGED_BY: OPERATOR,
-        PART_OF: OPERATOR,
-        COMPONENT: "training",
-        TRAINING_JOB_LABEL: label_value(training_job),
-        MODEL_LABEL: label_value(model),
-    }
+def managed_labels(component: str, labels: Mapping[str, str]) -> dict[str, str]:
+    """The labels of every child the operator makes: managed-by, part-of, ``component``, and
+    ``labels`` (each value fitted with ``label_value``)."""
+    fitted = {key: label_value(value) for key, value in labels.items()}
+    return {MANAGED_BY: OPERATOR, PART_OF: OPERATOR, COMPONENT: component, **fitted}

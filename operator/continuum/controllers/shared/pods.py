@@ -1,4 +1,5 @@
-"""How every workload pod reaches S3: one builder for the trainer, server and monitor pods.
+"""What every workload pod gets, trainer, server and monitor alike: the restricted Pod Security
+Standard, a writable ``/tmp`` on an otherwise read-only root, and one way to reach S3.
 
 ``spec.storage`` is declared once per object and reaches all three kinds of pod the same way:
 plain variables for the bucket, region, endpoint and addressing style, ``secretKeyRef``s for
@@ -13,9 +14,26 @@ here because the operator process must not import the storage layer (it would lo
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from continuum.api import StorageSpec
+
+RUN_AS = 10001
+TMP_VOLUME = "tmp"
+POD_SECURITY: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": RUN_AS,
+    "runAsGroup": RUN_AS,
+    "fsGroup": RUN_AS,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
 
 ENV_BUCKET = "CONTINUUM_S3_BUCKET"
 ENV_REGION = "AWS_REGION"
@@ -74,3 +92,15 @@ def var(name: str, value: str) -> dict[str, Any]:
 def secret_var(key: str, secret: str) -> dict[str, Any]:
     """A variable the kubelet fills from key ``key`` of Secret ``secret``."""
     return {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def parse_summary(text: str | None) -> dict[str, Any] | None:
+    """A workload's JSON summary from its termination message (trainer and monitor write one,
+    always with a ``status`` key); None when the message is absent or not one."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and "status" in value else None

@@ -1,4 +1,4 @@
-"""Pure builders of the children the operator creates: plain dicts, ready for the API server.
+"""The pure builder of a TrainingJob's one child, its batch Job, as a plain dict.
 
 The TrainingJob's batch Job runs ``continuum train`` under the restricted Pod Security Standard.
 Credentials reach the pod only as ``secretKeyRef``s to the Secret the spec names: the operator
@@ -10,9 +10,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from continuum.api import API_VERSION, TrainingJob, dump
-from continuum.controllers.naming import child_name, training_labels
-from continuum.controllers.storage_env import (
+from continuum.api import TrainingJob, dump
+from continuum.api.vocabulary import (
+    COMPONENT_TRAINING,
+    MODEL_LABEL,
+    TRAINING_JOB,
+    TRAINING_JOB_LABEL,
+)
+from continuum.controllers.shared.naming import child_name, managed_labels
+from continuum.controllers.shared.objects import owner_reference
+from continuum.controllers.shared.pods import (
+    CONTAINER_SECURITY,
+    POD_SECURITY,
+    TMP_VOLUME,
     storage_env,
     storage_volume_mounts,
     storage_volumes,
@@ -20,22 +30,6 @@ from continuum.controllers.storage_env import (
 )
 
 TRAINER_CONTAINER = "trainer"
-RUN_AS = 10001
-TMP_VOLUME = "tmp"
-
-POD_SECURITY: dict[str, Any] = {
-    "runAsNonRoot": True,
-    "runAsUser": RUN_AS,
-    "runAsGroup": RUN_AS,
-    "fsGroup": RUN_AS,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-CONTAINER_SECURITY: dict[str, Any] = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "runAsNonRoot": True,
-    "capabilities": {"drop": ["ALL"]},
-}
 
 
 def job_name(tj: TrainingJob) -> str:
@@ -43,16 +37,10 @@ def job_name(tj: TrainingJob) -> str:
     return child_name(_name(tj), "train")
 
 
-def owner_reference(tj: TrainingJob) -> dict[str, Any]:
-    """A controller owner reference to ``tj``: deleting it garbage-collects the child."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "TrainingJob",
-        "name": _name(tj),
-        "uid": str(tj.metadata["uid"]),
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+def training_labels(training_job: str, model: str) -> dict[str, str]:
+    """Labels of every object that belongs to one TrainingJob."""
+    labels = {TRAINING_JOB_LABEL: training_job, MODEL_LABEL: model}
+    return managed_labels(COMPONENT_TRAINING, labels)
 
 
 def desired_job(
@@ -67,7 +55,7 @@ def desired_job(
             "name": job_name(tj),
             "namespace": tj.metadata["namespace"],
             "labels": labels,
-            "ownerReferences": [owner_reference(tj)],
+            "ownerReferences": [owner_reference(TRAINING_JOB, _name(tj), str(tj.metadata["uid"]))],
         },
         "spec": {
             "backoffLimit": tj.spec.backoff_limit,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from continuum.api import StorageSpec
-from continuum.controllers.storage_env import ACCESS_KEY, SECRET_KEY
+from continuum.controllers.shared.pods import ACCESS_KEY, SECRET_KEY
 from continuum.errors import (
     AccessDenied,
     CertificateNotTrusted,
@@ -32,11 +32,17 @@ from continuum.errors import (
     IntegrityError,
     ObjectNotFound,
 )
-from continuum.kube import Forbidden, Kube
+from continuum.kube import Kube, RequestForbidden
 
 Kind = Literal["read", "unreadable", "invalid"]
 # A retry cannot fix these until somebody changes a Secret, a bucket or a certificate.
-NEEDS_A_CHANGE = (AccessDenied, CertificateNotTrusted, ConfigError, ObjectNotFound, Forbidden)
+NEEDS_A_CHANGE = (
+    AccessDenied,
+    CertificateNotTrusted,
+    ConfigError,
+    ObjectNotFound,
+    RequestForbidden,
+)
 S3_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="continuum-s3")
 
 

@@ -14,7 +14,6 @@ observation can neither undo progress nor rewrite a result.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,26 +24,28 @@ from pydantic import ValidationError
 
 from continuum.api import TrainingJob, TrainingJobStatus, dump, load
 from continuum.api.common import CONDITION_REASON
-from continuum.controllers.conditions import (
+from continuum.api.vocabulary import (
+    JOB_FAILED,
+    MANIFEST_UNREADABLE,
+    NOT_QUALIFIED,
     QUALIFIED,
     READY,
     RECONCILING,
     STALLED,
     SUCCEEDED,
-    Status,
-    Want,
-    find,
-    merge_conditions,
+    TRAINING_FAILED,
+    TRAINING_SUCCEEDED,
 )
-from continuum.controllers.desired import job_name
-from continuum.controllers.manifest import ManifestRead
+from continuum.controllers.shared.conditions import Status, Want, find, merge_conditions
+from continuum.controllers.shared.pods import parse_summary
+from continuum.controllers.trainingjob.job import job_name
+from continuum.controllers.trainingjob.manifest import ManifestRead
 
 Phase = Literal["Pending", "Running", "Succeeded", "Failed"]
 RANK: dict[str | None, int] = {None: 0, "Pending": 1, "Running": 2, "Succeeded": 3, "Failed": 3}
 TERMINAL = frozenset({"Succeeded", "Failed"})
 MAX_STATUS_MESSAGE = 4096
 MAX_LOG_TAIL = 500
-MANIFEST_UNREADABLE = "ManifestUnreadable"
 # Summary fields that must agree with the manifest of the version it names.
 CHECKED_FIELDS = ("model", "version", "uri", "sha256")
 
@@ -149,7 +150,7 @@ def observe_job(job: Mapping[str, Any] | None) -> JobState:
 
 
 def _job_failed(condition: Mapping[str, Any], start: str | None) -> JobState:
-    reason = condition.get("reason") or "JobFailed"
+    reason = condition.get("reason") or JOB_FAILED
     message = condition.get("message") or "the training Job failed"
     return JobState("Failed", reason, message, start, condition.get("lastTransitionTime"))
 
@@ -239,17 +240,6 @@ def awaiting_manifest(status: TrainingJobStatus) -> bool:
     return waiting and status.phase not in TERMINAL
 
 
-def parse_summary(text: str | None) -> dict[str, Any] | None:
-    """The trainer's JSON summary, or None when the message is absent or not one."""
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) and "status" in value else None
-
-
 def outcome_of(state: JobState, summary: Mapping[str, Any] | None, raw: str | None) -> Outcome:
     """Phase, conditions and result fields for one observation of the Job."""
     if state.phase == "Succeeded":
@@ -279,30 +269,30 @@ def _succeeded(summary: Mapping[str, Any]) -> Outcome:
     message = _success_message(summary, qualified)
     gate = "; ".join(str(r) for r in summary.get("reasons") or [])
     wants = [
-        Want(READY, "True", "Succeeded", message),
-        Want(RECONCILING, "False", "Succeeded"),
-        Want(STALLED, "False", "Succeeded"),
-        Want(SUCCEEDED, "True", "TrainingSucceeded", message),
+        Want(READY, "True", SUCCEEDED, message),
+        Want(RECONCILING, "False", SUCCEEDED),
+        Want(STALLED, "False", SUCCEEDED),
+        Want(SUCCEEDED, "True", TRAINING_SUCCEEDED, message),
         Want(QUALIFIED, "True" if qualified else "False", _gate_reason(qualified), gate),
     ]
     return Outcome("Succeeded", wants, message, result_fields(summary))
 
 
 def _failed(reason: str, message: str) -> Outcome:
-    reason = reason if re.match(CONDITION_REASON, reason) else "TrainingFailed"
+    reason = reason if re.match(CONDITION_REASON, reason) else TRAINING_FAILED
     message = message or reason
     wants = [
         Want(READY, "False", reason, message),
         Want(RECONCILING, "False", reason),
         Want(STALLED, "True", reason, message),
         Want(SUCCEEDED, "False", reason, message),
-        Want(QUALIFIED, "False", "TrainingFailed", "no model was produced"),
+        Want(QUALIFIED, "False", TRAINING_FAILED, "no model was produced"),
     ]
     return Outcome("Failed", wants, f"{reason}: {message}")
 
 
 def _gate_reason(qualified: bool) -> str:
-    return "Qualified" if qualified else "NotQualified"
+    return QUALIFIED if qualified else NOT_QUALIFIED
 
 
 def result_fields(summary: Mapping[str, Any]) -> dict[str, Any]:

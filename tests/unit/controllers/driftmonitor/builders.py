@@ -7,10 +7,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.unit.controllers.conftest import SPEC as TJ_SPEC
-from tests.unit.controllers.mdfixtures import md_body
-
 from continuum.api import DriftMonitor, ModelDeployment, load
+from tests.unit.controllers.modeldeployment.builders import md_body
+from tests.unit.controllers.trainingjob.builders import SPEC as TJ_SPEC
 
 DM_UID = "9b3e1f2a-0000-4000-8000-000000000003"
 NOW = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from tests.unit.controllers.dmfixtures import DM_UID, NOW, check_job, drift_monitor, serving_md
-
 from continuum.api import DriftMonitorStatus
-from continuum.controllers.checks import (
+from continuum.controllers.driftmonitor.checks import (
     check_job_name,
     check_slot,
     check_time_of,
@@ -16,6 +14,13 @@ from continuum.controllers.checks import (
     is_due,
     next_check_due,
     pending_check,
+)
+from tests.unit.controllers.driftmonitor.builders import (
+    DM_UID,
+    NOW,
+    check_job,
+    drift_monitor,
+    serving_md,
 )
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

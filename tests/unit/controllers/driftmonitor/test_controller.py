@@ -1,86 +1,58 @@
-"""The DriftMonitor handlers' glue: waiting, starting a check, folding it in, retraining once.
+"""The DriftMonitor controller: waiting, starting a check, folding it in, retraining once.
 
-The gateway is replaced by a small in-memory stand-in here; the real API server is exercised
-by tests/cluster/test_driftmonitor.py and tests/e2e/test_loop.py.
+The gateway is the test kit's in-memory stand-in (tests/kit/fake_kube.py); the real API server
+is exercised by tests/cluster/test_driftmonitor.py and tests/e2e/test_loop.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
 import pytest
-from tests.unit.controllers.dmfixtures import DM_UID, check_job, dm_body, message, summary
-from tests.unit.controllers.mdfixtures import md_body
 
-from continuum.controllers import driftmonitor
-from continuum.controllers.driftmonitor import controller_owner, due, reconcile
-from continuum.kube import Conflict, Kube
+from continuum.controllers.driftmonitor import controller as driftmonitor
+from continuum.controllers.driftmonitor.controller import controller_owner
+from continuum.controllers.driftmonitor.handlers import due
+from continuum.controllers.shared.objects import Ref
+from continuum.kube import Kube
+from tests.kit.fake_kube import FakeKube
+from tests.unit.controllers.driftmonitor.builders import (
+    DM_UID,
+    check_job,
+    dm_body,
+    message,
+    summary,
+)
+from tests.unit.controllers.modeldeployment.builders import md_body
 
 IMAGE = "continuum:0.1.0"
 CLOCK = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)
+REF = Ref("DriftMonitor", "driftmonitors", "ml", "drift")
 
 
-class StubKube:
-    """Just enough of ``continuum.kube.Kube`` for the DriftMonitor handlers, in memory."""
+def cluster(dm: dict[str, Any], md: dict[str, Any] | None) -> FakeKube:
+    return FakeKube(dm, *([md] if md is not None else []))
 
-    def __init__(self, dm: dict[str, Any], md: dict[str, Any] | None) -> None:
-        self.dm, self.md = dm, md
-        self.jobs: list[dict[str, Any]] = []
-        self.tjs: list[dict[str, Any]] = []
-        self.termination: str | None = None
-        self.conflicts = 0
-        self.writes = 0
 
-    async def read_custom_object(self, _g: str, _v: str, plural: str, *_: str) -> Any:
-        return copy.deepcopy(self.dm if plural == "driftmonitors" else self.md)
-
-    async def list_jobs(self, *_: str) -> list[dict[str, Any]]:
-        return copy.deepcopy(self.jobs)
-
-    async def create_job(self, job: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        for existing in self.jobs:
-            if existing["metadata"]["name"] == job["metadata"]["name"]:
-                return copy.deepcopy(existing), False
-        self.jobs.append(copy.deepcopy(job))
-        return job, True
-
-    async def read_pod_termination_message(self, *_: Any) -> str | None:
-        return self.termination
-
-    async def list_custom_objects(self, *_: str) -> list[dict[str, Any]]:
-        return copy.deepcopy(self.tjs)
-
-    async def create_custom_object(self, *_: Any) -> tuple[dict[str, Any], bool]:
-        body = _[-1]
-        for existing in self.tjs:
-            if existing["metadata"]["name"] == body["metadata"]["name"]:
-                return copy.deepcopy(existing), False
-        self.tjs.append(copy.deepcopy(body))
-        return body, True
-
-    async def patch_status(self, *_: str, status: dict[str, Any], resource_version: str) -> None:
-        if self.conflicts:
-            self.conflicts -= 1
-            self.dm["metadata"]["resourceVersion"] = str(int(resource_version) + 1)
-            raise Conflict("changed", status=409)
-        assert resource_version == self.dm["metadata"]["resourceVersion"]
-        self.writes += 1
-        self.dm["status"] = copy.deepcopy(status)
-        self.dm["metadata"]["resourceVersion"] = str(int(resource_version) + 1)
-
-    def finish(self, verdict: str = "Drift") -> None:
-        job = self.jobs[-1]
-        job["status"] = {"conditions": [{"type": "Complete", "status": "True"}],
-                         "completionTime": "2026-03-01T12:00:50Z"}  # fmt: skip
-        self.termination = message(summary(verdict, time=_time(job)))
+def finish(kube: FakeKube, verdict: str = "Drift") -> None:
+    """The last check Job completes, its pod having written a summary with ``verdict``."""
+    job = kube.of("jobs")[-1]
+    job["status"] = {"conditions": [{"type": "Complete", "status": "True"}],
+                     "completionTime": "2026-03-01T12:00:50Z"}  # fmt: skip
+    kube.terminations[job["metadata"]["name"]] = message(summary(verdict, time=_time(job)))
 
 
 def _time(job: dict[str, Any]) -> str:
     return str(job["metadata"]["annotations"]["continuum.dev/check-time"])
+
+
+def monitor(kube: FakeKube) -> dict[str, Any]:
+    found = kube.get("driftmonitors", "ml", "drift")
+    assert found is not None
+    return found
 
 
 @pytest.fixture
@@ -96,68 +68,69 @@ def posted(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     return events
 
 
-def run(kube: StubKube) -> None:
-    asyncio.run(reconcile(cast("Kube", kube), IMAGE, "ml", "drift"))
+def run(kube: FakeKube) -> None:
+    asyncio.run(driftmonitor.reconcile(cast("Kube", kube), IMAGE, REF))
 
 
-def conds(kube: StubKube) -> dict[str, str]:
-    return {c["type"]: c["reason"] for c in kube.dm["status"]["conditions"]}
+def conds(kube: FakeKube) -> dict[str, str]:
+    return {c["type"]: c["reason"] for c in monitor(kube)["status"]["conditions"]}
 
 
 def test_waits_for_the_deployment(posted: list[tuple[str, str]]) -> None:
-    kube = StubKube(dm_body(), None)
+    kube = cluster(dm_body(), None)
     run(kube)
     assert conds(kube)["Ready"] == "WaitingForDeployment"
-    assert kube.jobs == []
-    kube.md = md_body()  # exists, serves nothing yet
+    assert kube.of("jobs") == []
+    kube.put(md_body())  # exists, serves nothing yet
     run(kube)
-    assert "serve a version" in kube.dm["status"]["conditions"][0]["message"]
-    assert kube.jobs == []
+    assert "serve a version" in monitor(kube)["status"]["conditions"][0]["message"]
+    assert kube.of("jobs") == []
 
 
 def test_check_drift_retrain_once(posted: list[tuple[str, str]]) -> None:
-    kube = StubKube(dm_body({"consecutiveDrifts": 1}), md_body(status={"servingVersion": 4}))
+    kube = cluster(dm_body({"consecutiveDrifts": 1}), md_body(status={"servingVersion": 4}))
     run(kube)
-    [job] = kube.jobs
+    [job] = kube.of("jobs")
     assert job["metadata"]["name"] == "drift-check-1772366400"  # the 12:00:00 slot
-    assert kube.dm["status"]["checkJobName"] == job["metadata"]["name"]
+    assert monitor(kube)["status"]["checkJobName"] == job["metadata"]["name"]
     assert conds(kube)["Reconciling"] == "CheckRunning"
     run(kube)  # still running: no second Job
-    assert len(kube.jobs) == 1
+    assert len(kube.of("jobs")) == 1
 
-    kube.finish("Drift")
+    finish(kube, "Drift")
     kube.conflicts = 1  # the first status write after creating the TrainingJob conflicts
     run(kube)
-    status = kube.dm["status"]
+    status = monitor(kube)["status"]
     assert status["lastCheckTime"] == "2026-03-01T12:00:50Z"
     assert status["consecutiveDrifts"] == 0
-    [tj] = kube.tjs
+    [tj] = kube.of("trainingjobs")
     assert [r["trainingJob"] for r in status["retrainings"]] == [tj["metadata"]["name"]]
     assert tj["metadata"]["annotations"]["continuum.dev/report"] == status["reportURI"]
     assert posted == [("Warning", "DriftDetected"), ("Normal", "RetrainingTriggered")]
-    writes = kube.writes
+    writes = len(kube.written)
     run(kube)  # nothing new: no write, no TrainingJob, no Event
-    assert (kube.writes, len(kube.tjs), len(posted)) == (writes, 1, 2)
+    assert (len(kube.written), len(kube.of("trainingjobs")), len(posted)) == (writes, 1, 2)
 
 
 def test_no_drift_and_failed_checks(posted: list[tuple[str, str]]) -> None:
-    kube = StubKube(dm_body(), md_body(status={"servingVersion": 1}))
+    kube = cluster(dm_body(), md_body(status={"servingVersion": 1}))
     run(kube)
-    kube.finish("NoDrift")
+    finish(kube, "NoDrift")
     run(kube)
     assert conds(kube)["DriftDetected"] == "NoDrift"
     assert posted == [("Normal", "NoDrift")]
-    kube.dm["status"]["lastCheckTime"] = "2026-03-01T11:58:00Z"  # make the next check due
-    kube.dm["status"].pop("reportURI")
-    kube.jobs.clear()
+    monitor(kube)["status"]["lastCheckTime"] = "2026-03-01T11:58:00Z"  # make the next check due
+    monitor(kube)["status"].pop("reportURI")
+    for old in kube.of("jobs"):
+        kube.delete("jobs", "ml", old["metadata"]["name"])
     run(kube)
-    kube.jobs[-1]["status"] = {"conditions": [{"type": "Failed", "status": "True",
+    kube.of("jobs")[-1]["status"] = {"conditions": [{"type": "Failed", "status": "True",
                                                "message": "DeadlineExceeded"}]}  # fmt: skip
-    kube.termination = None
+    kube.terminations.clear()
     run(kube)
     assert conds(kube)["Stalled"] == "CheckFailed"
     assert posted[-1] == ("Warning", "CheckFailed")
-    assert kube.tjs == []
+    assert kube.of("trainingjobs") == []
 
 
 def test_helpers() -> None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from tests.unit.controllers.dmfixtures import DM_UID, NOW, REPORT, drift_monitor
-
 from continuum.api import DriftMonitor
-from continuum.controllers.retrain import (
+from continuum.controllers.driftmonitor.retrain import (
     MAX_RECORDS,
     active_retrainings,
     apply_decision,
@@ -16,6 +14,7 @@ from continuum.controllers.retrain import (
     desired_training_job,
     retrain_name,
 )
+from tests.unit.controllers.driftmonitor.builders import DM_UID, NOW, REPORT, drift_monitor
 
 
 def drifted(

@@ -5,18 +5,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from tests.unit.controllers.dmfixtures import NOW, check_job, drift_monitor, message, summary
 
-from continuum.controllers.drift import (
+from continuum.controllers.driftmonitor.verdicts import (
     MAX_FEATURES,
     CheckResult,
     check_events,
     check_result,
     consecutive,
     job_outcome,
-    parse_summary,
     status_after_check,
     status_waiting,
+)
+from continuum.controllers.shared.pods import parse_summary
+from tests.unit.controllers.driftmonitor.builders import (
+    NOW,
+    check_job,
+    drift_monitor,
+    message,
+    summary,
 )
 
 DONE = datetime(2026, 3, 1, 12, 0, 20, tzinfo=UTC)

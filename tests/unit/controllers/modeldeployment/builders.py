@@ -6,9 +6,8 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.unit.controllers.conftest import SPEC as TJ_SPEC
-
 from continuum.api import ModelDeployment, TrainingJob, load
+from tests.unit.controllers.trainingjob.builders import SPEC as TJ_SPEC
 
 MD_UID = "7a2d0c1e-0000-4000-8000-000000000002"
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.unit.controllers.mdfixtures import MD_UID, model_deployment
 
-from continuum.controllers.serving import (
+from continuum.controllers.modeldeployment.children import (
     desired_deployment,
     desired_hpa,
     desired_service,
     url_of,
 )
 from continuum.server.settings import parse_settings
+from tests.unit.controllers.modeldeployment.builders import MD_UID, model_deployment
 
 IMAGE = "continuum:0.1.0"
 

@@ -1,66 +1,41 @@
-"""The ModelDeployment handlers' glue: status before children, conflicts, ownership, events.
+"""The ModelDeployment controller: status before children, conflicts, ownership, events, and
+a reconcile that fails being retried whatever triggered it.
 
-The gateway is replaced by a small in-memory stand-in here; the real API server is exercised
-by tests/cluster/test_modeldeployment.py.
+The gateway is the test kit's in-memory stand-in (tests/kit/fake_kube.py); the real API server
+is exercised by tests/cluster/test_modeldeployment.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
+from collections.abc import Callable
 from typing import Any, cast
 
 import kopf
 import pytest
-from tests.unit.controllers.mdfixtures import MD_UID, deployment, md_body, tj_body
 
-from continuum.controllers import metrics, modeldeployment
-from continuum.controllers.modeldeployment import (
-    configure,
-    controller_owner,
-    qualified,
-    reconcile,
-)
-from continuum.kube import Conflict, Kube
+from continuum.controllers import lifecycle
+from continuum.controllers.modeldeployment import controller, handlers
+from continuum.controllers.modeldeployment import metrics as md_metrics
+from continuum.controllers.modeldeployment.controller import controller_owner, qualified
+from continuum.controllers.shared import metrics
+from continuum.controllers.shared.objects import Ref
+from continuum.controllers.shared.queue import Backoff, WorkQueue
+from continuum.kube import Kube, KubeError
+from tests.kit.fake_kube import FakeKube
+from tests.unit.controllers.modeldeployment.builders import MD_UID, deployment, md_body, tj_body
 
 IMAGE = "continuum:0.1.0"
+REF = Ref("ModelDeployment", "modeldeployments", "ml", "iris")
+VERSION_LABEL = "continuum.dev/model-version"
 
 
-class StubKube:
-    """Just enough of ``continuum.kube.Kube`` for the handlers, in memory."""
-
-    def __init__(self, md: dict[str, Any] | None, jobs: list[dict[str, Any]]) -> None:
-        self.md = md
-        self.jobs = jobs
-        self.deployment: dict[str, Any] | None = None
-        self.applied: list[dict[str, Any]] = []
-        self.calls: list[str] = []
-        self.conflicts = 0
-
-    async def read_custom_object(self, *_: str) -> dict[str, Any] | None:
-        return copy.deepcopy(self.md)
-
-    async def list_custom_objects(self, *_: str) -> list[dict[str, Any]]:
-        return copy.deepcopy(self.jobs)
-
-    async def read_deployment(self, *_: str) -> dict[str, Any] | None:
-        return copy.deepcopy(self.deployment)
-
-    async def patch_status(self, *_: str, status: dict[str, Any], resource_version: str) -> None:
-        assert self.md is not None
-        if self.conflicts:
-            self.conflicts -= 1
-            self.md["metadata"]["resourceVersion"] = str(int(resource_version) + 1)
-            raise Conflict("changed", status=409)
-        assert resource_version == self.md["metadata"]["resourceVersion"]
-        self.calls.append("status")
-        self.md["status"] = copy.deepcopy(status)
-        self.md["metadata"]["resourceVersion"] = str(int(resource_version) + 1)
-
-    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        self.calls.append(f"apply {manifest['kind']}")
-        self.applied.append(copy.deepcopy(manifest))
-        return manifest
+@pytest.fixture(autouse=True)
+def queue(monkeypatch: pytest.MonkeyPatch) -> WorkQueue[tuple[str, str]]:
+    """Each test has its own queue, retrying after 10 ms (then 20 ms, ... at most 50 ms)."""
+    fresh: WorkQueue[tuple[str, str]] = WorkQueue("ModelDeployment", backoff=Backoff(0.01, 0.05))
+    monkeypatch.setattr(controller, "queue", fresh)
+    return fresh
 
 
 @pytest.fixture
@@ -75,35 +50,56 @@ def posted(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
     return events
 
 
-def run(kube: StubKube) -> None:
-    asyncio.run(reconcile(cast("Kube", kube), IMAGE, "ml", "iris"))
+def cluster(md: dict[str, Any] | None, *objects: dict[str, Any]) -> FakeKube:
+    """A namespace holding the ModelDeployment ``md`` (if any) and ``objects``."""
+    return FakeKube(*([md] if md is not None else []), *objects)
+
+
+def run(kube: FakeKube) -> None:
+    asyncio.run(controller.reconcile(cast("Kube", kube), IMAGE, REF))
+
+
+def writes(kube: FakeKube) -> list[str]:
+    """The writes in order: ``status`` and ``apply <Kind>``."""
+    return ["status" if c == "patch_status" else c for c in kube.calls
+            if c == "patch_status" or c.startswith("apply")]  # fmt: skip
+
+
+def applied(kube: FakeKube, plural: str = "deployments") -> dict[str, Any]:
+    found = kube.get(plural, "ml", "iris")
+    assert found is not None
+    return found
+
+
+def stored(kube: FakeKube) -> dict[str, Any]:
+    return applied(kube, "modeldeployments")
+
+
+def served_version(kube: FakeKube) -> str:
+    return str(applied(kube)["spec"]["template"]["metadata"]["labels"][VERSION_LABEL])
 
 
 def test_creates_children_and_writes_status_first(posted: list[Any]) -> None:
-    kube = StubKube(md_body(), [tj_body(1)])
+    kube = cluster(md_body(), tj_body(1))
     run(kube)
-    assert kube.calls == ["status", "apply Service", "apply Deployment"]
-    dep = kube.applied[-1]
-    assert dep["spec"]["template"]["metadata"]["labels"]["continuum.dev/model-version"] == "1"
-    assert kube.md is not None
-    assert kube.md["status"]["url"] == "http://iris.ml.svc.cluster.local/v2/models/iris"
+    assert writes(kube) == ["status", "apply Service", "apply Deployment"]
+    assert served_version(kube) == "1"
+    assert stored(kube)["status"]["url"] == "http://iris.ml.svc.cluster.local/v2/models/iris"
     assert [p[1] for p in posted] == ["RolloutStarted"]
 
 
 def test_waiting_creates_only_the_service(posted: list[Any]) -> None:
-    kube = StubKube(md_body(), [tj_body(1, qualified=False)])
+    kube = cluster(md_body(), tj_body(1, qualified=False))
     run(kube)
-    assert kube.calls == ["status", "apply Service"]
+    assert writes(kube) == ["status", "apply Service"]
     assert posted == []
 
 
 def test_promotion_then_nothing_to_do(posted: list[Any]) -> None:
-    kube = StubKube(md_body(), [tj_body(1)])
-    kube.deployment = deployment(1)
+    kube = cluster(md_body(), tj_body(1), deployment(1))
     before = metrics.REGISTRY.get_sample_value("continuum_rollouts_total", {"outcome": "Promoted"})
     run(kube)
-    assert kube.md is not None
-    assert kube.md["status"]["servingVersion"] == 1
+    assert stored(kube)["status"]["servingVersion"] == 1
     assert [p[1] for p in posted] == ["Promoted"]
     after = metrics.REGISTRY.get_sample_value("continuum_rollouts_total", {"outcome": "Promoted"})
     assert (after or 0) - (before or 0) == 1
@@ -113,67 +109,64 @@ def test_promotion_then_nothing_to_do(posted: list[Any]) -> None:
     assert gauge == 1
     kube.calls.clear()
     run(kube)
-    assert kube.calls == ["apply Service", "apply Deployment"], "no status write"
+    assert writes(kube) == ["apply Service", "apply Deployment"], "no status write"
     assert len(posted) == 1
 
 
 def test_rollback_is_recorded_before_it_is_applied(posted: list[Any]) -> None:
     status = {"servingVersion": 1, "history": [{"version": 1, "time": "2026-01-01T00:00:00Z",
                                                 "outcome": "Promoted"}]}  # fmt: skip
-    kube = StubKube(md_body(status=status), [tj_body(1), tj_body(2)])
-    kube.deployment = deployment(2, "Failed")
+    kube = cluster(md_body(status=status), tj_body(1), tj_body(2), deployment(2, "Failed"))
     run(kube)
-    assert kube.calls[0] == "status"
-    assert kube.md is not None
-    assert kube.md["status"]["history"][-1]["outcome"] == "RolledBack"
-    dep = kube.applied[-1]
-    assert dep["spec"]["template"]["metadata"]["labels"]["continuum.dev/model-version"] == "1"
+    assert writes(kube)[0] == "status"
+    assert stored(kube)["status"]["history"][-1]["outcome"] == "RolledBack"
+    assert served_version(kube) == "1"
     assert posted[0][:2] == ("Warning", "RolledBack")
 
 
 def test_conflicting_status_write_is_retried(posted: list[Any]) -> None:
-    kube = StubKube(md_body(), [tj_body(1)])
+    kube = cluster(md_body(), tj_body(1))
     kube.conflicts = 2
     run(kube)
-    assert kube.calls == ["status", "apply Service", "apply Deployment"]
+    assert writes(kube) == ["status"] * 3 + ["apply Service", "apply Deployment"]
+    assert len(kube.statuses("modeldeployments")) == 1, "two writes refused, the third taken"
     assert len(posted) == 1
 
 
 def test_endless_conflicts_are_a_temporary_error(posted: list[Any]) -> None:
-    kube = StubKube(md_body(), [tj_body(1)])
+    kube = cluster(md_body(), tj_body(1))
     kube.conflicts = 99
     with pytest.raises(kopf.TemporaryError):
         run(kube)
-    assert kube.applied == []
+    assert [c for c in writes(kube) if c.startswith("apply")] == []
 
 
 def test_deleted_or_deleting_model_deployment_is_left_alone(posted: list[Any]) -> None:
-    kube = StubKube(None, [])
+    kube = cluster(None)
     run(kube)
-    assert kube.calls == []
+    assert writes(kube) == []
     body = md_body()
     body["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    kube = StubKube(body, [tj_body(1)])
+    kube = cluster(body, tj_body(1))
     run(kube)
-    assert kube.calls == []
+    assert writes(kube) == []
 
 
 def test_a_foreign_deployment_is_not_taken_over(posted: list[Any]) -> None:
-    kube = StubKube(md_body(), [tj_body(1)])
-    kube.deployment = deployment(1)
-    kube.deployment["metadata"]["ownerReferences"] = []
+    foreign = deployment(1)
+    foreign["metadata"]["ownerReferences"] = []
+    kube = cluster(md_body(), tj_body(1), foreign)
     with pytest.raises(kopf.PermanentError):
         run(kube)
-    assert kube.applied == []
+    assert [c for c in writes(kube) if c.startswith("apply")] == []
 
 
 def test_invalid_training_jobs_are_ignored(posted: list[Any]) -> None:
     broken = tj_body(3)
     broken["spec"] = {"model": "iris"}
-    kube = StubKube(md_body(), [tj_body(1), broken])
+    kube = cluster(md_body(), tj_body(1), broken)
     run(kube)
-    dep = kube.applied[-1]
-    assert dep["spec"]["template"]["metadata"]["labels"]["continuum.dev/model-version"] == "1"
+    assert served_version(kube) == "1"
 
 
 def test_helpers() -> None:
@@ -183,17 +176,102 @@ def test_helpers() -> None:
     assert not qualified(tj_body(1, qualified=False))
     assert not qualified(tj_body(1, phase="Running"))
     settings = kopf.OperatorSettings()
-    configure(settings)
+    lifecycle.configure(settings)
     assert settings.watching.label_selectors["apps", "deployments"] == (
         "app.kubernetes.io/managed-by=continuum"
     )
 
 
 def test_serving_gauge_follows_the_watch() -> None:
-    modeldeployment.observe_serving("ml", "gone", 4)
+    md_metrics.observe_serving("ml", "gone", 4)
     labels = {"namespace": "ml", "name": "gone"}
     name = "continuum_modeldeployment_serving_version"
     assert metrics.REGISTRY.get_sample_value(name, labels) == 4
-    modeldeployment.observe_serving("ml", "gone", None)
+    md_metrics.observe_serving("ml", "gone", None)
     assert metrics.REGISTRY.get_sample_value(name, labels) is None
-    modeldeployment.observe_serving("ml", "gone", None)
+    md_metrics.observe_serving("ml", "gone", None)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Let scheduled retries run until ``condition`` holds (failing after ``timeout`` s)."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+def index_of(kube: FakeKube) -> dict[tuple[str, str], list[str]]:
+    """The ``md_by_model`` index kopf would hand the TrainingJob handler."""
+    return {
+        ("ml", md["spec"]["model"]): [md["metadata"]["name"]] for md in kube.of("modeldeployments")
+    }
+
+
+@pytest.fixture
+def memo(monkeypatch: pytest.MonkeyPatch) -> kopf.Memo:
+    monkeypatch.setattr(handlers, "kube_of", lambda memo: memo["kube"])
+    monkeypatch.setattr(handlers, "image_of", lambda _memo: IMAGE)
+    return kopf.Memo()
+
+
+@pytest.mark.parametrize("failing", ["list_custom_objects", "patch_status", "apply"])
+def test_a_qualified_version_is_promoted_after_a_transient_failure(
+    posted: list[Any], memo: kopf.Memo, queue: WorkQueue[tuple[str, str]], failing: str
+) -> None:
+    """The bug kopf's event handlers hid: a TrainingJob event whose reconcile failed once was
+    dropped, and the new version waited for some unrelated event or a restart."""
+    serving = {"servingVersion": 1, "history": [{"version": 1, "time": "2026-01-01T00:00:00Z",
+                                                 "outcome": "Promoted"}]}  # fmt: skip
+    kube = cluster(md_body(status=serving), tj_body(1), tj_body(2), deployment(1))
+    memo["kube"] = kube
+    kube.fail(failing, KubeError("HTTP 503 ServiceUnavailable: etcd leader changed", status=503))
+    qualified_v2 = kopf.Body(tj_body(2))  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        await handlers.trainingjob_event_handler(qualified_v2, memo, md_by_model=index_of(kube))
+        assert queue.failures(("ml", "iris")) == 1, "the first attempt failed"
+        assert queue.pending() == 1, "and a retry is scheduled"
+        await until(lambda: served_version(kube) == "2")
+
+    before = errors_counted("trainingjob-event")
+    asyncio.run(scenario())
+    assert ("Normal", "RolloutStarted") in [p[:2] for p in posted]
+    assert queue.failures(("ml", "iris")) == 0
+    assert len(queue) == 0, "nothing is kept once it succeeded"
+    assert errors_counted("trainingjob-event") == before + 1
+
+
+def test_a_reconcile_that_keeps_failing_is_retried_with_growing_delays(
+    posted: list[Any], queue: WorkQueue[tuple[str, str]]
+) -> None:
+    kube = cluster(md_body(), tj_body(1))
+    down = KubeError("HTTP 503 ServiceUnavailable", status=503)
+    kube.fail("read_custom_object", *[down] * 4)
+    started = asyncio.run(timed_until(kube, lambda: bool(kube.statuses("modeldeployments"))))
+    assert kube.count("read_custom_object") >= 5, "four failures, then the read that worked"
+    assert started >= 0.01 + 0.02 + 0.04 + 0.05 * 0.8 * 0.8, "the delays grew to the cap"
+    assert queue.failures(("ml", "iris")) == 0
+
+
+async def timed_until(kube: FakeKube, condition: Callable[[], bool]) -> float:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await controller.run(cast("Kube", kube), IMAGE, "ml", "iris", trigger="reconcile")
+    await until(condition)
+    return loop.time() - start
+
+
+def test_an_invalid_model_deployment_is_not_retried(
+    posted: list[Any], queue: WorkQueue[tuple[str, str]]
+) -> None:
+    broken = md_body()
+    broken["spec"]["replicas"] = "many"
+    kube = cluster(broken, tj_body(1))
+    ok = asyncio.run(controller.run(cast("Kube", kube), IMAGE, "ml", "iris", trigger="reconcile"))
+    assert not ok
+    assert queue.pending() == 0, "only a change of the object can fix it"
+    assert writes(kube) == []
+
+
+def errors_counted(trigger: str) -> float:
+    labels = {"kind": "ModelDeployment", "handler": trigger}
+    return metrics.REGISTRY.get_sample_value("continuum_reconcile_errors_total", labels) or 0.0

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.unit.controllers.mdfixtures import (
-    NOW,
-    deployment,
-    model_deployment,
-    tjs,
-)
-
 from continuum.api import ModelDeploymentSpec, RolloutRecord, dump, load
-from continuum.controllers.rollout import (
+from continuum.controllers.modeldeployment.rollout import (
     Plan,
     failed_versions,
     observe_deployment,
     plan,
     resolve_version,
+)
+from tests.unit.controllers.modeldeployment.builders import (
+    NOW,
+    deployment,
+    model_deployment,
+    tjs,
 )
 
 

@@ -8,7 +8,7 @@ import platform
 import pytest
 
 from continuum import libc
-from continuum.controllers import memory
+from continuum.controllers.shared import heap as memory
 
 
 def test_on_glibc_the_trimmer_runs() -> None:

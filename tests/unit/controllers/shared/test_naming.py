@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from continuum.controllers.naming import child_name, label_value, training_labels
+from continuum.controllers.shared.naming import child_name, label_value
+from continuum.controllers.trainingjob.job import training_labels
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from continuum.controllers.pacing import CreationsFirst
+from continuum.controllers.shared.pacing import CreationsFirst
 
 
 def test_a_status_write_goes_at_once_when_nothing_is_being_created():

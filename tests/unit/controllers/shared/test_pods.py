@@ -6,17 +6,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from tests.unit.controllers.conftest import training_job
-from tests.unit.controllers.dmfixtures import drift_monitor
-from tests.unit.controllers.mdfixtures import model_deployment
 
 from continuum.api import StorageSpec
-from continuum.controllers import storage_env as pods
-from continuum.controllers.checks import desired_check_job
-from continuum.controllers.desired import desired_job
-from continuum.controllers.serving import desired_deployment
+from continuum.controllers.driftmonitor.checks import desired_check_job
+from continuum.controllers.modeldeployment.children import desired_deployment
+from continuum.controllers.shared import pods
+from continuum.controllers.trainingjob.job import desired_job
 from continuum.storage import S3Settings
 from continuum.storage import settings as s3_settings
+from tests.unit.controllers.driftmonitor.builders import drift_monitor
+from tests.unit.controllers.modeldeployment.builders import model_deployment
+from tests.unit.controllers.trainingjob.builders import training_job
 
 IMAGE = "continuum:0.1.0"
 HTTPS = "https://s3.example.internal:9443"

@@ -1,15 +1,20 @@
-"""Retries in this process: backoff, one pending attempt per key, forgetting, failing attempts."""
+"""The work queue: one reconcile at a time per key, every failure retried with capped, jittered
+exponential backoff, requeues while an object waits, nothing kept for keys that are fine."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import random
 from collections.abc import Callable
 
+import kopf
 import pytest
 
-from continuum.controllers.retries import Retries
+from continuum.controllers.shared import metrics
+from continuum.controllers.shared.queue import Backoff, WorkQueue
 
-QUICK = 0.01
+QUICK = Backoff(first=0.01, cap=0.04, jitter=0.0)
 
 
 def run(coro: object) -> None:
@@ -19,140 +24,170 @@ def run(coro: object) -> None:
 async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.002)
 
 
-class Attempts:
-    """An attempt that records its runs and raises on the first ``failing`` of them."""
+class Work:
+    """A reconcile that records its runs and raises on the first ``failing`` of them."""
 
-    def __init__(self, failing: int = 0) -> None:
+    def __init__(self, failing: int = 0, error: Exception | None = None) -> None:
         self.runs = 0
         self.failing = failing
+        self.error = error or RuntimeError("the API server is away")
 
     def ran(self, times: int) -> Callable[[], bool]:
-        """Whether the attempt has run ``times`` times (a condition for ``until``)."""
         return lambda: self.runs == times
 
     async def __call__(self) -> None:
         self.runs += 1
         if self.runs <= self.failing:
-            raise RuntimeError("the API server is away")
+            raise self.error
 
 
 def test_delays_double_from_the_first_up_to_the_cap() -> None:
-    retries: Retries[str] = Retries(first=10.0, cap=60.0)
-    assert [retries.delay(n) for n in range(5)] == [10.0, 20.0, 40.0, 60.0, 60.0]
-    assert retries.delay(10_000) == 60.0, "no overflow after many failures"
+    backoff = Backoff(first=10.0, cap=60.0, jitter=0.0)
+    assert [backoff.delay(n) for n in range(1, 6)] == [10.0, 20.0, 40.0, 60.0, 60.0]
+    assert backoff.delay(10_000) == 60.0, "no overflow after many failures"
 
 
-def test_each_schedule_of_a_key_backs_off_further() -> None:
-    retries: Retries[str] = Retries(first=QUICK, cap=0.04)
-    attempt = Attempts()
-    delays: list[float | None] = []
-
-    async def scenario() -> None:
-        for runs in range(1, 5):
-            delays.append(retries.schedule("a", attempt))
-            await until(attempt.ran(runs))
-
-    run(scenario())
-    assert delays == [0.01, 0.02, 0.04, 0.04]
+def test_jitter_spreads_each_delay_within_its_bounds() -> None:
+    backoff = Backoff(first=10.0, cap=60.0, jitter=0.2)
+    rng = random.Random(7)
+    delays = [backoff.delay(2, rng) for _ in range(200)]
+    assert all(16.0 <= d <= 24.0 for d in delays)
+    assert len({round(d, 3) for d in delays}) > 100, "objects failing together come back apart"
 
 
-def test_one_pending_attempt_per_key() -> None:
-    retries: Retries[str] = Retries(first=3600.0, cap=3600.0)
+def test_a_failure_is_retried_until_it_succeeds() -> None:
+    queue: WorkQueue[str] = WorkQueue("Test", backoff=QUICK)
+    work = Work(failing=3)
 
     async def scenario() -> None:
-        assert retries.schedule("a", Attempts()) == 3600.0
-        assert retries.schedule("a", Attempts()) is None
-        assert retries.schedule("b", Attempts()) == 3600.0
-        assert retries.pending() == 2
+        assert not await queue.run("a", work, again=work, trigger="event")
+        assert queue.failures("a") == 1
+        await until(work.ran(4))
+        await until(lambda: len(queue) == 0)
 
     run(scenario())
+    assert queue.failures("a") == 0
 
 
-def test_a_scheduled_attempt_runs_after_its_delay() -> None:
-    retries: Retries[str] = Retries(first=QUICK, cap=QUICK)
-    attempt = Attempts()
+def test_retries_back_off_further_each_time() -> None:
+    queue: WorkQueue[str] = WorkQueue("Test", backoff=QUICK)
+    work = Work(failing=4)
+    stamps: list[float] = []
+
+    async def stamped() -> None:
+        stamps.append(asyncio.get_running_loop().time())
+        await work()
 
     async def scenario() -> None:
-        retries.schedule("a", attempt)
-        assert attempt.runs == 0
-        await until(attempt.ran(1))
-        assert retries.pending() == 0
+        await queue.run("a", stamped, again=stamped, trigger="event")
+        await until(work.ran(5))
 
     run(scenario())
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    waits = [0.01, 0.02, 0.04, 0.04]
+    assert all(gap >= wait * 0.99 for gap, wait in zip(gaps, waits, strict=True)), gaps
 
 
-def test_forget_cancels_the_pending_attempt_and_resets_the_backoff() -> None:
-    retries: Retries[str] = Retries(first=QUICK, cap=1.0)
-    attempt = Attempts()
+def test_one_pending_retry_per_key() -> None:
+    queue: WorkQueue[str] = WorkQueue("Test", backoff=Backoff(3600, 3600))
 
     async def scenario() -> None:
-        retries.schedule("a", attempt)
-        retries.forget("a")
-        assert retries.pending() == 0
-        await asyncio.sleep(5 * QUICK)
-        assert attempt.runs == 0
-        assert retries.schedule("a", attempt) == QUICK
-        retries.forget("a")
+        await queue.run("a", Work(failing=1), again=Work(), trigger="event")
+        await queue.run("a", Work(failing=1), again=Work(), trigger="event")
+        await queue.run("b", Work(failing=1), again=Work(), trigger="event")
+        assert queue.pending() == 2
+        assert queue.failures("a") == 2
 
     run(scenario())
 
 
-def test_forgetting_an_unknown_key_is_harmless() -> None:
-    retries: Retries[str] = Retries(first=QUICK, cap=QUICK)
-    retries.forget("never-scheduled")
-    assert retries.pending() == 0
+def test_the_delay_the_error_asks_for_is_honoured() -> None:
+    queue: WorkQueue[str] = WorkQueue("Test", backoff=QUICK)
+    throttled = RuntimeError("HTTP 429 TooManyRequests")
+    throttled.retry_after = 0.15  # type: ignore[attr-defined]
+    work = Work(failing=1, error=throttled)
+
+    async def scenario() -> float:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await queue.run("a", work, again=work, trigger="event")
+        await until(work.ran(2))
+        return loop.time() - start
+
+    async def timed() -> None:
+        assert await scenario() >= 0.15
+
+    run(timed())
 
 
-def test_an_attempt_that_raises_is_rescheduled(caplog: pytest.LogCaptureFixture) -> None:
-    retries: Retries[str] = Retries(first=QUICK, cap=QUICK)
-    attempt = Attempts(failing=2)
+def test_a_permanent_error_is_not_retried() -> None:
+    queue: WorkQueue[str] = WorkQueue("Test", backoff=QUICK)
+    work = Work(failing=1, error=kopf.PermanentError("invalid ModelDeployment"))
 
     async def scenario() -> None:
-        retries.schedule("a", attempt)
-        await until(attempt.ran(3))
-        await asyncio.sleep(5 * QUICK)
+        assert not await queue.run("a", work, again=work, trigger="event")
+        await asyncio.sleep(0.05)
 
     run(scenario())
-    assert attempt.runs == 3, "rescheduled after each failure, not after the success"
-    assert retries.pending() == 0
-    assert "retry of a failed" in caplog.text
+    assert work.runs == 1
+    assert len(queue) == 0
 
 
-def test_an_attempt_may_schedule_the_next_one() -> None:
-    retries: Retries[str] = Retries(first=QUICK, cap=QUICK)
-    attempt = Attempts()
-    delays: list[float | None] = []
+def test_reconciles_of_one_key_never_overlap_and_others_do() -> None:
+    queue: WorkQueue[str] = WorkQueue("Test")
+    inside: dict[str, int] = {"a": 0, "b": 0}
+    most: dict[str, int] = {"a": 0, "b": 0}
 
-    async def attempt_then_again() -> None:
-        await attempt()
-        if attempt.runs < 3:
-            delays.append(retries.schedule("a", attempt_then_again))
+    def work(key: str) -> Callable[[], object]:
+        async def reconcile() -> None:
+            inside[key] += 1
+            most[key] = max(most[key], inside[key], inside["a"] + inside["b"] - 1)
+            await asyncio.sleep(0.01)
+            inside[key] -= 1
+
+        return reconcile
 
     async def scenario() -> None:
-        retries.schedule("a", attempt_then_again)
-        await until(attempt.ran(3))
+        jobs = [queue.run(k, work(k), again=work(k), trigger="event") for k in "aab" * 3]  # type: ignore[arg-type]
+        await asyncio.gather(*jobs)
 
     run(scenario())
-    assert delays == [QUICK, QUICK], "its own run is no longer pending"
+    assert most["a"] == 1, "one reconcile of a key at a time"
+    assert most["b"] >= 1
+    assert len(queue) == 0, "no lock is kept once nobody holds or waits for it"
 
 
-def test_an_attempt_that_forgets_its_key_and_raises_is_not_rescheduled() -> None:
-    retries: Retries[str] = Retries(first=QUICK, cap=QUICK)
-    runs: list[int] = []
-
-    async def attempt() -> None:
-        runs.append(1)
-        retries.forget("a")
-        raise RuntimeError("gone")
+def test_a_requeue_backs_off_until_settled() -> None:
+    queue: WorkQueue[str] = WorkQueue("Test")
+    work = Work()
 
     async def scenario() -> None:
-        retries.schedule("a", attempt)
-        await until(lambda: len(runs) == 1)
-        await asyncio.sleep(5 * QUICK)
+        assert queue.requeue("a", work, QUICK) == 0.01
+        assert queue.requeue("a", work, QUICK) is None, "one call pending at a time"
+        await until(work.ran(1))
+        assert queue.requeue("a", work, QUICK) == 0.04, "the third wait of a row"
+        queue.settle("a")
+        assert queue.pending() == 0
+        assert len(queue) == 0
+        assert queue.requeue("a", work, QUICK) == 0.01, "settled: the backoff starts over"
+        queue.settle("a")
 
     run(scenario())
-    assert runs == [1]
-    assert retries.pending() == 0
+    assert work.runs == 1
+
+
+@pytest.mark.parametrize("outcome", ["ok", "fails"])
+def test_runs_and_failures_are_counted_by_kind_and_trigger(outcome: str) -> None:
+    queue: WorkQueue[str] = WorkQueue("CountedKind", backoff=Backoff(3600, 3600))
+    labels = {"kind": "CountedKind", "handler": f"counted-{outcome}"}
+
+    def sample(name: str) -> float:
+        return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+    work = Work(failing=1 if outcome == "fails" else 0)
+    run(queue.run("a", work, again=work, trigger=f"counted-{outcome}"))
+    assert sample("continuum_reconciles_total") == 1
+    assert sample("continuum_reconcile_errors_total") == (1 if outcome == "fails" else 0)

@@ -8,10 +8,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import pytest
-
 from continuum.api import TrainingJob, load
-from continuum.controllers.manifest import Kind, ManifestRead
+from continuum.controllers.trainingjob.manifest import Kind, ManifestRead
 
 SPEC: dict[str, Any] = {
     "model": "iris",
@@ -164,8 +162,3 @@ def manifest_read(
 def unreadable(problem: str = "S3 is unavailable", *, needs_change: bool = False) -> ManifestRead:
     """The read of a manifest that could not be fetched."""
     return manifest_read(kind="unreadable", problem=problem, needs_change=needs_change)
-
-
-@pytest.fixture
-def tj() -> TrainingJob:
-    return training_job()

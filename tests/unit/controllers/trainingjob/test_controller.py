@@ -1,7 +1,7 @@
-"""The TrainingJob handlers' glue: create-or-get, status writes with conflicts, events.
+"""The TrainingJob controller: create-or-get, status writes with conflicts, events, retries.
 
-The gateway is replaced by a small in-memory stand-in here; the real API server is exercised
-by tests/cluster/test_trainingjob.py.
+The gateway is the test kit's in-memory stand-in (tests/kit/fake_kube.py); the real API server
+is exercised by tests/cluster/test_trainingjob.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,22 @@ from typing import Any, cast
 
 import kopf
 import pytest
-from tests.unit.controllers.conftest import (
+
+from continuum.api import StorageSpec
+from continuum.controllers.shared import metrics
+from continuum.controllers.shared.objects import Ref
+from continuum.controllers.shared.queue import Backoff, WorkQueue
+from continuum.controllers.trainingjob import controller as trainingjob
+from continuum.controllers.trainingjob import handlers
+from continuum.controllers.trainingjob.controller import (
+    controller_owner,
+    job_finished,
+    reconcile,
+)
+from continuum.controllers.trainingjob.manifest import ManifestRead
+from continuum.kube import Kube, KubeError
+from tests.kit.fake_kube import FakeKube
+from tests.unit.controllers.trainingjob.builders import (
     FAILURE,
     MANIFEST_URI,
     SUCCESS,
@@ -27,64 +42,7 @@ from tests.unit.controllers.conftest import (
     unreadable,
 )
 
-from continuum.api import StorageSpec
-from continuum.controllers import metrics, trainingjob
-from continuum.controllers.manifest import ManifestRead
-from continuum.controllers.retries import Retries
-from continuum.controllers.trainingjob import (
-    controller_owner,
-    job_finished,
-    reconcile,
-    sync_status,
-)
-from continuum.kube import Conflict, Kube
-
 IMAGE = "continuum:0.1.0"
-
-
-class StubKube:
-    """Just enough of ``continuum.kube.Kube`` for the handlers, in memory."""
-
-    def __init__(self, tj: dict[str, Any] | None, termination: str | None = None) -> None:
-        self.tj = tj
-        self.jobs: dict[str, dict[str, Any]] = {}
-        self.termination = termination
-        self.patches: list[dict[str, Any]] = []
-        self.conflicts = 0
-        self.pod_reads = 0
-        self.reads = 0
-        self.job_reads = 0
-
-    async def create_job(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        name = manifest["metadata"]["name"]
-        if name in self.jobs:
-            return self.jobs[name], False
-        self.jobs[name] = copy.deepcopy(manifest)
-        self.jobs[name]["metadata"]["uid"] = f"{name}-uid"  # as the API server assigns one
-        return self.jobs[name], True
-
-    async def read_custom_object(self, *_: str) -> dict[str, Any] | None:
-        self.reads += 1
-        return copy.deepcopy(self.tj)
-
-    async def read_pod_termination_message(self, *_: Any) -> str | None:
-        self.pod_reads += 1
-        return self.termination
-
-    async def read_job(self, _namespace: str, name: str) -> dict[str, Any] | None:
-        self.job_reads += 1
-        return copy.deepcopy(self.jobs.get(name))
-
-    async def patch_status(self, *_: str, status: dict[str, Any], resource_version: str) -> None:
-        assert self.tj is not None
-        if self.conflicts:
-            self.conflicts -= 1
-            self.tj["metadata"]["resourceVersion"] = str(int(resource_version) + 1)
-            raise Conflict("changed", status=409)
-        assert resource_version == self.tj["metadata"]["resourceVersion"]
-        self.patches.append(status)
-        self.tj["status"] = status
-        self.tj["metadata"]["resourceVersion"] = str(int(resource_version) + 1)
 
 
 class ManifestReads:
@@ -104,7 +62,13 @@ class ManifestReads:
             return self.answers.pop(0)
         if self.answers:
             return self.answers[0]
-        return manifest_read(manifest_of(json.loads(kube.termination)))
+        return manifest_read(manifest_of(json.loads(kube.terminations[JOB])))
+
+
+IMAGE = "continuum:0.1.0"
+REF = Ref("TrainingJob", "trainingjobs", "ml", "iris-1", UID)
+JOB = "iris-1-train"
+Events = list[tuple[str, str, str]]
 
 
 @pytest.fixture(autouse=True)
@@ -122,16 +86,18 @@ def manifests(monkeypatch: pytest.MonkeyPatch) -> ManifestReads:
 
 
 @pytest.fixture(autouse=True)
-def retries(monkeypatch: pytest.MonkeyPatch) -> Retries[tuple[str, str]]:
-    """Each test has its own retries, slow enough never to fire unless a test waits."""
-    fresh: Retries[tuple[str, str]] = Retries(first=3600.0, cap=3600.0)
-    monkeypatch.setattr(trainingjob, "_retries", fresh)
+def queue(monkeypatch: pytest.MonkeyPatch) -> WorkQueue[tuple[str, str]]:
+    """Each test has its own queue, whose calls come too late to fire unless a test waits."""
+    fresh: WorkQueue[tuple[str, str]] = WorkQueue("TrainingJob", backoff=Backoff(3600, 3600))
+    monkeypatch.setattr(trainingjob, "queue", fresh)
+    monkeypatch.setattr(handlers, "queue", fresh)
+    monkeypatch.setattr(trainingjob, "MANIFEST_BACKOFF", Backoff(3600, 3600))
     return fresh
 
 
 @pytest.fixture
-def events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
-    posted: list[tuple[str, str, str]] = []
+def events(monkeypatch: pytest.MonkeyPatch) -> Events:
+    posted: Events = []
 
     def post(kind: str) -> Any:
         def record(_body: Any, *, reason: str, message: str) -> None:
@@ -144,93 +110,125 @@ def events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
     return posted
 
 
+@pytest.fixture
+def memo(monkeypatch: pytest.MonkeyPatch) -> kopf.Memo:
+    """What the handlers get from kopf: the memo holding the gateway (a ``FakeKube``)."""
+    monkeypatch.setattr(handlers, "kube_of", lambda memo: memo["kube"])
+    monkeypatch.setattr(handlers, "image_of", lambda _memo: IMAGE)
+    return kopf.Memo(kube=FakeKube(body()))
+
+
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-def gateway(stub: StubKube) -> Kube:
-    return cast(Kube, stub)
+def fake(tj: dict[str, Any] | None = None, termination: str | None = None) -> FakeKube:
+    """A cluster holding ``tj`` (if any), whose trainer pod left ``termination``."""
+    kube = FakeKube(*([tj] if tj is not None else []))
+    kube.terminations[JOB] = termination
+    return kube
 
 
-def test_reconcile_creates_the_job_once(events: list[tuple[str, str, str]]) -> None:
-    stub = StubKube(body())
-    run(reconcile(gateway(stub), IMAGE, body()))
-    run(reconcile(gateway(stub), IMAGE, stub.tj or {}))
-    assert list(stub.jobs) == ["iris-1-train"]
+def gateway(kube: FakeKube) -> Kube:
+    return cast(Kube, kube)
+
+
+def sync(kube: FakeKube, observed: dict[str, Any], ref: Ref = REF) -> None:
+    run(trainingjob.sync(gateway(kube), IMAGE, ref, observed))
+
+
+def phases(kube: FakeKube) -> list[str]:
+    return [status["phase"] for status in kube.statuses("trainingjobs")]
+
+
+def last(kube: FakeKube) -> dict[str, Any]:
+    return kube.statuses("trainingjobs")[-1]
+
+
+def stored(kube: FakeKube) -> dict[str, Any]:
+    found = kube.get("trainingjobs", "ml", "iris-1")
+    assert found is not None
+    return found
+
+
+def test_reconcile_creates_the_job_once(events: Events) -> None:
+    kube = fake(body())
+    run(reconcile(gateway(kube), IMAGE, body()))
+    run(reconcile(gateway(kube), IMAGE, copy.deepcopy(stored(kube))))
+    assert [job["metadata"]["name"] for job in kube.of("jobs")] == [JOB]
     assert [e[1] for e in events] == ["JobCreated"]
-    assert len(stub.patches) == 1, "the second pass changes nothing"
-    assert stub.patches[0]["phase"] == "Pending"
-    assert stub.patches[0]["jobName"] == "iris-1-train"
+    assert phases(kube) == ["Pending"], "the second pass changes nothing"
+    assert last(kube)["jobName"] == JOB
 
 
-def test_finished_training_jobs_are_never_rerun(events: list[tuple[str, str, str]]) -> None:
+def test_finished_training_jobs_are_never_rerun(events: Events) -> None:
     finished = body(status={"phase": "Succeeded"})
-    stub = StubKube(finished)
-    run(reconcile(gateway(stub), IMAGE, finished))
-    assert stub.jobs == {}
+    kube = fake(finished)
+    run(reconcile(gateway(kube), IMAGE, finished))
+    assert kube.of("jobs") == []
     assert events == []
 
 
-def test_a_job_of_another_owner_is_not_adopted(events: list[tuple[str, str, str]]) -> None:
-    stub = StubKube(body())
-    foreign = job(name="iris-1-train")
+def test_a_job_of_another_owner_is_not_adopted(events: Events) -> None:
+    foreign = job(name=JOB)
     foreign["metadata"]["ownerReferences"][0]["uid"] = "someone-else"
-    stub.jobs["iris-1-train"] = foreign
+    kube = fake(body())
+    kube.put(foreign)
     with pytest.raises(kopf.TemporaryError):
-        run(reconcile(gateway(stub), IMAGE, body()))
+        run(reconcile(gateway(kube), IMAGE, body()))
 
 
-def test_success_writes_results_and_posts_events(events: list[tuple[str, str, str]]) -> None:
-    stub = StubKube(body(), termination=message(SUCCESS))
-    run(sync_status(gateway(stub), "ml", ("iris-1", UID), job("Complete")))
-    assert stub.patches[-1]["phase"] == "Succeeded"
-    assert stub.patches[-1]["model"]["version"] == 3
+def test_success_writes_results_and_posts_events(events: Events) -> None:
+    kube = fake(body(), termination=message(SUCCESS))
+    sync(kube, job("Complete"))
+    assert last(kube)["phase"] == "Succeeded"
+    assert last(kube)["model"]["version"] == 3
     assert [(e[0], e[1]) for e in events] == [("Normal", "Succeeded"), ("Normal", "Qualified")]
 
 
-def test_not_qualified_is_a_warning(events: list[tuple[str, str, str]]) -> None:
+def test_not_qualified_is_a_warning(events: Events) -> None:
     summary = {**SUCCESS, "qualified": False, "reasons": ["worse than champion 2"]}
-    stub = StubKube(body(), termination=message(summary))
-    run(sync_status(gateway(stub), "ml", ("iris-1", UID), job("Complete")))
+    kube = fake(body(), termination=message(summary))
+    sync(kube, job("Complete"))
     assert events[-1][:2] == ("Warning", "NotQualified")
     assert "champion 2" in events[-1][2]
 
 
-def test_failure_posts_a_warning_with_the_reason(events: list[tuple[str, str, str]]) -> None:
-    stub = StubKube(body(), termination=message(FAILURE))
-    run(sync_status(gateway(stub), "ml", ("iris-1", UID), job("Failed")))
-    assert stub.patches[-1]["phase"] == "Failed"
+def test_failure_posts_a_warning_with_the_reason(events: Events) -> None:
+    kube = fake(body(), termination=message(FAILURE))
+    sync(kube, job("Failed"))
+    assert last(kube)["phase"] == "Failed"
     assert events == [("Warning", "Failed", f"DatasetInvalid: {FAILURE['message']}")]
 
 
-def test_events_are_posted_once(events: list[tuple[str, str, str]]) -> None:
-    stub = StubKube(body(), termination=message(SUCCESS))
+def test_events_are_posted_once(events: Events) -> None:
+    kube = fake(body(), termination=message(SUCCESS))
     for _ in range(3):
-        run(sync_status(gateway(stub), "ml", ("iris-1", UID), job("Complete")))
-    assert len(stub.patches) == 1
+        sync(kube, job("Complete"))
+    assert len(kube.written) == 1
     assert len(events) == 2
 
 
-def test_conflicts_are_retried(events: list[tuple[str, str, str]]) -> None:
-    stub = StubKube(body())
-    stub.conflicts = 2
-    run(sync_status(gateway(stub), "ml", ("iris-1", UID), job(ready=1)))
-    assert stub.patches[-1]["phase"] == "Running"
+def test_conflicts_are_retried(events: Events) -> None:
+    kube = fake(body())
+    kube.conflicts = 2
+    sync(kube, job(ready=1))
+    assert phases(kube) == ["Running"]
 
 
-def test_endless_conflicts_are_a_temporary_error(events: list[tuple[str, str, str]]) -> None:
-    stub = StubKube(body())
-    stub.conflicts = 100
+def test_endless_conflicts_are_a_temporary_error(events: Events) -> None:
+    kube = fake(body())
+    kube.conflicts = 100
     with pytest.raises(kopf.TemporaryError):
-        run(sync_status(gateway(stub), "ml", ("iris-1", UID), job(ready=1)))
+        sync(kube, job(ready=1))
 
 
-def test_deleted_or_replaced_owner_is_left_alone(events: list[tuple[str, str, str]]) -> None:
-    gone = StubKube(None)
-    run(sync_status(gateway(gone), "ml", ("iris-1", UID), job("Complete")))
-    replaced = StubKube(body())
-    run(sync_status(gateway(replaced), "ml", ("iris-1", "old-uid"), job("Complete")))
-    assert gone.patches == replaced.patches == []
+def test_deleted_or_replaced_owner_is_left_alone(events: Events) -> None:
+    gone = fake()
+    sync(gone, job("Complete"))
+    replaced = fake(body())
+    sync(replaced, job("Complete"), Ref("TrainingJob", "trainingjobs", "ml", "iris-1", "old"))
+    assert gone.written == replaced.written == []
 
 
 def test_controller_owner() -> None:
@@ -254,24 +252,21 @@ def test_handlers_are_registered_with_pinned_versions() -> None:
     ids = {h.id for h in registry._changing.get_all_handlers()}
     ids |= {h.id for h in registry._watching.get_all_handlers()}
     assert {"trainingjob", "trainingjob-job", "trainingjob-phase"} <= ids
-    assert trainingjob.PLURAL == "trainingjobs"
 
 
-def test_pods_are_read_once_and_only_for_unfinished_records(
-    events: list[tuple[str, str, str]],
-) -> None:
-    stub = StubKube(body(), termination=message(SUCCESS))
-    stub.conflicts = 1
-    run(sync_status(gateway(stub), "ml", ("iris-1", UID), job("Complete")))
-    assert stub.pod_reads == 1
-    run(sync_status(gateway(stub), "ml", ("iris-1", UID), job("Complete")))
-    assert stub.pod_reads == 1, "a finished TrainingJob needs no pod read"
+def test_pods_are_read_once_and_only_for_unfinished_records(events: Events) -> None:
+    kube = fake(body(), termination=message(SUCCESS))
+    kube.conflicts = 1
+    sync(kube, job("Complete"))
+    assert kube.count("read_pod_termination_message") == 1
+    sync(kube, job("Complete"))
+    assert kube.count("read_pod_termination_message") == 1, "a finished run needs no pod read"
 
 
-class RacyKube(StubKube):
+class RacyKube(FakeKube):
     """Reads and writes yield to the event loop, and a stale write is a real 409."""
 
-    def __init__(self, tj: dict[str, Any] | None) -> None:
+    def __init__(self, tj: dict[str, Any]) -> None:
         super().__init__(tj)
         self.rejected = 0
 
@@ -279,106 +274,111 @@ class RacyKube(StubKube):
         await asyncio.sleep(0)
         return await super().read_custom_object(*args)
 
-    async def patch_status(self, *args: str, status: dict[str, Any], resource_version: str) -> None:
+    async def patch_status(self, *args: str, **kwargs: Any) -> dict[str, Any]:
         await asyncio.sleep(0)
-        assert self.tj is not None
-        if resource_version != self.tj["metadata"]["resourceVersion"]:
+        try:
+            return await super().patch_status(*args, **kwargs)
+        except KubeError:
             self.rejected += 1
-            raise Conflict("changed", status=409)
-        await super().patch_status(*args, status=status, resource_version=resource_version)
+            raise
 
 
-def test_concurrent_status_syncs_of_one_training_job_write_once(
-    events: list[tuple[str, str, str]],
-) -> None:
-    stub = RacyKube(body())
+def test_concurrent_syncs_of_one_training_job_write_once(events: Events) -> None:
+    kube = RacyKube(body())
 
     async def both() -> None:
         await asyncio.gather(
-            sync_status(gateway(stub), "ml", ("iris-1", UID), job(ready=1)),
-            sync_status(gateway(stub), "ml", ("iris-1", UID), job(ready=1)),
+            handlers.sync_owner(gateway(kube), IMAGE, "ml", ("iris-1", UID), job(ready=1)),  # type: ignore[arg-type]
+            handlers.sync_owner(gateway(kube), IMAGE, "ml", ("iris-1", UID), job(ready=1)),  # type: ignore[arg-type]
         )
 
     run(both())
-    assert [p["phase"] for p in stub.patches] == ["Running"]
-    assert stub.rejected == 0
+    assert phases(kube) == ["Running"]
+    assert kube.rejected == 0
 
 
-def test_reconcile_writes_from_the_event_body_without_reading_it_again(
-    events: list[tuple[str, str, str]],
-) -> None:
-    stub = StubKube(body())
-    run(reconcile(gateway(stub), IMAGE, body()))
-    assert stub.reads == 0
-    assert [p["phase"] for p in stub.patches] == ["Pending"]
+def test_reconcile_writes_from_the_event_body_without_reading_it_again(events: Events) -> None:
+    kube = fake(body())
+    run(reconcile(gateway(kube), IMAGE, body()))
+    assert kube.count("read_custom_object") == 0
+    assert phases(kube) == ["Pending"]
 
 
 def test_reconcile_with_a_stale_event_body_reads_the_object_and_writes_once(
-    events: list[tuple[str, str, str]],
+    events: Events,
 ) -> None:
-    stub = RacyKube(body())
-    run(sync_status(gateway(stub), "ml", ("iris-1", UID), job(ready=1)))  # now Running
+    kube = RacyKube(body())
+    sync(kube, job(ready=1))  # now Running
     stale = body()  # the create event, older than that status write
-    run(reconcile(gateway(stub), IMAGE, stale))
-    assert stub.rejected == 1, "the write guarded by the stale resourceVersion is refused"
-    assert [p["phase"] for p in stub.patches] == ["Running"], "then nothing is left to write"
+    run(reconcile(gateway(kube), IMAGE, stale))
+    assert kube.rejected == 1, "the write guarded by the stale resourceVersion is refused"
+    assert phases(kube) == ["Running"], "then nothing is left to write"
 
 
 @pytest.mark.parametrize("kind", [None, "ADDED", "DELETED"])
 def test_job_appearance_and_deletion_leave_the_status_to_the_owner_handlers(
-    kind: str | None, monkeypatch: pytest.MonkeyPatch
+    kind: str | None, memo: kopf.Memo
 ) -> None:
-    synced: list[Any] = []
-
-    async def sync(*args: Any, **_: Any) -> None:
-        synced.append(args)
-
-    monkeypatch.setattr(trainingjob, "sync_status", sync)
-    monkeypatch.setattr(trainingjob, "kube_of", lambda memo: memo["kube"])
-    memo = kopf.Memo(kube=StubKube(body()))
-    run(trainingjob.job_event_handler(kind, kopf.Body(job(ready=1)), memo))  # type: ignore[arg-type]
-    assert synced == []
-    run(trainingjob.job_event_handler("MODIFIED", kopf.Body(job(ready=1)), memo))  # type: ignore[arg-type]
-    assert len(synced) == 1
+    kube: FakeKube = memo["kube"]
+    run(handlers.job_event_handler(kind, kopf.Body(job(ready=1)), memo))  # type: ignore[arg-type]
+    assert kube.calls == []
+    run(handlers.job_event_handler("MODIFIED", kopf.Body(job(ready=1)), memo))  # type: ignore[arg-type]
+    assert phases(kube) == ["Running"]
 
 
-def test_a_job_change_that_tells_nothing_new_reads_nothing(
-    events: list[tuple[str, str, str]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    stub = StubKube(body())
-    monkeypatch.setattr(trainingjob, "kube_of", lambda memo: memo["kube"])
-    memo = kopf.Memo(kube=stub)
-    run(reconcile(gateway(stub), IMAGE, body()))  # Pending, from the Job just created
-    created = stub.jobs["iris-1-train"]
+def test_a_job_change_that_tells_nothing_new_reads_nothing(events: Events, memo: kopf.Memo) -> None:
+    kube: FakeKube = memo["kube"]
+    run(reconcile(gateway(kube), IMAGE, body()))  # Pending, from the Job just created
+    created = kube.of("jobs")[0]
     bookkeeping = copy.deepcopy(created)
     bookkeeping["status"] = {"startTime": "2026-01-01T10:00:00Z", "ready": 0}
-    run(trainingjob.job_event_handler("MODIFIED", kopf.Body(bookkeeping), memo))  # type: ignore[arg-type]
-    assert stub.reads == 0, "still Pending: the owner is not read again"
+    run(handlers.job_event_handler("MODIFIED", kopf.Body(bookkeeping), memo))  # type: ignore[arg-type]
+    assert kube.count("read_custom_object") == 0, "still Pending: the owner is not read again"
     running = copy.deepcopy(created)
     running["status"] = {"startTime": "2026-01-01T10:00:00Z", "ready": 1, "active": 1}
-    run(trainingjob.job_event_handler("MODIFIED", kopf.Body(running), memo))  # type: ignore[arg-type]
-    assert stub.reads == 1
-    assert [p["phase"] for p in stub.patches] == ["Pending", "Running"]
+    run(handlers.job_event_handler("MODIFIED", kopf.Body(running), memo))  # type: ignore[arg-type]
+    assert kube.count("read_custom_object") == 1
+    assert phases(kube) == ["Pending", "Running"]
 
 
-def test_a_relisted_job_that_finished_unwatched_is_synced(
-    events: list[tuple[str, str, str]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    stub = StubKube(body(), termination=message(SUCCESS))
-    monkeypatch.setattr(trainingjob, "kube_of", lambda memo: memo["kube"])
-    memo = kopf.Memo(kube=stub)
-    run(reconcile(gateway(stub), IMAGE, body()))  # Pending, from the Job just created
-    created = stub.jobs["iris-1-train"]
-    run(trainingjob.job_event_handler(None, kopf.Body(copy.deepcopy(created)), memo))  # type: ignore[arg-type]
-    assert stub.reads == 0, "relisted as it was synced: nothing to do"
+def test_a_relisted_job_that_finished_unwatched_is_synced(events: Events, memo: kopf.Memo) -> None:
+    kube: FakeKube = memo["kube"]
+    kube.terminations[JOB] = message(SUCCESS)
+    run(reconcile(gateway(kube), IMAGE, body()))  # Pending, from the Job just created
+    created = kube.of("jobs")[0]
+    run(handlers.job_event_handler(None, kopf.Body(copy.deepcopy(created)), memo))  # type: ignore[arg-type]
+    assert kube.count("read_custom_object") == 0, "relisted as it was synced: nothing to do"
     finished = copy.deepcopy(created)
     finished["status"] = job("Complete")["status"]
-    run(trainingjob.job_event_handler(None, kopf.Body(finished), memo))  # type: ignore[arg-type]
-    assert [p["phase"] for p in stub.patches][-1] == "Succeeded", "the missed finish is synced"
+    run(handlers.job_event_handler(None, kopf.Body(finished), memo))  # type: ignore[arg-type]
+    assert phases(kube)[-1] == "Succeeded", "the missed finish is synced"
 
 
-OWNER = ("iris-1", UID)
-Events = list[tuple[str, str, str]]
+def test_a_failed_job_event_sync_is_retried_until_it_succeeds(
+    events: Events, memo: kopf.Memo, queue: WorkQueue[tuple[str, str]]
+) -> None:
+    """kopf drops an event handler that raises: the queue retries it with a full reconcile."""
+    queue.backoff = Backoff(first=0.01, cap=0.05)
+    kube: FakeKube = memo["kube"]
+    kube.terminations[JOB] = message(SUCCESS)
+    kube.put(job("Complete"))
+    kube.fail("patch_status", KubeError("HTTP 503: etcd leader changed", status=503))
+
+    async def scenario() -> None:
+        await handlers.job_event_handler("MODIFIED", kopf.Body(job("Complete")), memo)  # type: ignore[arg-type]
+        assert phases(kube) == [], "the write failed"
+        assert queue.pending() == 1
+        await until(lambda: phases(kube) == ["Succeeded"])
+
+    run(scenario())
+    assert [e[1] for e in events] == ["Succeeded", "Qualified"]
+    assert queue.failures(("ml", "iris-1")) == 0
+    assert errors_counted("job-event") >= 1
+
+
+def errors_counted(trigger: str) -> float:
+    labels = {"kind": "TrainingJob", "handler": trigger}
+    return metrics.REGISTRY.get_sample_value("continuum_reconcile_errors_total", labels) or 0.0
 
 
 def manifest_reads_counted(outcome: str) -> float:
@@ -387,7 +387,7 @@ def manifest_reads_counted(outcome: str) -> float:
 
 
 async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Let scheduled retries run until ``condition`` holds (failing after ``timeout`` s)."""
+    """Let scheduled calls run until ``condition`` holds (failing after ``timeout`` s)."""
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.005)
@@ -397,56 +397,43 @@ def condition_of(status: dict[str, Any], kind: str) -> str:
     return str(next(c["status"] for c in status["conditions"] if c["type"] == kind))
 
 
-def quick_retries(monkeypatch: pytest.MonkeyPatch) -> Retries[tuple[str, str]]:
-    """Retries after 10 ms, then 20 ms, 40 ms, ... up to 1 s."""
-    quick: Retries[tuple[str, str]] = Retries(first=0.01, cap=1.0)
-    monkeypatch.setattr(trainingjob, "_retries", quick)
-    return quick
+def quick_requeues(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Manifest reads again after 10 ms, then 20 ms, 40 ms, ... up to 1 s."""
+    monkeypatch.setattr(trainingjob, "MANIFEST_BACKOFF", Backoff(first=0.01, cap=1.0))
 
 
-async def backoff_starts_over(retries: Retries[tuple[str, str]]) -> bool:
-    """Whether nothing is kept for the TrainingJob: its next retry would wait the first delay."""
-
-    async def nothing() -> None:
-        return None
-
-    delay = retries.schedule(("ml", UID), nothing)
-    retries.forget(("ml", UID))
-    return delay == retries.first
-
-
-def completed_run(*answers: ManifestRead, manifests: ManifestReads) -> StubKube:
-    """A stub whose Job completed with ``SUCCESS``, its manifest read as ``answers`` say."""
+def completed_run(*answers: ManifestRead, manifests: ManifestReads) -> FakeKube:
+    """A cluster whose Job completed with ``SUCCESS``, its manifest read as ``answers`` say."""
     manifests.answers = list(answers)
-    stub = StubKube(body(), termination=message(SUCCESS))
-    stub.jobs["iris-1-train"] = job("Complete")
-    return stub
+    kube = fake(body(), termination=message(SUCCESS))
+    kube.put(job("Complete"))
+    return kube
 
 
 def test_success_reads_the_manifest_the_summary_names(
     events: Events, manifests: ManifestReads
 ) -> None:
-    stub = completed_run(manifests=manifests)
+    kube = completed_run(manifests=manifests)
     before = manifest_reads_counted("read")
-    run(sync_status(gateway(stub), "ml", OWNER, job("Complete")))
+    sync(kube, job("Complete"))
     wanted = {"namespace": "ml", "model": "iris", "version": 3, "uri": MANIFEST_URI}
     assert manifests.calls == [wanted]
     assert manifest_reads_counted("read") == before + 1
 
 
 def test_the_written_result_is_the_manifests(events: Events, manifests: ManifestReads) -> None:
-    stored = manifest_of({**SUCCESS, "metrics": {"accuracy": 0.91}})
-    stub = completed_run(manifest_read(stored), manifests=manifests)
-    run(sync_status(gateway(stub), "ml", OWNER, job("Complete")))
-    assert stub.patches[-1]["metrics"] == {"accuracy": 0.91}
+    manifest = manifest_of({**SUCCESS, "metrics": {"accuracy": 0.91}})
+    kube = completed_run(manifest_read(manifest), manifests=manifests)
+    sync(kube, job("Complete"))
+    assert last(kube)["metrics"] == {"accuracy": 0.91}
 
 
 def test_the_manifest_is_read_once_per_sync(events: Events, manifests: ManifestReads) -> None:
-    stub = completed_run(manifests=manifests)
-    stub.conflicts = 1  # two attempts in the first sync
-    run(sync_status(gateway(stub), "ml", OWNER, job("Complete")))
+    kube = completed_run(manifests=manifests)
+    kube.conflicts = 1  # two attempts in the first sync
+    sync(kube, job("Complete"))
     assert len(manifests.calls) == 1
-    run(sync_status(gateway(stub), "ml", OWNER, job("Complete")))
+    sync(kube, job("Complete"))
     assert len(manifests.calls) == 1, "a finished TrainingJob needs no manifest"
 
 
@@ -458,31 +445,37 @@ def test_the_manifest_is_read_once_per_sync(events: Events, manifests: ManifestR
 def test_no_manifest_is_read_unless_the_job_completed(
     events: Events, manifests: ManifestReads, observed: dict[str, Any], summary: dict[str, Any]
 ) -> None:
-    stub = StubKube(body(), termination=message(summary))
-    run(sync_status(gateway(stub), "ml", OWNER, observed))
-    assert stub.patches, "the status was synced"
+    kube = fake(body(), termination=message(summary))
+    sync(kube, observed)
+    assert kube.written, "the status was synced"
     assert manifests.calls == []
 
 
 def test_an_unreadable_manifest_is_read_again_until_it_reads(
-    events: Events, manifests: ManifestReads, monkeypatch: pytest.MonkeyPatch
+    events: Events,
+    manifests: ManifestReads,
+    monkeypatch: pytest.MonkeyPatch,
+    queue: WorkQueue[tuple[str, str]],
 ) -> None:
-    quick = quick_retries(monkeypatch)
-    stub = completed_run(unreadable(), unreadable(), manifest_read(), manifests=manifests)
-    stub.jobs["iris-1-train"]["status"]["completionTime"] = "2026-01-01T10:05:00Z"
+    quick_requeues(monkeypatch)
+    kube = completed_run(unreadable(), unreadable(), manifest_read(), manifests=manifests)
+    later = kube.get("jobs", "ml", JOB)
+    assert later is not None
+    later["status"]["completionTime"] = "2026-01-01T10:05:00Z"
 
     async def scenario() -> None:
-        await sync_status(gateway(stub), "ml", OWNER, job("Complete"))
-        assert stub.patches[-1]["phase"] == "Running"
-        assert quick.pending() == 1
-        await until(lambda: stub.patches[-1]["phase"] == "Succeeded")
-        assert await backoff_starts_over(quick), "nothing is kept for a finished run"
+        await trainingjob.sync(gateway(kube), IMAGE, REF, job("Complete"))
+        assert phases(kube) == ["Running"]
+        assert queue.pending() == 1
+        await until(lambda: phases(kube)[-1] == "Succeeded")
 
     run(scenario())
-    assert [p["phase"] for p in stub.patches] == ["Running", "Succeeded"]
-    assert stub.patches[-1]["completionTime"] == "2026-01-01T10:05:00Z", "from the Job re-read"
-    assert (len(manifests.calls), stub.job_reads) == (3, 2), "each retry re-reads the Job"
-    assert quick.pending() == 0
+    assert phases(kube) == ["Running", "Succeeded"]
+    assert last(kube)["completionTime"] == "2026-01-01T10:05:00Z", "from the Job read again"
+    assert len(manifests.calls) == 3
+    assert kube.count("create_job") == 2, "each call again reconciles: create-or-get the Job"
+    assert queue.pending() == 0
+    assert len(queue) == 0, "nothing is kept for a finished run"
     assert [e[1] for e in events] == ["ManifestUnreadable", "Succeeded", "Qualified"]
 
 
@@ -496,53 +489,49 @@ def test_the_unreadable_warning_is_posted_once_per_problem(
         unreadable(first, needs_change=True),  # Stalled changes, the message does not
         unreadable(second),
     ]
-    stub = completed_run(*answers, manifests=manifests)
-
-    async def syncs() -> None:
-        for _ in answers:
-            await sync_status(gateway(stub), "ml", OWNER, job("Complete"))
-
-    run(syncs())
-    stalled = [condition_of(p, "Stalled") for p in stub.patches]
+    kube = completed_run(*answers, manifests=manifests)
+    for _ in answers:
+        sync(kube, job("Complete"))
+    stalled = [condition_of(status, "Stalled") for status in kube.statuses("trainingjobs")]
     assert stalled == ["False", "True", "False"]
     assert [(e[0], e[1]) for e in events] == [("Warning", "ManifestUnreadable")] * 2
     assert first in events[0][2]
     assert second in events[1][2]
 
 
-def test_a_deleted_training_job_forgets_its_retry(
-    events: Events, manifests: ManifestReads, retries: Retries[tuple[str, str]]
+def test_a_deleted_training_job_forgets_its_requeue(
+    events: Events, manifests: ManifestReads, queue: WorkQueue[tuple[str, str]]
 ) -> None:
-    stub = completed_run(unreadable(), manifests=manifests)
+    kube = completed_run(unreadable(), manifests=manifests)
 
     async def scenario() -> None:
-        await sync_status(gateway(stub), "ml", OWNER, job("Complete"))
-        assert retries.pending() == 1
-        stub.tj = None
-        await sync_status(gateway(stub), "ml", OWNER, job("Complete"))
-        assert retries.pending() == 0
+        await trainingjob.sync(gateway(kube), IMAGE, REF, job("Complete"))
+        assert queue.pending() == 1
+        kube.delete("trainingjobs", "ml", "iris-1")
+        await trainingjob.sync(gateway(kube), IMAGE, REF, job("Complete"))
+        assert queue.pending() == 0
+        assert len(queue) == 0
 
     run(scenario())
 
 
-@pytest.mark.parametrize("gone", ["training-job", "job"])
-def test_a_retry_stops_when_its_objects_are_gone(
-    events: Events, manifests: ManifestReads, monkeypatch: pytest.MonkeyPatch, gone: str
+def test_a_requeue_stops_when_the_training_job_is_gone(
+    events: Events,
+    manifests: ManifestReads,
+    monkeypatch: pytest.MonkeyPatch,
+    queue: WorkQueue[tuple[str, str]],
 ) -> None:
-    quick = quick_retries(monkeypatch)
-    stub = completed_run(unreadable(), manifests=manifests)
+    quick_requeues(monkeypatch)
+    kube = completed_run(unreadable(), manifests=manifests)
 
     async def scenario() -> None:
-        await sync_status(gateway(stub), "ml", OWNER, job("Complete"))
-        if gone == "job":
-            stub.jobs.clear()
-        else:
-            stub.tj = None
-        await until(lambda: stub.job_reads == 1)
-        await asyncio.sleep(0.1)  # ten first retry periods
-        assert await backoff_starts_over(quick)
+        await trainingjob.sync(gateway(kube), IMAGE, REF, job("Complete"))
+        kube.delete("trainingjobs", "ml", "iris-1")
+        await until(lambda: kube.count("read_custom_object") == 2)  # the sync's, the requeue's
+        await asyncio.sleep(0.1)  # ten first requeue periods
 
     run(scenario())
-    assert stub.job_reads == 1, "no retry after the first found something gone"
-    assert quick.pending() == 0
+    assert kube.count("read_custom_object") == 2, "no call after the first found it gone"
+    assert queue.pending() == 0
+    assert len(queue) == 0
     assert len(manifests.calls) == 1

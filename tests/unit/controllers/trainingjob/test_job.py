@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.unit.controllers.conftest import SPEC, UID, training_job
-
 from continuum.api import TrainingJob
-from continuum.controllers.desired import desired_job, job_name, owner_reference
+from continuum.controllers.trainingjob.job import desired_job, job_name
+from tests.unit.controllers.trainingjob.builders import SPEC, UID, training_job
 
 IMAGE = "continuum:0.1.0"
 
@@ -53,15 +52,16 @@ def test_labels_on_job_and_pod(tj: TrainingJob) -> None:
 
 def test_owner_reference(tj: TrainingJob) -> None:
     job = desired_job(tj, image=IMAGE)
-    assert job["metadata"]["ownerReferences"] == [owner_reference(tj)]
-    assert owner_reference(tj) == {
-        "apiVersion": "continuum.dev/v1alpha1",
-        "kind": "TrainingJob",
-        "name": "iris-1",
-        "uid": UID,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    assert job["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "continuum.dev/v1alpha1",
+            "kind": "TrainingJob",
+            "name": "iris-1",
+            "uid": UID,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
 
 
 def test_job_spec_from_training_spec(tj: TrainingJob) -> None:

@@ -14,20 +14,20 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from tests.unit.controllers.conftest import MANIFEST_URI, SPEC, manifest_of
 
 from continuum.api import StorageSpec, load
-from continuum.controllers.manifest import ManifestRead, read_manifest
+from continuum.controllers.trainingjob.manifest import ManifestRead, read_manifest
 from continuum.errors import (
     AccessDenied,
     CertificateNotTrusted,
     ContinuumError,
     StorageUnavailable,
 )
-from continuum.kube import Forbidden, Kube, KubeError
+from continuum.kube import Kube, KubeError, RequestForbidden
 from continuum.storage import S3Settings
 from continuum.storage import manifests as stores
 from continuum.storage.memory import MemoryObjectStore
+from tests.unit.controllers.trainingjob.builders import MANIFEST_URI, SPEC, manifest_of
 
 ACCESS_KEY_VALUE = "AKIDEXAMPLE0001"
 SECRET_KEY_VALUE = "wJalrXUtnFEMI-secret-value"
@@ -164,7 +164,7 @@ def test_a_missing_secret_or_key_needs_a_change(
 @pytest.mark.parametrize(
     ("error", "needs_change"),
     [
-        (Forbidden("read Secret ml/s3-credentials: HTTP 403 Forbidden", status=403), True),
+        (RequestForbidden("read Secret ml/s3-credentials: HTTP 403 Forbidden", status=403), True),
         (KubeError("read Secret ml/s3-credentials: HTTP 500", status=500), False),
     ],
     ids=["forbidden", "api-server-error"],

@@ -5,22 +5,28 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from continuum.api import TrainingJobStatus, load
-from continuum.controllers import metrics
+from continuum.controllers.trainingjob import metrics
 
 
 def sample(name: str, labels: dict[str, str]) -> float | None:
     return metrics.REGISTRY.get_sample_value(name, labels)
 
 
+def phase_count(phase: str) -> float:
+    return sample("continuum_trainingjobs", {"phase": phase}) or 0.0
+
+
 def test_phase_gauge_follows_objects() -> None:
-    metrics.observe_phase("ns", "a", "Running")
-    metrics.observe_phase("ns", "b", "Running")
-    assert sample("continuum_trainingjobs", {"phase": "Running"}) == 2
-    metrics.observe_phase("ns", "a", "Succeeded")
-    metrics.observe_phase("ns", "b", None)
-    assert sample("continuum_trainingjobs", {"phase": "Running"}) == 0
-    assert sample("continuum_trainingjobs", {"phase": "Succeeded"}) == 1
-    metrics.observe_phase("ns", "a", None)
+    running, succeeded = phase_count("Running"), phase_count("Succeeded")
+    metrics.observe_phase("gauge", "a", "Running")
+    metrics.observe_phase("gauge", "b", "Running")
+    assert phase_count("Running") == running + 2
+    metrics.observe_phase("gauge", "a", "Succeeded")
+    metrics.observe_phase("gauge", "b", None)
+    assert phase_count("Running") == running
+    assert phase_count("Succeeded") == succeeded + 1
+    metrics.observe_phase("gauge", "a", None)
+    assert phase_count("Succeeded") == succeeded
 
 
 def test_outcome_exports_duration_and_scores() -> None:

@@ -7,7 +7,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tests.unit.controllers.conftest import (
+
+from continuum.api import TrainingJob, TrainingJobStatus, dump, load
+from continuum.controllers.shared.conditions import Want, find, merge_conditions
+from continuum.controllers.shared.pods import parse_summary
+from continuum.controllers.trainingjob.manifest import ManifestRead
+from continuum.controllers.trainingjob.status import (
+    awaiting_manifest,
+    manifest_wanted,
+    observe_job,
+    status_from_job,
+)
+from tests.unit.controllers.trainingjob.builders import (
     FAILURE,
     MANIFEST_URI,
     SUCCESS,
@@ -18,17 +29,6 @@ from tests.unit.controllers.conftest import (
     message,
     training_job,
     unreadable,
-)
-
-from continuum.api import TrainingJob, TrainingJobStatus, dump, load
-from continuum.controllers.conditions import Want, find, merge_conditions
-from continuum.controllers.manifest import ManifestRead
-from continuum.controllers.status import (
-    awaiting_manifest,
-    manifest_wanted,
-    observe_job,
-    parse_summary,
-    status_from_job,
 )
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

@@ -1,0 +1,84 @@
+"""kopf's triggers of the ModelDeployment controller; each runs the one reconcile through the
+controller's work queue (serialised per ModelDeployment, retried when it fails).
+
+* ``modeldeployment``: a ModelDeployment created, resumed or its spec updated → that one;
+* ``modeldeployment-deployment``: a managed Deployment changed (rollout progress, completion,
+  progress deadline; server-side label selector) → its owner;
+* ``modeldeployment-trainingjob``: a TrainingJob Succeeded with a qualified model → the
+  ModelDeployments of its model (found through the ``md_by_model`` index);
+* ``modeldeployment-serving``: any ModelDeployment event → the serving-version gauge only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from continuum.api import GROUP, VERSION
+from continuum.api.vocabulary import (
+    COMPONENT,
+    COMPONENT_SERVING,
+    MANAGED_BY,
+    MODEL_DEPLOYMENTS,
+    OPERATOR,
+    TRAINING_JOBS,
+)
+from continuum.controllers.lifecycle import image_of, kube_of
+from continuum.controllers.modeldeployment import controller, metrics
+
+INDEX = "md_by_model"
+
+
+@kopf.index(GROUP, VERSION, MODEL_DEPLOYMENTS, id=INDEX)
+async def md_by_model(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> Any:
+    """ModelDeployment names by (namespace, model)."""
+    return {(namespace, spec.get("model")): name}
+
+
+@kopf.on.resume(GROUP, VERSION, MODEL_DEPLOYMENTS, id="modeldeployment")
+@kopf.on.create(GROUP, VERSION, MODEL_DEPLOYMENTS, id="modeldeployment")
+@kopf.on.update(GROUP, VERSION, MODEL_DEPLOYMENTS, id="modeldeployment", field="spec")
+async def reconcile_handler(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    kube, image = kube_of(memo), image_of(memo)
+    await controller.run(kube, image, str(namespace), name, trigger="reconcile")
+
+
+@kopf.on.event(GROUP, VERSION, MODEL_DEPLOYMENTS, id="modeldeployment-serving")
+def serving_event_handler(type: str | None, body: kopf.Body, **_: Any) -> None:
+    meta = body.get("metadata", {})
+    version = None if type == "DELETED" else body.get("status", {}).get("servingVersion")
+    metrics.observe_serving(str(meta.get("namespace")), str(meta.get("name")), version)
+
+
+@kopf.on.event(
+    "apps",
+    "v1",
+    "deployments",
+    id="modeldeployment-deployment",
+    labels={MANAGED_BY: OPERATOR, COMPONENT: COMPONENT_SERVING},
+)
+async def deployment_event_handler(
+    type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    owner = controller.controller_owner(body)
+    if owner is None:
+        return  # a deleted Deployment is re-created by its owner's reconcile
+    kube, image, namespace = kube_of(memo), image_of(memo), str(body["metadata"]["namespace"])
+    await controller.run(kube, image, namespace, owner[0], uid=owner[1], trigger="deployment-event")
+
+
+def _qualified_event(body: kopf.Body, **_: Any) -> bool:
+    return controller.qualified(body)
+
+
+@kopf.on.event(
+    GROUP, VERSION, TRAINING_JOBS, id="modeldeployment-trainingjob", when=_qualified_event
+)
+async def trainingjob_event_handler(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    index: kopf.Index[Any, str] = kwargs[INDEX]
+    namespace = str(body["metadata"]["namespace"])
+    names = sorted(set(index.get((namespace, body.get("spec", {}).get("model")), [])))
+    kube, image = kube_of(memo), image_of(memo)
+    for name in names:
+        await controller.run(kube, image, namespace, name, trigger="trainingjob-event")

@@ -1,0 +1,90 @@
+"""kopf's triggers of the TrainingJob controller: each one hands its work to the controller's
+work queue, which serialises it per TrainingJob and retries it when it fails.
+
+* ``trainingjob``: a TrainingJob created, or listed when the operator starts (resume) →
+  ``reconcile`` it;
+* ``trainingjob-job``: a managed Job changed (server-side label selector) → ``sync`` its owner;
+* ``trainingjob-phase``: any TrainingJob event → the phase gauge only.
+
+No finalizers: the Job carries a controller owner reference, so deleting the TrainingJob
+garbage-collects it. Handlers return None (nothing lands in ``status.<handler-id>``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from continuum.api import GROUP, VERSION
+from continuum.api.vocabulary import (
+    MANAGED_BY,
+    OPERATOR,
+    TRAINING_JOB,
+    TRAINING_JOB_LABEL,
+    TRAINING_JOBS,
+)
+from continuum.controllers.lifecycle import image_of, kube_of
+from continuum.controllers.shared.objects import Ref
+from continuum.controllers.trainingjob import controller, metrics
+from continuum.controllers.trainingjob.controller import queue
+from continuum.kube import Kube
+
+
+@kopf.on.resume(GROUP, VERSION, TRAINING_JOBS, id="trainingjob")
+@kopf.on.create(GROUP, VERSION, TRAINING_JOBS, id="trainingjob")
+async def reconcile_handler(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    kube, image = kube_of(memo), image_of(memo)
+    key = controller.key_of(body)
+
+    async def work() -> None:
+        await controller.reconcile(kube, image, body)
+
+    async def again() -> None:
+        await controller.reconcile_key(kube, image, key)
+
+    await queue.run(key, work, again=again, trigger="reconcile")
+
+
+@kopf.on.event(
+    "batch",
+    "v1",
+    "jobs",
+    id="trainingjob-job",
+    labels={MANAGED_BY: OPERATOR, TRAINING_JOB_LABEL: kopf.PRESENT},
+)
+async def job_event_handler(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if type == "DELETED":
+        controller.forget_job(body)
+        return
+    # None (listed) and ADDED: the owner's create/resume handlers cover a new Job, but a relist
+    # after a broken watch may show a Job that moved on (finished) while nothing was watching.
+    if type != "MODIFIED" and not controller.moved_on_unwatched(body):
+        return
+    owner = controller.controller_owner(body)
+    if owner is None or controller.already_synced(body):
+        return
+    await sync_owner(kube_of(memo), image_of(memo), str(body["metadata"]["namespace"]), owner, body)
+
+
+async def sync_owner(
+    kube: Kube, image: str, namespace: str, owner: tuple[str, str], job: kopf.Body
+) -> None:
+    """Sync the owner TrainingJob from ``job`` through the queue (a retry reconciles it all)."""
+    ref = Ref(TRAINING_JOB, TRAINING_JOBS, namespace, owner[0], owner[1])
+
+    async def work() -> None:
+        await controller.sync(kube, image, ref, job)
+
+    async def again() -> None:
+        await controller.reconcile_key(kube, image, ref.key)
+
+    await queue.run(ref.key, work, again=again, trigger="job-event")
+
+
+# async: kopf runs a sync handler in its thread pool, a round trip per event for a dict update
+@kopf.on.event(GROUP, VERSION, TRAINING_JOBS, id="trainingjob-phase")
+async def phase_event_handler(type: str | None, body: kopf.Body, **_: Any) -> None:
+    meta = body.get("metadata", {})
+    phase = None if type == "DELETED" else body.get("status", {}).get("phase") or "Pending"
+    metrics.observe_phase(str(meta.get("namespace")), str(meta.get("name")), phase)
