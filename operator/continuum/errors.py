@@ -16,7 +16,7 @@ Tree::
     ├── TrainingError            fitting or evaluating the pipeline failed
     ├── StorageError             talking to S3 failed (endpoint, network, bucket, ...)
     │   ├── ObjectNotFound       a key (or bucket) the caller needs is not there
-    │   ├── AlreadyExists        a write-once key is taken (conditional write refused)
+    │   ├── ObjectExists         a write-once key is taken (conditional write refused)
     │   ├── AccessDenied         the credentials are wrong or lack a permission
     │   ├── CertificateNotTrusted  the endpoint's TLS certificate did not verify
     │   └── StorageUnavailable   S3 is down, unreachable or overloaded: worth retrying
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 __all__ = [
     "AccessDenied",
-    "AlreadyExists",
     "CertificateNotTrusted",
     "ConfigError",
     "ContinuumError",
@@ -44,6 +43,7 @@ __all__ = [
     "DigestMismatch",
     "IntegrityError",
     "ManifestInvalid",
+    "ObjectExists",
     "ObjectNotFound",
     "StorageError",
     "StorageUnavailable",
@@ -98,7 +98,7 @@ class ObjectNotFound(StorageError):
     """The requested S3 object (or bucket) does not exist."""
 
 
-class AlreadyExists(StorageError):
+class ObjectExists(StorageError):
     """A write-once key already exists; S3 refused the conditional write."""
 
 

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from continuum.errors import AccessDenied, AlreadyExists, ObjectNotFound, StorageError
+from continuum.errors import AccessDenied, ObjectExists, ObjectNotFound, StorageError
 from continuum.storage import (
     ObjectStore,
     allocate_version,
@@ -52,7 +52,7 @@ def test_dataset_uri_prefix_and_key(store, s3_bucket):
 
 def test_write_once_keys_are_enforced_by_the_server(store):
     store.put_bytes("once", b"first", if_absent=True)
-    with pytest.raises(AlreadyExists, match="write-once"):
+    with pytest.raises(ObjectExists, match="write-once"):
         store.put_bytes("once", b"second", if_absent=True)
     assert store.get_bytes("once") == b"first"
 

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import aiohttp
 import kopf
 
-from continuum.kube.errors import Conflict, NotFound, error_for
+from continuum.kube.errors import ResourceConflict, ResourceNotFound, error_for
 from continuum.kube.login import login
 from continuum.kube.pods import termination_message
 
@@ -84,7 +84,7 @@ class Kube:
         try:
             what = f"create Job {namespace}/{name}"
             created = await self._request("POST", path, what, job)
-        except Conflict:
+        except ResourceConflict:
             existing = await self.read_job(namespace, name)
             if existing is None:  # deleted between the two calls: let the caller retry
                 raise
@@ -184,7 +184,7 @@ class Kube:
         try:
             what = f"create {plural}.{group} {name}"
             created = await self._request("POST", path, what, body)
-        except Conflict:
+        except ResourceConflict:
             existing = await self.read_custom_object(group, version, plural, namespace, name)
             if existing is None:  # deleted between the two calls: let the caller retry
                 raise
@@ -212,7 +212,7 @@ class Kube:
         """Merge-patch ``status`` onto the object's status subresource.
 
         With ``resource_version`` the write only happens if the object is unchanged since
-        that version (else ``Conflict``): optimistic concurrency for read-compute-write.
+        that version (else ``ResourceConflict``): optimistic concurrency for read-compute-write.
         """
         body: dict[str, Any] = {"status": dict(status)}
         if resource_version is not None:
@@ -224,7 +224,7 @@ class Kube:
     async def _read(self, path: str, what: str) -> dict[str, Any] | None:
         try:
             return await self._request("GET", path, what)
-        except NotFound:
+        except ResourceNotFound:
             return None
 
     async def _request(

@@ -11,7 +11,14 @@ import json
 
 from continuum.errors import ContinuumError
 
-__all__ = ["Conflict", "Forbidden", "Invalid", "KubeError", "NotFound", "error_for"]
+__all__ = [
+    "KubeError",
+    "RequestForbidden",
+    "ResourceConflict",
+    "ResourceInvalid",
+    "ResourceNotFound",
+    "error_for",
+]
 
 
 class KubeError(ContinuumError):
@@ -23,28 +30,28 @@ class KubeError(ContinuumError):
         self.reason = reason
 
 
-class NotFound(KubeError):
+class ResourceNotFound(KubeError):
     """The object (or its kind) does not exist (HTTP 404)."""
 
 
-class Conflict(KubeError):
+class ResourceConflict(KubeError):
     """The object already exists, or changed since it was read (HTTP 409)."""
 
 
-class Forbidden(KubeError):
+class RequestForbidden(KubeError):
     """RBAC refused the request (HTTP 403)."""
 
 
-class Invalid(KubeError):
+class ResourceInvalid(KubeError):
     """The API server rejected the object (HTTP 400 or 422)."""
 
 
 _BY_STATUS: dict[int, type[KubeError]] = {
-    400: Invalid,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-    422: Invalid,
+    400: ResourceInvalid,
+    403: RequestForbidden,
+    404: ResourceNotFound,
+    409: ResourceConflict,
+    422: ResourceInvalid,
 }
 
 

@@ -21,7 +21,7 @@ otherwise (and for the very first call, whose cost is unknown) in a thread, so t
 model or a huge request cannot hold up the loop and the health probes it answers.
 
 If a combined batch fails, each request is retried alone so that one bad request cannot fail
-the others; a request that still fails gets InvalidInput when scikit-learn rejected its values
+the others; a request that still fails gets InputInvalid when scikit-learn rejected its values
 (ValueError/TypeError) and PredictionFailed otherwise.
 """
 
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from continuum.server.errors import InvalidInput, NotReady, PredictionFailed, ServingError
+from continuum.server.errors import InputInvalid, PredictionFailed, ServerUnavailable, ServingError
 from continuum.server.inputs import FeatureRows
 from continuum.server.model import Prediction
 
@@ -71,7 +71,7 @@ def split(prediction: Prediction, sizes: Sequence[int]) -> list[Prediction]:
 
 def scoring_error(exc: Exception) -> ServingError:
     if isinstance(exc, ValueError | TypeError):
-        return InvalidInput(f"the model could not score these rows: {exc}")
+        return InputInvalid(f"the model could not score these rows: {exc}")
     return PredictionFailed(f"prediction failed: {type(exc).__name__}: {exc}")
 
 
@@ -206,9 +206,9 @@ class Batcher:
 
     def _fail_waiting(self) -> None:
         for item in self._in_hand:
-            _fail(item, NotReady("the server is shutting down"))
+            _fail(item, ServerUnavailable("the server is shutting down"))
         while self._queue:
-            _fail(self._queue.popleft(), NotReady("the server is shutting down"))
+            _fail(self._queue.popleft(), ServerUnavailable("the server is shutting down"))
 
 
 def _resolve(item: Pending, prediction: Prediction) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from continuum.server.errors import BadRequest, InvalidInput
+from continuum.server.errors import InputInvalid, RequestInvalid
 from continuum.server.inputs import (
     BYTES,
     NUMERIC_DATATYPES,
@@ -36,11 +36,11 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     try:
         size = int(header_length)
     except ValueError:
-        raise BadRequest(
+        raise RequestInvalid(
             f"Inference-Header-Content-Length {header_length!r} is not a number"
         ) from None
     if not 0 < size <= len(body):
-        raise BadRequest(
+        raise RequestInvalid(
             f"Inference-Header-Content-Length {size} does not fit a {len(body)}-byte body"
         )
     return body[:size], body[size:]
@@ -58,7 +58,7 @@ def request_tensors(request: InferenceRequest, tail: bytes) -> list[Tensor]:
         tensors.append(binary_tensor(item, tail[offset : offset + size], size))
         offset += size
     if offset != len(tail):
-        raise BadRequest(
+        raise RequestInvalid(
             f"binary data is {len(tail)} bytes but the inputs' binary_data_size add up to {offset}"
         )
     return tensors
@@ -69,22 +69,22 @@ def _binary_size(item: RequestInput) -> int | None:
     if size is None:
         return None
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise BadRequest(f"input {item.name!r}: binary_data_size {size!r} is not a byte count")
+        raise RequestInvalid(f"input {item.name!r}: binary_data_size {size!r} is not a byte count")
     if item.data is not None:
-        raise BadRequest(f"input {item.name!r} has both data and binary_data_size")
+        raise RequestInvalid(f"input {item.name!r} has both data and binary_data_size")
     return size
 
 
 def _json_input(item: RequestInput) -> Tensor:
     if item.data is None:
-        raise BadRequest(f"input {item.name!r} has no data (and no binary_data_size)")
+        raise RequestInvalid(f"input {item.name!r} has no data (and no binary_data_size)")
     return json_tensor(item.name, item.shape, item.datatype, item.data)
 
 
 def binary_tensor(item: RequestInput, chunk: bytes, size: int) -> Tensor:
     check_datatype(item.name, item.datatype)
     if len(chunk) != size:
-        raise BadRequest(f"input {item.name!r}: body ends before its {size} binary bytes")
+        raise RequestInvalid(f"input {item.name!r}: body ends before its {size} binary bytes")
     values = _decode_bytes(item.name, chunk) if item.datatype == BYTES else _decode(item, chunk)
     check_shape(item.name, item.shape, values.size)
     return Tensor(item.name, tuple(item.shape), item.datatype, values)
@@ -93,7 +93,7 @@ def binary_tensor(item: RequestInput, chunk: bytes, size: int) -> Tensor:
 def _decode(item: RequestInput, chunk: bytes) -> np.ndarray:
     dtype = NUMERIC_DATATYPES[item.datatype]
     if len(chunk) != math.prod(item.shape) * dtype.itemsize:
-        raise InvalidInput(
+        raise InputInvalid(
             f"input {item.name!r}: {len(chunk)} bytes do not hold shape {item.shape} of "
             f"{item.datatype}"
         )
@@ -105,11 +105,11 @@ def _decode_bytes(name: str, chunk: bytes) -> np.ndarray:
     offset = 0
     while offset < len(chunk):
         if offset + 4 > len(chunk):
-            raise InvalidInput(f"input {name!r}: BYTES element length is cut short")
+            raise InputInvalid(f"input {name!r}: BYTES element length is cut short")
         (length,) = _LENGTH.unpack_from(chunk, offset)
         start, offset = offset + 4, offset + 4 + length
         if offset > len(chunk):
-            raise InvalidInput(f"input {name!r}: BYTES element runs past the tensor's data")
+            raise InputInvalid(f"input {name!r}: BYTES element runs past the tensor's data")
         items.append(chunk[start:offset])
     array = np.empty(len(items), dtype=object)
     array[:] = items

@@ -38,7 +38,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from continuum.server.binary import HEADER_LENGTH, request_tensors, split_body
-from continuum.server.errors import BadRequest
+from continuum.server.errors import RequestInvalid
 from continuum.server.inputs import FeatureRows, rows_from_instances, rows_from_tensors
 from continuum.server.model import ServedModel
 from continuum.server.protocol import InferenceRequest, PredictRequest
@@ -82,11 +82,11 @@ def _full_path(model: ServedModel, header: bytes, tail: bytes) -> DecodedRequest
 
 
 def parse_body(message: type[Message], body: bytes) -> Message:
-    """``body`` read as ``message`` by pydantic; BadRequest saying what is wrong with it."""
+    """``body`` read as ``message`` by pydantic; RequestInvalid saying what is wrong with it."""
     try:
         return message.model_validate_json(body)
     except ValidationError as exc:
-        raise BadRequest(_describe(exc, message.__name__)) from exc
+        raise RequestInvalid(_describe(exc, message.__name__)) from exc
 
 
 def _describe(exc: ValidationError, what: str) -> str:

@@ -9,7 +9,7 @@ Accepted shapes of a request (the model's feature schema decides what is valid):
 Numeric features take FP32/FP64/INT32/INT64 (or BYTES holding numbers); categorical features
 take any datatype and are compared as strings, as the trainer did. A missing value (JSON
 ``null``, NaN) is accepted only where the pipeline imputes it. Every failure is an
-InvalidInput naming the input or feature and the problem; nothing here raises anything else.
+InputInvalid naming the input or feature and the problem; nothing here raises anything else.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from continuum.server.errors import InvalidInput
+from continuum.server.errors import InputInvalid
 from continuum.server.model import NUMERIC, FeatureSpec
 
 NUMERIC_DATATYPES: dict[str, np.dtype[Any]] = {
@@ -56,14 +56,14 @@ class FeatureRows:
 def check_datatype(name: str, datatype: str) -> None:
     if datatype not in SUPPORTED_DATATYPES:
         supported = ", ".join(SUPPORTED_DATATYPES)
-        raise InvalidInput(f"input {name!r}: datatype {datatype!r} is not one of {supported}")
+        raise InputInvalid(f"input {name!r}: datatype {datatype!r} is not one of {supported}")
 
 
 def check_shape(name: str, shape: Sequence[int], count: int) -> None:
     if any(dim < 0 for dim in shape):
-        raise InvalidInput(f"input {name!r}: shape {list(shape)} has a negative dimension")
+        raise InputInvalid(f"input {name!r}: shape {list(shape)} has a negative dimension")
     if math.prod(shape) != count:
-        raise InvalidInput(
+        raise InputInvalid(
             f"input {name!r}: shape {list(shape)} needs {math.prod(shape)} values, got {count}"
         )
 
@@ -74,7 +74,7 @@ def json_tensor(name: str, shape: Sequence[int], datatype: str, data: list[Any])
     try:
         values = np.asarray(data).ravel()
     except ValueError as exc:  # ragged nesting
-        raise InvalidInput(f"input {name!r}: data is not a regular array: {exc}") from exc
+        raise InputInvalid(f"input {name!r}: data is not a regular array: {exc}") from exc
     check_shape(name, shape, values.size)
     tensor = Tensor(name, tuple(shape), datatype, values)
     _check_numeric_datatype(tensor)
@@ -85,14 +85,14 @@ def _check_numeric_datatype(tensor: Tensor) -> None:
     if tensor.datatype not in NUMERIC_DATATYPES:
         return
     if tensor.values.dtype.kind in "US":
-        raise InvalidInput(
+        raise InputInvalid(
             f"input {tensor.name!r} is {tensor.datatype} but holds strings; send numbers "
             "(or declare BYTES)"
         )
     if tensor.datatype.startswith("INT") and tensor.values.dtype.kind == "f":
         finite = tensor.values[np.isfinite(tensor.values)]
         if np.any(finite != np.floor(finite)):
-            raise InvalidInput(
+            raise InputInvalid(
                 f"input {tensor.name!r} is {tensor.datatype} but holds non-integer numbers"
             )
 
@@ -106,7 +106,7 @@ def rows_from_tensors(tensors: Sequence[Tensor], features: Sequence[FeatureSpec]
     if len(tensors) == 1 and len(tensors[0].shape) == 2:
         return _rows_from_matrix(tensors[0], features)
     unknown = [name for name in names if name not in known]
-    raise InvalidInput(
+    raise InputInvalid(
         f"unknown input(s) {unknown}: send one tensor per feature named after it "
         f"({_names(features)}), or a single [N, {len(features)}] tensor in that order"
     )
@@ -116,7 +116,7 @@ def _rows_by_name(tensors: Sequence[Tensor], features: Sequence[FeatureSpec]) ->
     by_name = _unique(tensors)
     missing = [feature.name for feature in features if feature.name not in by_name]
     if missing:
-        raise InvalidInput(f"missing feature(s) {missing}: the model needs {_names(features)}")
+        raise InputInvalid(f"missing feature(s) {missing}: the model needs {_names(features)}")
     n_rows = _common_rows(tensors)
     columns = {f.name: to_column(f, by_name[f.name].values) for f in features}
     return FeatureRows(columns, n_rows)
@@ -126,7 +126,7 @@ def _unique(tensors: Sequence[Tensor]) -> dict[str, Tensor]:
     by_name: dict[str, Tensor] = {}
     for tensor in tensors:
         if tensor.name in by_name:
-            raise InvalidInput(f"input {tensor.name!r} is given more than once")
+            raise InputInvalid(f"input {tensor.name!r} is given more than once")
         by_name[tensor.name] = tensor
     return by_name
 
@@ -134,7 +134,7 @@ def _unique(tensors: Sequence[Tensor]) -> dict[str, Tensor]:
 def _common_rows(tensors: Sequence[Tensor]) -> int:
     counts = {tensor.name: _column_rows(tensor) for tensor in tensors}
     if len(set(counts.values())) != 1:
-        raise InvalidInput(f"inputs have different numbers of rows: {counts}")
+        raise InputInvalid(f"inputs have different numbers of rows: {counts}")
     return _at_least_one_row(next(iter(counts.values())))
 
 
@@ -142,21 +142,21 @@ def _column_rows(tensor: Tensor) -> int:
     shape = tensor.shape
     if len(shape) == 1 or (len(shape) == 2 and shape[1] == 1):
         return shape[0]
-    raise InvalidInput(
+    raise InputInvalid(
         f"input {tensor.name!r}: shape {list(shape)} is not [N] or [N, 1] (one feature per input)"
     )
 
 
 def _at_least_one_row(n_rows: int) -> int:
     if n_rows < 1:
-        raise InvalidInput("the request has no rows")
+        raise InputInvalid("the request has no rows")
     return n_rows
 
 
 def _rows_from_matrix(tensor: Tensor, features: Sequence[FeatureSpec]) -> FeatureRows:
     n_rows, width = tensor.shape
     if width != len(features):
-        raise InvalidInput(
+        raise InputInvalid(
             f"input {tensor.name!r}: shape {list(tensor.shape)} has {width} columns but the "
             f"model has {len(features)} features ({_names(features)})"
         )
@@ -174,7 +174,7 @@ def rows_from_instances(
     elif all(isinstance(row, list) for row in instances):
         raw = _columns_of_arrays(instances, features)  # type: ignore[arg-type]
     else:
-        raise InvalidInput("instances mix objects and arrays: use one form for all rows")
+        raise InputInvalid("instances mix objects and arrays: use one form for all rows")
     columns = {f.name: to_column(f, _object_array(raw[f.name])) for f in features}
     return FeatureRows(columns, _at_least_one_row(len(instances)))
 
@@ -192,9 +192,9 @@ def _columns_of_objects(
 def _explain_keys(index: int, row: dict[str, Any], names: Sequence[str]) -> None:
     unknown = sorted(set(row) - set(names))
     if unknown:
-        raise InvalidInput(f"instance {index}: unknown feature(s) {unknown}; expected {names}")
+        raise InputInvalid(f"instance {index}: unknown feature(s) {unknown}; expected {names}")
     missing = [name for name in names if name not in row]
-    raise InvalidInput(f"instance {index}: missing feature(s) {missing}")
+    raise InputInvalid(f"instance {index}: missing feature(s) {missing}")
 
 
 def _columns_of_arrays(
@@ -202,7 +202,7 @@ def _columns_of_arrays(
 ) -> dict[str, list[Any]]:
     for index, row in enumerate(rows):
         if len(row) != len(features):
-            raise InvalidInput(
+            raise InputInvalid(
                 f"instance {index} has {len(row)} values but the model has {len(features)} "
                 f"features ({_names(features)})"
             )
@@ -216,12 +216,12 @@ def _object_array(values: list[Any]) -> np.ndarray:
 
 
 def to_column(feature: FeatureSpec, values: np.ndarray) -> np.ndarray:
-    """One feature's values in the form the pipeline was trained on, or InvalidInput."""
+    """One feature's values in the form the pipeline was trained on, or InputInvalid."""
     if feature.kind == NUMERIC:
         column = _as_float(feature.name, values)
         _check_missing(feature, np.isnan(column))
         if np.isinf(column).any():
-            raise InvalidInput(f"feature {feature.name!r}: infinite values are not accepted")
+            raise InputInvalid(f"feature {feature.name!r}: infinite values are not accepted")
         return column
     column = _as_category(feature.name, values)
     _check_missing(feature, np.array([value is None for value in column], dtype=bool))
@@ -232,7 +232,7 @@ def to_column(feature: FeatureSpec, values: np.ndarray) -> np.ndarray:
 def _check_missing(feature: FeatureSpec, missing: np.ndarray) -> None:
     if not feature.nullable and missing.any():
         row = int(np.argmax(missing))
-        raise InvalidInput(
+        raise InputInvalid(
             f"feature {feature.name!r}: row {row} is missing a value and this model does not "
             "impute it"
         )
@@ -256,7 +256,7 @@ def _one_float(name: str, value: Any) -> float:
             return float(value)
         except ValueError:
             pass
-    raise InvalidInput(f"feature {name!r} is numeric but got {_short(value)}")
+    raise InputInvalid(f"feature {name!r} is numeric but got {_short(value)}")
 
 
 def _as_category(name: str, values: np.ndarray) -> np.ndarray:
@@ -269,7 +269,7 @@ def _one_category(name: str, value: Any) -> str | None:
     if isinstance(value, float) and math.isnan(value):
         return None
     if not isinstance(value, _SCALARS):
-        raise InvalidInput(f"feature {name!r} needs a single value per row, got {_short(value)}")
+        raise InputInvalid(f"feature {name!r} needs a single value per row, got {_short(value)}")
     return None if value is None else str(value)
 
 

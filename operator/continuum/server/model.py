@@ -5,7 +5,7 @@ the manifest's scikit-learn major.minor must equal the running one, because a pi
 by another minor release may load yet predict differently.
 """
 
-# IncompatibleModel reads as an outcome, like the names in continuum.errors.
+# ModelIncompatible reads as an outcome, like the names in continuum.errors.
 # ruff: noqa: N818
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ CATEGORICAL = "categorical"
 CLASSIFICATION = "classification"
 
 
-class IncompatibleModel(IntegrityError):
+class ModelIncompatible(IntegrityError):
     """The model was made with a scikit-learn this server cannot vouch for."""
 
 
@@ -109,7 +109,7 @@ def check_sklearn_version(manifest: dict[str, Any], running: str) -> None:
     if not isinstance(recorded, str):
         raise ManifestInvalid("manifest records no scikit-learn version; refusing to serve it")
     if _major_minor(recorded) != _major_minor(running):
-        raise IncompatibleModel(
+        raise ModelIncompatible(
             f"model was trained with scikit-learn {recorded} but this server runs {running}: "
             "major.minor must match; serve it with a matching image or retrain"
         )

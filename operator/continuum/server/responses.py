@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import sklearn
 
-from continuum.server.errors import InvalidInput
+from continuum.server.errors import InputInvalid
 from continuum.server.model import NUMERIC, ServedModel
 
 PREDICT = "predict"
@@ -36,7 +36,7 @@ def chosen_outputs(model: ServedModel, names: Sequence[str] | None) -> list[str]
         return list(available)
     unknown = [name for name in names if name not in available]
     if unknown:
-        raise InvalidInput(f"unknown output(s) {unknown}: this model has {list(available)}")
+        raise InputInvalid(f"unknown output(s) {unknown}: this model has {list(available)}")
     return list(names)
 
 

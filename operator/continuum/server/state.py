@@ -27,7 +27,7 @@ from continuum.errors import (
     StorageError,
 )
 from continuum.server.batching import Batcher
-from continuum.server.errors import NotFound, NotReady, ServingError
+from continuum.server.errors import ModelNotFound, ServerUnavailable, ServingError
 from continuum.server.inference_log import InferenceLogger
 from continuum.server.inputs import FeatureRows
 from continuum.server.metrics import ServerMetrics
@@ -133,19 +133,21 @@ class ModelServer:
         """The served model if ``name``/``version`` designate it; 404 or 503 otherwise."""
         self.require_name(name, version)
         if self.model is None:
-            raise NotReady(self.not_ready_reason)
+            raise ServerUnavailable(self.not_ready_reason)
         return self.model
 
     def require_name(self, name: str, version: str | None) -> None:
         """404 unless ``name`` (and ``version``, if given) designate the model served here."""
         if name != self.settings.model:
-            raise NotFound(f"model {name!r} is not served here (this server serves {self.target})")
+            raise ModelNotFound(
+                f"model {name!r} is not served here (this server serves {self.target})"
+            )
         if version is not None and version != str(self.settings.version):
-            raise NotFound(f"model {name!r} has no version {version!r} here ({self.target})")
+            raise ModelNotFound(f"model {name!r} has no version {version!r} here ({self.target})")
 
     def ready_batcher(self) -> Batcher:
         if self.batcher is None:
-            raise NotReady(self.not_ready_reason)
+            raise ServerUnavailable(self.not_ready_reason)
         return self.batcher
 
     def served(self, request_id: str, rows: FeatureRows, prediction: Prediction) -> None:
@@ -163,8 +165,10 @@ class ModelServer:
         self.metrics.in_flight.inc()
         try:
             if self._in_flight > self.settings.max_concurrent_requests:
-                raise NotReady(f"server busy: more than {self.settings.max_concurrent_requests} "
-                               "requests in flight; retry later")  # fmt: skip
+                limit = self.settings.max_concurrent_requests
+                raise ServerUnavailable(
+                    f"server busy: more than {limit} requests in flight; retry later"
+                )
             yield
         except ServingError as exc:
             status = exc.status_code

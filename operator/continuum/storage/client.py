@@ -36,9 +36,9 @@ from urllib3.util.ssl_match_hostname import CertificateError as _HostnameMismatc
 
 from continuum.errors import (
     AccessDenied,
-    AlreadyExists,
     CertificateNotTrusted,
     ConfigError,
+    ObjectExists,
     ObjectNotFound,
     StorageError,
     StorageUnavailable,
@@ -115,7 +115,7 @@ class ObjectStore:
         if_absent: bool = False,
         content_type: str = "application/octet-stream",
     ) -> None:
-        """Write ``data``; with ``if_absent`` the write fails (AlreadyExists) if ``key`` exists."""
+        """Write ``data``; with ``if_absent`` the write fails (ObjectExists) if ``key`` exists."""
         if not if_absent:
             self._call("write", self.bucket, key, lambda: self._client.put_object(
                 Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
@@ -273,7 +273,7 @@ def _verify(ca_bundle: str | None) -> str | bool:
 
 
 def _refused_as_existing(exc: ClientError) -> bool:
-    return isinstance(_map_client_error(exc, "write", "", ""), AlreadyExists)
+    return isinstance(_map_client_error(exc, "write", "", ""), ObjectExists)
 
 
 def _object_info(item: Any) -> ObjectInfo:
@@ -298,7 +298,7 @@ def _map_client_error(exc: ClientError, action: str, bucket: str, key: str) -> S
             "secret key and the bucket policy in the storage Secret"
         )
     if code in _EXISTS_CODES or status in {"412", "409"}:
-        return AlreadyExists(f"cannot {action} {where}: it already exists and is write-once")
+        return ObjectExists(f"cannot {action} {where}: it already exists and is write-once")
     return _other_answer(code, status, str(error.get("Message", "")), f"cannot {action} {where}")
 
 

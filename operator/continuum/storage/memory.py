@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from continuum.errors import AlreadyExists, ObjectNotFound
+from continuum.errors import ObjectExists, ObjectNotFound
 from continuum.storage.client import ObjectInfo, ObjectStore
 from continuum.storage.settings import S3Settings
 
@@ -28,7 +28,7 @@ class MemoryObjectStore(ObjectStore):
         content_type: str = "application/octet-stream",
     ) -> None:
         if if_absent and (self.bucket, key) in self.objects:
-            raise AlreadyExists(f"s3://{self.bucket}/{key} already exists and is write-once")
+            raise ObjectExists(f"s3://{self.bucket}/{key} already exists and is write-once")
         self.objects[(self.bucket, key)] = bytes(data)
 
     def get_bytes(self, key: str, *, bucket: str | None = None) -> bytes:

@@ -13,7 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from continuum.errors import AlreadyExists, ManifestInvalid, ObjectNotFound, VersionConflict
+from continuum.errors import ManifestInvalid, ObjectExists, ObjectNotFound, VersionConflict
 from continuum.storage import layout
 from continuum.storage.client import ObjectStore
 
@@ -50,7 +50,7 @@ def _try_claim(store: ObjectStore, model: str, version: int, claimant: str) -> b
     }
     try:
         store.put_json(key, claim, if_absent=True)
-    except AlreadyExists:
+    except ObjectExists:
         return False
     # Read back: a server that ignores If-None-Match would have let a rival overwrite us.
     return bool(store.get_json(key).get("token") == claim["token"])

@@ -7,13 +7,25 @@ import json
 import pytest
 
 from continuum.errors import ContinuumError
-from continuum.kube import Conflict, Forbidden, Invalid, KubeError, NotFound
+from continuum.kube import (
+    KubeError,
+    RequestForbidden,
+    ResourceConflict,
+    ResourceInvalid,
+    ResourceNotFound,
+)
 from continuum.kube.errors import error_for
 
 
 @pytest.mark.parametrize(
     ("status", "cls"),
-    [(404, NotFound), (409, Conflict), (403, Forbidden), (422, Invalid), (400, Invalid)],
+    [
+        (404, ResourceNotFound),
+        (409, ResourceConflict),
+        (403, RequestForbidden),
+        (422, ResourceInvalid),
+        (400, ResourceInvalid),
+    ],
 )
 def test_status_codes(status: int, cls: type[KubeError]) -> None:
     body = json.dumps({"kind": "Status", "reason": "Whatever", "message": "details here"})

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from continuum.errors import AlreadyExists, ConfigError
+from continuum.errors import ConfigError, ObjectExists
 from continuum.storage.memory import MemoryObjectStore
 from continuum.storage.reports import (
     latest_summary,
@@ -43,7 +43,7 @@ def test_write_then_read_and_write_once():
     assert read_summary(store, "mon", time) == {"s": 1}
     assert store.get_bytes(f"reports/mon/{time}/summary.json") == b'{"s":1}'  # compact
     assert json.loads(store.get_bytes(f"reports/mon/{time}/report.json")) == {"a": 1}
-    with pytest.raises(AlreadyExists):
+    with pytest.raises(ObjectExists):
         write_report(store, "mon", time, report={}, html="", summary={})
 
 

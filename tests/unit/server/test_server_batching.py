@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from continuum.server.batching import Batcher, combine, split
-from continuum.server.errors import InvalidInput, NotReady, PredictionFailed
+from continuum.server.errors import InputInvalid, PredictionFailed, ServerUnavailable
 from continuum.server.inputs import FeatureRows
 from continuum.server.model import Prediction
 
@@ -108,7 +108,7 @@ def test_one_bad_request_does_not_fail_the_others_in_its_batch():
 
     good, bad = asyncio.run(scenario())
     assert good.labels.tolist() == [2]
-    assert isinstance(bad, InvalidInput)
+    assert isinstance(bad, InputInvalid)
     assert "negative x" in bad.message
 
 
@@ -175,7 +175,7 @@ def test_shutdown_fails_a_batch_that_was_still_being_collected():
             waiting = asyncio.create_task(batcher.predict(rows(1)))
             await asyncio.sleep(0.01)
             worker.cancel()
-            with pytest.raises(NotReady, match="shutting down"):
+            with pytest.raises(ServerUnavailable, match="shutting down"):
                 await asyncio.wait_for(waiting, 1)
 
     asyncio.run(scenario())

@@ -23,7 +23,7 @@ from continuum.server.decoding import (
     fast_path,
     parse_body,
 )
-from continuum.server.errors import InvalidInput, ServingError
+from continuum.server.errors import InputInvalid, ServingError
 from continuum.server.inputs import rows_from_tensors
 from continuum.server.model import NUMERIC, FeatureSpec, ServedModel
 from continuum.server.protocol import InferenceRequest
@@ -145,7 +145,7 @@ def test_an_unknown_output_is_refused_whichever_branch_reads_the_body() -> None:
     common = {"inputs": [tensor("a", [1.0]), tensor("b", [2.0])], "outputs": outputs}
     matrix = {"inputs": [tensor("m", [1.0, 2.0], shape=[1, 2])], "outputs": outputs}
     for message in (common, matrix):
-        with pytest.raises(InvalidInput, match=r"unknown output\(s\) \['nope'\]"):
+        with pytest.raises(InputInvalid, match=r"unknown output\(s\) \['nope'\]"):
             decode_request(INFER, MODEL, encoded(message), {})
 
 

@@ -7,7 +7,7 @@ from botocore.stub import Stubber
 
 from continuum.errors import (
     AccessDenied,
-    AlreadyExists,
+    ObjectExists,
     ObjectNotFound,
     StorageError,
     StorageUnavailable,
@@ -33,8 +33,8 @@ def client_error(code: str, status: int) -> ClientError:
         ("AccessDenied", 403, AccessDenied, "check the access key"),
         ("InvalidAccessKeyId", 403, AccessDenied, "storage Secret"),
         ("SignatureDoesNotMatch", 403, AccessDenied, "secret key"),
-        ("PreconditionFailed", 412, AlreadyExists, "write-once"),
-        ("ConditionalRequestConflict", 409, AlreadyExists, "write-once"),
+        ("PreconditionFailed", 412, ObjectExists, "write-once"),
+        ("ConditionalRequestConflict", 409, ObjectExists, "write-once"),
         ("InternalError", 500, StorageUnavailable, "S3 is unavailable"),
         ("SlowDown", 503, StorageUnavailable, "SlowDown"),
         ("MalformedXML", 400, StorageError, "MalformedXML"),

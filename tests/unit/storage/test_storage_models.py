@@ -1,6 +1,6 @@
 import pytest
 
-from continuum.errors import AlreadyExists, ManifestInvalid, ObjectNotFound, VersionConflict
+from continuum.errors import ManifestInvalid, ObjectExists, ObjectNotFound, VersionConflict
 from continuum.storage import (
     allocate_version,
     latest_qualified_version,
@@ -44,7 +44,7 @@ def test_a_taken_version_is_skipped_never_overwritten():
         calls.append(key)
         if key == "models/m/1/claim.json" and len(calls) == 1:
             real_put(key, b'{"token": "rival"}')  # a rival claims 1 between our list and put
-            raise AlreadyExists("taken")
+            raise ObjectExists("taken")
         real_put(key, data, **kwargs)
 
     store.put_bytes = rival_wins_first  # type: ignore[method-assign]
@@ -56,7 +56,7 @@ def test_gives_up_with_version_conflict_when_every_attempt_is_taken():
     store = MemoryObjectStore()
 
     def always_taken(key, data, **kwargs):
-        raise AlreadyExists("taken")
+        raise ObjectExists("taken")
 
     store.put_bytes = always_taken  # type: ignore[method-assign]
     with pytest.raises(VersionConflict, match="retry the training run"):

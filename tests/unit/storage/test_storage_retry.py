@@ -10,7 +10,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from urllib3.exceptions import NameResolutionError
 
-from continuum.errors import AlreadyExists, ObjectNotFound, StorageError, StorageUnavailable
+from continuum.errors import ObjectExists, ObjectNotFound, StorageError, StorageUnavailable
 from continuum.storage import S3Settings
 from continuum.storage.client import ObjectStore, _map_transport_error
 from continuum.storage.retry import RetryNotice, RetryPolicy, call_with_retry
@@ -135,7 +135,7 @@ def test_a_write_once_key_holding_other_bytes_is_still_refused():
     with stub:
         stub.add_client_error("put_object", "PreconditionFailed", http_status_code=412)
         stub.add_response("get_object", {"Body": _body(b"a rival's claim")})
-        with pytest.raises(AlreadyExists):
+        with pytest.raises(ObjectExists):
             store.put_bytes("models/m/1/claim.json", b"ours", if_absent=True)
 
 
