@@ -73,7 +73,7 @@ def test_examples_agree_with_each_other() -> None:
     assert md.spec.model == tj.spec.model
     assert md.spec.version.policy == "latestQualified"
     assert md.spec.inference_log.enabled
-    assert dm.spec.deployment == md.metadata["name"]
+    assert dm.spec.deployment == md.metadata.name
     assert dm.spec.retrain is not None
     assert dm.spec.retrain.enabled
     template = dm.spec.retrain.template

@@ -56,6 +56,23 @@ class ApiModel(BaseModel):
     )
 
 
+class ObjectMeta(ApiModel):
+    """The part of a custom resource's ``metadata`` the operator reads, typed; every other
+    field the API server sets is kept as it came (the CRD leaves ``metadata`` to the API
+    server: it is not part of the generated schema)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = ""
+    namespace: str = ""
+    uid: str = ""
+    generation: int | None = None
+    resource_version: str | None = None
+    deletion_timestamp: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
 def _quantity_to_str(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 

@@ -8,7 +8,7 @@ with the reference sample of the served version; sustained drift creates a Train
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -17,6 +17,7 @@ from continuum.api.common import (
     ApiModel,
     ColumnName,
     Condition,
+    ObjectMeta,
     ObjectName,
     cel,
     conditions_field,
@@ -216,7 +217,7 @@ class DriftMonitor(ApiModel):
         API_VERSION, description="continuum.dev/v1alpha1"
     )
     kind: Literal["DriftMonitor"] = Field("DriftMonitor", description="DriftMonitor")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Object metadata.")
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Object metadata.")
     spec: DriftMonitorSpec = Field(description="Desired monitoring.")
     status: DriftMonitorStatus = Field(
         default_factory=DriftMonitorStatus, description="Observed state."

@@ -7,7 +7,7 @@ back a rollout that does not become ready in time.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -15,6 +15,7 @@ from continuum.api.common import (
     API_VERSION,
     ApiModel,
     Condition,
+    ObjectMeta,
     ObjectName,
     ResourceRequirements,
     StorageSpec,
@@ -175,7 +176,7 @@ class ModelDeployment(ApiModel):
         API_VERSION, description="continuum.dev/v1alpha1"
     )
     kind: Literal["ModelDeployment"] = Field("ModelDeployment", description="ModelDeployment")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Object metadata.")
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Object metadata.")
     spec: ModelDeploymentSpec = Field(description="Desired serving.")
     status: ModelDeploymentStatus = Field(
         default_factory=ModelDeploymentStatus, description="Observed state."

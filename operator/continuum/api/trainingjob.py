@@ -18,6 +18,7 @@ from continuum.api.common import (
     ColumnName,
     Condition,
     Label,
+    ObjectMeta,
     ObjectName,
     ResourceRequirements,
     StorageSpec,
@@ -318,7 +319,7 @@ class TrainingJob(ApiModel):
         API_VERSION, description="continuum.dev/v1alpha1"
     )
     kind: Literal["TrainingJob"] = Field("TrainingJob", description="TrainingJob")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Object metadata.")
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Object metadata.")
     spec: TrainingJobSpec = Field(description="Desired training run.")
     status: TrainingJobStatus = Field(
         default_factory=TrainingJobStatus, description="Observed state."

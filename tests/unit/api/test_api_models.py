@@ -69,7 +69,8 @@ def test_load_full_body() -> None:
         "status": {"phase": "Succeeded", "model": {"version": 3}, "metrics": {"accuracy": 0.9}},
     }
     tj = load(TrainingJob, body)
-    assert tj.metadata["name"] == "iris-1"
+    assert (tj.metadata.name, tj.metadata.namespace, tj.metadata.generation) == ("iris-1", "ml", 1)
+    assert tj.metadata.uid == "", "absent fields are empty, typed"
     assert tj.status.model is not None
     assert tj.status.model.version == 3
 
@@ -235,3 +236,15 @@ def test_drift_monitor_status_aliases() -> None:
     dm = load(DriftMonitor, {"spec": DM_SPEC, "status": status})
     assert dm.status.report_uri == status["reportURI"]
     assert dump(dm.status)["reportURI"] == status["reportURI"]
+
+
+def test_metadata_is_typed_and_keeps_what_the_api_server_adds() -> None:
+    when = "2026-01-01T00:00:00Z"
+    meta = {"name": "a", "namespace": "ml", "uid": "u-1", "resourceVersion": "42",
+            "deletionTimestamp": when, "labels": {"k": "v"},
+            "managedFields": [{"manager": "kubectl"}], "creationTimestamp": when}  # fmt: skip
+    tj = load(TrainingJob, {"metadata": meta, "spec": TJ_SPEC})
+    assert tj.metadata.resource_version == "42"
+    assert tj.metadata.deletion_timestamp == when
+    assert tj.metadata.labels == {"k": "v"}
+    assert dump(tj.metadata)["managedFields"] == [{"manager": "kubectl"}], "nothing is dropped"

@@ -16,8 +16,8 @@ from continuum.controllers.modeldeployment import rollout
 from continuum.controllers.shared.conditions import Want, merge_conditions
 from continuum.controllers.trainingjob import status
 from continuum.controllers.trainingjob.manifest import ManifestRead
-from tests.unit.controllers.trainingjob.builders import training_job
 from tests.unit.controllers.modeldeployment.builders import model_deployment
+from tests.unit.controllers.trainingjob.builders import training_job
 from tests.unit.deploy.health import HEALTH, KINDS, REPO, health, lua_version
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

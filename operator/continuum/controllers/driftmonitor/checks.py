@@ -116,18 +116,18 @@ def check_selector(monitor: str) -> str:
 
 def monitor_reference(dm: DriftMonitor) -> dict[str, Any]:
     """A controller owner reference to ``dm``: deleting it garbage-collects the child."""
-    return owner_reference(DRIFT_MONITOR, _name(dm), str(dm.metadata["uid"]))
+    return owner_reference(DRIFT_MONITOR, dm.metadata.name, dm.metadata.uid)
 
 
 def desired_check_job(
     dm: DriftMonitor, md: ModelDeployment, version: int, slot: datetime, image: str
 ) -> dict[str, Any]:
     """The batch/v1 Job running ``continuum monitor`` against ``version`` for ``slot``."""
-    labels = check_labels(_name(dm), md.spec.model)
+    labels = check_labels(dm.metadata.name, md.spec.model)
     interval = dm.spec.schedule.interval_seconds
     metadata = {
-        "name": check_job_name(_name(dm), slot),
-        "namespace": dm.metadata["namespace"],
+        "name": check_job_name(dm.metadata.name, slot),
+        "namespace": dm.metadata.namespace,
         "labels": labels,
         "annotations": {CHECK_TIME_ANNOTATION: compact_time(slot)},
         "ownerReferences": [monitor_reference(dm)],
@@ -174,7 +174,7 @@ def check_env(
 ) -> list[dict[str, Any]]:
     """The monitor's environment: what to check, with which settings, and where S3 is."""
     return [
-        var("CONTINUUM_MONITOR", _name(dm)),
+        var("CONTINUUM_MONITOR", dm.metadata.name),
         var("CONTINUUM_MODEL", md.spec.model),
         var("CONTINUUM_MODEL_VERSION", str(version)),
         var("CONTINUUM_MONITOR_SPEC", check_spec_json(dm.spec)),
@@ -190,7 +190,3 @@ def check_spec_json(spec: Spec) -> str:
     data = dump(spec)
     parts = {k: data[k] for k in CHECK_SPEC_KEYS if k in data}
     return json.dumps(parts, sort_keys=True, separators=(",", ":"))
-
-
-def _name(dm: DriftMonitor) -> str:
-    return str(dm.metadata["name"])

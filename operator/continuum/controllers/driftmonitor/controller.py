@@ -133,9 +133,9 @@ async def _reconcile_once(kube: Kube, image: str, body: Body) -> bool:
 
 async def check_jobs(kube: Kube, dm: DriftMonitor) -> list[dict[str, Any]]:
     """The monitor's check Jobs (label selector, then owner uid)."""
-    namespace, name = str(dm.metadata["namespace"]), str(dm.metadata["name"])
+    namespace, name = dm.metadata.namespace, dm.metadata.name
     jobs = await kube.list_jobs(namespace, check_selector(name))
-    return [job for job in jobs if _owner_uid(job) == dm.metadata.get("uid")]
+    return [job for job in jobs if _owner_uid(job) == dm.metadata.uid]
 
 
 async def start_check(kube: Kube, image: str, body: Body, dm: DriftMonitor, now: datetime) -> bool:
@@ -147,10 +147,10 @@ async def start_check(kube: Kube, image: str, body: Body, dm: DriftMonitor, now:
     slot = check_slot(now, dm.spec.schedule.interval_seconds)
     manifest = desired_check_job(dm, md, md.status.serving_version, slot, image)
     job, created = await kube.create_job(manifest)
-    if _owner_uid(job) != dm.metadata.get("uid"):
+    if _owner_uid(job) != dm.metadata.uid:
         raise kopf.TemporaryError(f"Job {name_of(job)} belongs to another object", delay=30)
     if created:
-        log.info("DriftMonitor %s: started check Job %s", dm.metadata["name"], name_of(job))
+        log.info("DriftMonitor %s: started check Job %s", dm.metadata.name, name_of(job))
     running = f"check Job {name_of(job)} of version {md.status.serving_version} running"
     waiting = status_waiting(dm, CHECK_RUNNING, running, now=now, job_name=name_of(job))
     return await _write(kube, body, dm, waiting)
@@ -158,7 +158,7 @@ async def start_check(kube: Kube, image: str, body: Body, dm: DriftMonitor, now:
 
 async def served_deployment(kube: Kube, dm: DriftMonitor) -> tuple[ModelDeployment | None, str]:
     """The watched ModelDeployment (None if absent or invalid) and what the check waits for."""
-    namespace, name = str(dm.metadata["namespace"]), dm.spec.deployment
+    namespace, name = dm.metadata.namespace, dm.spec.deployment
     body = await kube.read_custom_object(GROUP, VERSION, MODEL_DEPLOYMENTS, namespace, name)
     if body is None:
         return None, f"ModelDeployment {name} not found"
@@ -191,7 +191,7 @@ async def read_result(
     """The finished check's verdict from the Job and the monitor's termination message."""
     outcome = job_outcome(job)
     kind, message, when = outcome if outcome is not None else ("Failed", "", None)
-    namespace = str(dm.metadata["namespace"])
+    namespace = dm.metadata.namespace
     text = await kube.read_pod_termination_message(namespace, job, MONITOR_CONTAINER)
     finished = max(_parse_time(when) or now, check_time_of(job) or now)
     return check_result(name_of(job), finished, kind == "Complete", message, parse_summary(text))
@@ -201,15 +201,15 @@ async def retrain(
     kube: Kube, dm: DriftMonitor, status: DriftMonitorStatus, now: datetime
 ) -> tuple[Decision, str]:
     """Decide on a retraining and create its TrainingJob (409: it exists, from a retry)."""
-    namespace, monitor = str(dm.metadata["namespace"]), str(dm.metadata["name"])
+    namespace, monitor = dm.metadata.namespace, dm.metadata.name
     name = retrain_name(monitor, status.report_uri, now)
     trainingjobs = await kube.list_custom_objects(GROUP, VERSION, TRAINING_JOBS, namespace)
-    active = active_retrainings(trainingjobs, str(dm.metadata["uid"]))
+    active = active_retrainings(trainingjobs, dm.metadata.uid)
     decision = decide_retrain(dm.spec, status, active, now, candidate=name)
     if decision.create:
         manifest = desired_training_job(dm, name, decision.reason, status.report_uri)
         tj, _created = await kube.create_custom_object(GROUP, VERSION, TRAINING_JOBS, manifest)
-        if _owner_uid(tj) != dm.metadata.get("uid"):
+        if _owner_uid(tj) != dm.metadata.uid:
             raise kopf.TemporaryError(f"TrainingJob {name} belongs to another object", delay=30)
     return decision, name
 
@@ -228,7 +228,7 @@ def announce(
     name: str,
 ) -> None:
     """Events and metrics of a folded-in check (after its status was written)."""
-    namespace, monitor = str(dm.metadata["namespace"]), str(dm.metadata["name"])
+    namespace, monitor = dm.metadata.namespace, dm.metadata.name
     drifts = status.consecutive_drifts or 0
     if decision.create:
         drifts = dm.spec.consecutive_checks  # the count that triggered, before its reset

@@ -144,13 +144,13 @@ def desired_training_job(
     retrain = dm.spec.retrain
     if retrain is None or retrain.template is None:
         raise ValueError("the DriftMonitor has no retrain.template")
-    monitor = str(dm.metadata["name"])
+    monitor = dm.metadata.name
     annotations = {REASON_ANNOTATION: reason[:1024]}
     if report is not None:
         annotations[REPORT_ANNOTATION] = report
     metadata = {
         "name": name,
-        "namespace": dm.metadata["namespace"],
+        "namespace": dm.metadata.namespace,
         "labels": retrain_labels(monitor, retrain.template.model),
         "annotations": annotations,
         "ownerReferences": [monitor_reference(dm)],

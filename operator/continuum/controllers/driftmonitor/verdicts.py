@@ -121,12 +121,12 @@ def status_after_check(dm: DriftMonitor, result: CheckResult) -> DriftMonitorSta
     """The status once ``result`` is folded in (conditions merged at ``result.finished``)."""
     old = dm.status
     update: dict[str, Any] = {
-        "observed_generation": dm.metadata.get("generation"),
+        "observed_generation": dm.metadata.generation,
         "last_check_time": result.finished,
         "check_job_name": result.job_name,
         "consecutive_drifts": consecutive(old.consecutive_drifts, result.verdict),
         "conditions": merge_conditions(
-            old.conditions, check_conditions(result), generation=dm.metadata.get("generation"),
+            old.conditions, check_conditions(result), generation=dm.metadata.generation,
             now=result.finished,
         ),
     }  # fmt: skip
@@ -171,7 +171,7 @@ def status_waiting(
 ) -> DriftMonitorStatus:
     """The status while no check result is there yet (or the deployment serves nothing)."""
     old = dm.status
-    generation = dm.metadata.get("generation")
+    generation = dm.metadata.generation
     wants = waiting_conditions(reason, message)
     if old.last_check_time is not None and reason == CHECK_RUNNING:
         wants = []  # a later check: the last result's conditions stand

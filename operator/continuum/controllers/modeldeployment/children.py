@@ -43,15 +43,11 @@ LIVE_PATH = "/v2/health/live"
 
 
 def name_of(md: ModelDeployment) -> str:
-    return str(md.metadata["name"])
+    return md.metadata.name
 
 
 def namespace_of(md: ModelDeployment) -> str:
-    return str(md.metadata["namespace"])
-
-
-def _uid(md: ModelDeployment) -> str:
-    return str(md.metadata["uid"])
+    return md.metadata.namespace
 
 
 def url_of(md: ModelDeployment) -> str:
@@ -75,9 +71,7 @@ def _metadata(md: ModelDeployment) -> dict[str, Any]:
         "name": name_of(md),
         "namespace": namespace_of(md),
         "labels": serving_labels(md),
-        "ownerReferences": [
-            owner_reference(MODEL_DEPLOYMENT, name_of(md), str(md.metadata["uid"]))
-        ],
+        "ownerReferences": [owner_reference(MODEL_DEPLOYMENT, name_of(md), md.metadata.uid)],
     }
 
 

@@ -74,7 +74,7 @@ async def reconcile(kube: Kube, image: str, ref: Ref) -> None:
 async def _reconcile_once(kube: Kube, image: str, body: Body) -> bool:
     """Observe, plan, write status, apply children; False when the object changed meanwhile."""
     md = load_model_deployment(body)
-    namespace, name = str(md.metadata["namespace"]), str(md.metadata["name"])
+    namespace, name = md.metadata.namespace, md.metadata.name
     deployment = await kube.read_deployment(namespace, name)
     if deployment is not None and not owned_by(deployment, md):
         raise kopf.PermanentError(f"Deployment {namespace}/{name} belongs to another object")
@@ -110,7 +110,7 @@ def announce(body: Body, md: ModelDeployment, step: Plan) -> None:
     for outcome in step.outcomes:
         metrics.ROLLOUTS.labels(outcome=outcome).inc()
     meta = md.metadata
-    metrics.observe_serving(str(meta["namespace"]), str(meta["name"]), step.status.serving_version)
+    metrics.observe_serving(meta.namespace, meta.name, step.status.serving_version)
 
 
 def qualified(body: Mapping[str, Any]) -> bool:
@@ -131,4 +131,4 @@ def controller_owner(child: Mapping[str, Any]) -> tuple[str, str] | None:
 
 def owned_by(child: Mapping[str, Any], md: ModelDeployment) -> bool:
     """Whether ``child`` is controlled by this very ModelDeployment (same uid)."""
-    return controlled_by_uid(child, MODEL_DEPLOYMENT, md.metadata.get("uid"))
+    return controlled_by_uid(child, MODEL_DEPLOYMENT, md.metadata.uid)

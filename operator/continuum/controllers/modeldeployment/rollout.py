@@ -83,7 +83,7 @@ def qualified_versions(spec: Spec, training_jobs: Iterable[TrainingJob]) -> dict
         if tj.spec.model != spec.model or status.phase != "Succeeded" or not status.qualified:
             continue
         if status.model is not None and status.model.version is not None:
-            found[status.model.version] = str(tj.metadata.get("name", ""))
+            found[status.model.version] = tj.metadata.name
     return found
 
 
@@ -247,7 +247,7 @@ def status_from(
     now: datetime,
 ) -> ModelDeploymentStatus:
     """The status: versions, URL, history and kstatus conditions."""
-    generation = md.metadata.get("generation")
+    generation = md.metadata.generation
     failed = degraded_version(md.spec, training_jobs, draft)
     wants = conditions_for(md, obs, draft, target, failed)
     return ModelDeploymentStatus(

@@ -287,7 +287,7 @@ def controller_owner(job: Mapping[str, Any]) -> tuple[str, str] | None:
 
 def owned_by(job: Mapping[str, Any], tj: TrainingJob) -> bool:
     """Whether ``job`` is controlled by this very TrainingJob (same uid)."""
-    return controlled_by_uid(job, TRAINING_JOB, tj.metadata.get("uid"))
+    return controlled_by_uid(job, TRAINING_JOB, tj.metadata.uid)
 
 
 def job_finished(job: Mapping[str, Any]) -> bool:

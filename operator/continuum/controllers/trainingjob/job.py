@@ -34,7 +34,7 @@ TRAINER_CONTAINER = "trainer"
 
 def job_name(tj: TrainingJob) -> str:
     """The deterministic name of a TrainingJob's batch Job (the spec is immutable)."""
-    return child_name(_name(tj), "train")
+    return child_name(tj.metadata.name, "train")
 
 
 def training_labels(training_job: str, model: str) -> dict[str, str]:
@@ -47,15 +47,15 @@ def desired_job(
     tj: TrainingJob, *, image: str, champion_version: int | str | None = None
 ) -> dict[str, Any]:
     """The batch/v1 Job that trains ``tj``."""
-    labels = training_labels(_name(tj), tj.spec.model)
+    labels = training_labels(tj.metadata.name, tj.spec.model)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
             "name": job_name(tj),
-            "namespace": tj.metadata["namespace"],
+            "namespace": tj.metadata.namespace,
             "labels": labels,
-            "ownerReferences": [owner_reference(TRAINING_JOB, _name(tj), str(tj.metadata["uid"]))],
+            "ownerReferences": [owner_reference(TRAINING_JOB, tj.metadata.name, tj.metadata.uid)],
         },
         "spec": {
             "backoffLimit": tj.spec.backoff_limit,
@@ -104,7 +104,7 @@ def trainer_env(
     """Environment of the trainer: the spec as JSON, names, then S3 (credential references)."""
     env = [
         var("CONTINUUM_SPEC", json.dumps(dump(tj.spec), sort_keys=True, separators=(",", ":"))),
-        var("CONTINUUM_TRAINING_JOB", _name(tj)),
+        var("CONTINUUM_TRAINING_JOB", tj.metadata.name),
         var("CONTINUUM_IMAGE", image),
         var("HOME", "/tmp"),
         var("JOBLIB_TEMP_FOLDER", "/tmp"),
@@ -112,7 +112,3 @@ def trainer_env(
     if champion is not None:
         env.append(var("CONTINUUM_CHAMPION_VERSION", str(champion)))
     return env + storage_env(tj.spec.storage)
-
-
-def _name(tj: TrainingJob) -> str:
-    return str(tj.metadata["name"])

@@ -113,7 +113,7 @@ def _status(
     outcome: Outcome,
     now: datetime,
 ) -> TrainingJobStatus:
-    generation = tj.metadata.get("generation")
+    generation = tj.metadata.generation
     data = {
         "observedGeneration": generation,
         "phase": outcome.phase,
@@ -198,7 +198,7 @@ def manifest_mismatch(
                 f"says {name} {manifest.get(name)!r} where the trainer reported "
                 f"{summary.get(name)!r}: it was replaced after training; do not serve it"
             )
-    owner, mine = manifest.get("trainingJob"), tj.metadata.get("name")
+    owner, mine = manifest.get("trainingJob"), tj.metadata.name
     if owner is not None and owner != mine:
         return f"was written by TrainingJob {owner!r}, not {mine!r}"
     return ""
