@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    ValidationError,
     WithJsonSchema,
     model_validator,
 )
@@ -314,3 +315,11 @@ def load(model: type[M], data: Mapping[str, Any]) -> M:
 def dump(obj: BaseModel) -> dict[str, Any]:
     """Serialise a model to a JSON-ready dict with camelCase keys and no null fields."""
     return obj.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def first_error(exc: ValidationError) -> str:
+    """The first problem pydantic found, as ``<dotted.path>: <message>`` (the message alone at
+    the top level): one line for a status message, an Event or an error."""
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error.get("loc", ()))
+    return f"{where}: {error['msg']}" if where else str(error["msg"])

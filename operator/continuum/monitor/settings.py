@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from continuum.api.common import first_error
 from continuum.api.driftmonitor import DriftTests, Window
 from continuum.errors import ConfigError
 from continuum.storage.layout import check_name
@@ -59,7 +60,7 @@ def parse_check_settings(spec: Mapping[str, Any]) -> CheckSettings:
         window = Window.model_validate(spec.get("window") or {})
         tests = DriftTests.model_validate(spec.get("tests") or {})
     except ValidationError as exc:
-        raise ConfigError(f"monitor spec is invalid: {_first_error(exc)}") from exc
+        raise ConfigError(f"monitor spec is invalid: {first_error(exc)}") from exc
     threshold = spec.get("fairnessThreshold", DEFAULT_FAIRNESS_THRESHOLD)
     if not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
         raise ConfigError(f"fairnessThreshold must be a number in [0, 1], got {threshold!r}")
@@ -67,12 +68,6 @@ def parse_check_settings(spec: Mapping[str, Any]) -> CheckSettings:
     if sensitive is not None and not isinstance(sensitive, str):
         raise ConfigError(f"sensitiveFeature must be a column name, got {sensitive!r}")
     return CheckSettings(window, tests, sensitive or None, float(threshold))
-
-
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
-    return f"{where}: {error['msg']}" if where else str(error["msg"])
 
 
 def settings_from_env(env: Mapping[str, str]) -> tuple[MonitorTarget, CheckSettings]:

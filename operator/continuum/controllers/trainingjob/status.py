@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from continuum.api import TrainingJob, TrainingJobStatus, dump, load
-from continuum.api.common import CONDITION_REASON
+from continuum.api.common import CONDITION_REASON, first_error
 from continuum.api.vocabulary import (
     JOB_FAILED,
     MANIFEST_UNREADABLE,
@@ -101,7 +101,7 @@ def status_from_job(
     except ValidationError as exc:
         bad = _failed(
             "ResultInvalid",
-            f"the run's result (its summary or manifest) is invalid: {_first_error(exc)}",
+            f"the run's result (its summary or manifest) is invalid: {first_error(exc)}",
         )
         return _status(tj, job, state, bad, moment)
 
@@ -339,12 +339,6 @@ def _with_tail(message: str, raw: str | None) -> str:
     if not lines:
         return message
     return f"{message}; last output: {lines[-1][-MAX_LOG_TAIL:]}"
-
-
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(p) for p in error.get("loc", ()))
-    return f"{where}: {error.get('msg', '')}"
 
 
 def same_status(a: TrainingJobStatus, b: TrainingJobStatus) -> bool:
