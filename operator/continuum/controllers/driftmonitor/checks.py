@@ -37,13 +37,10 @@ from continuum.api.vocabulary import (
 from continuum.controllers.shared.naming import child_name, label_value, managed_labels
 from continuum.controllers.shared.objects import owner_reference
 from continuum.controllers.shared.pods import (
-    CONTAINER_SECURITY,
-    POD_SECURITY,
-    TMP_VOLUME,
     storage_env,
-    storage_volume_mounts,
-    storage_volumes,
     var,
+    workload_container,
+    workload_pod,
 )
 
 MONITOR_CONTAINER = "monitor"
@@ -146,27 +143,11 @@ def desired_check_job(
 
 
 def _pod_spec(env: list[dict[str, Any]], image: str, storage: StorageSpec) -> dict[str, Any]:
-    container = {
-        "name": MONITOR_CONTAINER,
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["continuum", "monitor"],
-        "env": env,
-        "securityContext": dict(CONTAINER_SECURITY),
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [
-            {"name": TMP_VOLUME, "mountPath": "/tmp"},
-            *storage_volume_mounts(storage),
-        ],
-    }
-    return {
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "securityContext": dict(POD_SECURITY),
-        "containers": [container],
-        "volumes": [{"name": TMP_VOLUME, "emptyDir": {}}, *storage_volumes(storage)],
-    }
+    container = workload_container(
+        MONITOR_CONTAINER, image, "monitor", env, storage,
+        terminationMessagePolicy="FallbackToLogsOnError",
+    )  # fmt: skip
+    return workload_pod(container, storage, restartPolicy="Never")
 
 
 def check_env(

@@ -78,6 +78,7 @@ from continuum.controllers.shared.objects import (
     load_or_fail,
     name_of,
     post,
+    reconcile_through,
     write_status,
 )
 from continuum.controllers.shared.pods import parse_summary
@@ -96,13 +97,10 @@ async def run(
     """Reconcile one DriftMonitor through the queue (True: it succeeded now)."""
     ref = Ref(DRIFT_MONITOR, DRIFT_MONITORS, namespace, name, uid)
 
-    async def work() -> None:
-        await reconcile(kube, image, ref)
+    async def attempt(target: Ref) -> None:
+        await reconcile(kube, image, target)
 
-    async def again() -> None:  # a retry reconciles whatever object now has the name
-        await reconcile(kube, image, Ref(ref.kind, ref.plural, namespace, name))
-
-    return await queue.run(ref.key, work, again=again, trigger=trigger)
+    return await reconcile_through(queue, ref, attempt, trigger=trigger)
 
 
 async def reconcile(kube: Kube, image: str, ref: Ref) -> None:

@@ -23,13 +23,10 @@ from continuum.api.vocabulary import (
 from continuum.controllers.shared.naming import label_value, managed_labels
 from continuum.controllers.shared.objects import owner_reference
 from continuum.controllers.shared.pods import (
-    CONTAINER_SECURITY,
-    POD_SECURITY,
-    TMP_VOLUME,
     storage_env,
-    storage_volume_mounts,
-    storage_volumes,
     var,
+    workload_container,
+    workload_pod,
 )
 
 SERVER_CONTAINER = "server"
@@ -96,34 +93,19 @@ def _template(md: ModelDeployment, version: int, image: str) -> dict[str, Any]:
     labels = {**serving_labels(md), MODEL_VERSION_LABEL: str(version)}
     return {
         "metadata": {"labels": labels},
-        "spec": {
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "securityContext": dict(POD_SECURITY),
-            "containers": [_container(md, version, image)],
-            "volumes": [{"name": TMP_VOLUME, "emptyDir": {}}, *storage_volumes(md.spec.storage)],
-        },
+        "spec": workload_pod(_container(md, version, image), md.spec.storage),
     }
 
 
 def _container(md: ModelDeployment, version: int, image: str) -> dict[str, Any]:
-    container: dict[str, Any] = {
-        "name": SERVER_CONTAINER,
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["continuum", "serve"],
-        "env": server_env(md, version),
-        "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
-        "readinessProbe": _probe(READY_PATH, period=2, failures=2),
-        "livenessProbe": _probe(LIVE_PATH, period=10, failures=3),
+    container = workload_container(
+        SERVER_CONTAINER, image, "serve", server_env(md, version), md.spec.storage,
+        ports=[{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
+        readinessProbe=_probe(READY_PATH, period=2, failures=2),
+        livenessProbe=_probe(LIVE_PATH, period=10, failures=3),
         # keep answering while the endpoint removal reaches every node's proxy
-        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
-        "securityContext": dict(CONTAINER_SECURITY),
-        "volumeMounts": [
-            {"name": TMP_VOLUME, "mountPath": "/tmp"},
-            *storage_volume_mounts(md.spec.storage),
-        ],
-    }
+        lifecycle={"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
+    )  # fmt: skip
     if md.spec.resources is not None:
         container["resources"] = dump(md.spec.resources)
     return container

@@ -37,6 +37,7 @@ from continuum.controllers.shared.objects import (
     load_or_fail,
     load_valid,
     post,
+    reconcile_through,
     write_status,
 )
 from continuum.controllers.shared.queue import WorkQueue
@@ -53,13 +54,10 @@ async def run(
     """Reconcile one ModelDeployment through the queue (True: it succeeded now)."""
     ref = Ref(MODEL_DEPLOYMENT, MODEL_DEPLOYMENTS, namespace, name, uid)
 
-    async def work() -> None:
-        await reconcile(kube, image, ref)
+    async def attempt(target: Ref) -> None:
+        await reconcile(kube, image, target)
 
-    async def again() -> None:  # a retry reconciles whatever object now has the name
-        await reconcile(kube, image, Ref(ref.kind, ref.plural, namespace, name))
-
-    return await queue.run(ref.key, work, again=again, trigger=trigger)
+    return await reconcile_through(queue, ref, attempt, trigger=trigger)
 
 
 async def reconcile(kube: Kube, image: str, ref: Ref) -> None:

@@ -21,6 +21,7 @@ import kopf
 from pydantic import BaseModel, ValidationError
 
 from continuum.api import API_VERSION, GROUP, VERSION, dump, load
+from continuum.controllers.shared.queue import WorkQueue
 from continuum.kube import Kube, ResourceConflict
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -78,6 +79,25 @@ async def converge(
             return body
         body = None  # it changed meanwhile: read it again
     raise kopf.TemporaryError(f"the {ref.kind} kept changing while its status was written")
+
+
+async def reconcile_through(
+    queue: WorkQueue[tuple[str, str]],
+    ref: Ref,
+    reconcile: Callable[[Ref], Awaitable[None]],
+    *,
+    trigger: str,
+) -> bool:
+    """Run ``reconcile(ref)`` through ``queue``; a retry reconciles whatever object has the
+    name by then (``ref`` without its uid). True when it succeeded now."""
+
+    async def work() -> None:
+        await reconcile(ref)
+
+    async def again() -> None:
+        await reconcile(Ref(ref.kind, ref.plural, ref.namespace, ref.name))
+
+    return await queue.run(ref.key, work, again=again, trigger=trigger)
 
 
 def gone(body: Body, uid: str | None) -> bool:

@@ -21,6 +21,7 @@ from continuum.api import StorageSpec
 
 RUN_AS = 10001
 TMP_VOLUME = "tmp"
+TMP_MOUNT = {"name": TMP_VOLUME, "mountPath": "/tmp"}
 POD_SECURITY: dict[str, Any] = {
     "runAsNonRoot": True,
     "runAsUser": RUN_AS,
@@ -49,6 +50,40 @@ CA_MOUNT_DIR = "/etc/continuum/s3-ca"
 # and the bundle is always at the same place in every pod.
 CA_FILE = "ca-bundle.pem"
 CA_BUNDLE_PATH = f"{CA_MOUNT_DIR}/{CA_FILE}"
+
+
+def workload_container(
+    name: str, image: str, command: str, env: list[dict[str, Any]], storage: StorageSpec,
+    **extra: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """A container running ``continuum <command>`` from the project image: restricted security
+    context, ``/tmp`` on the pod's scratch volume, the S3 CA bundle when the spec names one."""
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["continuum", command],
+        "env": env,
+        "securityContext": dict(CONTAINER_SECURITY),
+        "volumeMounts": [
+            {"name": TMP_VOLUME, "mountPath": "/tmp"},
+            *storage_volume_mounts(storage),
+        ],
+        **extra,
+    }
+
+
+def workload_pod(container: dict[str, Any], storage: StorageSpec, **extra: Any) -> dict[str, Any]:
+    """The pod spec around ``container``: restricted Pod Security, no service-account token, no
+    service links, a scratch ``/tmp`` volume and the CA bundle volume when the spec names one."""
+    return {
+        **extra,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": dict(POD_SECURITY),
+        "containers": [container],
+        "volumes": [{"name": TMP_VOLUME, "emptyDir": {}}, *storage_volumes(storage)],
+    }
 
 
 def storage_env(storage: StorageSpec) -> list[dict[str, Any]]:

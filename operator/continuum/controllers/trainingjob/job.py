@@ -20,13 +20,10 @@ from continuum.api.vocabulary import (
 from continuum.controllers.shared.naming import child_name, managed_labels
 from continuum.controllers.shared.objects import owner_reference
 from continuum.controllers.shared.pods import (
-    CONTAINER_SECURITY,
-    POD_SECURITY,
-    TMP_VOLUME,
     storage_env,
-    storage_volume_mounts,
-    storage_volumes,
     var,
+    workload_container,
+    workload_pod,
 )
 
 TRAINER_CONTAINER = "trainer"
@@ -69,30 +66,16 @@ def desired_job(
 
 
 def _pod_spec(tj: TrainingJob, image: str, champion: int | str | None) -> dict[str, Any]:
-    return {
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "securityContext": dict(POD_SECURITY),
-        "containers": [_container(tj, image, champion)],
-        "volumes": [{"name": TMP_VOLUME, "emptyDir": {}}, *storage_volumes(tj.spec.storage)],
-    }
+    container = _container(tj, image, champion)
+    return workload_pod(container, tj.spec.storage, restartPolicy="Never")
 
 
 def _container(tj: TrainingJob, image: str, champion: int | str | None) -> dict[str, Any]:
-    container: dict[str, Any] = {
-        "name": TRAINER_CONTAINER,
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["continuum", "train"],
-        "env": trainer_env(tj, image, champion),
-        "securityContext": dict(CONTAINER_SECURITY),
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [
-            {"name": TMP_VOLUME, "mountPath": "/tmp"},
-            *storage_volume_mounts(tj.spec.storage),
-        ],
-    }
+    env = trainer_env(tj, image, champion)
+    container = workload_container(
+        TRAINER_CONTAINER, image, "train", env, tj.spec.storage,
+        terminationMessagePolicy="FallbackToLogsOnError",
+    )  # fmt: skip
     if tj.spec.resources is not None:
         container["resources"] = dump(tj.spec.resources)
     return container
