@@ -2,14 +2,17 @@
 
 ``Kube`` is a small async gateway over ``aiohttp`` that takes and returns plain dicts;
 API failures surface as ``KubeError`` subclasses (``ResourceNotFound``, ``ResourceConflict``,
-``RequestForbidden``, ``ResourceInvalid``, ...). ``login`` finds the credentials (service
+``RequestForbidden``, ``ResourceInvalid``; the retryable ``RequestThrottled`` and
+``KubeUnavailable`` with the server's ``retry_after``). ``login`` finds the credentials (service
 account or kubeconfig) for it and for kopf.
 """
 
 from continuum.kube.client import Kube
 from continuum.kube.errors import (
     KubeError,
+    KubeUnavailable,
     RequestForbidden,
+    RequestThrottled,
     ResourceConflict,
     ResourceInvalid,
     ResourceNotFound,
@@ -20,7 +23,9 @@ from continuum.kube.pods import termination_message
 __all__ = [
     "Kube",
     "KubeError",
+    "KubeUnavailable",
     "RequestForbidden",
+    "RequestThrottled",
     "ResourceConflict",
     "ResourceInvalid",
     "ResourceNotFound",

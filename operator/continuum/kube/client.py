@@ -2,7 +2,8 @@
 
 Objects are plain JSON dicts, as the API server sends them: no generated models, so callers
 build manifests as dicts and kopf can work with the same values. Failures become
-``continuum.kube.errors`` exceptions.
+``continuum.kube.errors`` exceptions; a 429 or 5xx one carries the ``Retry-After`` the API
+server sent, and is not retried here (the controllers' work queue retries the reconcile).
 
 One ``aiohttp`` session with a bounded connection pool (``POOL_SIZE``) serves every request of
 the process: on a burst of objects, hundreds of concurrent handlers would otherwise open as
@@ -244,12 +245,12 @@ class Kube:
             {"Accept": JSON} if body is None else {"Accept": JSON, "Content-Type": content_type}
         )
         send = functools.partial(self._send, method, path, query, payload, headers)
-        status, data = await send()
+        status, data, retry_after = await send()
         if status == UNAUTHORIZED:  # a rotated or expired token: log in again, once
             self._login()
-            status, data = await send()
+            status, data, retry_after = await send()
         if not 200 <= status <= 299:
-            raise error_for(status, data, what)
+            raise error_for(status, data, what, retry_after)
         decoded = json.loads(data or b"{}")
         return decoded if isinstance(decoded, dict) else {}
 
@@ -260,7 +261,8 @@ class Kube:
         query: list[tuple[str, str]] | None,
         payload: bytes | None,
         headers: dict[str, str],
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, bytes, str | None]:
+        """Status, body and ``Retry-After`` header of one request."""
         if self._session is None:
             raise RuntimeError("Kube is closed (or was never connected)")
         async with self._session.request(
@@ -270,7 +272,7 @@ class Kube:
             data=payload,
             headers={**headers, **self._auth},
         ) as response:
-            return response.status, await response.read()
+            return response.status, await response.read(), response.headers.get("Retry-After")
 
 
 def authorization(info: kopf.ConnectionInfo) -> dict[str, str]:
