@@ -19,11 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from continuum.api import GROUP, VERSION
+from continuum.api.vocabulary import (
+    DRIFT_MONITOR_LABEL,
+    MODEL_DEPLOYMENTS,
+    REASON_ANNOTATION,
+    REPORT_ANNOTATION,
+    TRAINING_JOBS,
+)
 from continuum.kube import Kube, KubeError
-
-MONITOR_LABEL = "continuum.dev/drift-monitor"
-REPORT_ANNOTATION = "continuum.dev/report"
-REASON_ANNOTATION = "continuum.dev/reason"
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ def _link(tj: Mapping[str, Any], deployments: Sequence[Mapping[str, Any]]) -> Li
         qualified=status.get("qualified"),
         version=version if isinstance(version, int) else None,
         metrics=dict(status.get("metrics") or {}),
-        monitor=(meta.get("labels") or {}).get(MONITOR_LABEL),
+        monitor=(meta.get("labels") or {}).get(DRIFT_MONITOR_LABEL),
         report=(meta.get("annotations") or {}).get(REPORT_ANNOTATION),
         reason=(meta.get("annotations") or {}).get(REASON_ANNOTATION),
         served=_served(version, str(meta.get("name")), deployments),
@@ -142,8 +145,8 @@ async def read_objects(namespace: str) -> tuple[list[dict[str, Any]], list[dict[
     """The namespace's TrainingJobs and ModelDeployments."""
     kube = await Kube.connect()
     try:
-        tjs = await kube.list_custom_objects(GROUP, VERSION, "trainingjobs", namespace)
-        mds = await kube.list_custom_objects(GROUP, VERSION, "modeldeployments", namespace)
+        tjs = await kube.list_custom_objects(GROUP, VERSION, TRAINING_JOBS, namespace)
+        mds = await kube.list_custom_objects(GROUP, VERSION, MODEL_DEPLOYMENTS, namespace)
     finally:
         await kube.close()
     return tjs, mds
