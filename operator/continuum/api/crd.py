@@ -24,6 +24,7 @@ from continuum.api.trainingjob import (
     TrainingJobSpec,
     TrainingJobStatus,
 )
+from continuum.api.vocabulary import AVAILABLE, DRIFT_MONITORS, MODEL_DEPLOYMENTS, TRAINING_JOBS
 
 CATEGORY = "continuum"
 NAME_LENGTH_MESSAGE = "metadata.name must be at most 63 characters (it names child objects)"
@@ -73,7 +74,7 @@ KINDS: tuple[Kind, ...] = (
         TrainingJob,
         TrainingJobSpec,
         TrainingJobStatus,
-        "trainingjobs",
+        TRAINING_JOBS,
         "tj",
         columns=[
             _column("Model", ".spec.model"),
@@ -91,13 +92,13 @@ KINDS: tuple[Kind, ...] = (
         ModelDeployment,
         ModelDeploymentSpec,
         ModelDeploymentStatus,
-        "modeldeployments",
+        MODEL_DEPLOYMENTS,
         "md",
         columns=[
             _column("Model", ".spec.model"),
             _column("Serving", ".status.servingVersion", "integer"),
             _column("Ready", ".status.readyReplicas", "integer"),
-            _column("Available", _condition("Available")),
+            _column("Available", _condition(AVAILABLE)),
             _column("URL", ".status.url", priority=1),
             _AGE,
         ],
@@ -110,7 +111,7 @@ KINDS: tuple[Kind, ...] = (
         DriftMonitor,
         DriftMonitorSpec,
         DriftMonitorStatus,
-        "driftmonitors",
+        DRIFT_MONITORS,
         "dm",
         columns=[
             _column("Deployment", ".spec.deployment"),
