@@ -37,11 +37,12 @@ chart-lint: ## helm lint --strict the chart (cluster-wide and namespaced)
 	$(HELM) lint --strict charts/continuum --set 'watchNamespaces={a,b}'
 
 .PHONY: lint
-lint: setup ## ruff, mypy --strict and the import-layer check
+lint: setup ## ruff, mypy --strict, the import-layer check and shellcheck over hack/ and .ci/
 	$(VENV)/bin/ruff check operator tests
 	$(VENV)/bin/ruff format --check operator tests
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	hack/shellcheck.sh
 
 .PHONY: unit
 unit: setup ## Unit tests only (no cluster)

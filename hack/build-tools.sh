@@ -17,11 +17,12 @@ build_kube() {
   mkdir -p "$d/src" && cd "$d/src"
   local mod; mod=$(go mod download -json "k8s.io/kubernetes@v$v" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
   write_kube_wrapper_mod "$mod" "$v" > go.mod
-  local cmds="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl"
-  with_heartbeat "go get kubernetes" go get $(for c in $cmds; do echo "k8s.io/kubernetes/cmd/$c@v$v"; done)
+  local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl) modules=()
+  for c in "${cmds[@]}"; do modules+=("k8s.io/kubernetes/cmd/$c@v$v"); done
+  with_heartbeat "go get kubernetes" go get "${modules[@]}"
   local ldf; ldf=$(kube_ldflags "$v")
   mkdir -p "$d/bin"
-  for c in $cmds; do
+  for c in "${cmds[@]}"; do
     log "compiling $c"
     # kubelet is built with cgo like upstream; the rest are static.
     local cgo=0; [ "$c" = kubelet ] && cgo=1

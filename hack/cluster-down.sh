@@ -16,27 +16,32 @@ stop_pods() {
   sleep 1
 }
 
+# SIGKILL every pid given; none given, or one already gone, is no error.
+kill_pids() {
+  [ $# -eq 0 ] || kill -9 "$@" 2>/dev/null || true
+}
+
 # containerd's shims outlive containerd itself; they and their containers must go too.
 kill_leftovers() {
-  local pids
-  pids=$(pgrep -f "containerd-shim.*$CONTAINERD_DIR" || true)
-  [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
-  pids=$(find /sys/fs/cgroup/*/kubepods* -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u || true)
-  [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+  local pids=()
+  mapfile -t pids < <(pgrep -f "containerd-shim.*$CONTAINERD_DIR" || true)
+  kill_pids "${pids[@]}"
+  mapfile -t pids < <(find /sys/fs/cgroup/*/kubepods* -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u || true)
+  kill_pids "${pids[@]}"
   sleep 0.5
   find /sys/fs/cgroup/*/kubepods* -depth -type d -exec rmdir {} + 2>/dev/null || true
 }
 
 unmount_all() {
   local m
-  for m in $(awk '{print $2}' /proc/mounts | grep -E "^($STATE_DIR|$CONTAINERD_DIR|/run/netns/cni-)" | sort -r); do
+  while IFS= read -r m; do
     umount -l "$m" 2>/dev/null || true
-  done
+  done < <(awk '{print $2}' /proc/mounts | grep -E "^($STATE_DIR|$CONTAINERD_DIR|/run/netns/cni-)" | sort -r)
 }
 
 cleanup_kube_proxy_rules() {
   local kp="$CACHE_DIR/kube-$KUBE_VERSION/bin/kube-proxy"
-  [ -x "$kp" ] && "$kp" --cleanup >/dev/null 2>&1 || true
+  if [ -x "$kp" ]; then "$kp" --cleanup >/dev/null 2>&1 || true; fi
 }
 
 # The kubelet and kube-proxy leave KUBE-* chains (and jumps to them) in several tables.

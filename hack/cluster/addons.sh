@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Cluster add-ons run as host processes behind selector-less Services: CoreDNS and MinIO. Sourced.
 
 start_coredns() {

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # TLS material for the local cluster: one CA, serving and client certificates, SA keys.
 # Sourced by cluster-up.sh; writes into $PKI (created once, reused).
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Control-plane and node processes of the local cluster. Sourced.
 
 write_all_kubeconfigs() {

@@ -1,4 +1,6 @@
+# shellcheck shell=bash
 # Network and naming of the local cluster. Sourced by the cluster scripts.
+# shellcheck disable=SC2034  # the scripts that source this file read these, not the file itself
 # Node address: lives on a dedicated local bridge with no ports, so it is reachable
 # only from this machine (the kubelet rejects loopback node IPs).
 NODE_NAME=continuum-node

@@ -1,17 +1,12 @@
+# shellcheck shell=bash
 # Host preparation and cleanup: packages, node address, traffic guard, kernel settings. Sourced.
-RUN="$STATE_DIR/run"; LOGS="$STATE_DIR/logs"; PKI="$STATE_DIR/pki"
+HOST_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack iproute2 openssl curl)
+# shellcheck disable=SC2034  # read by the scripts that source this file
+RUN="$STATE_DIR/run" LOGS="$STATE_DIR/logs" PKI="$STATE_DIR/pki"
 
-HOST_PACKAGES="containerd runc containernetworking-plugins iptables conntrack iproute2 openssl curl"
+ensure_host_packages() { ensure_debian_packages "${HOST_PACKAGES[@]}"; }
 
-ensure_host_packages() {
-  local missing=() p
-  for p in $HOST_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  [ ${#missing[@]} -eq 0 ] && return
-  log "installing Debian packages: ${missing[*]}"
-  with_heartbeat "apt-get update" apt-get update
-  with_heartbeat "apt-get install" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-}
-
+# shellcheck disable=SC2034  # the paths are read by the scripts that source this file
 tool_paths() {
   KBIN="$CACHE_DIR/kube-$KUBE_VERSION/bin"
   ETCD="$CACHE_DIR/etcd-v$ETCD_VERSION/bin/etcd"
@@ -87,7 +82,9 @@ restore_kernel_tuning() {
 restore_all_sysctls() {
   [ -f "$STATE_DIR/sysctl.saved" ] || return 0
   local line
-  while IFS= read -r line; do [ -n "${line#*=}" ] && sysctl -qw "$line" || true; done < "$STATE_DIR/sysctl.saved"
+  while IFS= read -r line; do
+    if [ -n "${line#*=}" ]; then sysctl -qw "$line" || true; fi
+  done < "$STATE_DIR/sysctl.saved"
   rm -f "$STATE_DIR/sysctl.saved"
   log "restored host kernel settings"
 }

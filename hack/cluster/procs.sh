@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Start/stop helpers for the cluster's host processes. Sourced.
 # Each process has $RUN/<name>.pid and $LOGS/<name>.log.
 
