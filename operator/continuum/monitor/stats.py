@@ -208,15 +208,9 @@ def sorted_quantiles(values: FloatArray, levels: FloatArray) -> FloatArray:
     return result
 
 
-def binned_shares(values: FloatArray, inner_edges: FloatArray) -> FloatArray:
-    # side="right": a value equal to an edge falls in the bin above it, like np.histogram.
-    index = np.searchsorted(inner_edges, values, side="right")
-    counts = np.bincount(index, minlength=inner_edges.size + 1).astype(np.float64)
-    return counts / max(values.size, 1)
-
-
 def sorted_shares(values: FloatArray, inner_edges: FloatArray) -> FloatArray:
-    """binned_shares of an already sorted sample: the counts from bisecting the edges."""
+    """The share of a sorted sample in each bin, the counts from bisecting the edges; a value
+    equal to an edge falls in the bin above it, as in np.histogram."""
     below = values.searchsorted(inner_edges, side="left")  # values < edge: the bins under it
     counts = np.diff(np.concatenate(([0], below, [values.size]))).astype(np.float64)
     return counts / max(values.size, 1)
@@ -235,11 +229,6 @@ def jensen_shannon(reference_shares: FloatArray, current_shares: FloatArray) -> 
     scipy's, natural log; unlike PSI it needs no floor, an empty bin on one side is finite.
     """
     return float(scipy_distance.jensenshannon(reference_shares, current_shares))
-
-
-def numeric_psi(reference: FloatArray, current: FloatArray) -> float:
-    edges = quantile_edges(reference)
-    return psi(binned_shares(reference, edges), binned_shares(current, edges))
 
 
 def category_table(reference: Sequence[str], current: Sequence[str]) -> tuple[list[str], Any]:

@@ -9,6 +9,7 @@ import pytest
 from scipy.spatial import distance
 
 from continuum.monitor import stats
+from tests.unit.monitor.conftest import histogram_shares
 
 
 def test_equals_scipy_natural_log():
@@ -30,7 +31,7 @@ def test_numeric_uses_the_psi_bins():
     reference, current = rng.normal(0, 1, 4000), rng.normal(0.4, 1, 3000)
     edges = stats.quantile_edges(reference)
     expected = distance.jensenshannon(
-        stats.binned_shares(reference, edges), stats.binned_shares(current, edges)
+        histogram_shares(reference, edges), histogram_shares(current, edges)
     )
     assert stats.numeric_stats(reference, current).jensen_shannon == pytest.approx(
         expected, rel=1e-12

@@ -10,6 +10,7 @@ from scipy import stats as scipy_stats
 from scipy.stats.contingency import association
 
 from continuum.monitor import stats
+from tests.unit.monitor.conftest import histogram_shares
 
 
 @pytest.fixture
@@ -73,10 +74,12 @@ def test_numeric_psi_uses_reference_quantile_bins(samples):
     reference, current = samples
     edges = stats.quantile_edges(reference)
     assert edges.size == stats.PSI_BINS - 1
-    shares = stats.binned_shares(reference, edges)
+    shares = histogram_shares(reference, edges)
     assert shares == pytest.approx(np.full(stats.PSI_BINS, 0.1), abs=1e-3)
-    assert stats.numeric_psi(reference, reference) == pytest.approx(0.0, abs=1e-9)
-    assert stats.numeric_psi(reference, current) > 0.05
+    assert stats.numeric_stats(reference, reference).psi == pytest.approx(0.0, abs=1e-9)
+    expected = stats.psi(shares, histogram_shares(current, edges))
+    assert stats.numeric_stats(reference, current).psi == pytest.approx(expected, rel=1e-12)
+    assert expected > 0.05
 
 
 def test_identical_numeric_samples_show_no_drift(samples):
