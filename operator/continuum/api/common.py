@@ -268,9 +268,13 @@ class Condition(ApiModel):
     )
 
 
-def conditions_field() -> Any:
-    """A `conditions` list field: a map-list keyed by type, at most 16 entries."""
-    return Field(
+class CustomObjectStatus(ApiModel):
+    """Base of each kind's status: its conditions and the generation they were set from.
+
+    A kind's status adds its own fields after these two, in Python and in the CRD.
+    """
+
+    conditions: list[Condition] = Field(
         default_factory=list,
         max_length=16,
         description="Current state, as metav1.Condition entries keyed by type.",
@@ -279,6 +283,23 @@ def conditions_field() -> Any:
             "x-kubernetes-list-map-keys": ["type"],
         },
     )
+    observed_generation: int | None = Field(
+        None, ge=0, description="The metadata.generation the operator last acted on."
+    )
+
+
+class CustomObject(ApiModel):
+    """Base of the three kinds: apiVersion, kind and the typed metadata.
+
+    Each kind narrows ``kind`` to its own name (a field a subclass redeclares keeps its place,
+    so the fields stay in the order apiVersion, kind, metadata) and adds its spec and status.
+    """
+
+    api_version: Literal["continuum.dev/v1alpha1"] = Field(
+        API_VERSION, description="continuum.dev/v1alpha1"
+    )
+    kind: str = Field(description="The kind's name.")
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Object metadata.")
 
 
 def nested(factory: Callable[[], BaseModel], description: str) -> Any:
@@ -291,11 +312,6 @@ def nested(factory: Callable[[], BaseModel], description: str) -> Any:
     return Field(
         default_factory=factory, description=description, json_schema_extra={"default": default}
     )
-
-
-def observed_generation_field() -> Any:
-    """An `observedGeneration` field: the metadata.generation last acted on."""
-    return Field(None, ge=0, description="The metadata.generation the operator last acted on.")
 
 
 def _plain(value: Any) -> Any:

@@ -13,16 +13,13 @@ from typing import Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from continuum.api.common import (
-    API_VERSION,
     ApiModel,
     ColumnName,
-    Condition,
-    ObjectMeta,
+    CustomObject,
+    CustomObjectStatus,
     ObjectName,
     cel,
-    conditions_field,
     nested,
-    observed_generation_field,
     validations,
 )
 from continuum.api.trainingjob import TrainingJobSpec
@@ -181,11 +178,9 @@ class SuppressedRecord(ApiModel):
     reason: str = Field(max_length=1024, description="Why it was suppressed.")
 
 
-class DriftMonitorStatus(ApiModel):
+class DriftMonitorStatus(CustomObjectStatus):
     """Observed state of the monitor, written by the operator."""
 
-    conditions: list[Condition] = conditions_field()
-    observed_generation: int | None = observed_generation_field()
     last_check_time: datetime | None = Field(None, description="When the last check finished.")
     check_job_name: str | None = Field(
         None, max_length=63, description="Name of the latest check Job."
@@ -210,14 +205,10 @@ class DriftMonitorStatus(ApiModel):
     )
 
 
-class DriftMonitor(ApiModel):
+class DriftMonitor(CustomObject):
     """A DriftMonitor checks a ModelDeployment for data drift and retrains on sustained drift."""
 
-    api_version: Literal["continuum.dev/v1alpha1"] = Field(
-        API_VERSION, description="continuum.dev/v1alpha1"
-    )
     kind: Literal["DriftMonitor"] = Field("DriftMonitor", description="DriftMonitor")
-    metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Object metadata.")
     spec: DriftMonitorSpec = Field(description="Desired monitoring.")
     status: DriftMonitorStatus = Field(
         default_factory=DriftMonitorStatus, description="Observed state."

@@ -12,17 +12,14 @@ from typing import Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from continuum.api.common import (
-    API_VERSION,
     ApiModel,
-    Condition,
-    ObjectMeta,
+    CustomObject,
+    CustomObjectStatus,
     ObjectName,
     ResourceRequirements,
     StorageSpec,
     cel,
-    conditions_field,
     nested,
-    observed_generation_field,
     validations,
 )
 
@@ -149,11 +146,9 @@ class RolloutRecord(ApiModel):
     )
 
 
-class ModelDeploymentStatus(ApiModel):
+class ModelDeploymentStatus(CustomObjectStatus):
     """Observed state of the deployment, written by the operator."""
 
-    conditions: list[Condition] = conditions_field()
-    observed_generation: int | None = observed_generation_field()
     serving_version: int | None = Field(None, ge=1, description="Version now serving traffic.")
     previous_version: int | None = Field(
         None, ge=1, description="Version served before the current one."
@@ -169,14 +164,10 @@ class ModelDeploymentStatus(ApiModel):
     )
 
 
-class ModelDeployment(ApiModel):
+class ModelDeployment(CustomObject):
     """A ModelDeployment serves one model at a pinned or the newest qualified version."""
 
-    api_version: Literal["continuum.dev/v1alpha1"] = Field(
-        API_VERSION, description="continuum.dev/v1alpha1"
-    )
     kind: Literal["ModelDeployment"] = Field("ModelDeployment", description="ModelDeployment")
-    metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Object metadata.")
     spec: ModelDeploymentSpec = Field(description="Desired serving.")
     status: ModelDeploymentStatus = Field(
         default_factory=ModelDeploymentStatus, description="Observed state."

@@ -13,19 +13,16 @@ from typing import Any, Literal, get_args
 from pydantic import ConfigDict, Field, model_validator
 
 from continuum.api.common import (
-    API_VERSION,
     ApiModel,
     ColumnName,
-    Condition,
+    CustomObject,
+    CustomObjectStatus,
     Label,
-    ObjectMeta,
     ObjectName,
     ResourceRequirements,
     StorageSpec,
     cel,
-    conditions_field,
     nested,
-    observed_generation_field,
     validations,
 )
 
@@ -289,11 +286,9 @@ class DatasetSummary(ApiModel):
     rows: int | None = Field(None, ge=0, description="Number of rows read.")
 
 
-class TrainingJobStatus(ApiModel):
+class TrainingJobStatus(CustomObjectStatus):
     """Observed state of a training run, written by the operator."""
 
-    conditions: list[Condition] = conditions_field()
-    observed_generation: int | None = observed_generation_field()
     phase: Literal["Pending", "Running", "Succeeded", "Failed"] | None = Field(
         None, description="Pending, Running, Succeeded or Failed."
     )
@@ -312,14 +307,10 @@ class TrainingJobStatus(ApiModel):
     message: str | None = Field(None, max_length=4096, description="Human-readable summary.")
 
 
-class TrainingJob(ApiModel):
+class TrainingJob(CustomObject):
     """A TrainingJob trains one scikit-learn model version; its spec is immutable."""
 
-    api_version: Literal["continuum.dev/v1alpha1"] = Field(
-        API_VERSION, description="continuum.dev/v1alpha1"
-    )
     kind: Literal["TrainingJob"] = Field("TrainingJob", description="TrainingJob")
-    metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Object metadata.")
     spec: TrainingJobSpec = Field(description="Desired training run.")
     status: TrainingJobStatus = Field(
         default_factory=TrainingJobStatus, description="Observed state."
