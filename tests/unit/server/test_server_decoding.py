@@ -241,6 +241,7 @@ def numeric(store: MemoryObjectStore) -> TestClient:
         "preprocessing": {"numeric": {"impute": "none", "scale": "none"}},
         "split": {"testSize": 0.25, "seed": 7},
         "evaluation": {"metric": "accuracy", "threshold": 0.0},
+        "storage": {"bucket": "data"},
     })  # fmt: skip
     yield from serve(private, settings_for("numeric"))
 
