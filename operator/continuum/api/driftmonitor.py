@@ -26,6 +26,10 @@ from continuum.api.trainingjob import TrainingJobSpec
 
 WINDOW_MESSAGE = "window.minSamples must not exceed window.maxRows"
 TEMPLATE_MESSAGE = "retrain.template is required when retrain.enabled is true"
+# The keys of each feature in the monitor's summary (the termination message the operator
+# reads): FeatureDrift's fields as spelled in JSON. A contract between the two sides: the
+# monitor writes exactly these, the DriftMonitor controller reads them into status.drift.
+SUMMARY_FEATURE_KEYS = ("name", "test", "statistic", "pValue", "effectSize", "drifted")
 
 
 class Schedule(ApiModel):

@@ -2,7 +2,8 @@
 
 The summary goes to ``summary.json`` and to the pod's termination message, so it must stay
 under 4 KiB whatever the number of features: drifted features first, then by p-value, and as
-many as fit; ``featuresTotal`` says how many there were.
+many as fit; ``featuresTotal`` says how many there were. A failure's summary is every
+workload's (``continuum.workload.failure_summary``).
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from continuum.api.driftmonitor import SUMMARY_FEATURE_KEYS
 from continuum.monitor.check import CheckResult
 from continuum.monitor.settings import CheckSettings, MonitorTarget
 from continuum.monitor.window import CurrentWindow
 
 REPORT_SCHEMA_VERSION = 1
 MAX_SUMMARY_BYTES = 4096
-MAX_MESSAGE_CHARS = 1500
-SUMMARY_FIELDS = ("name", "test", "statistic", "pValue", "effectSize", "drifted")
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def build_summary(report: Mapping[str, Any]) -> dict[str, Any]:
         "reportURI": report["reportURI"],
         "rows": report["window"]["rows"],
         "featuresTotal": len(features),
-        "features": [{k: feature[k] for k in SUMMARY_FIELDS} for feature in features],
+        "features": [{k: feature[k] for k in SUMMARY_FEATURE_KEYS} for feature in features],
     }
     fairness = report.get("fairness")
     if fairness:
@@ -108,12 +108,10 @@ def fit_summary(summary: dict[str, Any]) -> dict[str, Any]:
     return summary | {"features": kept, "featuresTruncated": len(kept) < len(every)}
 
 
-def failure_summary(error: BaseException) -> dict[str, Any]:
-    message = str(error) or type(error).__name__
-    if len(message) > MAX_MESSAGE_CHARS:
-        message = message[: MAX_MESSAGE_CHARS - 3] + "..."
-    return {"status": "Failed", "reason": type(error).__name__, "message": message}
-
-
 def encode(summary: Mapping[str, Any]) -> bytes:
     return json.dumps(summary, separators=(",", ":"), sort_keys=True).encode()
+
+
+def termination_message(summary: Mapping[str, Any]) -> str:
+    """The summary as the pod's termination message: ``encode``'s compact JSON, as text."""
+    return encode(summary).decode()

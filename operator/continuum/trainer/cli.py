@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from continuum.errors import ConfigError, ContinuumError
+from continuum.errors import ConfigError
 from continuum.storage import (
     ObjectStore,
     RetryNotice,
@@ -29,8 +29,9 @@ from continuum.storage import (
     latest_qualified_version,
 )
 from continuum.trainer.config import TrainingConfig
-from continuum.trainer.result import emit, failure_summary, write_termination_message
+from continuum.trainer.result import termination_message
 from continuum.trainer.run import run_training
+from continuum.workload import emit, run
 
 ENV_SPEC = "CONTINUUM_SPEC"
 ENV_TRAINING_JOB = "CONTINUUM_TRAINING_JOB"
@@ -55,17 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        summary = train(args.spec, args.champion, os.environ)
-    except Exception as exc:  # every failure must reach the termination message
-        summary = failure_summary(exc)
-        emit("failed", stream=sys.stderr, reason=summary["reason"], message=summary["message"])
-        write_termination_message(summary)
-        if not isinstance(exc, ContinuumError):
-            raise  # unexpected: keep the traceback in the pod log
-        return 1
-    write_termination_message(summary)
-    return 0
+    return run(lambda: train(args.spec, args.champion, os.environ), render=termination_message)
 
 
 def train(spec_path: str | None, champion: str | None, env: Mapping[str, str]) -> dict[str, Any]:

@@ -25,8 +25,9 @@ from continuum.trainer.pipeline import (
     svc_probability_deprecation_silenced,
     task_of,
 )
-from continuum.trainer.result import TrainingResult, emit
+from continuum.trainer.result import TrainingResult
 from continuum.trainer.validation import CLASSIFICATION, Feature, validate_dataset
+from continuum.workload import emit
 
 ENV_IMAGE = "CONTINUUM_IMAGE"
 CLAIMANT = "continuum-trainer"  # recorded in claim.json when no TrainingJob name is known

@@ -9,7 +9,9 @@ import pytest
 from continuum.cli import main as continuum_main
 from continuum.errors import ConfigError
 from continuum.monitor import cli
+from continuum.monitor.report import termination_message
 from continuum.monitor.settings import parse_check_settings, settings_from_env
+from continuum.workload import write_termination_message
 from tests.kit.datasets import customers
 from tests.unit.monitor.conftest import MODEL, log_rows
 
@@ -103,4 +105,5 @@ def test_bad_report_time_is_refused(env, monkeypatch):
 
 
 def test_unwritable_termination_log_is_not_fatal(tmp_path):
-    assert not cli.write_termination_message({"status": "Succeeded"}, str(tmp_path / "no/such"))
+    message = termination_message({"status": "Succeeded"})
+    assert not write_termination_message(message, str(tmp_path / "no/such"))

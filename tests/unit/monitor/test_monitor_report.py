@@ -8,6 +8,8 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
+from continuum.api import FeatureDrift
+from continuum.api.driftmonitor import SUMMARY_FEATURE_KEYS
 from continuum.monitor import plots
 from continuum.monitor.html import render_html
 from continuum.monitor.report import MAX_SUMMARY_BYTES, build_summary, encode, finite
@@ -167,3 +169,7 @@ def test_histogram_of_sorted_samples_equals_numpy_histogram_of_clipped_values():
     for sample, shares in ((reference, plot["reference"]), (current, plot["current"])):
         counts, _ = np.histogram(np.clip(sample, edges[0], edges[-1]), bins=edges)
         assert shares == [c / sample.size for c in counts]
+
+
+def test_the_summary_feature_keys_are_feature_drift_fields_as_json_spells_them():
+    assert tuple(f.alias for f in FeatureDrift.model_fields.values()) == SUMMARY_FEATURE_KEYS

@@ -1,13 +1,8 @@
 import json
 
 from continuum.errors import DatasetInvalid
-from continuum.trainer.result import (
-    MAX_TERMINATION_BYTES,
-    TrainingResult,
-    failure_summary,
-    termination_message,
-    write_termination_message,
-)
+from continuum.trainer.result import MAX_TERMINATION_BYTES, TrainingResult, termination_message
+from continuum.workload import failure_summary, write_termination_message
 
 
 def result(**overrides):
@@ -54,7 +49,8 @@ def test_termination_message_stays_under_4_kib():
 
 
 def test_unwritable_path_is_not_an_error(tmp_path):
-    assert not write_termination_message({"status": "Failed"}, str(tmp_path / "no" / "such"))
+    message = termination_message({"status": "Failed"})
+    assert not write_termination_message(message, str(tmp_path / "no" / "such"))
     target = tmp_path / "termination-log"
-    assert write_termination_message({"status": "Failed"}, str(target))
+    assert write_termination_message(message, str(target))
     assert json.loads(target.read_text()) == {"status": "Failed"}

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from continuum.api import DriftMonitor, DriftMonitorStatus, DriftSummary, FeatureDrift, load
+from continuum.api.driftmonitor import SUMMARY_FEATURE_KEYS
 from continuum.api.vocabulary import (
     CHECK_FAILED,
     CHECK_RUNNING,
@@ -41,7 +42,6 @@ MAX_FEATURES = 20
 MAX_MESSAGE = 1024
 Verdict = Literal["Drift", "NoDrift", "InsufficientData", "Failed"]
 VERDICTS = frozenset({"Drift", "NoDrift", "InsufficientData"})
-SUMMARY_KEYS = ("name", "test", "statistic", "pValue", "effectSize", "drifted")
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def drift_summary(summary: Mapping[str, Any]) -> DriftSummary | None:
     features = []
     for item in list(summary.get("features") or [])[:MAX_FEATURES]:
         try:
-            features.append(load(FeatureDrift, {k: item.get(k) for k in SUMMARY_KEYS}))
+            features.append(load(FeatureDrift, {k: item.get(k) for k in SUMMARY_FEATURE_KEYS}))
         except (ValidationError, AttributeError):
             continue
     share = summary.get("share")

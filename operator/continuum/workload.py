@@ -1,0 +1,75 @@
+"""What every workload process does at its edges: JSON progress lines, the outcome as the
+pod's termination message, any failure turned into that outcome.
+
+The trainer and the monitor run as Kubernetes Jobs, and the operator learns how a run ended
+only from the pod's termination message (``/dev/termination-log``, at most 4 KiB), so a
+failure must reach it as surely as a success does::
+
+    {"status": "Failed", "reason": "DatasetInvalid", "message": "dataset invalid: column ..."}
+
+Each workload renders its own summary (how to fit 4 KiB depends on what it holds); this
+module writes whatever text it is given and owns the shape of a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from continuum.errors import ContinuumError
+
+DEFAULT_TERMINATION_LOG = "/dev/termination-log"
+ENV_TERMINATION_LOG = "CONTINUUM_TERMINATION_LOG"
+# A failure's message is cut to this many characters (the pod log keeps it whole): ASCII text
+# leaves 2.5 KiB of the 4 KiB termination message for the rest of the summary.
+MAX_MESSAGE_CHARS = 1500
+
+Summary = dict[str, Any]
+
+
+def emit(event: str, stream: TextIO | None = None, **fields: Any) -> None:
+    """One JSON line of progress (``event`` first): the Job's log reads as a parsable trail."""
+    line = json.dumps({"event": event, **fields}, separators=(",", ":"), default=str)
+    print(line, file=stream or sys.stdout, flush=True)
+
+
+def failure_summary(error: BaseException) -> Summary:
+    """The outcome of a run that raised: the error's class as the reason, its text trimmed."""
+    message = str(error) or type(error).__name__
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[: MAX_MESSAGE_CHARS - 3] + "..."
+    return {"status": "Failed", "reason": type(error).__name__, "message": message}
+
+
+def write_termination_message(text: str, path: str | None = None) -> bool:
+    """Write ``text`` where Kubernetes reads it (writable only inside a pod); say if it was."""
+    target = Path(path or os.environ.get(ENV_TERMINATION_LOG) or DEFAULT_TERMINATION_LOG)
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError:
+        return False
+    return True
+
+
+def run(work: Callable[[], Summary], render: Callable[[Summary], str]) -> int:
+    """Do ``work`` and leave its outcome, rendered, as the termination message; the exit code.
+
+    0 when ``work`` returned a summary, 1 when it raised a ``ContinuumError`` (a failure the
+    message explains). Any other exception is re-raised after the message is written, so the
+    pod log keeps its traceback.
+    """
+    try:
+        summary = work()
+    except Exception as exc:  # every failure must reach the termination message
+        summary = failure_summary(exc)
+        emit("failed", stream=sys.stderr, reason=summary["reason"], message=summary["message"])
+        write_termination_message(render(summary))
+        if not isinstance(exc, ContinuumError):
+            raise  # unexpected: keep the traceback in the pod log
+        return 1
+    write_termination_message(render(summary))
+    return 0
