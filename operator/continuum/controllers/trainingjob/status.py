@@ -1,8 +1,9 @@
 """Pure status logic of a TrainingJob: (TrainingJob, observed Job, trainer summary, manifest
 read) -> status.
 
-The trainer writes a JSON summary to its termination message (see ``continuum.trainer.result``).
-A failed run's reason comes from it. A successful run's summary only points at the version: the
+The trainer writes a JSON summary to its termination message (a success: see
+``continuum.trainer.result``; a failure: ``continuum.workload.failure_summary``). A failed run's
+reason comes from it. A successful run's summary only points at the version: the
 result fields are taken from that version's manifest in S3 (``manifest.ManifestRead``), after
 checking that it is the one the summary names (model, version, sha256, TrainingJob). While the
 manifest cannot be read the run stays Running with ``Reconciling`` (reason
