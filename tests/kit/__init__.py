@@ -11,6 +11,7 @@ themselves.
   tests/conftest.py registers, so no test module imports a fixture) and the helpers around
   them: pods, Jobs, Events, the operator as a subprocess;
 - ``kinds``: our three kinds on that cluster: the bodies the tests create, reads and waits;
+- ``memory_store``: an in-memory ``continuum.storage.ObjectStore`` for unit tests;
 - ``fake_kube``: the one in-memory stand-in for the Kubernetes gateway, for the controllers'
   unit tests (cluster tests use the real API server).
 

@@ -11,8 +11,8 @@ import pytest
 from continuum.monitor.settings import parse_check_settings
 from continuum.storage import layout
 from continuum.storage.inference_logs import write_batch
-from continuum.storage.memory import MemoryObjectStore
 from tests.kit.datasets import customers
+from tests.kit.memory_store import MemoryObjectStore
 
 MODEL, VERSION = "churn", 1
 FEATURES = [

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from continuum.errors import ConfigError, ObjectExists
-from continuum.storage.memory import MemoryObjectStore
 from continuum.storage.reports import (
     latest_summary,
     list_report_times,
@@ -17,6 +16,7 @@ from continuum.storage.reports import (
     report_uri,
     write_report,
 )
+from tests.kit.memory_store import MemoryObjectStore
 
 
 def test_report_time_is_compact_utc():

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from tests.kit.memory_store import MemoryObjectStore
 
 from continuum.server.app import create_app
 from continuum.server.settings import InferenceLogSettings, ServerSettings
 from continuum.storage import S3Settings
-from continuum.storage.memory import MemoryObjectStore
 from continuum.trainer.config import TrainingConfig
 from continuum.trainer.run import run_training
 

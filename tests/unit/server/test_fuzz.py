@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 from schemathesis.python import asgi
+from tests.kit.memory_store import MemoryObjectStore
 from tests.unit.server.conftest import copy_of, settings_for
 
 from continuum.server.app import create_app
-from continuum.storage.memory import MemoryObjectStore
 
 # Part of the reliability and security suite (`make test-reliability`).
 pytestmark = pytest.mark.reliability

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.kit.memory_store import MemoryObjectStore
 from tests.unit.server.conftest import copy_of, serve, settings_for
 from tests.unit.server.test_server_app import ROWS, per_feature_inputs
 
 from continuum.server.app import create_app
 from continuum.server.model import ServedModel, load_served_model
 from continuum.storage import ObjectStore
-from continuum.storage.memory import MemoryObjectStore
 
 # Part of the reliability and security suite (`make test-reliability`).
 pytestmark = pytest.mark.reliability

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.kit.memory_store import MemoryObjectStore
 from tests.unit.server.conftest import copy_of, publish, serve, settings_for
 
 from continuum.server.binary import HEADER_LENGTH, request_tensors
@@ -27,7 +28,6 @@ from continuum.server.errors import InputInvalid, ServingError
 from continuum.server.inputs import rows_from_tensors
 from continuum.server.model import NUMERIC, FeatureSpec, ServedModel
 from continuum.server.protocol import InferenceRequest
-from continuum.storage.memory import MemoryObjectStore
 
 FEATURES = (FeatureSpec("a", NUMERIC, False), FeatureSpec("b", NUMERIC, True))
 POSITIONS = {"a": 0, "b": 1}

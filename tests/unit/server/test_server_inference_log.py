@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime
 
 import numpy as np
+from tests.kit.memory_store import MemoryObjectStore
 
 from continuum.errors import StorageError
 from continuum.server.inference_log import InferenceLogger, RowBuffer, sample_mask
@@ -14,7 +15,6 @@ from continuum.server.metrics import ServerMetrics
 from continuum.server.model import Prediction
 from continuum.server.settings import InferenceLogSettings
 from continuum.storage.inference_logs import batch_key, list_batches, read_batch
-from continuum.storage.memory import MemoryObjectStore
 
 NOW = datetime(2025, 1, 31, 12, 0, 0, 123456, tzinfo=UTC)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from tests.kit.memory_store import MemoryObjectStore
 from tests.unit.server.conftest import settings_for
 
 from continuum.errors import (
@@ -15,7 +16,6 @@ from continuum.errors import (
     StorageUnavailable,
 )
 from continuum.server.state import ModelServer
-from continuum.storage.memory import MemoryObjectStore
 
 
 def failing_loader(error: StorageError, calls: list[int]):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 from starlette.routing import Match
+from tests.kit.memory_store import MemoryObjectStore
 from tests.unit.server.conftest import copy_of, settings_for, wait_loaded
 from tests.unit.server.test_server_app import ROWS, per_feature_inputs
 
 from continuum.server.app import create_app
 from continuum.server.router import INFERENCE_ROUTES, find_route
-from continuum.storage.memory import MemoryObjectStore
 
 BODY = {"inputs": per_feature_inputs(ROWS)}
 PATHS = ["/v2/models/churn/infer", "/v2/models/churn/versions/1/infer", "/v1/models/churn:predict"]

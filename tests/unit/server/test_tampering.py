@@ -13,10 +13,9 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
+from tests.kit.memory_store import MemoryObjectStore
 from tests.unit.server.conftest import copy_of, serve, settings_for
 from tests.unit.server.test_server_app import ROWS, per_feature_inputs
-
-from continuum.storage.memory import MemoryObjectStore
 
 # Part of the reliability and security suite (`make test-reliability`).
 pytestmark = pytest.mark.reliability

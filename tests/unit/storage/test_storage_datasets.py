@@ -1,8 +1,8 @@
 import pytest
+from tests.kit.memory_store import MemoryObjectStore
 
 from continuum.errors import DatasetNotFound
 from continuum.storage import list_dataset_objects
-from continuum.storage.memory import MemoryObjectStore
 
 
 @pytest.fixture

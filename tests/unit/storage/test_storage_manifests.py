@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.kit.memory_store import MemoryObjectStore
 
 from continuum.errors import ObjectNotFound
 from continuum.storage import S3Settings, fetch_manifest
 from continuum.storage import manifests as stores
-from continuum.storage.memory import MemoryObjectStore
 
 PEM = "-----BEGIN CERTIFICATE-----\nMIIBfirst\n-----END CERTIFICATE-----\n"
 OTHER_PEM = "-----BEGIN CERTIFICATE-----\nMIIBsecond\n-----END CERTIFICATE-----\n"

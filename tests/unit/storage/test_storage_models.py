@@ -1,4 +1,5 @@
 import pytest
+from tests.kit.memory_store import MemoryObjectStore
 
 from continuum.errors import ManifestInvalid, ObjectExists, ObjectNotFound, VersionConflict
 from continuum.storage import (
@@ -7,7 +8,6 @@ from continuum.storage import (
     list_versions,
     read_manifest,
 )
-from continuum.storage.memory import MemoryObjectStore
 
 
 def manifest(version: int, qualified: bool) -> dict:

@@ -7,8 +7,7 @@ import copy
 import numpy as np
 import pandas as pd
 import pytest
-
-from continuum.storage.memory import MemoryObjectStore
+from tests.kit.memory_store import MemoryObjectStore
 
 BASE_SPEC = {
     "model": "churn",

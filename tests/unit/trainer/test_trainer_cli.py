@@ -1,10 +1,10 @@
 import json
 
 import pytest
+from tests.kit.memory_store import MemoryObjectStore
 
 from continuum.errors import ConfigError, StorageUnavailable
 from continuum.storage import RetryNotice
-from continuum.storage.memory import MemoryObjectStore
 from continuum.trainer.cli import choose_champion, load_config, main, s3_retry, unwrap_resource
 from continuum.trainer.config import TrainingConfig
 

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
+from tests.kit.memory_store import MemoryObjectStore
 
 from continuum.api.trainingjob import Estimator
 from continuum.errors import DigestMismatch, IntegrityError, ManifestInvalid
@@ -13,7 +14,6 @@ from continuum.modelio import (
     serialize_model,
     sha256_hex,
 )
-from continuum.storage.memory import MemoryObjectStore
 from continuum.trainer.pipeline import build_estimator
 
 

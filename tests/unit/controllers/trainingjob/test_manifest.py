@@ -26,7 +26,7 @@ from continuum.errors import (
 from continuum.kube import Kube, KubeError, RequestForbidden
 from continuum.storage import S3Settings
 from continuum.storage import manifests as stores
-from continuum.storage.memory import MemoryObjectStore
+from tests.kit.memory_store import MemoryObjectStore
 from tests.unit.controllers.trainingjob.builders import MANIFEST_URI, SPEC, manifest_of
 
 ACCESS_KEY_VALUE = "AKIDEXAMPLE0001"

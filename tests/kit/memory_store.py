@@ -1,7 +1,8 @@
-"""An in-memory ObjectStore for unit tests and dry runs (never used against a cluster).
+"""An in-memory ObjectStore for unit tests; cluster tests use the real MinIO instead.
 
 It keeps the store's contract that matters to callers: sorted listings, write-once keys
-(``if_absent``) and ObjectNotFound for missing keys. Cluster tests use real MinIO instead.
+(``if_absent``) and ObjectNotFound for missing keys. It lived in ``continuum.storage`` but
+nothing in the product used it.
 """
 
 from __future__ import annotations
