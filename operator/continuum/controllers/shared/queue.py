@@ -31,6 +31,7 @@ from typing import Generic, TypeVar
 import kopf
 
 from continuum.controllers.shared.metrics import ERRORS, RECONCILES
+from continuum.errors import ContinuumError
 
 K = TypeVar("K", bound=Hashable)
 Attempt = Callable[[], Awaitable[None]]
@@ -167,7 +168,11 @@ class WorkQueue(Generic[K]):
 
     def _report(self, key: K, trigger: str, exc: Exception, note: str) -> None:
         ERRORS.labels(kind=self.kind, handler=trigger).inc()
-        log.warning("%s %s: reconcile (%s) failed: %s; %s", self.kind, key, trigger, exc, note)
+        expected = isinstance(exc, ContinuumError | kopf.TemporaryError | kopf.PermanentError)
+        log.warning(
+            "%s %s: reconcile (%s) failed: %s; %s", self.kind, key, trigger, exc, note,
+            exc_info=None if expected else exc,  # a bug: keep its traceback in the log
+        )  # fmt: skip
 
 
 def _retry_note(delay: float | None) -> str:

@@ -13,6 +13,7 @@ import pytest
 
 from continuum.controllers.shared import metrics
 from continuum.controllers.shared.queue import Backoff, WorkQueue
+from continuum.kube import ResourceConflict
 
 QUICK = Backoff(first=0.01, cap=0.04, jitter=0.0)
 
@@ -191,3 +192,21 @@ def test_runs_and_failures_are_counted_by_kind_and_trigger(outcome: str) -> None
     run(queue.run("a", work, again=work, trigger=f"counted-{outcome}"))
     assert sample("continuum_reconciles_total") == 1
     assert sample("continuum_reconcile_errors_total") == (1 if outcome == "fails" else 0)
+
+
+@pytest.mark.parametrize(
+    ("error", "traceback"),
+    [(RuntimeError("a bug"), True), (ResourceConflict("changed", status=409), False)],
+    ids=["bug", "expected"],
+)
+def test_a_bug_keeps_its_traceback_in_the_log(
+    error: Exception, traceback: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue: WorkQueue[str] = WorkQueue("Test", backoff=Backoff(3600, 3600, jitter=0.0))
+    work = Work(failing=1, error=error)
+    with caplog.at_level("WARNING", logger="continuum.controllers.shared.queue"):
+        run(queue.run("a", work, again=work, trigger="event"))
+    [record] = caplog.records
+    assert "reconcile (event) failed" in record.getMessage()
+    assert "retrying in 3600.0 s" in record.getMessage()
+    assert (record.exc_info is not None) is traceback
