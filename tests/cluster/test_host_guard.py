@@ -10,9 +10,12 @@ from tests.kit.cluster import STATE_DIR
 
 
 def _config() -> dict[str, str]:
+    """The top-level ``NAME=value`` assignments of the cluster's config (comments dropped, so a
+    ``# shellcheck disable=...`` line is no assignment)."""
     lines = (REPO / "hack/cluster/config.sh").read_text().splitlines()
-    pairs = (line.split("#")[0].strip().split("=", 1) for line in lines if "=" in line)
-    return {k: v.strip('"') for k, v in pairs if k and not k.startswith(" ")}
+    code = (line.split("#")[0] for line in lines if not line.startswith(" "))
+    pairs = (text.strip().split("=", 1) for text in code if "=" in text)
+    return {k: v.strip('"') for k, v in pairs if k}
 
 
 def _run(*argv: str) -> str:
