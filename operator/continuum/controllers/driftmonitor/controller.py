@@ -16,6 +16,7 @@ fails. Status writes are guarded by ``resourceVersion`` (``shared.objects``).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -75,10 +76,10 @@ from continuum.controllers.shared.objects import (
     Ref,
     controller_of,
     converge,
+    converge_through,
     load_or_fail,
     name_of,
     post,
-    reconcile_through,
     write_status,
 )
 from continuum.controllers.shared.pods import parse_summary
@@ -96,20 +97,13 @@ async def run(
 ) -> bool:
     """Reconcile one DriftMonitor through the queue (True: it succeeded now)."""
     ref = Ref(DRIFT_MONITOR, DRIFT_MONITORS, namespace, name, uid)
-
-    async def attempt(target: Ref) -> None:
-        await reconcile(kube, image, target)
-
-    return await reconcile_through(queue, ref, attempt, trigger=trigger)
+    once = functools.partial(_reconcile_once, kube, image)
+    return await converge_through(queue, kube, ref, once, trigger=trigger)
 
 
 async def reconcile(kube: Kube, image: str, ref: Ref) -> None:
     """Bring one DriftMonitor's checks, retrainings and status in line (idempotent)."""
-
-    async def once(body: Body) -> bool:
-        return await _reconcile_once(kube, image, body)
-
-    await converge(kube, ref, once)
+    await converge(kube, ref, functools.partial(_reconcile_once, kube, image))
 
 
 async def _reconcile_once(kube: Kube, image: str, body: Body) -> bool:

@@ -13,6 +13,7 @@ controller owner reference.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -34,10 +35,10 @@ from continuum.controllers.shared.objects import (
     controlled_by_uid,
     controller_of,
     converge,
+    converge_through,
     load_or_fail,
     load_valid,
     post,
-    reconcile_through,
     write_status,
 )
 from continuum.controllers.shared.queue import WorkQueue
@@ -53,20 +54,13 @@ async def run(
 ) -> bool:
     """Reconcile one ModelDeployment through the queue (True: it succeeded now)."""
     ref = Ref(MODEL_DEPLOYMENT, MODEL_DEPLOYMENTS, namespace, name, uid)
-
-    async def attempt(target: Ref) -> None:
-        await reconcile(kube, image, target)
-
-    return await reconcile_through(queue, ref, attempt, trigger=trigger)
+    once = functools.partial(_reconcile_once, kube, image)
+    return await converge_through(queue, kube, ref, once, trigger=trigger)
 
 
 async def reconcile(kube: Kube, image: str, ref: Ref) -> None:
     """Bring one ModelDeployment's children and status in line with the observed state."""
-
-    async def once(body: Body) -> bool:
-        return await _reconcile_once(kube, image, body)
-
-    await converge(kube, ref, once)
+    await converge(kube, ref, functools.partial(_reconcile_once, kube, image))
 
 
 async def _reconcile_once(kube: Kube, image: str, body: Body) -> bool:

@@ -81,21 +81,22 @@ async def converge(
     raise kopf.TemporaryError(f"the {ref.kind} kept changing while its status was written")
 
 
-async def reconcile_through(
+async def converge_through(
     queue: WorkQueue[tuple[str, str]],
+    kube: Kube,
     ref: Ref,
-    reconcile: Callable[[Ref], Awaitable[None]],
+    once: Callable[[Body], Awaitable[bool]],
     *,
     trigger: str,
 ) -> bool:
-    """Run ``reconcile(ref)`` through ``queue``; a retry reconciles whatever object has the
+    """``converge`` on ``ref`` through ``queue``; a retry converges whatever object has the
     name by then (``ref`` without its uid). True when it succeeded now."""
 
     async def work() -> None:
-        await reconcile(ref)
+        await converge(kube, ref, once)
 
     async def again() -> None:
-        await reconcile(Ref(ref.kind, ref.plural, ref.namespace, ref.name))
+        await converge(kube, Ref(ref.kind, ref.plural, ref.namespace, ref.name), once)
 
     return await queue.run(ref.key, work, again=again, trigger=trigger)
 
