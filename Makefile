@@ -65,6 +65,10 @@ test-load: setup tools ## Only the load tests (the model server under load for C
 test-chaos: setup tools ## Only the fault-injection tests (operator kills, API server and MinIO outages)
 	$(VENV)/bin/pytest tests -q -m chaos
 
+.PHONY: test-faults
+test-faults: setup tools ## Only the API fault proxy test, full length (CONTINUUM_FAULT_SECONDS, default here 600)
+	CONTINUUM_FAULT_SECONDS=$${CONTINUUM_FAULT_SECONDS:-600} $(VENV)/bin/pytest tests -q -m faults
+
 ##@ Local cluster (real Kubernetes built from source; needs root)
 .PHONY: tools
 tools: ## Build Kubernetes, etcd, MinIO, CoreDNS and Helm from the Go module proxy (cached)
