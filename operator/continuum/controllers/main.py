@@ -1,15 +1,19 @@
-"""``continuum operator``: run the kopf operator (namespaced or cluster-wide)."""
+"""``continuum operator``: run the kopf operator (namespaced or cluster-wide), alone or as one
+of several replicas with ``--leader-elect`` (one runs the controllers; see
+``continuum.controllers.election``)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import kopf
 
 from continuum import __version__
-from continuum.controllers import lifecycle
+from continuum.controllers import election, lifecycle
 from continuum.controllers.driftmonitor import handlers as driftmonitor
 from continuum.controllers.modeldeployment import handlers as modeldeployment
 from continuum.controllers.shared import metrics
@@ -46,20 +50,96 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     parser.add_argument("--log-format", choices=["plain", "full", "json"], default="full")
+    add_election_arguments(parser)
     return parser
 
 
+def add_election_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = election.Timings()
+    group = parser.add_argument_group("leader election (several replicas, one active)")
+    group.add_argument(
+        "--leader-elect", action="store_true",
+        help="run the controllers only while holding the leader Lease; wait as a standby before",
+    )  # fmt: skip
+    group.add_argument(
+        "--leader-election-namespace", default=None,
+        help="namespace of the Lease (default: $POD_NAMESPACE, else the pod's namespace)",
+    )  # fmt: skip
+    group.add_argument(
+        "--leader-election-name", default=election.LEASE_NAME,
+        help=f"name of the Lease (default {election.LEASE_NAME}; one per operator installation)",
+    )  # fmt: skip
+    for flag, value, what in (
+        ("lease-duration", defaults.lease_duration, "a Lease not renewed is taken over"),
+        ("renew-deadline", defaults.renew_deadline, "a leader that cannot renew exits"),
+        ("retry-period", defaults.retry_period, "between two tries to acquire or renew"),
+    ):
+        group.add_argument(
+            f"--leader-election-{flag}", type=float, default=value, metavar="SECONDS",
+            help=f"{what}: seconds (default {value:g})",
+        )  # fmt: skip
+
+
+def election_settings(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> tuple[election.Timings, str]:
+    """The timings and the Lease's namespace; a usage error (exit 2) when they do not fit."""
+    timings = election.Timings(
+        lease_duration=args.leader_election_lease_duration,
+        renew_deadline=args.leader_election_renew_deadline,
+        retry_period=args.leader_election_retry_period,
+    )
+    problem = timings.problem()
+    if problem:
+        parser.error(f"leader election timings: {problem}")
+    namespace = args.leader_election_namespace or election.default_namespace()
+    if not namespace:
+        parser.error(
+            "--leader-elect needs the Lease's namespace: not in a pod and no $POD_NAMESPACE, "
+            "so give --leader-election-namespace"
+        )
+    return timings, namespace
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the operator until it is told to stop (SIGINT/SIGTERM); 0 on a clean exit."""
-    args = build_parser().parse_args(argv)
+    """Run the operator until it is told to stop (SIGINT/SIGTERM); 0 on a clean exit.
+
+    With ``--leader-elect``, a replica that loses its Lease ends the process itself
+    (non-zero), see ``continuum.controllers.election``.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    elect = election_settings(parser, args) if args.leader_elect else None
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
     if args.metrics_port:
         metrics.serve(args.metrics_port)
-    kopf.run(
-        standalone=True,
-        clusterwide=not args.namespace,
-        namespaces=args.namespace,
-        liveness_endpoint=args.liveness or None,
-        memo=kopf.Memo(image=args.image),
+    options = kopf_options(args)
+    if elect is None:
+        election.IS_LEADER.set(1)  # the only replica: it runs the controllers
+        kopf.run(**options)
+        return 0
+    timings, namespace = elect
+
+    async def operate(stop: asyncio.Event) -> None:
+        await kopf.operator(**options, stop_flag=stop)
+
+    return asyncio.run(
+        election.run_elected(
+            operate,
+            namespace=namespace,
+            name=args.leader_election_name,
+            timings=timings,
+            liveness=options["liveness_endpoint"],
+        )
     )
-    return 0
+
+
+def kopf_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``kopf.run`` (alone) and ``kopf.operator`` (under leader election) are given."""
+    return {
+        "standalone": True,  # no kopf peering: the Lease decides who runs (--leader-elect)
+        "clusterwide": not args.namespace,
+        "namespaces": args.namespace,
+        "liveness_endpoint": args.liveness or None,
+        "memo": kopf.Memo(image=args.image),
+    }
