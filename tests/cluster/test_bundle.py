@@ -64,6 +64,7 @@ def variant(system: str, team: str, suffix: str) -> list[dict[str, Any]]:
     docs = [d for d in yaml.safe_load_all(BUNDLE.read_text()) if d]
     kinds = sorted(d["kind"] for d in docs)
     expected = ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service"]
+    expected += ["Role", "RoleBinding"]  # leader election, in the operator's namespace
     assert kinds == sorted([*expected, "Deployment"])
     for doc in docs:
         meta, kind = doc["metadata"], doc["kind"]
@@ -77,6 +78,7 @@ def variant(system: str, team: str, suffix: str) -> list[dict[str, Any]]:
             meta["namespace"] = system
         if kind == "ClusterRoleBinding":
             doc["roleRef"]["name"] = f"{doc['roleRef']['name']}-{suffix}"
+        if kind in ("ClusterRoleBinding", "RoleBinding"):
             for subject in doc["subjects"]:
                 subject["namespace"] = system
         if kind == "Deployment":

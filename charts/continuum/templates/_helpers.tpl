@@ -72,3 +72,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
+
+{{/* The leader election Lease every operator pod competes for (namespace of the release). */}}
+{{- define "continuum.leaseName" -}}
+{{- printf "%s-operator" (include "continuum.fullname" .) }}
+{{- end }}
+
+{{/* Whether the PodDisruptionBudget is rendered: enabled, or unset with 2 or more replicas. */}}
+{{- define "continuum.pdbEnabled" -}}
+{{- $enabled := .Values.podDisruptionBudget.enabled }}
+{{- if or (eq (toString $enabled) "true") (and (kindIs "invalid" $enabled) (ge (int .Values.replicaCount) 2)) }}true{{ end }}
+{{- end }}

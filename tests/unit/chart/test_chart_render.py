@@ -28,6 +28,11 @@ def container(manifests: list[Manifest]) -> dict[str, Any]:
     return dict(pod["containers"][0])
 
 
+def lease(obj: Manifest) -> bool:
+    """The leader election Role or RoleBinding (release namespace, every mode)."""
+    return bool(obj["metadata"]["name"].endswith("-leader-election"))
+
+
 def env(manifests: list[Manifest]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(manifests)["env"]}
 
@@ -51,6 +56,7 @@ def test_defaults(render: Render) -> None:
     kinds = sorted(m["kind"] for m in manifests)
     assert kinds == sorted(
         ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment"]
+        + ["Role", "RoleBinding"]  # leader election, in the release namespace
         + ["CustomResourceDefinition"] * 3
     )
     deploy = one(manifests, "Deployment")
@@ -68,9 +74,15 @@ def test_defaults(render: Render) -> None:
         "--metrics-port=8080",
         "--liveness=http://0.0.0.0:8081/healthz",
         "--log-format=full",
+        "--leader-elect",
+        "--leader-election-name=rel-continuum-operator",
+        "--leader-election-lease-duration=15",
+        "--leader-election-renew-deadline=10",
+        "--leader-election-retry-period=2",
     ]
     assert env(manifests)["CONTINUUM_IMAGE"] == "continuum:0.1.0"
     assert env(manifests)["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env(manifests)["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert "resources" not in main
     ports = {p["name"]: p["containerPort"] for p in main["ports"]}
     assert ports == {"health": 8081, "metrics": 8080}
@@ -122,8 +134,10 @@ def test_namespaced_mode(render: Render) -> None:
     manifests = render(values={"watchNamespaces": ["team-a", "team-b", "team-a"]})
     assert not by_kind(manifests, "ClusterRole")
     assert not by_kind(manifests, "ClusterRoleBinding")
-    roles = {r["metadata"]["namespace"]: r for r in by_kind(manifests, "Role")}
-    bindings = {b["metadata"]["namespace"]: b for b in by_kind(manifests, "RoleBinding")}
+    roles = {r["metadata"]["namespace"]: r for r in by_kind(manifests, "Role") if not lease(r)}
+    bindings = {
+        b["metadata"]["namespace"]: b for b in by_kind(manifests, "RoleBinding") if not lease(b)
+    }
     assert set(roles) == set(bindings) == {"team-a", "team-b"}
     for ns, binding in bindings.items():
         assert binding["roleRef"] == {
@@ -164,6 +178,11 @@ def test_operator_values(render: Render) -> None:
         "--metrics-port=9090",
         "--liveness=http://0.0.0.0:9091/healthz",
         "--log-format=json",
+        "--leader-elect",
+        "--leader-election-name=rel-continuum-operator",
+        "--leader-election-lease-duration=15",
+        "--leader-election-renew-deadline=10",
+        "--leader-election-retry-period=2",
         "--verbose",
         "--foo",
     ]
@@ -257,4 +276,43 @@ def test_argocd_example_values_render(render: Render) -> None:
     source = app["spec"]["source"]
     assert source["path"] == "charts/continuum"
     manifests = render(values=source["helm"]["valuesObject"])
-    assert [r["metadata"]["namespace"] for r in by_kind(manifests, "Role")] == ["ml-team-a"]
+    roles = [r for r in by_kind(manifests, "Role") if not lease(r)]
+    assert [r["metadata"]["namespace"] for r in roles] == ["ml-team-a"]
+
+
+def test_leader_election_role_is_one_lease_in_the_release_namespace(render: Render) -> None:
+    for values in ({}, {"watchNamespaces": ["team-a"]}):
+        manifests = render(values=values)
+        (role,) = [r for r in by_kind(manifests, "Role") if lease(r)]
+        (binding,) = [b for b in by_kind(manifests, "RoleBinding") if lease(b)]
+        assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "ops"
+        assert role["rules"] == [
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+             "resourceNames": ["rel-continuum-operator"], "verbs": ["get", "update"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        ]  # fmt: skip
+        assert binding["roleRef"]["name"] == role["metadata"]["name"]
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "rel-continuum", "namespace": "ops"}
+        ]
+
+
+def test_two_replicas_roll_with_a_standby_and_get_a_budget(render: Render) -> None:
+    manifests = render("--set", "replicaCount=2")
+    deploy = one(manifests, "Deployment")
+    assert deploy["spec"]["replicas"] == 2
+    assert deploy["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    pdb = one(manifests, "PodDisruptionBudget")
+    assert pdb["spec"] == {"selector": {"matchLabels": SELECTOR}, "maxUnavailable": 1}
+    assert not by_kind(render("--set", "replicaCount=2,podDisruptionBudget.enabled=false"),
+                       "PodDisruptionBudget")  # fmt: skip
+
+
+def test_leader_election_timings_must_be_ordered(render: Render, render_error: Any) -> None:
+    args = container(render(values={"leaderElection": {"leaseDuration": 30}}))["args"]
+    assert "--leader-election-lease-duration=30" in args
+    bad = {"leaderElection": {"leaseDuration": 10, "renewDeadline": 10}}
+    assert "leaseDuration > renewDeadline > retryPeriod" in render_error(values=bad)

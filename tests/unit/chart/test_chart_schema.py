@@ -34,7 +34,9 @@ def test_typos_are_rejected(render_error: Any, values: dict[str, Any], complaint
     "values",
     [
         {"replicaCount": "1"},
-        {"replicaCount": 2},  # standalone: no kopf peering
+        {"replicaCount": 2.5},
+        {"podDisruptionBudget": {"enabled": "auto"}},
+        {"leaderElection": {"retryPeriod": 0}},
         {"replicaCount": -1},
         {"crds": {"keep": "yes"}},
         {"metrics": {"port": "8080"}},
@@ -82,7 +84,8 @@ def test_every_default_is_described_by_the_schema() -> None:
 def test_good_values_pass(render: Render) -> None:
     render(
         values={
-            "replicaCount": 0,
+            "replicaCount": 3,
+            "leaderElection": {"leaseDuration": 30, "renewDeadline": 20, "retryPeriod": 4},
             "watchNamespaces": ["team-a"],
             "image": {"tag": "0.1.0", "pullPolicy": "Never"},
             "podDisruptionBudget": {"enabled": True, "maxUnavailable": "50%"},

@@ -46,7 +46,9 @@ def docs() -> list[dict[str, Any]]:
 def test_bundle_is_the_cluster_wide_operator_without_crds() -> None:
     objects = docs()
     assert [d["kind"] for d in objects] == [
-        "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment",
+        "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+        "Role", "RoleBinding",  # leader election, in continuum-system
+        "Service", "Deployment",
     ]  # fmt: skip
     namespace = objects[0]
     assert namespace["metadata"]["name"] == "continuum-system"
