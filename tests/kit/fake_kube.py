@@ -114,7 +114,7 @@ class FakeKube:
             raise ResourceConflict("the object changed meanwhile", status=409)
         if resource_version is not None and resource_version != _version_of(obj):
             raise ResourceConflict("stale resourceVersion", status=409)
-        obj["status"] = copy.deepcopy(dict(status))
+        obj["status"] = apply_merge_patch(obj.get("status"), copy.deepcopy(dict(status)))
         self.written.append((plural, copy.deepcopy(obj["status"])))
         self._bump(obj)
         return copy.deepcopy(obj)
@@ -174,6 +174,20 @@ class FakeKube:
     def _bump(self, obj: dict[str, Any]) -> None:
         meta = obj.setdefault("metadata", {})
         meta["resourceVersion"] = str(int(meta.get("resourceVersion") or 0) + 1)
+
+
+def apply_merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386, as the API server applies a merge patch: objects merge key by key, null
+    removes a key, anything else (lists too) replaces."""
+    if not isinstance(patch, Mapping):
+        return patch
+    merged = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = apply_merge_patch(merged.get(key), value)
+    return merged
 
 
 def _key(obj: Mapping[str, Any]) -> Key:

@@ -36,6 +36,9 @@ DEGRADED: Final = "Degraded"  # ModelDeployment: the last rollout failed
 DRIFT_DETECTED: Final = "DriftDetected"  # DriftMonitor: the last conclusive check's verdict
 
 # -- reasons (of conditions and the Events of the same transition) ----------------------------
+# every kind: reconciles keep failing (Reconciling True, one Warning Event), then work again
+RECONCILE_FAILING: Final = "ReconcileFailing"
+RECONCILE_RECOVERED: Final = "ReconcileRecovered"
 # TrainingJob
 JOB_CREATED: Final = "JobCreated"
 JOB_FAILED: Final = "JobFailed"

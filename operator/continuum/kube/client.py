@@ -23,7 +23,7 @@ from urllib.parse import quote
 import aiohttp
 import kopf
 
-from continuum.kube.errors import ResourceConflict, ResourceNotFound, error_for
+from continuum.kube.errors import KubeUnavailable, ResourceConflict, ResourceNotFound, error_for
 from continuum.kube.login import login
 from continuum.kube.pods import termination_message
 
@@ -262,17 +262,33 @@ class Kube:
         payload: bytes | None,
         headers: dict[str, str],
     ) -> tuple[int, bytes, str | None]:
-        """Status, body and ``Retry-After`` header of one request."""
+        """Status, body and ``Retry-After`` header of one request.
+
+        A request that got no answer (connection refused or reset, TLS failure, a timeout)
+        is ``KubeUnavailable`` like a 5xx: it may succeed later, and the work queue retries it.
+        """
         if self._session is None:
             raise RuntimeError("Kube is closed (or was never connected)")
-        async with self._session.request(
-            method,
-            self._server + path,
-            params=query,
-            data=payload,
-            headers={**headers, **self._auth},
-        ) as response:
-            return response.status, await response.read(), response.headers.get("Retry-After")
+        try:
+            async with self._session.request(
+                method,
+                self._server + path,
+                params=query,
+                data=payload,
+                headers={**headers, **self._auth},
+            ) as response:
+                return response.status, await response.read(), response.headers.get("Retry-After")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise unanswered(method, path, exc) from exc
+
+
+def unanswered(method: str, path: str, exc: BaseException) -> KubeUnavailable:
+    """The error for a request the API server never answered (no HTTP status)."""
+    cause = "timed out" if isinstance(exc, TimeoutError) else (str(exc) or type(exc).__name__)
+    return KubeUnavailable(
+        f"{method} {path}: no answer from the API server ({cause}); retried with backoff",
+        reason=type(exc).__name__,
+    )
 
 
 def authorization(info: kopf.ConnectionInfo) -> dict[str, str]:

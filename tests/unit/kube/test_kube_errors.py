@@ -165,3 +165,41 @@ def test_the_gateway_raises_a_server_failure_without_a_delay_when_none_is_asked(
     assert type(error) is KubeUnavailable
     assert error.retry_after is None
     assert len(seen) == 1
+
+
+async def unanswered_error(behaviour: str) -> KubeError:
+    """The error of a read from a loopback server that resets, stalls or is not there."""
+
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        if behaviour == "stall":
+            await asyncio.sleep(5)
+        writer.transport.abort()  # RST, no HTTP answer
+
+    server = await asyncio.start_server(reset, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    if behaviour == "refused":
+        server.close()
+        await server.wait_closed()
+    kube = Kube(
+        lambda: kopf.ConnectionInfo(server=f"http://127.0.0.1:{port}", token="t"), timeout=0.3
+    )
+    kube._login()
+    try:
+        with pytest.raises(KubeError) as caught:
+            await kube.read_job("ml", "x")
+    finally:
+        await kube.close()
+        server.close()
+    return caught.value
+
+
+@pytest.mark.parametrize("behaviour", ["reset", "stall", "refused"])
+def test_a_request_without_an_answer_is_unavailable_and_retryable(behaviour: str) -> None:
+    error = asyncio.run(unanswered_error(behaviour))
+    assert type(error) is KubeUnavailable
+    assert error.retryable
+    assert error.status is None
+    assert "GET /apis/batch/v1/namespaces/ml/jobs/x: no answer from the API server" in str(error)
+    if behaviour == "stall":
+        assert "timed out" in str(error)

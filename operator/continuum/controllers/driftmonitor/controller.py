@@ -84,6 +84,7 @@ from continuum.controllers.shared.objects import (
 )
 from continuum.controllers.shared.pods import parse_summary
 from continuum.controllers.shared.queue import WorkQueue
+from continuum.controllers.shared.streaks import StatusReporter
 from continuum.kube import Kube
 
 Key = tuple[str, str]  # (namespace, name)
@@ -98,7 +99,8 @@ async def run(
     """Reconcile one DriftMonitor through the queue (True: it succeeded now)."""
     ref = Ref(DRIFT_MONITOR, DRIFT_MONITORS, namespace, name, uid)
     once = functools.partial(_reconcile_once, kube, image)
-    return await converge_through(queue, kube, ref, once, trigger=trigger)
+    reporter = StatusReporter(kube, ref)
+    return await converge_through(queue, kube, ref, once, trigger=trigger, reporter=reporter)
 
 
 async def reconcile(kube: Kube, image: str, ref: Ref) -> None:

@@ -42,6 +42,7 @@ from continuum.controllers.shared.objects import (
     write_status,
 )
 from continuum.controllers.shared.queue import WorkQueue
+from continuum.controllers.shared.streaks import StatusReporter
 from continuum.kube import Kube
 
 Key = tuple[str, str]  # (namespace, name)
@@ -55,7 +56,8 @@ async def run(
     """Reconcile one ModelDeployment through the queue (True: it succeeded now)."""
     ref = Ref(MODEL_DEPLOYMENT, MODEL_DEPLOYMENTS, namespace, name, uid)
     once = functools.partial(_reconcile_once, kube, image)
-    return await converge_through(queue, kube, ref, once, trigger=trigger)
+    reporter = StatusReporter(kube, ref)
+    return await converge_through(queue, kube, ref, once, trigger=trigger, reporter=reporter)
 
 
 async def reconcile(kube: Kube, image: str, ref: Ref) -> None:

@@ -17,8 +17,9 @@ RECONCILES = Counter(
 )
 ERRORS = Counter(
     "continuum_reconcile_errors_total",
-    "Reconciliations that failed (each is retried with backoff), by kind and trigger.",
-    ["kind", "handler"],
+    "Reconciliations that failed (each is retried with backoff), by kind, trigger and reason "
+    "(the error's class: KubeUnavailable, RequestThrottled, ResourceConflict, ...).",
+    ["kind", "handler", "reason"],
     registry=REGISTRY,
 )
 

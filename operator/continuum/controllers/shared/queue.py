@@ -13,6 +13,11 @@ returns quietly for an object that no longer exists).
 Per key there is at most one pending retry and one lock, and both are dropped as soon as
 nothing holds, waits for or schedules them, so 10,000 objects that are fine cost nothing here.
 
+When the same object has failed ``FAILING_AFTER`` times in a row, its :class:`Reporter` (given
+by the controller) says so on the object: a ``Reconciling`` condition with the last error and
+one Warning Event for the whole streak, not one per retry; the first success afterwards clears
+the condition and posts a Normal Event.
+
 A controller may also ask to be called again later while its object waits on something outside
 the API (a manifest S3 cannot serve yet): :meth:`WorkQueue.requeue`, with a backoff of its own
 that :meth:`WorkQueue.settle` resets once the object no longer waits.
@@ -26,7 +31,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import kopf
 
@@ -59,6 +64,17 @@ class Backoff:
 
 # A failed reconcile is tried again after about 1 s, then 2, 4, ... at most every 5 minutes.
 ERROR_BACKOFF = Backoff(first=1.0, cap=300.0)
+# Failures in a row before the object itself shows them: 3 is about 7 s of retries (1 + 2 + 4),
+# long enough that a single 409 or a blip of the API server stays out of `kubectl describe`.
+FAILING_AFTER = 3
+
+
+class Reporter(Protocol):
+    """Shows a failure streak on the object (see ``shared.streaks``); must not raise."""
+
+    async def failing(self, error: Exception) -> None: ...
+
+    async def recovered(self) -> None: ...
 
 
 @dataclass
@@ -66,6 +82,7 @@ class _Slot:
     failures: int = 0  # failed reconciles in a row
     waits: int = 0  # requeues in a row while the object waits on something
     pending: asyncio.Task[None] | None = None
+    reporter: Reporter | None = None  # the streak's, from the first trigger that gave one
     users: int = 0  # holders and waiters of the lock
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -84,16 +101,26 @@ class WorkQueue(Generic[K]):
         self.backoff = backoff
         self._slots: dict[K, _Slot] = {}
 
-    async def run(self, key: K, work: Attempt, *, again: Attempt, trigger: str) -> bool:
+    async def run(
+        self,
+        key: K,
+        work: Attempt,
+        *,
+        again: Attempt,
+        trigger: str,
+        reporter: Reporter | None = None,
+    ) -> bool:
         """Run ``work`` under the key's lock; True on success, never raises.
 
         A failure is counted, logged and answered with ``again`` after the key's next backoff
         (or the delay the error asks for, e.g. a 429's ``Retry-After``, when longer). A
         ``kopf.PermanentError`` (an object the API types reject) is not retried: only a change
-        of the object can fix it, and a change triggers a reconcile by itself.
+        of the object can fix it, and a change triggers a reconcile by itself. ``reporter``
+        shows a streak of failures on the object (see the module).
         """
         RECONCILES.labels(kind=self.kind, handler=trigger).inc()
         async with self._locked(key) as slot:
+            slot.reporter = slot.reporter or reporter  # one per streak: one Warning Event
             try:
                 await work()
             except kopf.PermanentError as exc:
@@ -102,13 +129,26 @@ class WorkQueue(Generic[K]):
                 )
                 return False
             except Exception as exc:
-                slot.failures += 1
-                delay = max(self.backoff.delay(slot.failures), _asked_delay(exc))
-                scheduled = self._schedule(key, slot, delay, again)
-                self._report(key, trigger, exc, _retry_note(scheduled))
+                await self._failed(key, slot, exc, again, trigger)
                 return False
-            slot.failures = 0
+            await self._succeeded(slot)
             return True
+
+    async def _failed(
+        self, key: K, slot: _Slot, exc: Exception, again: Attempt, trigger: str
+    ) -> None:
+        slot.failures += 1
+        delay = max(self.backoff.delay(slot.failures), _asked_delay(exc))
+        scheduled = self._schedule(key, slot, delay, again)
+        self._report(key, trigger, exc, _retry_note(scheduled))
+        if slot.failures >= FAILING_AFTER and slot.reporter is not None:
+            await slot.reporter.failing(exc)
+
+    async def _succeeded(self, slot: _Slot) -> None:
+        streak, slot.failures = slot.failures, 0
+        if streak >= FAILING_AFTER and slot.reporter is not None:
+            await slot.reporter.recovered()
+        slot.reporter = None
 
     def requeue(self, key: K, again: Attempt, backoff: Backoff) -> float | None:
         """Run ``again`` after the next delay of ``backoff`` (None: a call is already pending)."""
@@ -123,7 +163,9 @@ class WorkQueue(Generic[K]):
             return
         if slot.pending is not None and slot.pending is not _current():
             slot.pending.cancel()
-        slot.pending, slot.waits, slot.failures = None, 0, 0
+        slot.pending, slot.waits = None, 0
+        if slot.failures < FAILING_AFTER:  # else the next success still has a streak to clear
+            slot.failures, slot.reporter = 0, None
         self._prune(key, slot)
 
     def pending(self) -> int:
@@ -167,12 +209,18 @@ class WorkQueue(Generic[K]):
             del self._slots[key]
 
     def _report(self, key: K, trigger: str, exc: Exception, note: str) -> None:
-        ERRORS.labels(kind=self.kind, handler=trigger).inc()
+        ERRORS.labels(kind=self.kind, handler=trigger, reason=reason_of(exc)).inc()
         expected = isinstance(exc, ContinuumError | kopf.TemporaryError | kopf.PermanentError)
         log.warning(
             "%s %s: reconcile (%s) failed: %s; %s", self.kind, key, trigger, exc, note,
             exc_info=None if expected else exc,  # a bug: keep its traceback in the log
         )  # fmt: skip
+
+
+def reason_of(exc: BaseException) -> str:
+    """The ``reason`` label of a failure: its class name (ours, kopf's or Python's), a small
+    fixed set; the message, which names objects, stays in the log."""
+    return type(exc).__name__
 
 
 def _retry_note(delay: float | None) -> str:

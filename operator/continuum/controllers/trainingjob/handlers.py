@@ -26,6 +26,7 @@ from continuum.api.vocabulary import (
 )
 from continuum.controllers.lifecycle import image_of, kube_of
 from continuum.controllers.shared.objects import Ref
+from continuum.controllers.shared.streaks import StatusReporter
 from continuum.controllers.trainingjob import controller, metrics
 from continuum.controllers.trainingjob.controller import queue
 from continuum.kube import Kube
@@ -43,7 +44,8 @@ async def reconcile_handler(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     async def again() -> None:
         await controller.reconcile_key(kube, image, key)
 
-    await queue.run(key, work, again=again, trigger="reconcile")
+    ref = Ref(TRAINING_JOB, TRAINING_JOBS, *key, body["metadata"].get("uid"))
+    await queue.run(key, work, again=again, trigger="reconcile", reporter=StatusReporter(kube, ref))
 
 
 @kopf.on.event(
@@ -79,7 +81,9 @@ async def sync_owner(
     async def again() -> None:
         await controller.reconcile_key(kube, image, ref.key)
 
-    await queue.run(ref.key, work, again=again, trigger="job-event")
+    await queue.run(
+        ref.key, work, again=again, trigger="job-event", reporter=StatusReporter(kube, ref)
+    )
 
 
 # async: kopf runs a sync handler in its thread pool, a round trip per event for a dict update

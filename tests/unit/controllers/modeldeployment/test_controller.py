@@ -22,6 +22,7 @@ from continuum.controllers.shared import metrics
 from continuum.controllers.shared.objects import Ref
 from continuum.controllers.shared.queue import Backoff, WorkQueue
 from continuum.kube import Kube, KubeError
+from tests.kit import samples
 from tests.kit.fake_kube import FakeKube
 from tests.unit.controllers.modeldeployment.builders import MD_UID, deployment, md_body, tj_body
 
@@ -245,11 +246,23 @@ def test_a_reconcile_that_keeps_failing_is_retried_with_growing_delays(
 ) -> None:
     kube = cluster(md_body(), tj_body(1))
     down = KubeError("HTTP 503 ServiceUnavailable", status=503)
-    kube.fail("read_custom_object", *[down] * 4)
-    started = asyncio.run(timed_until(kube, lambda: bool(kube.statuses("modeldeployments"))))
-    assert kube.count("read_custom_object") >= 5, "four failures, then the read that worked"
+    # four reconciles fail, and the streak reporter's read after the third one
+    kube.fail("read_custom_object", *[down] * 5)
+    started = asyncio.run(timed_until(kube, lambda: any(map(planned, kube.statuses(MDS)))))
+    assert kube.count("read_custom_object") >= 6, "five failures, then the reads that worked"
     assert started >= 0.01 + 0.02 + 0.04 + 0.05 * 0.8 * 0.8, "the delays grew to the cap"
-    assert queue.failures(("ml", "iris")) == 0
+    asyncio.run(until(lambda: queue.failures(("ml", "iris")) == 0))
+    assert ("Warning", "ReconcileFailing") in [p[:2] for p in posted]
+    final = kube.get(MDS, "ml", "iris")["status"]  # type: ignore[index]
+    assert "ReconcileFailing" not in [c["reason"] for c in final["conditions"]], "cleared"
+
+
+MDS = "modeldeployments"
+
+
+def planned(status: dict[str, Any]) -> bool:
+    """Whether a status written is the controller's own (not only the streak's condition)."""
+    return "observedGeneration" in status
 
 
 async def timed_until(kube: FakeKube, condition: Callable[[], bool]) -> float:
@@ -273,5 +286,6 @@ def test_an_invalid_model_deployment_is_not_retried(
 
 
 def errors_counted(trigger: str) -> float:
-    labels = {"kind": "ModelDeployment", "handler": trigger}
-    return metrics.REGISTRY.get_sample_value("continuum_reconcile_errors_total", labels) or 0.0
+    return samples.total(
+        "continuum_reconcile_errors_total", kind="ModelDeployment", handler=trigger
+    )

@@ -11,9 +11,9 @@ from collections.abc import Callable
 import kopf
 import pytest
 
-from continuum.controllers.shared import metrics
 from continuum.controllers.shared.queue import Backoff, WorkQueue
-from continuum.kube import ResourceConflict
+from continuum.kube import KubeUnavailable, ResourceConflict
+from tests.kit import samples
 
 QUICK = Backoff(first=0.01, cap=0.04, jitter=0.0)
 
@@ -184,14 +184,66 @@ def test_a_requeue_backs_off_until_settled() -> None:
 def test_runs_and_failures_are_counted_by_kind_and_trigger(outcome: str) -> None:
     queue: WorkQueue[str] = WorkQueue("CountedKind", backoff=Backoff(3600, 3600))
     labels = {"kind": "CountedKind", "handler": f"counted-{outcome}"}
-
-    def sample(name: str) -> float:
-        return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
-
-    work = Work(failing=1 if outcome == "fails" else 0)
+    error = KubeUnavailable("GET …: no answer from the API server (timed out)")
+    work = Work(failing=1 if outcome == "fails" else 0, error=error)
     run(queue.run("a", work, again=work, trigger=f"counted-{outcome}"))
-    assert sample("continuum_reconciles_total") == 1
-    assert sample("continuum_reconcile_errors_total") == (1 if outcome == "fails" else 0)
+    assert samples.total("continuum_reconciles_total", **labels) == 1
+    failed = samples.total("continuum_reconcile_errors_total", **labels, reason="KubeUnavailable")
+    assert failed == (1 if outcome == "fails" else 0)
+    assert samples.total("continuum_reconcile_errors_total", **labels) == failed
+
+
+class Streak:
+    """A ``Reporter`` that records what the queue told it."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def failing(self, error: Exception) -> None:
+        self.calls.append(f"failing: {error}")
+
+    async def recovered(self) -> None:
+        self.calls.append("recovered")
+
+
+def test_a_streak_is_reported_from_the_third_failure_and_its_end_once() -> None:
+    queue: WorkQueue[str] = WorkQueue("Test", backoff=QUICK)
+    work, streak = Work(failing=4), Streak()
+
+    async def scenario() -> None:
+        await queue.run("a", work, again=work, trigger="event", reporter=streak)
+        await until(work.ran(5))
+        await until(lambda: queue.failures("a") == 0)
+
+    run(scenario())
+    error = "failing: the API server is away"
+    assert streak.calls == [error, error, "recovered"], "failures 3 and 4, then the success"
+    assert len(queue) == 0
+
+
+def test_short_streaks_stay_off_the_object() -> None:
+    queue: WorkQueue[str] = WorkQueue("Test", backoff=QUICK)
+    work, streak = Work(failing=2), Streak()
+
+    async def scenario() -> None:
+        await queue.run("a", work, again=work, trigger="event", reporter=streak)
+        await until(work.ran(3))
+
+    run(scenario())
+    assert streak.calls == []
+
+
+def test_a_streak_keeps_the_reporter_of_its_first_trigger() -> None:
+    queue: WorkQueue[str] = WorkQueue("Test", backoff=Backoff(3600, 3600))
+    work, first, second = Work(failing=5), Streak(), Streak()
+
+    async def scenario() -> None:
+        for reporter in (first, first, second, second):
+            await queue.run("a", work, again=work, trigger="event", reporter=reporter)
+
+    run(scenario())
+    assert len(first.calls) == 2, "failures 3 and 4"
+    assert second.calls == [], "one streak, one reporter: one Warning Event"
 
 
 @pytest.mark.parametrize(

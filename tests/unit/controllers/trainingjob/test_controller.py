@@ -28,6 +28,7 @@ from continuum.controllers.trainingjob.controller import (
 )
 from continuum.controllers.trainingjob.manifest import ManifestRead
 from continuum.kube import Kube, KubeError
+from tests.kit import samples
 from tests.kit.fake_kube import FakeKube
 from tests.unit.controllers.trainingjob.builders import (
     FAILURE,
@@ -377,8 +378,7 @@ def test_a_failed_job_event_sync_is_retried_until_it_succeeds(
 
 
 def errors_counted(trigger: str) -> float:
-    labels = {"kind": "TrainingJob", "handler": trigger}
-    return metrics.REGISTRY.get_sample_value("continuum_reconcile_errors_total", labels) or 0.0
+    return samples.total("continuum_reconcile_errors_total", kind="TrainingJob", handler=trigger)
 
 
 def manifest_reads_counted(outcome: str) -> float:
