@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import itertools
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
@@ -108,9 +108,9 @@ def trained(
         {"class": estimator, "params": params or SMALL.get(estimator, {})}
     )
     cat = CategoricalPreprocessing(columns=CATEGORICAL, **(categorical or {}))
-    native = cat.encode == "native"
+    native = {"native": True} if cat.encode == "native" else {}  # the trainer's native encoding
     pipeline = build_pipeline(
-        build_estimator(config, 0), SCHEMA, NumericPreprocessing(**numeric), cat, native=native
+        build_estimator(config, 0), SCHEMA, NumericPreprocessing(**numeric), cat, **native
     )
     regressor = estimator in REGRESSORS
     target = frame["value" if regressor else "churn"]
@@ -195,11 +195,14 @@ def test_every_preprocessing_is_compiled_bit_identical(
     assert_scores_like_scikit_learn(scorer, pipeline, frame, exact=True)
 
 
-@pytest.mark.parametrize(
-    "estimator", ["HistGradientBoostingClassifier", "HistGradientBoostingRegressor"]
-)
+# Where the trainer has them (issue 19 adds HistGradientBoosting and its native encoding).
+HISTOGRAM_BOOSTING = sorted(name for name in ESTIMATORS if name.startswith("HistGradient"))
+ENCODINGS = list(get_args(CategoricalPreprocessing.model_fields["encode"].annotation))
+
+
+@pytest.mark.parametrize("estimator", HISTOGRAM_BOOSTING)
 @pytest.mark.parametrize("categorical", CATEGORICAL_OPTIONS, ids=lambda o: o["impute"])
-@pytest.mark.parametrize("encode", ["native", "onehot"])
+@pytest.mark.parametrize("encode", [e for e in ENCODINGS if e != "auto"])
 def test_histogram_boosting_with_native_or_one_hot_categories(
     estimator: str, categorical: dict[str, str], encode: str
 ) -> None:
