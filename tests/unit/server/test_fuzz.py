@@ -51,6 +51,17 @@ RUNS = [(path, method, GenerationMode.POSITIVE) for path, method, _ in OPERATION
 @pytest.fixture(scope="module")
 def server(store: MemoryObjectStore) -> Iterator[Any]:
     """schemathesis's in-process client to the app, with churn/1 loaded."""
+    yield from _serve(store)
+
+
+@pytest.fixture
+def own_server(store: MemoryObjectStore) -> Iterator[Any]:
+    """A server of the test's own: ``case.call`` of schemathesis 4.32 runs and ends the app's
+    lifespan itself, which stopped the shared server's batcher and left later requests hanging."""
+    yield from _serve(store)
+
+
+def _serve(store: MemoryObjectStore) -> Iterator[Any]:
     app = create_app(settings_for("churn"), copy_of(store))
     with asgi.get_client(cast(Any, app)) as client:
         deadline = time.monotonic() + 30
@@ -185,7 +196,7 @@ MODEL_SHAPED_PATHS = (
 
 
 def test_model_shaped_requests_never_make_the_server_fail_and_reach_the_model(
-    server: Any,
+    own_server: Any,
 ) -> None:
     """Any mix of the model's feature names, shapes, datatypes and values: 200, 400 or 422,
     and enough of them get past validation into predict (not only into error answers)."""
@@ -198,7 +209,7 @@ def test_model_shaped_requests_never_make_the_server_fail_and_reach_the_model(
             body = predict if path.startswith("/v1/") else infer
             # json.dumps writes NaN and Infinity as bare tokens, which strict parsers refuse.
             data = json.dumps(body).encode()
-            response = server.post(f"{BASE_URL}{path}", data=data, headers=JSON)
+            response = own_server.post(f"{BASE_URL}{path}", data=data, headers=JSON)
             assert response.status_code in {200, 400, 422}, (path, body, response.text[:500])
             statuses[response.status_code] += 1
 
