@@ -49,6 +49,7 @@ Tree::
     │   ├── ResourceInvalid        400, 422: the API server rejected the object
     │   ├── RequestThrottled       429: the API server shed the request (retryable)
     │   └── KubeUnavailable        5xx: the API server failed (retryable)
+    ├── Unsupported                a pipeline the server's compiler cannot take (it falls back)
     └── ServingError               500: the model server's answers, one HTTP status each
         ├── RequestInvalid         400: the body is not JSON, or not an inference request
         ├── ModelNotFound          404: unknown model name or version

@@ -36,12 +36,14 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
+from continuum.errors import ContinuumError
+
 Columns = dict[str, np.ndarray]
 NumericStep = Callable[[np.ndarray], np.ndarray]
 UNSEEN = "\x00continuum-unseen-category\x00"  # no dataset's category: the trainer's are str()
 
 
-class Unsupported(Exception):  # noqa: N818 -- an outcome of compiling, like the errors' names
+class Unsupported(ContinuumError):  # noqa: N818 -- an outcome of compiling, like the errors' names
     """The pipeline has something the compiler does not cover; the message says what."""
 
 
