@@ -134,7 +134,12 @@ def test_drift_retrains_and_promotes(
     [tj] = retrain_jobs(api, namespace)
     assert tj["metadata"]["name"] == record["trainingJob"]
     assert tj["metadata"]["annotations"]["continuum.dev/report"] == record["report"]
-    assert event_reasons(api, namespace, DM, "DriftMonitor").count("DriftDetected") >= 2
+    # kopf posts Events from a queue after the reconcile that wrote the status: wait for them.
+    wait_until(
+        "two DriftDetected events",
+        lambda: event_reasons(api, namespace, DM, "DriftMonitor").count("DriftDetected") >= 2,
+        30,
+    )
     assert "NoDrift" in event_reasons(api, namespace, DM, "DriftMonitor")
 
     done = finished(api, namespace, record["trainingJob"], operator)["status"]
