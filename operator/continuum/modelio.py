@@ -35,11 +35,23 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.metrics._dist_metrics.ManhattanDistance64",
     "sklearn.metrics._dist_metrics.ChebyshevDistance64",
     "sklearn.metrics._dist_metrics.MinkowskiDistance64",
+    # KNeighbors fitted on sparse one-hot columns keeps them: a data-only container, read by
+    # scipy.sparse.load_npz, which refuses pickled content.
+    "scipy.sparse._csr.csr_matrix",
+    # HistGradientBoosting: its trees, and the input check of its own categorical encoder
+    # (a partial of check_array). Trusting functools.partial admits only partials of
+    # functions that are themselves trusted: skops checks the wrapped function's node too.
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "functools.partial",
+    "sklearn.utils.validation.check_array",
 )
 
 # A fixed zip timestamp (the zip epoch) so equal models give equal bytes.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _SCHEMA_ENTRY = "schema.json"
+# Nodes whose content is a file of the zip named after id(): numpy arrays and scipy sparse
+# matrices (a KNeighbors model fitted on one-hot columns keeps its training rows sparse).
+_ARRAY_FILE_TYPES = {"numpy": ".npy", "scipy": ".npz"}
 
 
 @dataclass(frozen=True)
@@ -111,10 +123,10 @@ def _is_missing(value: Any) -> bool:
 def _canonical_zip(data: bytes) -> bytes:
     """Rewrite a skops zip so its bytes depend only on the model.
 
-    skops names array files and tags shared objects (``__id__``) with ``id(obj)``, a memory
-    address, and stamps zip entries with the current time; all change between runs. We
-    renumber both in the order the schema first mentions them (a one-to-one mapping, so
-    sharing is kept) and use a fixed timestamp; skops loads the result as usual.
+    skops names array and sparse-matrix files and tags shared objects (``__id__``) with
+    ``id(obj)``, a memory address, and stamps zip entries with the current time; all change
+    between runs. We renumber both in the order the schema first mentions them (a one-to-one
+    mapping, so sharing is kept) and use a fixed timestamp; skops loads the result as usual.
     """
     with zipfile.ZipFile(io.BytesIO(data)) as source:
         schema = json.loads(source.read(_SCHEMA_ENTRY))
@@ -127,8 +139,10 @@ def _canonical_zip(data: bytes) -> bytes:
 
 def _renumber(node: Any, files: dict[str, str], ids: dict[int, int]) -> None:
     if isinstance(node, dict):
-        if node.get("type") == "numpy" and isinstance(node.get("file"), str):
-            node["file"] = files.setdefault(node["file"], f"{len(files)}.npy")
+        file = node.get("file")
+        if node.get("type") in _ARRAY_FILE_TYPES and isinstance(file, str):
+            suffix = _ARRAY_FILE_TYPES[node["type"]]
+            node["file"] = files.setdefault(file, f"{len(files)}{suffix}")
         if isinstance(node.get("__id__"), int):
             node["__id__"] = ids.setdefault(node["__id__"], len(ids) + 1)
         children: Any = node.values()

@@ -33,6 +33,10 @@ ClassifierClass = Literal[
     "DecisionTreeClassifier",
     "KNeighborsClassifier",
     "SVC",
+    "HistGradientBoostingClassifier",
+    "ExtraTreesClassifier",
+    "SGDClassifier",
+    "GaussianNB",
 ]
 RegressorClass = Literal[
     "LinearRegression",
@@ -41,6 +45,11 @@ RegressorClass = Literal[
     "RandomForestRegressor",
     "GradientBoostingRegressor",
     "DecisionTreeRegressor",
+    "HistGradientBoostingRegressor",
+    "ExtraTreesRegressor",
+    "SGDRegressor",
+    "ElasticNet",
+    "KNeighborsRegressor",
 ]
 EstimatorClass = Literal[ClassifierClass, RegressorClass]
 ClassificationMetric = Literal["accuracy", "f1", "f1_macro", "roc_auc", "precision", "recall"]
@@ -52,6 +61,11 @@ REGRESSORS: tuple[str, ...] = get_args(RegressorClass)
 CLASSIFICATION_METRICS: tuple[str, ...] = get_args(ClassificationMetric)
 REGRESSION_METRICS: tuple[str, ...] = get_args(RegressionMetric)
 LOWER_IS_BETTER: frozenset[str] = frozenset({"rmse", "mae"})
+# The estimators with native categorical support (preprocessing.categorical.encode: native).
+NATIVE_CATEGORICAL: tuple[str, ...] = (
+    "HistGradientBoostingClassifier",
+    "HistGradientBoostingRegressor",
+)
 
 IMMUTABLE_SPEC_MESSAGE = "spec is immutable: create a new TrainingJob to retrain"
 METRIC_MESSAGE = (
@@ -61,6 +75,10 @@ METRIC_MESSAGE = (
 TARGET_MESSAGE = "dataset.target must not be listed in dataset.features"
 CATEGORICAL_MESSAGE = "preprocessing.categorical.columns must be listed in dataset.features"
 CLASSES_MESSAGE = "dataset.validation.requiredClasses needs a classification metric"
+NATIVE_MESSAGE = (
+    "preprocessing.categorical.encode native needs an estimator with native categorical "
+    "support: HistGradientBoostingClassifier or HistGradientBoostingRegressor"
+)
 
 
 def _cel_list(values: tuple[str, ...]) -> str:
@@ -132,6 +150,11 @@ class Estimator(ApiModel):
         """Whether the class is a regressor (otherwise a classifier)."""
         return self.class_ in REGRESSORS
 
+    @property
+    def native_categorical(self) -> bool:
+        """Whether the class reads ordinal-coded categories natively."""
+        return self.class_ in NATIVE_CATEGORICAL
+
 
 class NumericPreprocessing(ApiModel):
     """Preprocessing of numeric feature columns."""
@@ -153,7 +176,14 @@ class CategoricalPreprocessing(ApiModel):
     impute: Literal["most_frequent", "none"] = Field(
         "most_frequent", description="How to fill nulls: most_frequent or none."
     )
-    encode: Literal["onehot"] = Field("onehot", description="Encoding: onehot.")
+    encode: Literal["auto", "onehot", "native"] = Field(
+        "auto",
+        description=(
+            "Encoding: onehot (one column per category), native (ordinal codes the estimator "
+            "treats as categories: HistGradientBoosting* only) or auto (native where the "
+            "estimator supports it, else onehot)."
+        ),
+    )
 
 
 class Preprocessing(ApiModel):
@@ -216,6 +246,13 @@ def _spec_rules() -> list[dict[str, str]]:
         cel(
             f"!has(self.dataset.validation) || !has({classes}) || !({reg_metric})", CLASSES_MESSAGE
         ),
+        cel(
+            "!has(self.preprocessing) || !has(self.preprocessing.categorical) || "
+            "!has(self.preprocessing.categorical.encode) || "
+            "self.preprocessing.categorical.encode != 'native' || "
+            f"self.estimator.class in {_cel_list(NATIVE_CATEGORICAL)}",
+            NATIVE_MESSAGE,
+        ),
     ]
 
 
@@ -253,6 +290,9 @@ class TrainingJobSpec(ApiModel):
             raise ValueError(CATEGORICAL_MESSAGE)
         if regression and self.dataset.validation.required_classes is not None:
             raise ValueError(CLASSES_MESSAGE)
+        encode = self.preprocessing.categorical.encode
+        if encode == "native" and self.estimator.class_ not in NATIVE_CATEGORICAL:
+            raise ValueError(NATIVE_MESSAGE)
         return self
 
 

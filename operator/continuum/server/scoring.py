@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sklearn
+from scipy import sparse  # type: ignore[import-untyped]
 from scipy.special import expit  # type: ignore[import-untyped]
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
@@ -211,7 +212,7 @@ class Scorer:
 
     def _forest_proba(self, rows: Any) -> np.ndarray:
         forest = self._final
-        matrix = np.ascontiguousarray(rows, dtype=np.float32)  # the trees' dtype
+        matrix = _tree_input(rows)
         if matrix.ndim != 2 or matrix.shape[1] != forest.n_features_in_:
             raise ValueError(f"the forest needs {forest.n_features_in_} features per row")
         proba = np.zeros((matrix.shape[0], forest.n_classes_), dtype=np.float64)
@@ -219,6 +220,16 @@ class Scorer:
             proba += values.take(structure.apply(matrix), axis=0)
         proba /= len(self._leaf_values)
         return proba
+
+
+def _tree_input(rows: Any) -> Any:
+    """Rows as the trees read them: float32, C-ordered, or CSR when sparse (one-hot of an
+    ID-like column): ``np.ascontiguousarray`` of a sparse matrix is a 0-d object array."""
+    if sparse.issparse(rows):
+        matrix = sparse.csr_matrix(rows, dtype=np.float32)
+        matrix.sort_indices()
+        return matrix
+    return np.ascontiguousarray(rows, dtype=np.float32)  # the trees' dtype
 
 
 def _same(

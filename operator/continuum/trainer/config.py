@@ -32,6 +32,7 @@ class TrainingConfig:
     spec: TrainingJobSpec
     training_job: str | None = None
     max_dataset_bytes: int = DEFAULT_MAX_DATASET_BYTES
+    threads: int = 0  # OpenMP/BLAS threads of the fit; 0: the CPUs the pod is granted
 
     @classmethod
     def from_spec(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +17,7 @@ from continuum.api import TrainingJobSpec
 from continuum.storage import layout
 from continuum.trainer.config import TrainingConfig
 from continuum.trainer.evaluation import ChampionComparison, GateDecision
-from continuum.trainer.pipeline import effective_params
+from continuum.trainer.pipeline import effective_params, resolved_encoding
 from continuum.trainer.validation import Feature
 
 MANIFEST_SCHEMA_VERSION = 1
@@ -56,6 +56,7 @@ class TrainingOutcome:
     sha256: str
     train_rows: int
     test_rows: int
+    fitted: Mapping[str, Any] = field(default_factory=dict)
 
 
 def build_manifest(
@@ -87,6 +88,7 @@ def build_manifest(
             "class": spec.estimator.class_,
             "params": dict(spec.estimator.params),
             "effectiveParams": effective_params(spec.estimator, spec.split.seed),
+            "fitted": dict(outcome.fitted),
         },
         "preprocessing": _preprocessing(spec),
         "split": _split(spec, outcome),
@@ -107,7 +109,7 @@ def _preprocessing(spec: TrainingJobSpec) -> dict[str, Any]:
         "categorical": {
             "columns": list(categorical.columns),
             "impute": categorical.impute,
-            "encode": categorical.encode,
+            "encode": resolved_encoding(spec.estimator, categorical),
         },
     }
 

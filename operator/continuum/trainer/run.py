@@ -22,10 +22,13 @@ from continuum.trainer.manifest import DatasetSummary, TrainingOutcome, build_ma
 from continuum.trainer.pipeline import (
     build_estimator,
     build_pipeline,
+    fitted_facts,
+    native_categorical,
     svc_probability_deprecation_silenced,
     task_of,
 )
 from continuum.trainer.result import TrainingResult
+from continuum.trainer.threads import available_cpus, cpu_limited
 from continuum.trainer.validation import CLASSIFICATION, Feature, validate_dataset
 from continuum.workload import emit
 
@@ -59,10 +62,16 @@ def run_training(
     progress("dataset_loaded", rows=dataset.rows, fingerprint=dataset.fingerprint)
     schema = validate_dataset(dataset.frame, config.spec, task)
     holdout = split(dataset.frame, schema, config, task)
-    pipeline = fit(config, schema, holdout)
+    threads = config.threads or available_cpus()
+    with cpu_limited(threads):
+        pipeline = fit(config, schema, holdout)
+        outcome = assess(config, store, holdout, pipeline, task=task,
+                         champion_version=champion_version)  # fmt: skip
     model_bytes = serialize_model(pipeline)
-    outcome = assess(config, store, holdout, pipeline, task=task, champion_version=champion_version)
-    outcome = replace(outcome, schema=tuple(schema), sha256=sha256_hex(model_bytes))
+    outcome = replace(
+        outcome, schema=tuple(schema), sha256=sha256_hex(model_bytes),
+        fitted=fitted_facts(pipeline, threads),
+    )  # fmt: skip
     progress("evaluated", metrics=outcome.metrics, qualified=outcome.gate.qualified)
     return publish(config, store, dataset, outcome, model_bytes=model_bytes, progress=progress)
 
@@ -109,7 +118,10 @@ def fit(config: TrainingConfig, schema: list[Feature], holdout: Holdout) -> Any:
     spec = config.spec
     estimator = build_estimator(spec.estimator, spec.split.seed)
     preprocessing = spec.preprocessing
-    pipeline = build_pipeline(estimator, schema, preprocessing.numeric, preprocessing.categorical)
+    native = native_categorical(spec.estimator, preprocessing.categorical)
+    pipeline = build_pipeline(
+        estimator, schema, preprocessing.numeric, preprocessing.categorical, native=native
+    )
     try:
         with svc_probability_deprecation_silenced():
             return pipeline.fit(holdout.x_train, holdout.y_train)
