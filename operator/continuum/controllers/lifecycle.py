@@ -5,17 +5,21 @@ controller shares (the Kubernetes gateway, the heap trimmer)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from typing import Any, TypeVar
 
 import kopf
 
 from continuum.api import API_VERSION, GROUP
 from continuum.api.vocabulary import MANAGED_SELECTOR, TRAINING_JOB
 from continuum.controllers.shared import heap
+from continuum.controllers.shared.resync import DEFAULT_PERIOD, Resync
 from continuum.kube import Kube, login
+
+K = TypeVar("K", bound=Hashable)
 
 # Kubernetes Events posted at once. kopf posts each object's Events from a worker of its own,
 # without a limit by default, on a connection pool without a limit: 1,000 objects created at
@@ -156,3 +160,25 @@ def kube_of(memo: kopf.Memo) -> Kube:
 def image_of(memo: kopf.Memo) -> str:
     """The project image the operator runs workloads with."""
     return str(memo["image"])
+
+
+def resync_seconds(memo: kopf.Memo) -> float:
+    """The resync period ``--resync-seconds`` gave (0: no resync)."""
+    return float(memo.get("resync_seconds", DEFAULT_PERIOD))
+
+
+def resync_with(resync: Resync[K], reconcile: Callable[[kopf.Memo, K], Awaitable[object]]) -> None:
+    """Start ``resync`` when the operator starts (with ``--resync-seconds``) and stop it at
+    cleanup; ``reconcile(memo, key)`` is the kind's reconcile of one key through its queue."""
+    task_key = f"{resync.kind.lower()}-resync"
+
+    async def started(memo: kopf.Memo, **_: Any) -> None:
+        memo[task_key] = resync.start(resync_seconds(memo), functools.partial(reconcile, memo))
+
+    async def stopped(memo: kopf.Memo, **_: Any) -> None:
+        task = memo.get(task_key)
+        if isinstance(task, asyncio.Task):
+            await resync.stop(task)
+
+    kopf.on.startup(id=f"{task_key}-startup")(started)
+    kopf.on.cleanup(id=f"{task_key}-cleanup")(stopped)

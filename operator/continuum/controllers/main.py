@@ -16,7 +16,7 @@ from continuum import __version__
 from continuum.controllers import election, lifecycle
 from continuum.controllers.driftmonitor import handlers as driftmonitor
 from continuum.controllers.modeldeployment import handlers as modeldeployment
-from continuum.controllers.shared import metrics
+from continuum.controllers.shared import metrics, resync
 from continuum.controllers.trainingjob import handlers as trainingjob
 
 ENV_IMAGE = "CONTINUUM_IMAGE"
@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--liveness", default=DEFAULT_LIVENESS,
         help=f"liveness endpoint URL ('' disables; default {DEFAULT_LIVENESS})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--resync-seconds", type=_seconds, default=resync.DEFAULT_PERIOD, metavar="SECONDS",
+        help="reconcile every object again once per this period, spread by object "
+        f"(0: never; default {resync.DEFAULT_PERIOD:g})",
     )  # fmt: skip
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     parser.add_argument("--log-format", choices=["plain", "full", "json"], default="full")
@@ -141,5 +146,16 @@ def kopf_options(args: argparse.Namespace) -> dict[str, Any]:
         "clusterwide": not args.namespace,
         "namespaces": args.namespace,
         "liveness_endpoint": args.liveness or None,
-        "memo": kopf.Memo(image=args.image),
+        "memo": kopf.Memo(image=args.image, resync_seconds=args.resync_seconds),
     }
+
+
+def _seconds(text: str) -> float:
+    """A period in seconds, 0 or more (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or a positive number: {text!r}")
+    return value

@@ -74,6 +74,7 @@ def test_defaults(render: Render) -> None:
         "--metrics-port=8080",
         "--liveness=http://0.0.0.0:8081/healthz",
         "--log-format=full",
+        "--resync-seconds=600",
         "--leader-elect",
         "--leader-election-name=rel-continuum-operator",
         "--leader-election-lease-duration=15",
@@ -162,6 +163,7 @@ def test_operator_values(render: Render) -> None:
             "operator": {
                 "logFormat": "json",
                 "verbose": True,
+                "resyncSeconds": 0,
                 "workloadImage": "registry.example/continuum-workloads:0.2.0",
                 "extraArgs": ["--foo"],
                 "extraEnv": [{"name": "EXTRA", "value": "1"}],
@@ -178,6 +180,7 @@ def test_operator_values(render: Render) -> None:
         "--metrics-port=9090",
         "--liveness=http://0.0.0.0:9091/healthz",
         "--log-format=json",
+        "--resync-seconds=0",
         "--leader-elect",
         "--leader-election-name=rel-continuum-operator",
         "--leader-election-lease-duration=15",

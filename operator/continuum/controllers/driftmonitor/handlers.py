@@ -3,7 +3,8 @@ through the controller's work queue (serialised per monitor, retried when it fai
 
 * ``driftmonitor``: any DriftMonitor event (created, changed, listed at start) → that one;
 * ``driftmonitor-check``: a check Job finished → its owner;
-* the schedule (a task): every ``TICK_SECONDS``, the monitors whose next check is due.
+* the schedule (a task): every ``TICK_SECONDS``, the monitors whose next check is due;
+* the resync (``shared.resync``, ``--resync-seconds``): every DriftMonitor once per period.
 
 No finalizer: a kopf timer would put kopf's finalizer on every DriftMonitor (so deleting one
 would need the operator running). Instead the event handler keeps the last-seen body of every
@@ -27,19 +28,24 @@ from continuum.api import GROUP, VERSION, DriftMonitor, load
 from continuum.api.vocabulary import (
     COMPONENT,
     COMPONENT_DRIFT_CHECK,
+    DRIFT_MONITOR,
     DRIFT_MONITORS,
     MANAGED_BY,
     OPERATOR,
 )
 from continuum.controllers.driftmonitor import controller, metrics
 from continuum.controllers.driftmonitor.checks import is_due
+from continuum.controllers.driftmonitor.controller import Key, queue
 from continuum.controllers.driftmonitor.verdicts import job_outcome
-from continuum.controllers.lifecycle import image_of, kube_of
+from continuum.controllers.lifecycle import image_of, kube_of, resync_with
+from continuum.controllers.shared import resync as resyncs
 
 TICK_SECONDS = 5.0
 TASK = "driftmonitor-ticker"
 # Last-seen body of every DriftMonitor, by (namespace, name): what the schedule looks at.
 _known: dict[tuple[str, str], dict[str, Any]] = {}
+# Every DriftMonitor, reconciled again once per --resync-seconds.
+resync: resyncs.Resync[Key] = resyncs.Resync(DRIFT_MONITOR, queue)
 
 
 @kopf.on.event(GROUP, VERSION, DRIFT_MONITORS, id="driftmonitor")
@@ -51,6 +57,7 @@ async def monitor_event_handler(
         forget(*key)
         return
     _known[key] = dict(body)
+    resync.track(key)
     await controller.run(kube_of(memo), image_of(memo), *key, trigger="event")
 
 
@@ -112,4 +119,13 @@ def due(body: Mapping[str, Any], now: datetime) -> bool:
 def forget(namespace: str, name: str) -> None:
     """Drop a deleted monitor's last-seen body and metrics."""
     _known.pop((namespace, name), None)
+    resync.forget((namespace, name))
     metrics.clear_metrics(namespace, name)
+
+
+async def resync_one(memo: kopf.Memo, key: Key) -> None:
+    """The resync of one DriftMonitor: its full reconcile, through the queue."""
+    await controller.run(kube_of(memo), image_of(memo), *key, trigger=resyncs.TRIGGER)
+
+
+resync_with(resync, resync_one)

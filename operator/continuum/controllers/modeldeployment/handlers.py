@@ -6,7 +6,9 @@ controller's work queue (serialised per ModelDeployment, retried when it fails).
   progress deadline; server-side label selector) → its owner;
 * ``modeldeployment-trainingjob``: a TrainingJob Succeeded with a qualified model → the
   ModelDeployments of its model (found through the ``md_by_model`` index);
-* ``modeldeployment-serving``: any ModelDeployment event → the serving-version gauge only.
+* ``modeldeployment-serving``: any ModelDeployment event → the serving-version gauge, and
+  which ModelDeployments the periodic resync covers;
+* the resync (``shared.resync``, ``--resync-seconds``): every ModelDeployment once per period.
 """
 
 from __future__ import annotations
@@ -20,14 +22,19 @@ from continuum.api.vocabulary import (
     COMPONENT,
     COMPONENT_SERVING,
     MANAGED_BY,
+    MODEL_DEPLOYMENT,
     MODEL_DEPLOYMENTS,
     OPERATOR,
     TRAINING_JOBS,
 )
-from continuum.controllers.lifecycle import image_of, kube_of
+from continuum.controllers.lifecycle import image_of, kube_of, resync_with
 from continuum.controllers.modeldeployment import controller, metrics
+from continuum.controllers.modeldeployment.controller import Key, queue
+from continuum.controllers.shared import resync as resyncs
 
 INDEX = "md_by_model"
+# Every ModelDeployment, reconciled again once per --resync-seconds.
+resync: resyncs.Resync[Key] = resyncs.Resync(MODEL_DEPLOYMENT, queue)
 
 
 @kopf.index(GROUP, VERSION, MODEL_DEPLOYMENTS, id=INDEX)
@@ -48,7 +55,20 @@ async def reconcile_handler(namespace: str | None, name: str, memo: kopf.Memo, *
 def serving_event_handler(type: str | None, body: kopf.Body, **_: Any) -> None:
     meta = body.get("metadata", {})
     version = None if type == "DELETED" else body.get("status", {}).get("servingVersion")
-    metrics.observe_serving(str(meta.get("namespace")), str(meta.get("name")), version)
+    key = (str(meta.get("namespace")), str(meta.get("name")))
+    metrics.observe_serving(*key, version)
+    if type == "DELETED":
+        resync.forget(key)
+    else:
+        resync.track(key)
+
+
+async def resync_one(memo: kopf.Memo, key: Key) -> None:
+    """The resync of one ModelDeployment: its full reconcile, through the queue."""
+    await controller.run(kube_of(memo), image_of(memo), *key, trigger=resyncs.TRIGGER)
+
+
+resync_with(resync, resync_one)
 
 
 @kopf.on.event(

@@ -11,7 +11,7 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 RECONCILES = Counter(
     "continuum_reconciles_total",
-    "Reconciliations run, by kind and trigger (a handler, or retry).",
+    "Reconciliations run, by kind and trigger (a handler, retry or resync).",
     ["kind", "handler"],
     registry=REGISTRY,
 )

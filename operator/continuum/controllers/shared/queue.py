@@ -168,6 +168,11 @@ class WorkQueue(Generic[K]):
             slot.failures, slot.reporter = 0, None
         self._prune(key, slot)
 
+    def scheduled(self, key: K) -> bool:
+        """Whether ``key`` has a call scheduled (a retry, or a requeue while it waits)."""
+        slot = self._slots.get(key)
+        return slot is not None and slot.pending is not None
+
     def pending(self) -> int:
         """How many keys have a reconcile scheduled."""
         return sum(1 for slot in self._slots.values() if slot.pending is not None)

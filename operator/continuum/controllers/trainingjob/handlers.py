@@ -4,7 +4,12 @@ work queue, which serialises it per TrainingJob and retries it when it fails.
 * ``trainingjob``: a TrainingJob created, or listed when the operator starts (resume) →
   ``reconcile`` it;
 * ``trainingjob-job``: a managed Job changed (server-side label selector) → ``sync`` its owner;
-* ``trainingjob-phase``: any TrainingJob event → the phase gauge only.
+* ``trainingjob-phase``: any TrainingJob event → the phase gauge, and which TrainingJobs the
+  periodic resync covers;
+* the resync (``shared.resync``, ``--resync-seconds``): every unfinished TrainingJob once per
+  period → ``reconcile`` it from a fresh read. A finished one (Succeeded or Failed) is not
+  resynced: its status is final and ``reconcile`` returns at once for it, so a resync could
+  only cost a read (1,000 finished runs: 1,000 reads every period for nothing).
 
 No finalizers: the Job carries a controller owner reference, so deleting the TrainingJob
 garbage-collects it. Handlers return None (nothing lands in ``status.<handler-id>``).
@@ -24,12 +29,17 @@ from continuum.api.vocabulary import (
     TRAINING_JOB_LABEL,
     TRAINING_JOBS,
 )
-from continuum.controllers.lifecycle import image_of, kube_of
+from continuum.controllers.lifecycle import image_of, kube_of, resync_with
+from continuum.controllers.shared import resync as resyncs
 from continuum.controllers.shared.objects import Ref
 from continuum.controllers.shared.streaks import StatusReporter
 from continuum.controllers.trainingjob import controller, metrics
-from continuum.controllers.trainingjob.controller import queue
+from continuum.controllers.trainingjob.controller import Key, queue
+from continuum.controllers.trainingjob.status import TERMINAL
 from continuum.kube import Kube
+
+# The unfinished TrainingJobs, reconciled again once per --resync-seconds.
+resync: resyncs.Resync[Key] = resyncs.Resync(TRAINING_JOB, queue)
 
 
 @kopf.on.resume(GROUP, VERSION, TRAINING_JOBS, id="trainingjob")
@@ -91,4 +101,23 @@ async def sync_owner(
 async def phase_event_handler(type: str | None, body: kopf.Body, **_: Any) -> None:
     meta = body.get("metadata", {})
     phase = None if type == "DELETED" else body.get("status", {}).get("phase") or "Pending"
-    metrics.observe_phase(str(meta.get("namespace")), str(meta.get("name")), phase)
+    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+    metrics.observe_phase(namespace, name, phase)
+    if phase is None or phase in TERMINAL:
+        resync.forget((namespace, name))
+    else:
+        resync.track((namespace, name))
+
+
+async def resync_one(memo: kopf.Memo, key: Key) -> None:
+    """The resync of one TrainingJob: its full reconcile from a fresh read, through the queue."""
+    kube, image = kube_of(memo), image_of(memo)
+
+    async def again() -> None:
+        await controller.reconcile_key(kube, image, key)
+
+    reporter = StatusReporter(kube, Ref(TRAINING_JOB, TRAINING_JOBS, *key))
+    await queue.run(key, again, again=again, trigger=resyncs.TRIGGER, reporter=reporter)
+
+
+resync_with(resync, resync_one)
