@@ -5,13 +5,13 @@ No I/O here (see :mod:`continuum.monitor.run`), so every rule is unit-testable o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from continuum.monitor import plots, stats
+from continuum.monitor import categories, plots, stats
 from continuum.monitor.fairness import FairnessResult, positive_class, prediction_rates
 from continuum.monitor.reference import NUMERIC, FeatureSpec, Reference
 from continuum.monitor.settings import CheckSettings
@@ -63,6 +63,7 @@ class FeatureReport:
             "psi": s.psi if s else None,
             "wasserstein": s.wasserstein if s else None,
             "wassersteinNormalized": s.wasserstein_normalized if s else None,
+            "grouping": s.extra.get("grouping") if s else None,
             "significant": d.significant,
             "largeEffect": d.large_effect,
             "drifted": d.drifted,
@@ -137,12 +138,17 @@ def _numeric(
 
 
 def _categorical(ref: pd.Series, cur: pd.Series, nulls: tuple[float, float]) -> Measurement:
+    """Chi-square on the table grouped by the sparse rule; the plot draws that same table."""
     counts = (int(ref.count()), int(cur.count()))  # non-null values
     if not counts[0] or not counts[1]:
         return Measurement(None, counts, nulls)
-    labels, table = stats.series_category_table(ref, cur)
-    plot = plots.categorical_plot(labels, table[0].tolist(), table[1].tolist())
-    return Measurement(stats.table_stats(labels, table), counts, nulls, plot)
+    grouped = categories.group_sparse(
+        *categories.observed_counts(ref), *categories.observed_counts(cur, like=ref)
+    )
+    plot = plots.categorical_plot(grouped.labels, grouped.table[0], grouped.table[1])
+    tested = stats.table_stats(grouped.labels, grouped.table)
+    tested = replace(tested, extra=tested.extra | {"grouping": grouped.to_json()})
+    return Measurement(tested, counts, nulls, plot)
 
 
 def numeric_values(series: pd.Series) -> stats.FloatArray:

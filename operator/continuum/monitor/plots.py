@@ -10,11 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from continuum.monitor.categories import MAX_TESTED, OTHER
 from continuum.monitor.stats import FloatArray, sorted_quantiles
 
+__all__ = ["MAX_BARS", "OTHER", "categorical_plot", "numeric_plot"]
+
 HISTOGRAM_BINS = 20
-MAX_BARS = 20
-OTHER = "(other)"
+MAX_BARS = MAX_TESTED
 PLOT_RANGE = np.array([0.01, 0.99])
 
 
@@ -56,17 +58,17 @@ def _shares(values_sorted: FloatArray, edges: FloatArray) -> list[float]:
 def categorical_plot(
     labels: Sequence[str], reference_counts: Sequence[int], current_counts: Sequence[int]
 ) -> dict[str, Any]:
-    """Shares of the most frequent categories (both sides together); the rest as OTHER."""
-    ref = _normalise(reference_counts)
-    cur = _normalise(current_counts)
-    order = sorted(range(len(labels)), key=lambda i: (-(ref[i] + cur[i]), labels[i]))
-    kept, rest = order[:MAX_BARS], order[MAX_BARS:]
-    names = [labels[i] for i in kept] + ([OTHER] if rest else [])
-    ref_bars = [ref[i] for i in kept] + ([sum(ref[i] for i in rest)] if rest else [])
-    cur_bars = [cur[i] for i in kept] + ([sum(cur[i] for i in rest)] if rest else [])
-    return {"kind": "bars", "categories": names, "reference": ref_bars, "current": cur_bars}
+    """Shares of the columns the test saw, in its order: the check groups the categories
+    (``categories.group_sparse``: at most MAX_BARS of them, the rest as OTHER) before both."""
+    return {
+        "kind": "bars",
+        "categories": list(labels),
+        "reference": _normalise(reference_counts),
+        "current": _normalise(current_counts),
+    }
 
 
-def _normalise(counts: Sequence[int]) -> list[float]:
-    total = sum(counts)
-    return [c / total if total else 0.0 for c in counts]
+def _normalise(counts: Sequence[int] | Any) -> list[float]:
+    values = [int(c) for c in counts]
+    total = sum(values)
+    return [c / total if total else 0.0 for c in values]
