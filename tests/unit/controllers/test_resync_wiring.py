@@ -1,5 +1,6 @@
 """Which objects each kind's resync covers (from its event handlers), that it starts and stops
-with the operator, and that a resync reconciles through the kind's queue with trigger resync."""
+with the operator, that a resync reconciles through the kind's queue with trigger resync, and
+that an event of the object runs a long-waiting retry now."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 
 from continuum.controllers.driftmonitor import handlers as dm_handlers
 from continuum.controllers.modeldeployment import handlers as md_handlers
+from continuum.controllers.shared.queue import Backoff
 from continuum.controllers.trainingjob import handlers as tj_handlers
+from continuum.kube import KubeUnavailable
 from tests.kit import samples
 from tests.kit.fake_kube import FakeKube
 
@@ -57,9 +60,10 @@ def test_a_training_job_leaves_the_resync_when_it_finishes_or_goes() -> None:
 
 
 def test_model_deployments_are_resynced_until_deleted() -> None:
-    md_handlers.serving_event_handler(type=None, body=body("ModelDeployment", "m"))
+    asyncio.run(md_handlers.serving_event_handler(type=None, body=body("ModelDeployment", "m")))
     assert md_handlers.resync._keys == {("team-a", "m")}
-    md_handlers.serving_event_handler(type="DELETED", body=body("ModelDeployment", "m"))
+    gone = body("ModelDeployment", "m")
+    asyncio.run(md_handlers.serving_event_handler(type="DELETED", body=gone))
     assert len(md_handlers.resync) == 0
 
 
@@ -90,3 +94,36 @@ def test_a_training_job_resync_is_its_full_reconcile_through_the_queue(
     assert after - before == 1
     assert kube.count("read_custom_object") == 1
     assert len(tj_handlers.queue) == 0
+
+
+@pytest.mark.parametrize("kind", ["TrainingJob", "ModelDeployment"])
+def test_an_event_of_the_object_runs_its_long_retry_now(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handlers: Any = tj_handlers if kind == "TrainingJob" else md_handlers
+    event = (
+        tj_handlers.phase_event_handler
+        if kind == "TrainingJob"
+        else md_handlers.serving_event_handler
+    )
+    queue = handlers.queue
+    monkeypatch.setattr(queue, "backoff", Backoff(3600.0, 3600.0, jitter=0.0))
+    runs: list[str] = []
+
+    async def fails() -> None:
+        raise KubeUnavailable("GET …: no answer from the API server (connection reset)")
+
+    async def again() -> None:
+        runs.append("again")
+
+    async def scenario() -> None:
+        await queue.run(("team-a", "x"), fails, again=again, trigger="test")
+        assert queue.scheduled(("team-a", "x")), "a retry in an hour"
+        await event(type="MODIFIED", body=body(kind, "x", "Running"))
+        async with asyncio.timeout(2):
+            while not runs:
+                await asyncio.sleep(0.005)
+
+    asyncio.run(scenario())
+    assert runs == ["again"]
+    assert len(queue) == 0

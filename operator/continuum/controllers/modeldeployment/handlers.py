@@ -6,8 +6,9 @@ controller's work queue (serialised per ModelDeployment, retried when it fails).
   progress deadline; server-side label selector) → its owner;
 * ``modeldeployment-trainingjob``: a TrainingJob Succeeded with a qualified model → the
   ModelDeployments of its model (found through the ``md_by_model`` index);
-* ``modeldeployment-serving``: any ModelDeployment event → the serving-version gauge, and
-  which ModelDeployments the periodic resync covers;
+* ``modeldeployment-serving``: any ModelDeployment event → the serving-version gauge, which
+  ModelDeployments the periodic resync covers, and a nudge of its queue (a retry waiting long
+  runs now);
 * the resync (``shared.resync``, ``--resync-seconds``): every ModelDeployment once per period.
 """
 
@@ -51,8 +52,9 @@ async def reconcile_handler(namespace: str | None, name: str, memo: kopf.Memo, *
     await controller.run(kube, image, str(namespace), name, trigger="reconcile")
 
 
+# async: kopf runs a sync handler in its thread pool, and the nudge needs the event loop
 @kopf.on.event(GROUP, VERSION, MODEL_DEPLOYMENTS, id="modeldeployment-serving")
-def serving_event_handler(type: str | None, body: kopf.Body, **_: Any) -> None:
+async def serving_event_handler(type: str | None, body: kopf.Body, **_: Any) -> None:
     meta = body.get("metadata", {})
     version = None if type == "DELETED" else body.get("status", {}).get("servingVersion")
     key = (str(meta.get("namespace")), str(meta.get("name")))
@@ -61,6 +63,7 @@ def serving_event_handler(type: str | None, body: kopf.Body, **_: Any) -> None:
         resync.forget(key)
     else:
         resync.track(key)
+        queue.nudge(key)  # news of the object: a long retry wait runs now
 
 
 async def resync_one(memo: kopf.Memo, key: Key) -> None:

@@ -4,8 +4,8 @@ work queue, which serialises it per TrainingJob and retries it when it fails.
 * ``trainingjob``: a TrainingJob created, or listed when the operator starts (resume) →
   ``reconcile`` it;
 * ``trainingjob-job``: a managed Job changed (server-side label selector) → ``sync`` its owner;
-* ``trainingjob-phase``: any TrainingJob event → the phase gauge, and which TrainingJobs the
-  periodic resync covers;
+* ``trainingjob-phase``: any TrainingJob event → the phase gauge, which TrainingJobs the
+  periodic resync covers, and a nudge of its queue (a retry waiting long runs now);
 * the resync (``shared.resync``, ``--resync-seconds``): every unfinished TrainingJob once per
   period → ``reconcile`` it from a fresh read. A finished one (Succeeded or Failed) is not
   resynced: its status is final and ``reconcile`` returns at once for it, so a resync could
@@ -107,6 +107,8 @@ async def phase_event_handler(type: str | None, body: kopf.Body, **_: Any) -> No
         resync.forget((namespace, name))
     else:
         resync.track((namespace, name))
+    if phase is not None:
+        queue.nudge((namespace, name))  # news of the object: a long retry wait runs now
 
 
 async def resync_one(memo: kopf.Memo, key: Key) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import kopf
 import pytest
@@ -16,6 +17,7 @@ from continuum.kube import KubeUnavailable, ResourceConflict
 from tests.kit import samples
 
 QUICK = Backoff(first=0.01, cap=0.04, jitter=0.0)
+T = TypeVar("T")
 
 
 def run(coro: object) -> None:
@@ -262,3 +264,123 @@ def test_a_bug_keeps_its_traceback_in_the_log(
     assert "reconcile (event) failed" in record.getMessage()
     assert "retrying in 3600.0 s" in record.getMessage()
     assert (record.exc_info is not None) is traceback
+
+
+# ---------------------------------------------------------------- news cuts a long wait short
+
+
+class Steps(Backoff):
+    """A backoff of given delays (the last one repeats): a long wait reached in two steps."""
+
+    def __init__(self, *delays: float) -> None:
+        super().__init__(first=delays[0], cap=max(delays), jitter=0.0)
+        object.__setattr__(self, "delays", delays)
+
+    def delay(self, failures: int, rng: random.Random | None = None) -> float:
+        delays: tuple[float, ...] = self.delays  # type: ignore[attr-defined]
+        return delays[min(failures, len(delays)) - 1]
+
+
+LONG = Steps(0.01, 0.01, 3600.0)
+
+
+async def long_wait(queue: WorkQueue[str], work: Work, reporter: Streak | None = None) -> None:
+    """Three failures in a row: the retry now waits an hour."""
+    await queue.run("a", work, again=work, trigger="event", reporter=reporter)
+    await until(work.ran(3))
+    await until(lambda: queue.failures("a") == 3 and queue.scheduled("a"))
+
+
+def test_news_that_succeeds_cancels_the_long_wait() -> None:
+    queue: WorkQueue[str] = WorkQueue("Test", backoff=LONG)
+    work, streak = Work(failing=3), Streak()
+
+    async def scenario() -> None:
+        await long_wait(queue, work, streak)
+        assert await queue.run("a", work, again=work, trigger="deployment-event")
+        assert queue.pending() == 0, "nothing left to retry"
+
+    run(scenario())
+    assert work.runs == 4
+    assert streak.calls == ["failing: the API server is away", "recovered"]
+    assert len(queue) == 0
+
+
+def test_news_that_fails_retries_after_the_first_step_and_the_streak_goes_on() -> None:
+    queue: WorkQueue[str] = WorkQueue("Test", backoff=LONG)
+    work, streak = Work(failing=4), Streak()
+
+    async def scenario() -> None:
+        await long_wait(queue, work, streak)
+        assert not await queue.run("a", work, again=work, trigger="trainingjob-event")
+        assert queue.failures("a") == 4, "the streak counts across news"
+        await until(work.ran(5), timeout=1.0)  # 0.01 s later, not in an hour
+        await until(lambda: len(queue) == 0)
+
+    run(scenario())
+    error = "failing: the API server is away"
+    assert streak.calls == [error, error, "recovered"]
+
+
+@pytest.mark.parametrize("timer", ["retry", "resync", "schedule"])
+def test_timers_bring_no_news_and_leave_the_wait_alone(timer: str) -> None:
+    queue: WorkQueue[str] = WorkQueue("Test", backoff=LONG)
+    work = Work(failing=10)
+
+    async def scenario() -> tuple[float, float]:
+        await long_wait(queue, work)
+        due = queue._slots["a"].due
+        await queue.run("a", work, again=work, trigger=timer)
+        return due, queue._slots["a"].due
+
+    before, after = run_value(scenario())
+    assert after == before, "the hour-long retry stays"
+    assert work.runs == 4
+
+
+def test_a_nudge_runs_a_long_wait_now() -> None:
+    queue: WorkQueue[str] = WorkQueue("Test", backoff=LONG)
+    work, streak = Work(failing=3), Streak()
+
+    async def scenario() -> None:
+        await long_wait(queue, work, streak)
+        assert queue.nudge("a")
+        await until(work.ran(4), timeout=1.0)
+        await until(lambda: len(queue) == 0)
+
+    run(scenario())
+    assert streak.calls == ["failing: the API server is away", "recovered"]
+
+
+def test_a_nudge_leaves_short_waits_requeues_and_unknown_keys_alone() -> None:
+    queue: WorkQueue[str] = WorkQueue("Test", backoff=Backoff(5.0, 5.0, jitter=0.0))
+    work = Work(failing=1)
+
+    async def scenario() -> list[bool]:
+        await queue.run("a", work, again=work, trigger="event")  # retry due in 5 s (< 10 s)
+        queue.requeue("b", work, Backoff(3600, 3600))  # waiting on something, not failing
+        nudged = [queue.nudge("a"), queue.nudge("b"), queue.nudge("c")]
+        queue.settle("a")
+        queue.settle("b")
+        return nudged
+
+    assert run_value(scenario()) == [False, False, False]
+    assert work.runs == 1
+
+
+def test_a_successful_event_keeps_a_requeue() -> None:
+    queue: WorkQueue[str] = WorkQueue("Test")
+    work = Work()
+
+    async def scenario() -> bool:
+        queue.requeue("a", work, Backoff(3600, 3600))
+        await queue.run("a", work, again=work, trigger="job-event")
+        scheduled = queue.scheduled("a")
+        queue.settle("a")
+        return scheduled
+
+    assert run_value(scenario()), "the object still waits: its requeue stays"
+
+
+def run_value(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
