@@ -8,7 +8,7 @@ checked against the summary the trainer left in its termination message.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -345,6 +345,14 @@ class TrainingJobStatus(CustomObjectStatus):
         None, description="Whether the version passed its gate and may be promoted."
     )
     message: str | None = Field(None, max_length=4096, description="Human-readable summary.")
+    warnings: list[Annotated[str, Field(max_length=512)]] = Field(
+        default_factory=list,
+        max_length=10,
+        description=(
+            "Problems found in the data that did not stop training, e.g. a declared categorical "
+            "that looks like an identifier (more than half of its values distinct)."
+        ),
+    )
 
 
 class TrainingJob(CustomObject):

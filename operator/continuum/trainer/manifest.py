@@ -57,6 +57,7 @@ class TrainingOutcome:
     train_rows: int
     test_rows: int
     fitted: Mapping[str, Any] = field(default_factory=dict)
+    warnings: Sequence[str] = ()  # about the data, not fatal (validation.identifier_warnings)
 
 
 def build_manifest(
@@ -96,6 +97,7 @@ def build_manifest(
         "metrics": dict(outcome.metrics),
         "qualified": outcome.gate.qualified,
         "features": [feature.to_json() for feature in outcome.schema],
+        "warnings": list(outcome.warnings),
         "target": spec.dataset.target,
         "baseline": {"reference": layout.REFERENCE_FILE, "stats": layout.STATS_FILE},
         "libraries": library_versions(),

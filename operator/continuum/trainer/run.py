@@ -29,7 +29,12 @@ from continuum.trainer.pipeline import (
 )
 from continuum.trainer.result import TrainingResult
 from continuum.trainer.threads import available_cpus, cpu_limited
-from continuum.trainer.validation import CLASSIFICATION, Feature, validate_dataset
+from continuum.trainer.validation import (
+    CLASSIFICATION,
+    Feature,
+    identifier_warnings,
+    validate_dataset,
+)
 from continuum.workload import emit
 
 ENV_IMAGE = "CONTINUUM_IMAGE"
@@ -71,8 +76,11 @@ def run_training(
     outcome = replace(
         outcome, schema=tuple(schema), sha256=sha256_hex(model_bytes),
         fitted=fitted_facts(pipeline, threads),
+        warnings=tuple(identifier_warnings(dataset.frame, schema)),
     )  # fmt: skip
     progress("evaluated", metrics=outcome.metrics, qualified=outcome.gate.qualified)
+    if outcome.warnings:
+        progress("data_warnings", warnings=list(outcome.warnings))
     return publish(config, store, dataset, outcome, model_bytes=model_bytes, progress=progress)
 
 

@@ -20,6 +20,13 @@ CLASSIFICATION = "classification"
 REGRESSION = "regression"
 # A stratified split needs each class on both sides of the split.
 MIN_ROWS_PER_CLASS = 2
+# A declared categorical whose distinct values exceed this share of its non-empty values looks
+# like an identifier or free text. The drift check gives a category a column of its own only
+# when it expects 5+ of it in the window (continuum.monitor.categories): at a 50% distinct
+# share most values are seen once or twice, so nearly all of them pool into "(other)" and the
+# column's drift is almost untestable, and a model learns little from such a column.
+IDENTIFIER_SHARE = 0.5
+IDENTIFIER_MIN_DISTINCT = 20  # a few values in a tiny table are not an identifier
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,28 @@ def describe_feature(series: pd.Series, name: str, spec: TrainingJobSpec) -> Fea
             "preprocessing.categorical.columns or fix the values",
         )
     return Feature(name, "numeric", str(series.dtype))
+
+
+def identifier_warnings(frame: pd.DataFrame, schema: Sequence[Feature]) -> list[str]:
+    """A warning per declared categorical that looks like an identifier (see IDENTIFIER_SHARE).
+
+    Not an error: a large categorical can be right, but its owner should know what it costs.
+    """
+    warnings = []
+    for feature in schema:
+        if feature.kind != "categorical":
+            continue
+        values = frame[feature.name].dropna()
+        distinct = len(feature.categories)
+        share = distinct / len(values) if len(values) else 0.0
+        if distinct >= IDENTIFIER_MIN_DISTINCT and share > IDENTIFIER_SHARE:
+            warnings.append(
+                f"{feature.name}: {distinct} distinct values in {len(values)} rows ({share:.0%}, "
+                f"above {IDENTIFIER_SHARE:.0%}) looks like an identifier or free text; the drift "
+                "check pools rare values into (other), so its drift is barely tested; drop it "
+                "from dataset.features or group its values"
+            )
+    return warnings
 
 
 def check_nulls(series: pd.Series, name: str, max_fraction: float) -> None:

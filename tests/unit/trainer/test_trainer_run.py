@@ -144,3 +144,19 @@ def test_progress_is_reported_as_events(store, spec):
         "version_claimed",
         "published",
     ]
+
+
+def test_an_identifier_like_categorical_is_warned_about_in_the_manifest(store, spec, frame):
+    tickets = frame.assign(ticket=[f"T{i:05d}" for i in range(len(frame))])
+    store.put_bytes("sets/tickets/part-0.csv", tickets.to_csv(index=False).encode())
+    spec["dataset"]["uri"] = "s3://data/sets/tickets/"
+    spec["dataset"]["features"] = ["x1", "x2", "color", "ticket"]
+    spec["preprocessing"]["categorical"]["columns"] = ["color", "ticket"]
+    manifest = read_manifest(store, "churn", train(store, spec).version)
+    assert len(manifest["warnings"]) == 1
+    assert manifest["warnings"][0].startswith("ticket: 400 distinct values in 400 rows")
+    assert "looks like an identifier" in manifest["warnings"][0]
+
+
+def test_a_plain_dataset_has_no_data_warnings(store, spec):
+    assert read_manifest(store, "churn", train(store, spec).version)["warnings"] == []

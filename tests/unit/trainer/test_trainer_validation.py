@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
+from tests.kit.datasets import real_shaped_frame
 
 from continuum.errors import DatasetInvalid
 from continuum.trainer.config import TrainingConfig
-from continuum.trainer.validation import validate_dataset
+from continuum.trainer.validation import identifier_warnings, validate_dataset
 
 
 def config_of(spec, **validation):
@@ -86,3 +87,22 @@ def test_regression_target_must_be_numeric(spec, frame):
     spec["preprocessing"] = {}
     with pytest.raises(DatasetInvalid, match="column 'color': regression target must be numeric"):
         validate_dataset(frame, config_of(spec), "regression")
+
+
+def test_a_declared_categorical_that_looks_like_an_identifier_is_warned_about(spec):
+    # real_shaped_frame: customer_id has one level per row, plan four levels, region four
+    frame = real_shaped_frame(400, seed=1).rename(columns={"churned": "label"})
+    spec["dataset"]["features"] = ["customer_id", "plan", "region", "charges"]
+    spec["preprocessing"]["categorical"]["columns"] = ["customer_id", "plan", "region"]
+    config = config_of(spec, maxNullFraction=0.2)
+    schema = validate_dataset(frame, config, "classification")
+    warnings = identifier_warnings(frame, schema)
+    assert len(warnings) == 1
+    assert warnings[0].startswith("customer_id: 400 distinct values in 400 rows (100%")
+    assert "dataset.features" in warnings[0]
+
+
+def test_few_distinct_values_in_a_small_table_are_not_an_identifier(spec, frame):
+    small = frame.iloc[:10].assign(color=[f"c{i}" for i in range(10)])
+    schema = validate_dataset(small, config_of(spec, minRows=5), "classification")
+    assert identifier_warnings(small, schema) == []

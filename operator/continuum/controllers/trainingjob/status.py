@@ -47,6 +47,7 @@ RANK: dict[str | None, int] = {None: 0, "Pending": 1, "Running": 2, "Succeeded":
 TERMINAL = frozenset({"Succeeded", "Failed"})
 MAX_STATUS_MESSAGE = 4096
 MAX_LOG_TAIL = 500
+MAX_WARNINGS, MAX_WARNING = 10, 512  # TrainingJobStatus.warnings' bounds
 # Summary fields that must agree with the manifest of the version it names.
 CHECKED_FIELDS = ("model", "version", "uri", "sha256")
 
@@ -217,6 +218,7 @@ def summary_of_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "reasons": evaluation.get("reasons") or [],
         "dataset": {"fingerprint": dataset.get("fingerprint"), "rows": dataset.get("rows")},
         "champion": evaluation.get("champion"),
+        "warnings": manifest.get("warnings") or [],
     }
 
 
@@ -305,6 +307,8 @@ def result_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
         "dataset": {"fingerprint": dataset.get("fingerprint"), "rows": dataset.get("rows")},
         "qualified": summary.get("qualified") is True,
     }
+    if data_warnings(summary):
+        fields["warnings"] = data_warnings(summary)
     champion = summary.get("champion")
     if isinstance(champion, Mapping) and champion.get("version") is not None:
         fields["champion"] = {
@@ -314,12 +318,22 @@ def result_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _drop_none(v) for k, v in fields.items()}
 
 
+def data_warnings(summary: Mapping[str, Any]) -> list[str]:
+    """The manifest's data warnings as status.warnings holds them (10, 512 characters each)."""
+    items = summary.get("warnings")
+    if not isinstance(items, list):
+        return []
+    return [str(item)[:MAX_WARNING] for item in items[:MAX_WARNINGS]]
+
+
 def _success_message(summary: Mapping[str, Any], qualified: bool) -> str:
     metric = summary.get("metric")
     value = _numbers(summary.get("metrics")).get(str(metric))
     score = f", {metric} {value:.4g}" if value is not None else ""
     verdict = "qualified" if qualified else "not qualified"
-    return f"model {summary.get('model')} version {summary.get('version')}{score}, {verdict}"
+    warned = len(data_warnings(summary))
+    notes = f"; {warned} data warning(s), see status.warnings" if warned else ""
+    return f"model {summary.get('model')} version {summary.get('version')}{score}, {verdict}{notes}"
 
 
 def _numbers(value: Any) -> dict[str, float]:

@@ -383,3 +383,17 @@ def test_a_summary_champion_without_one_in_the_manifest_is_not_recorded(tj: Trai
     summary = {**SUCCESS, "champion": {"version": 2, "metrics": {"accuracy": 0.9}}}
     status = completed(tj, summary, manifest_read(manifest_of(summary)))
     assert status.champion is None
+
+
+def test_data_warnings_of_the_manifest_reach_the_status(tj: TrainingJob) -> None:
+    warning = "customer_id: 400 distinct values in 400 rows (100%, above 50%) looks like an id"
+    manifest = manifest_of(SUCCESS) | {"warnings": [warning]}
+    status = completed(tj, read=manifest_read(manifest))
+    assert status.warnings == [warning]
+    assert "1 data warning(s), see status.warnings" in (status.message or "")
+
+
+def test_a_run_without_data_warnings_has_none_in_its_status(tj: TrainingJob) -> None:
+    status = completed(tj)
+    assert status.warnings == []
+    assert "warning" not in (status.message or "")
