@@ -68,7 +68,7 @@ from sklearn.datasets import make_classification
 from continuum.server.batching import Batcher
 from continuum.server.inputs import FeatureRows
 from continuum.server.model import load_served_model
-from continuum.server.scoring import SHORTCUTS, Scorer
+from continuum.server.scoring import Scorer
 from continuum.storage import ObjectStore, S3Settings
 from continuum.trainer.config import TrainingConfig
 from continuum.trainer.run import run_training
@@ -264,7 +264,7 @@ def floor(served: dict[str, Any], rows: pd.DataFrame, cpu: int) -> dict[str, Any
 
     Two floors per model: ``pipeline`` is ``pipeline.predict`` on a DataFrame (what the issue
     names), ``scorer`` is what the server itself calls per batch (``ServedModel.predict`` on
-    feature columns: labels and probabilities, with its exact shortcuts).
+    feature columns: labels and probabilities, by its compiled path where it verified).
     """
     previous = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {cpu})
@@ -286,6 +286,11 @@ def floor(served: dict[str, Any], rows: pd.DataFrame, cpu: int) -> dict[str, Any
         os.sched_setaffinity(0, previous)
 
 
+def request_columns(frame: pd.DataFrame, names: Any) -> dict[str, np.ndarray]:
+    """The rows as the server's decoder hands them to the scorer (float64 numbers)."""
+    return {name: frame[name].to_numpy(np.float64) for name in names}
+
+
 def _per_row(predict: Callable[[Any], Any], batch: Any, size: int) -> dict[str, float]:
     predict(batch)
     calls, started = 0, time.perf_counter()
@@ -303,8 +308,8 @@ def shortcut_worth(served: dict[str, Any], rows: pd.DataFrame, cpu: int) -> dict
     """Microseconds per call, in this process on ``cpu``, of each way to score a batch.
 
     ``scikit-learn``: the pipeline's own ``predict`` and ``predict_proba`` on a DataFrame;
-    ``scorer``: the server's Scorer as loaded (every shortcut that applies); ``without <name>``:
-    the same Scorer without that one shortcut (``continuum.server.scoring``).
+    ``scorer``: the server's Scorer as loaded (the compiled path where it verified);
+    ``scikit-learn path``: the same Scorer with the compiled path off (its fallback).
     """
     previous = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {cpu})
@@ -315,17 +320,16 @@ def shortcut_worth(served: dict[str, Any], rows: pd.DataFrame, cpu: int) -> dict
 
 
 def _shortcut_worth(model: Any, rows: pd.DataFrame) -> dict[str, dict[str, float]]:
-    scorers = {"scorer": model.scorer}
-    for name in sorted(SHORTCUTS):
-        if getattr(model.scorer, name):
-            scorers[f"without {name}"] = Scorer(
-                model.pipeline, model.feature_names, has_proba=model.has_proba,
-                shortcuts=SHORTCUTS - {name},
-            )  # fmt: skip
+    scorers = {
+        "scorer": model.scorer,
+        "scikit-learn path": Scorer(
+            model.pipeline, model.feature_names, has_proba=model.has_proba, compiled=False
+        ),
+    }
     out: dict[str, dict[str, float]] = {}
     for size in SHORTCUT_BATCHES:
         frame = rows.iloc[:size].reset_index(drop=True)
-        columns = {name: frame[name].to_numpy(np.float64) for name in FEATURES}
+        columns = request_columns(frame, model.feature_names)
 
         def plain(batch: pd.DataFrame) -> Any:
             return model.pipeline.predict(batch), model.pipeline.predict_proba(batch)
@@ -334,7 +338,7 @@ def _shortcut_worth(model: Any, rows: pd.DataFrame) -> dict[str, dict[str, float
         for key, scorer in scorers.items():
             figures[key] = _per_row(scorer, columns, size)["ms_per_call"] * 1000
         out[str(size)] = figures
-        say(f"shortcuts {model.name} batch {size}: "
+        say(f"scoring {model.name} batch {size}: "
             + ", ".join(f"{key} {us:.1f} us" for key, us in figures.items()))  # fmt: skip
     return out
 
@@ -842,19 +846,20 @@ def lone_lines(lone: dict[str, Any]) -> list[str]:
 
 
 def shortcut_lines(shortcuts: dict[str, Any]) -> list[str]:
-    """Markdown: what each scoring shortcut of the server saves per call, per model and batch."""
+    """Markdown: the server's scoring paths against scikit-learn's calls, per model and batch."""
     lines: list[str] = []
     if shortcuts:
-        lines += ["", "Scoring shortcuts (`continuum.server.scoring`), us per call, in the bench "
+        lines += ["", "Scoring paths (`continuum.server.scoring`), us per call, in the bench "
                   "process on CPU 0: scikit-learn's `pipeline.predict` + `predict_proba` on a "
-                  "DataFrame, the server's scorer as loaded, and the scorer without each "
-                  "shortcut it takes (its extra cost in brackets):", ""]  # fmt: skip
+                  "DataFrame, the server's scorer as loaded (its path in brackets), and the "
+                  "same scorer with the compiled path off (scikit-learn's own steps):",
+                  ""]  # fmt: skip
         for short, sizes in shortcuts.items():
             for size, f in sizes.items():
-                parts = [f"scikit-learn {f['scikit-learn']:.0f}", f"scorer {f['scorer']:.1f}"]
-                parts += [f"{key} {us:.0f} (+{us - f['scorer']:.0f})"
-                          for key, us in f.items() if key.startswith("without ")]  # fmt: skip
-                lines.append(f"- {short}, batch {size}: " + "; ".join(parts) + ".")
+                lines.append(
+                    f"- {short}, batch {size}: scikit-learn {f['scikit-learn']:.0f}; scorer "
+                    f"{f['scorer']:.1f}; scikit-learn path {f['scikit-learn path']:.0f}."
+                )
     return lines
 
 

@@ -4,7 +4,8 @@ A request's path: ``router`` (the one router: inference paths answered in bare A
 rest by FastAPI) -> ``endpoints`` (read the body, predict, answer) -> ``decoding`` (the one
 request decoder, with its fast branch for the common body; ``protocol``, ``binary`` and
 ``inputs`` for every other) -> ``batching`` (adaptive batching) -> ``model`` and ``scoring``
-(verified load, predict with checked shortcuts) -> ``responses``. Beside it: ``app`` (the
+(verified load; predict by the ``compiled`` pipeline where its load-time check passes, else by
+scikit-learn's own steps) -> ``responses``. Beside it: ``app`` (the
 FastAPI routes and the OpenAPI description), ``state`` (the model slot), ``settings``
 (flags/env), ``metrics``, ``inference_log``, ``errors`` (the HTTP error tree). The whole
 path is described in docs/architecture.md ("The model server's request path").

@@ -10,6 +10,9 @@ Names (all prefixed ``continuum_server_``)::
     predictions_total{model,version,class}                  classifiers: predicted labels
     prediction_value{model,version}                         regressors: predicted values
     model_info{model,version,sha256,sklearn_version}        1 once the model is verified
+    model_scoring{model,version,path,entry,exactness,reason}
+                                                            1 once loaded: how it is scored
+                                                            (path compiled | scikit-learn)
     model_ready{model,version}                              1 when serving, 0 otherwise
     inference_log_rows_total{model,version}                 rows written to the inference log
     inference_log_dropped_rows_total{model,version,reason}  rows lost: buffer_full | write_failed
@@ -76,6 +79,12 @@ class ServerMetrics:
             ["model", "version", "sha256", "sklearn_version"], registry=self.registry,
         )  # fmt: skip
         self.ready = self._labelled_gauge("model_ready", "1 when a verified model is served.")
+        self.scoring = Gauge(
+            PREFIX + "model_scoring",
+            "How the served model is scored: path compiled (verified bit-identical to "
+            "scikit-learn at load) or scikit-learn (its own steps), and why.",
+            ["model", "version", "path", "entry", "exactness", "reason"], registry=self.registry,
+        )  # fmt: skip
 
     def _define_inference_log(self) -> None:
         self.log_rows = Counter(
@@ -100,6 +109,11 @@ class ServerMetrics:
     def model_loaded(self, model: ServedModel, sklearn_version: str) -> None:
         self.info.labels(**self.labels, sha256=model.sha256, sklearn_version=sklearn_version).set(1)
         self.ready.labels(**self.labels).set(1)
+        verdict = model.scoring
+        self.scoring.labels(
+            **self.labels, path=verdict.path, entry=verdict.entry or "",
+            exactness=verdict.exactness or "", reason=verdict.reason,
+        ).set(1)  # fmt: skip
 
     def request_done(self, endpoint: str, status: int, seconds: float) -> None:
         key = (endpoint, status)

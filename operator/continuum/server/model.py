@@ -19,6 +19,7 @@ import sklearn
 
 from continuum.errors import IntegrityError, ManifestInvalid
 from continuum.modelio import load_verified_model
+from continuum.server.compiled import Verdict
 from continuum.server.scoring import Scorer
 from continuum.storage import ObjectStore
 
@@ -79,6 +80,11 @@ class ServedModel:
     def scorer(self) -> Scorer:
         return Scorer(self.pipeline, self.feature_names, has_proba=self.has_proba)
 
+    @property
+    def scoring(self) -> Verdict:
+        """How this model is scored (compiled or scikit-learn's steps) and why."""
+        return self.scorer.verdict
+
     def predict(self, columns: dict[str, np.ndarray]) -> Prediction:
         """Predict a block of rows given as one array per feature (already validated)."""
         labels, proba = self.scorer(columns)
@@ -100,7 +106,7 @@ def load_served_model(store: ObjectStore, name: str, version: int) -> ServedMode
         classes=_classes(manifest, pipeline),
         has_proba=manifest.get("task") == CLASSIFICATION and hasattr(pipeline, "predict_proba"),
     )
-    model.scorer  # noqa: B018 -- checks its shortcuts now, not on the first request
+    model.scorer  # noqa: B018 -- compiles and checks it now, not on the first request
     return model
 
 

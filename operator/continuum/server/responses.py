@@ -131,4 +131,5 @@ def _model_parameters(model: ServedModel) -> dict[str, Any]:
         "classes": list(model.classes) if model.classes is not None else None,
         "features": list(model.feature_names),
         "matrix_input": {"name": MATRIX_INPUT, "shape": [-1, len(model.features)]},
+        "scoring": model.scoring.metadata(),
     }

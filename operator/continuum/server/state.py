@@ -128,6 +128,7 @@ class ModelServer:
         self.model = model
         self.metrics.model_loaded(model, sklearn.__version__)
         log.info("serving model %s (sha256 %s)", self.target, model.sha256)
+        _log_scoring(self.target, model)
 
     def require(self, name: str, version: str | None = None) -> ServedModel:
         """The served model if ``name``/``version`` designate it; 404 or 503 otherwise."""
@@ -183,3 +184,15 @@ class ModelServer:
             self._in_flight -= 1
             self.metrics.in_flight.dec()
             self.metrics.request_done(endpoint, status, time.perf_counter() - started)
+
+
+def _log_scoring(target: str, model: ServedModel) -> None:
+    """One line: which path scores the model and why (a warning when it is not compiled)."""
+    verdict = model.scoring
+    if verdict.compiled:
+        classes = f", classes {verdict.classes_covered}" if verdict.classes_covered else ""
+        log.info("model %s is scored by the compiled path: %s, %s%s",
+                 target, verdict.entry, verdict.reason, classes)  # fmt: skip
+    else:
+        log.warning("model %s is scored by scikit-learn's own steps (slower): %s",
+                    target, verdict.reason)  # fmt: skip

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import struct
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
 from tests.unit.server.conftest import copy_of, make_frame, serve, settings_for
 
 from continuum.modelio import coerce_features, load_verified_model
+from continuum.server.compiled.estimators import ENTRIES
 from continuum.storage import read_manifest
 from continuum.storage.inference_logs import list_batches, read_batch
 
@@ -162,6 +165,70 @@ def test_metrics_after_requests(client):
     assert 'continuum_server_model_ready{model="churn",version="1"} 1.0' in text
     assert 'continuum_server_in_flight_requests{model="churn",version="1"} 0.0' in text
     assert "continuum_server_inference_log_dropped_rows_total" in text
+
+
+def test_how_the_model_is_scored_is_in_its_metadata_metrics_and_log(store, caplog):
+    caplog.set_level(logging.INFO, logger="continuum.server.state")
+    for client in serve(copy_of(store), settings_for("churn")):
+        scoring = client.get("/v2/models/churn").json()["parameters"]["scoring"]
+        assert scoring["path"] == "compiled"
+        assert scoring["entry"] == "LogisticRegression (formula)"
+        assert scoring["exactness"] == "bit-identical"
+        assert scoring["classes_covered"] == "2/2"
+        assert scoring["probe_rows"] > 250
+        rows = scoring["probe_rows"]
+        assert scoring["reason"] == f"bit-identical to scikit-learn on {rows} probe rows"
+        text = client.get("/metrics").text
+        assert (
+            'continuum_server_model_scoring{entry="LogisticRegression (formula)",'
+            'exactness="bit-identical",model="churn",path="compiled",'
+            f'reason="{scoring["reason"]}",version="1"}} 1.0'
+        ) in text
+        assert_served_exactly(client, store)
+    assert any(
+        "model churn/1 is scored by the compiled path: LogisticRegression (formula), "
+        "bit-identical to scikit-learn on" in record.getMessage()
+        for record in caplog.records
+    )
+
+
+def test_a_model_the_compiler_refuses_is_served_by_scikit_learn_saying_why(
+    store, caplog, monkeypatch
+):
+    monkeypatch.delitem(ENTRIES, LogisticRegression)  # as for a class without an entry
+    caplog.set_level(logging.INFO, logger="continuum.server.state")
+    reason = "not compiled: no compiled entry for LogisticRegression"
+    for client in serve(copy_of(store), settings_for("churn")):
+        scoring = client.get("/v2/models/churn").json()["parameters"]["scoring"]
+        assert (scoring["path"], scoring["reason"]) == ("scikit-learn", reason)
+        text = client.get("/metrics").text
+        assert f'path="scikit-learn",reason="{reason}",version="1"}} 1.0' in text
+        assert_served_exactly(client, store)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(
+        r.getMessage() == f"model churn/1 is scored by scikit-learn's own steps (slower): {reason}"
+        for r in warnings
+    )
+
+
+def assert_served_exactly(client, store) -> None:
+    """The served labels and probabilities are scikit-learn's to the last bit (JSON floats
+    round-trip exactly)."""
+    rows = make_frame(rows=40, seed=8)[["x1", "x2", "color"]]
+    rows.loc[::4, "x1"] = None  # imputed
+    rows.loc[1::6, "color"] = "never-seen"
+    inputs = [
+        {"name": "x1", "shape": [40], "datatype": "FP64", "data": rows["x1"].tolist()},
+        {"name": "x2", "shape": [40], "datatype": "FP64", "data": rows["x2"].tolist()},
+        {"name": "color", "shape": [40], "datatype": "BYTES", "data": rows["color"].tolist()},
+    ]
+    inputs[0]["data"] = [None if np.isnan(v) else v for v in inputs[0]["data"]]
+    reply = client.post("/v2/models/churn/infer", json={"inputs": inputs})
+    assert reply.status_code == 200, reply.text
+    pipeline, features = local_prediction(store, "churn", rows)
+    assert output(reply.json(), "predict")["data"] == pipeline.predict(features).tolist()
+    proba = np.reshape(output(reply.json(), "predict_proba")["data"], (40, 2))
+    assert np.array_equal(proba, pipeline.predict_proba(features))
 
 
 def test_tampered_model_is_refused_but_live(store):

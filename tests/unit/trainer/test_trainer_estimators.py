@@ -97,6 +97,7 @@ def test_each_estimator_is_served_and_reproducible_byte_for_byte(name, data):
     assert first_store.get_bytes(model_file) == second_store.get_bytes(model_file)
 
     served = load_served_model(first_store, "m", 1)  # the server's loader: digest, allow-list
+    assert served.scoring.compiled, served.scoring.reason  # the fast path, verified at load
     rows = data.head(50)
     features = coerce_features(rows, first.manifest["features"])
     labels, proba = served.scorer({c: features[c].to_numpy() for c in features.columns})

@@ -18,7 +18,7 @@ within :data:`TOLERANCE`. Otherwise, and for anything the compiler does not cove
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,14 @@ from continuum.server.compiled.preprocess import (
 )
 from continuum.server.compiled.probes import every_class, probe_columns
 
-__all__ = ["FAST_CONFIG", "TOLERANCE", "CompiledPipeline", "Verdict", "compile_pipeline"]
+__all__ = [
+    "FAST_CONFIG",
+    "TOLERANCE",
+    "CompiledPipeline",
+    "Verdict",
+    "compile_pipeline",
+    "request_frame",
+]
 
 FAST_CONFIG = {"assume_finite": True, "skip_parameter_validation": True}
 # For an entry that cannot be bit-identical: |ours - scikit-learn's| <= TOLERANCE * (1 + |theirs|)
@@ -108,11 +115,12 @@ def _verified(
     compiled: CompiledPipeline, pipeline: Any, names: list[str], has_proba: bool
 ) -> tuple[CompiledPipeline | None, Verdict]:
     probes, _ = probe_columns(compiled.preprocessor, names)
+    compiled = _in_the_same_order(compiled, pipeline, probes, names)
     classes = list(getattr(pipeline, "classes_", [])) if has_proba else []
     covered = None
     if classes:
         probes, seen = every_class(
-            probes, lambda c: pipeline.predict(_frame(c, names)), classes,
+            probes, lambda c: pipeline.predict(request_frame(c, names)), classes,
             compiled.preprocessor, names,
         )  # fmt: skip
         covered = f"{len(seen)}/{len(classes)}"
@@ -129,6 +137,21 @@ def _verified(
     return compiled, Verdict(True, reason, entry, exactness, rows, covered)
 
 
+def _in_the_same_order(
+    compiled: CompiledPipeline, pipeline: Any, probes: Columns, names: list[str]
+) -> CompiledPipeline:
+    """``compiled`` giving its matrix in the memory order scikit-learn's transform gives it.
+
+    Read from the fitted ColumnTransformer's own output on a few probe rows (a frame built as
+    the server builds it): the order follows from the blocks, not from the values.
+    """
+    rows = request_frame(_take(probes, slice(0, BATCH)), names)
+    matrix = pipeline.steps[0][1].transform(rows)
+    fortran = isinstance(matrix, np.ndarray) and not matrix.flags.c_contiguous
+    preprocessor = replace(compiled.preprocessor, order="F" if fortran else "C")
+    return replace(compiled, preprocessor=preprocessor)
+
+
 def _batches(rows: int) -> list[slice]:
     singles = [slice(i, i + 1) for i in range(min(SINGLE_ROWS, rows))]
     return [slice(0, rows), *singles, slice(rows - min(BATCH, rows), rows)]
@@ -138,15 +161,17 @@ def _take(columns: Columns, rows: slice) -> Columns:
     return {name: column[rows] for name, column in columns.items()}
 
 
-def _frame(columns: Columns, names: list[str]) -> pd.DataFrame:
-    """The DataFrame scikit-learn's own steps get from the server (``Scorer.frame``)."""
+def request_frame(columns: Columns, names: Sequence[str]) -> pd.DataFrame:
+    """The request's rows as the DataFrame a user hands ``pipeline.predict`` (one column per
+    feature, built from a dict as MLServer's pandas codec does too): the reference every check
+    compares with, and what the server's scikit-learn path scores."""
     return pd.DataFrame({name: columns[name] for name in names}, columns=names)
 
 
 def _difference(
     compiled: CompiledPipeline, pipeline: Any, columns: Columns, names: list[str], proba: bool
 ) -> str | None:
-    frame = _frame(columns, names)
+    frame = request_frame(columns, names)
     expected = np.asarray(pipeline.predict(frame))
     expected_proba = np.asarray(pipeline.predict_proba(frame)) if proba else None
     with sklearn.config_context(**FAST_CONFIG):
