@@ -1,10 +1,11 @@
 """The ModelDeployment controller: one level-based reconcile from the full observed state.
 
-Observe the ModelDeployment, the model's TrainingJobs and its Deployment; plan the version to
-run and the status (``rollout.plan``, pure); apply: status first (a merge patch guarded by
-``resourceVersion``, re-planned on a fresh read after a conflict), then the children by
-server-side apply (``children``), then Events and metrics. Writing status first means a failed
-version is remembered before its rollback is applied, so it is never tried again.
+Observe the ModelDeployment, its Deployment and the model's qualified versions (kopf's index
+of qualified TrainingJobs, ``versions``: no LIST of the namespace's TrainingJobs); plan the
+version to run and the status (``rollout.plan``, pure); apply: status first (a merge patch
+guarded by ``resourceVersion``, re-planned on a fresh read after a conflict), then the children
+by server-side apply (``children``), then Events and metrics. Writing status first means a
+failed version is remembered before its rollback is applied, so it is never tried again.
 
 Every trigger (``handlers``) runs the same reconcile through the work queue, which serialises
 it per ModelDeployment and retries it when it fails. No finalizers: children carry a
@@ -20,8 +21,8 @@ from typing import Any
 
 import kopf
 
-from continuum.api import GROUP, VERSION, ModelDeployment, TrainingJob
-from continuum.api.vocabulary import MODEL_DEPLOYMENT, MODEL_DEPLOYMENTS, TRAINING_JOBS
+from continuum.api import ModelDeployment
+from continuum.api.vocabulary import MODEL_DEPLOYMENT, MODEL_DEPLOYMENTS
 from continuum.controllers.modeldeployment import metrics
 from continuum.controllers.modeldeployment.children import (
     desired_deployment,
@@ -29,6 +30,7 @@ from continuum.controllers.modeldeployment.children import (
     desired_service,
 )
 from continuum.controllers.modeldeployment.rollout import Plan, plan
+from continuum.controllers.modeldeployment.versions import Versions
 from continuum.controllers.shared.objects import (
     Body,
     Ref,
@@ -37,7 +39,6 @@ from continuum.controllers.shared.objects import (
     converge,
     converge_through,
     load_or_fail,
-    load_valid,
     post,
     write_status,
 )
@@ -51,40 +52,41 @@ queue: WorkQueue[Key] = WorkQueue(MODEL_DEPLOYMENT)
 
 
 async def run(
-    kube: Kube, image: str, namespace: str, name: str, *, uid: str | None = None, trigger: str
+    kube: Kube,
+    image: str,
+    versions: Versions,
+    namespace: str,
+    name: str,
+    *,
+    uid: str | None = None,
+    trigger: str,
 ) -> bool:
     """Reconcile one ModelDeployment through the queue (True: it succeeded now)."""
     ref = Ref(MODEL_DEPLOYMENT, MODEL_DEPLOYMENTS, namespace, name, uid)
-    once = functools.partial(_reconcile_once, kube, image)
+    once = functools.partial(_reconcile_once, kube, image, versions)
     reporter = StatusReporter(kube, ref)
     return await converge_through(queue, kube, ref, once, trigger=trigger, reporter=reporter)
 
 
-async def reconcile(kube: Kube, image: str, ref: Ref) -> None:
+async def reconcile(kube: Kube, image: str, versions: Versions, ref: Ref) -> None:
     """Bring one ModelDeployment's children and status in line with the observed state."""
-    await converge(kube, ref, functools.partial(_reconcile_once, kube, image))
+    await converge(kube, ref, functools.partial(_reconcile_once, kube, image, versions))
 
 
-async def _reconcile_once(kube: Kube, image: str, body: Body) -> bool:
+async def _reconcile_once(kube: Kube, image: str, versions: Versions, body: Body) -> bool:
     """Observe, plan, write status, apply children; False when the object changed meanwhile."""
     md = load_model_deployment(body)
     namespace, name = md.metadata.namespace, md.metadata.name
     deployment = await kube.read_deployment(namespace, name)
     if deployment is not None and not owned_by(deployment, md):
         raise kopf.PermanentError(f"Deployment {namespace}/{name} belongs to another object")
-    jobs = await training_jobs(kube, namespace)
-    step = plan(md, jobs, deployment, now=datetime.now(UTC).replace(microsecond=0))
+    qualified = versions(namespace, md.spec.model)
+    step = plan(md, qualified, deployment, now=datetime.now(UTC).replace(microsecond=0))
     if not await write_status(kube, MODEL_DEPLOYMENTS, body, step.status, md.status):
         return False
     await apply_children(kube, md, step.target, image)
     announce(body, md, step)
     return True
-
-
-async def training_jobs(kube: Kube, namespace: str) -> list[TrainingJob]:
-    """The namespace's TrainingJobs that parse (others cannot have produced a version)."""
-    items = await kube.list_custom_objects(GROUP, VERSION, TRAINING_JOBS, namespace)
-    return load_valid(TrainingJob, items)
 
 
 async def apply_children(kube: Kube, md: ModelDeployment, target: int | None, image: str) -> None:

@@ -6,6 +6,9 @@ controller's work queue (serialised per ModelDeployment, retried when it fails).
   progress deadline; server-side label selector) → its owner;
 * ``modeldeployment-trainingjob``: a TrainingJob Succeeded with a qualified model → the
   ModelDeployments of its model (found through the ``md_by_model`` index);
+* ``qualified_by_model``, a kopf index of the qualified TrainingJobs by (namespace, model):
+  ``{version: name}`` is what every reconcile plans from (``versions``), kept up to date by the
+  TrainingJob watch instead of a LIST of the namespace's TrainingJobs per reconcile;
 * ``modeldeployment-serving``: any ModelDeployment event → the serving-version gauge, which
   ModelDeployments the periodic resync covers, and a nudge of its queue (a retry waiting long
   runs now);
@@ -31,9 +34,17 @@ from continuum.api.vocabulary import (
 from continuum.controllers.lifecycle import image_of, kube_of, resync_with
 from continuum.controllers.modeldeployment import controller, metrics
 from continuum.controllers.modeldeployment.controller import Key, queue
+from continuum.controllers.modeldeployment.versions import (
+    Entry,
+    ModelKey,
+    Versions,
+    index_entry,
+    versions_from,
+)
 from continuum.controllers.shared import resync as resyncs
 
 INDEX = "md_by_model"
+QUALIFIED = "qualified_by_model"
 # Every ModelDeployment, reconciled again once per --resync-seconds.
 resync: resyncs.Resync[Key] = resyncs.Resync(MODEL_DEPLOYMENT, queue)
 
@@ -44,12 +55,42 @@ async def md_by_model(namespace: str | None, name: str, spec: kopf.Spec, **_: An
     return {(namespace, spec.get("model")): name}
 
 
+@kopf.index(GROUP, VERSION, TRAINING_JOBS, id=QUALIFIED)
+async def qualified_by_model(body: kopf.Body, **_: Any) -> dict[ModelKey, Entry]:
+    """Qualified TrainingJobs by (namespace, model): (version, name) each (see ``versions``)."""
+    return index_entry(body)
+
+
+@kopf.on.startup(id="modeldeployment-versions")
+async def keep_versions(memo: kopf.Memo, **kwargs: Any) -> None:
+    """Every reconcile (a handler's, a retry, the resync) looks versions up in the index kopf
+    hands the handlers (the same live object from startup on, filled by the watch; kopf runs
+    no resource handler before the first listing is indexed)."""
+    memo[QUALIFIED] = lookup(kwargs[QUALIFIED])
+
+
+def lookup(index: kopf.Index[ModelKey, Entry]) -> Versions:
+    """The qualified ``{version: name}`` of (namespace, model), from ``index``."""
+
+    def versions(namespace: str, model: str) -> dict[int, str]:
+        return versions_from(index.get((namespace, model), ()))
+
+    return versions
+
+
+def versions_of(memo: kopf.Memo) -> Versions:
+    found = memo.get(QUALIFIED)
+    if found is None:
+        raise kopf.TemporaryError("the index of qualified TrainingJobs is not ready yet", delay=1)
+    return found  # type: ignore[no-any-return]
+
+
 @kopf.on.resume(GROUP, VERSION, MODEL_DEPLOYMENTS, id="modeldeployment")
 @kopf.on.create(GROUP, VERSION, MODEL_DEPLOYMENTS, id="modeldeployment")
 @kopf.on.update(GROUP, VERSION, MODEL_DEPLOYMENTS, id="modeldeployment", field="spec")
 async def reconcile_handler(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
-    kube, image = kube_of(memo), image_of(memo)
-    await controller.run(kube, image, str(namespace), name, trigger="reconcile")
+    kube, image, versions = kube_of(memo), image_of(memo), versions_of(memo)
+    await controller.run(kube, image, versions, str(namespace), name, trigger="reconcile")
 
 
 # async: kopf runs a sync handler in its thread pool, and the nudge needs the event loop
@@ -68,7 +109,8 @@ async def serving_event_handler(type: str | None, body: kopf.Body, **_: Any) -> 
 
 async def resync_one(memo: kopf.Memo, key: Key) -> None:
     """The resync of one ModelDeployment: its full reconcile, through the queue."""
-    await controller.run(kube_of(memo), image_of(memo), *key, trigger=resyncs.TRIGGER)
+    kube, image, versions = kube_of(memo), image_of(memo), versions_of(memo)
+    await controller.run(kube, image, versions, *key, trigger=resyncs.TRIGGER)
 
 
 resync_with(resync, resync_one)
@@ -87,8 +129,11 @@ async def deployment_event_handler(
     owner = controller.controller_owner(body)
     if owner is None:
         return  # a deleted Deployment is re-created by its owner's reconcile
-    kube, image, namespace = kube_of(memo), image_of(memo), str(body["metadata"]["namespace"])
-    await controller.run(kube, image, namespace, owner[0], uid=owner[1], trigger="deployment-event")
+    kube, image, versions = kube_of(memo), image_of(memo), versions_of(memo)
+    namespace = str(body["metadata"]["namespace"])
+    await controller.run(
+        kube, image, versions, namespace, owner[0], uid=owner[1], trigger="deployment-event"
+    )
 
 
 def _qualified_event(body: kopf.Body, **_: Any) -> bool:
@@ -102,6 +147,6 @@ async def trainingjob_event_handler(body: kopf.Body, memo: kopf.Memo, **kwargs: 
     index: kopf.Index[Any, str] = kwargs[INDEX]
     namespace = str(body["metadata"]["namespace"])
     names = sorted(set(index.get((namespace, body.get("spec", {}).get("model")), [])))
-    kube, image = kube_of(memo), image_of(memo)
+    kube, image, versions = kube_of(memo), image_of(memo), versions_of(memo)
     for name in names:
-        await controller.run(kube, image, namespace, name, trigger="trainingjob-event")
+        await controller.run(kube, image, versions, namespace, name, trigger="trainingjob-event")

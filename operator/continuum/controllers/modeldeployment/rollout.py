@@ -1,7 +1,10 @@
-"""Pure rollout logic of a ModelDeployment: (spec, TrainingJobs, observed Deployment) -> plan.
+"""Pure rollout logic of a ModelDeployment: (spec, qualified versions, observed Deployment) -> plan.
 
-* ``resolve_version``: the version to serve — pinned, or the newest qualified, Succeeded
-  TrainingJob of the model — skipping versions whose rollout already failed.
+The qualified versions are ``{version: TrainingJob name}`` of the model's Succeeded, qualified
+TrainingJobs (kopf's index of them, ``versions``).
+
+* ``resolve_version``: the version to serve — pinned, or the newest qualified version of the
+  model — skipping versions whose rollout already failed.
 * ``observe_deployment``: which version the Deployment runs and whether its rollout is in
   progress, complete or past its progress deadline.
 * ``plan``: the version the Deployment should run next, the new status (servingVersion,
@@ -14,12 +17,12 @@ schema field is needed; a newer qualified version, or a different pin, moves on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from continuum.api import ModelDeployment, ModelDeploymentStatus, RolloutRecord, TrainingJob
+from continuum.api import ModelDeployment, ModelDeploymentStatus, RolloutRecord
 from continuum.api import ModelDeploymentSpec as Spec
 from continuum.api.vocabulary import (
     AS_EXPECTED,
@@ -75,26 +78,12 @@ class Plan:
     outcomes: list[Outcome] = field(default_factory=list)
 
 
-def qualified_versions(spec: Spec, training_jobs: Iterable[TrainingJob]) -> dict[int, str]:
-    """{version: TrainingJob name} of the model's Succeeded, qualified TrainingJobs."""
-    found: dict[int, str] = {}
-    for tj in training_jobs:
-        status = tj.status
-        if tj.spec.model != spec.model or status.phase != "Succeeded" or not status.qualified:
-            continue
-        if status.model is not None and status.model.version is not None:
-            found[status.model.version] = tj.metadata.name
-    return found
-
-
-def resolve_version(
-    spec: Spec, training_jobs: Iterable[TrainingJob], failed: Iterable[int] = ()
-) -> int | None:
-    """The version to serve: the pin, or the newest qualified one not in ``failed``."""
+def resolve_version(spec: Spec, qualified: Iterable[int], failed: Iterable[int] = ()) -> int | None:
+    """The version to serve: the pin, or the newest ``qualified`` one not in ``failed``."""
     skip = set(failed)
     if spec.version.pinned is not None:
         return None if spec.version.pinned in skip else spec.version.pinned
-    candidates = [v for v in qualified_versions(spec, training_jobs) if v not in skip]
+    candidates = [v for v in qualified if v not in skip]
     return max(candidates, default=None)
 
 
@@ -154,20 +143,20 @@ class Draft:
 
 def plan(
     md: ModelDeployment,
-    training_jobs: Sequence[TrainingJob],
+    qualified: Mapping[int, str],
     deployment: Mapping[str, Any] | None,
     *,
     now: datetime,
 ) -> Plan:
-    """The next target version, status and Events, from the full observed state."""
+    """The next target version, status and Events, from the full observed state
+    (``qualified``: ``{version: TrainingJob name}`` of the model's qualified versions)."""
     obs = observe_deployment(deployment)
-    names = qualified_versions(md.spec, training_jobs)
     draft = Draft(md.status.serving_version, md.status.previous_version, list(md.status.history))
-    _promote(draft, obs, names, now)
-    _record_failure(draft, obs, names, now, md.spec.rollout_deadline_seconds)
-    target = _target(md.spec, training_jobs, draft, obs)
+    _promote(draft, obs, qualified, now)
+    _record_failure(draft, obs, qualified, now, md.spec.rollout_deadline_seconds)
+    target = _target(md.spec, qualified, draft, obs)
     _announce_start(draft, obs, target)
-    status = status_from(md, obs, draft, target=target, training_jobs=training_jobs, now=now)
+    status = status_from(md, obs, draft, target=target, qualified=qualified, now=now)
     return Plan(target, status, draft.events, draft.outcomes)
 
 
@@ -204,10 +193,8 @@ def _append(draft: Draft, record: RolloutRecord) -> None:
     draft.history = [*draft.history, record][-MAX_HISTORY:]
 
 
-def _target(
-    spec: Spec, training_jobs: Sequence[TrainingJob], draft: Draft, obs: Observed
-) -> int | None:
-    wanted = resolve_version(spec, training_jobs, failed_versions(draft.history))
+def _target(spec: Spec, qualified: Iterable[int], draft: Draft, obs: Observed) -> int | None:
+    wanted = resolve_version(spec, qualified, failed_versions(draft.history))
     if _would_downgrade(spec, wanted, draft.serving):
         # A served version stays qualified (its manifest is immutable) even when its
         # TrainingJob object is deleted: latestQualified never moves back on its own.
@@ -231,9 +218,9 @@ def _announce_start(draft: Draft, obs: Observed, target: int | None) -> None:
     draft.events.append(Event("Normal", ROLLOUT_STARTED, f"rolling out version {target}{serving}"))
 
 
-def degraded_version(spec: Spec, training_jobs: Sequence[TrainingJob], draft: Draft) -> int | None:
+def degraded_version(spec: Spec, qualified: Iterable[int], draft: Draft) -> int | None:
     """The version the spec asks for whose rollout failed, if that is the case."""
-    wanted = resolve_version(spec, training_jobs)
+    wanted = resolve_version(spec, qualified)
     return wanted if wanted is not None and wanted in failed_versions(draft.history) else None
 
 
@@ -243,12 +230,12 @@ def status_from(
     draft: Draft,
     *,
     target: int | None,
-    training_jobs: Sequence[TrainingJob],
+    qualified: Iterable[int],
     now: datetime,
 ) -> ModelDeploymentStatus:
     """The status: versions, URL, history and kstatus conditions."""
     generation = md.metadata.generation
-    failed = degraded_version(md.spec, training_jobs, draft)
+    failed = degraded_version(md.spec, qualified, draft)
     wants = conditions_for(md, obs, draft, target, failed)
     return ModelDeploymentStatus(
         conditions=merge_conditions(md.status.conditions, wants, generation=generation, now=now),

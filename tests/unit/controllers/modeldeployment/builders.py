@@ -6,7 +6,7 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from continuum.api import ModelDeployment, TrainingJob, load
+from continuum.api import ModelDeployment, load
 from tests.unit.controllers.trainingjob.builders import SPEC as TJ_SPEC
 
 MD_UID = "7a2d0c1e-0000-4000-8000-000000000002"
@@ -65,10 +65,6 @@ def tj_body(
         "spec": {**copy.deepcopy(TJ_SPEC), "model": model},
         "status": status,
     }
-
-
-def tjs(*versions: int, **kwargs: Any) -> list[TrainingJob]:
-    return [load(TrainingJob, tj_body(v, **kwargs)) for v in versions]
 
 
 def deployment(

@@ -18,6 +18,7 @@ from continuum.controllers import lifecycle
 from continuum.controllers.modeldeployment import controller, handlers
 from continuum.controllers.modeldeployment import metrics as md_metrics
 from continuum.controllers.modeldeployment.controller import controller_owner, qualified
+from continuum.controllers.modeldeployment.versions import Versions, index_entry, versions_from
 from continuum.controllers.shared import metrics
 from continuum.controllers.shared.objects import Ref
 from continuum.controllers.shared.queue import Backoff, WorkQueue
@@ -56,8 +57,20 @@ def cluster(md: dict[str, Any] | None, *objects: dict[str, Any]) -> FakeKube:
     return FakeKube(*([md] if md is not None else []), *objects)
 
 
+def versions_in(kube: FakeKube) -> Versions:
+    """The qualified versions as kopf's index of the stored TrainingJobs holds them."""
+
+    def versions(namespace: str, model: str) -> dict[int, str]:
+        wanted = (namespace, model)
+        entries = [e for tj in kube.of("trainingjobs") for k, e in index_entry(tj).items()
+                   if k == wanted]  # fmt: skip
+        return versions_from(entries)
+
+    return versions
+
+
 def run(kube: FakeKube) -> None:
-    asyncio.run(controller.reconcile(cast("Kube", kube), IMAGE, REF))
+    asyncio.run(controller.reconcile(cast("Kube", kube), IMAGE, versions_in(kube), REF))
 
 
 def writes(kube: FakeKube) -> list[str]:
@@ -162,6 +175,18 @@ def test_a_foreign_deployment_is_not_taken_over(posted: list[Any]) -> None:
     assert [c for c in writes(kube) if c.startswith("apply")] == []
 
 
+def test_a_reconcile_lists_no_training_jobs(posted: list[Any]) -> None:
+    """The versions come from kopf's index: with 1,000 TrainingJobs in the namespace a
+    promotion reads the ModelDeployment and its Deployment, nothing more."""
+    others = [tj_body(n, model="other") for n in range(1, 50)]
+    kube = cluster(md_body(), tj_body(1), tj_body(2), *others)
+    run(kube)
+    assert served_version(kube) == "2"
+    assert kube.count("list_custom_objects") == 0
+    reads = {c for c in kube.calls if c != "patch_status" and not c.startswith("apply")}
+    assert reads == {"read_custom_object", "read_deployment"}
+
+
 def test_invalid_training_jobs_are_ignored(posted: list[Any]) -> None:
     broken = tj_body(3)
     broken["spec"] = {"model": "iris"}
@@ -211,10 +236,16 @@ def index_of(kube: FakeKube) -> dict[tuple[str, str], list[str]]:
 def memo(monkeypatch: pytest.MonkeyPatch) -> kopf.Memo:
     monkeypatch.setattr(handlers, "kube_of", lambda memo: memo["kube"])
     monkeypatch.setattr(handlers, "image_of", lambda _memo: IMAGE)
-    return kopf.Memo()
+    memo = kopf.Memo()
+
+    def versions(namespace: str, model: str) -> dict[int, str]:  # the test puts the kube later
+        return dict(versions_in(memo["kube"])(namespace, model))
+
+    memo[handlers.QUALIFIED] = versions
+    return memo
 
 
-@pytest.mark.parametrize("failing", ["list_custom_objects", "patch_status", "apply"])
+@pytest.mark.parametrize("failing", ["read_deployment", "patch_status", "apply"])
 def test_a_qualified_version_is_promoted_after_a_transient_failure(
     posted: list[Any], memo: kopf.Memo, queue: WorkQueue[tuple[str, str]], failing: str
 ) -> None:
@@ -268,7 +299,8 @@ def planned(status: dict[str, Any]) -> bool:
 async def timed_until(kube: FakeKube, condition: Callable[[], bool]) -> float:
     loop = asyncio.get_running_loop()
     start = loop.time()
-    await controller.run(cast("Kube", kube), IMAGE, "ml", "iris", trigger="reconcile")
+    versions = versions_in(kube)
+    await controller.run(cast("Kube", kube), IMAGE, versions, "ml", "iris", trigger="reconcile")
     await until(condition)
     return loop.time() - start
 
@@ -279,7 +311,10 @@ def test_an_invalid_model_deployment_is_not_retried(
     broken = md_body()
     broken["spec"]["replicas"] = "many"
     kube = cluster(broken, tj_body(1))
-    ok = asyncio.run(controller.run(cast("Kube", kube), IMAGE, "ml", "iris", trigger="reconcile"))
+    reconciled = controller.run(
+        cast("Kube", kube), IMAGE, versions_in(kube), "ml", "iris", trigger="reconcile"
+    )
+    ok = asyncio.run(reconciled)
     assert not ok
     assert queue.pending() == 0, "only a change of the object can fix it"
     assert writes(kube) == []

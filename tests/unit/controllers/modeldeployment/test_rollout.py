@@ -16,8 +16,12 @@ from tests.unit.controllers.modeldeployment.builders import (
     NOW,
     deployment,
     model_deployment,
-    tjs,
 )
+
+
+def versions(*numbers: int) -> dict[int, str]:
+    """The model's qualified versions, as kopf's index gives them: {version: TrainingJob}."""
+    return {n: f"iris-{n}" for n in numbers}
 
 
 def spec(**fields: Any) -> ModelDeploymentSpec:
@@ -35,29 +39,23 @@ def record(version: int, outcome: str = "Promoted") -> dict[str, Any]:
 # ---------------------------------------------------------------- resolve_version
 
 
-def test_latest_qualified_is_the_newest_qualified_succeeded_version() -> None:
-    jobs = [
-        *tjs(1, 2),
-        *tjs(5, qualified=False),
-        *tjs(6, phase="Failed"),
-        *tjs(9, model="other"),
-    ]
-    assert resolve_version(spec(), jobs) == 2
+def test_latest_qualified_is_the_newest_qualified_version() -> None:
+    assert resolve_version(spec(), versions(1, 5, 2)) == 5
 
 
 def test_no_qualified_version() -> None:
     assert resolve_version(spec(), []) is None
-    assert resolve_version(spec(), tjs(3, qualified=False)) is None
+    assert resolve_version(spec(), versions()) is None
 
 
 def test_pinned_wins_over_policy() -> None:
     pinned = spec(version={"pinned": 1})
-    assert resolve_version(pinned, tjs(1, 2, 3)) == 1
+    assert resolve_version(pinned, versions(1, 2, 3)) == 1
     assert resolve_version(pinned, []) == 1, "a pin needs no TrainingJob"
 
 
 def test_failed_versions_are_skipped() -> None:
-    assert resolve_version(spec(), tjs(1, 2, 3), failed={3}) == 2
+    assert resolve_version(spec(), versions(1, 2, 3), failed={3}) == 2
     assert resolve_version(spec(version={"pinned": 3}), [], failed={3}) is None
 
 
@@ -88,7 +86,7 @@ def test_stale_observation_is_progressing() -> None:
 
 def test_waiting_for_a_qualified_version() -> None:
     md = model_deployment()
-    step = plan(md, tjs(1, qualified=False), None, now=NOW)
+    step = plan(md, versions(), None, now=NOW)
     assert step.target is None
     cond = conditions(step)
     assert cond["Available"] == ("False", "NoVersion")
@@ -103,7 +101,7 @@ def test_waiting_for_a_qualified_version() -> None:
 
 
 def test_first_rollout_starts() -> None:
-    step = plan(model_deployment(), tjs(1), None, now=NOW)
+    step = plan(model_deployment(), versions(1), None, now=NOW)
     assert step.target == 1
     assert [(e.type, e.reason) for e in step.events] == [("Normal", "RolloutStarted")]
     cond = conditions(step)
@@ -113,7 +111,7 @@ def test_first_rollout_starts() -> None:
 
 
 def test_complete_rollout_is_promoted() -> None:
-    step = plan(model_deployment(), tjs(1), deployment(1), now=NOW)
+    step = plan(model_deployment(), versions(1), deployment(1), now=NOW)
     assert step.target == 1
     status = step.status
     assert (status.serving_version, status.previous_version) == (1, None)
@@ -133,9 +131,9 @@ def test_complete_rollout_is_promoted() -> None:
 
 
 def test_promotion_is_idempotent() -> None:
-    first = plan(model_deployment(), tjs(1), deployment(1), now=NOW)
+    first = plan(model_deployment(), versions(1), deployment(1), now=NOW)
     md = model_deployment(status=dump(first.status))
-    again = plan(md, tjs(1), deployment(1), now=NOW)
+    again = plan(md, versions(1), deployment(1), now=NOW)
     assert again.events == []
     assert again.outcomes == []
     assert dump(again.status) == dump(first.status)
@@ -150,7 +148,7 @@ def serving(version: int, previous: int | None = None, *history: dict[str, Any])
 
 def test_new_qualified_version_rolls_out_then_is_promoted() -> None:
     md = serving(1, None, record(1))
-    step = plan(md, tjs(1, 2), deployment(1), now=NOW)
+    step = plan(md, versions(1, 2), deployment(1), now=NOW)
     assert step.target == 2
     assert [e.reason for e in step.events] == ["RolloutStarted"]
     assert "version 2" in step.events[0].message
@@ -158,14 +156,14 @@ def test_new_qualified_version_rolls_out_then_is_promoted() -> None:
     assert cond["Available"] == ("True", "Serving"), "the old version keeps serving"
     assert cond["Progressing"] == ("True", "RollingOut")
 
-    done = plan(md, tjs(1, 2), deployment(2), now=NOW)
+    done = plan(md, versions(1, 2), deployment(2), now=NOW)
     assert (done.status.serving_version, done.status.previous_version) == (2, 1)
     assert [h.version for h in done.status.history] == [1, 2]
 
 
 def test_deadline_exceeded_rolls_back_and_remembers() -> None:
     md = serving(2, 1, record(1), record(2))
-    step = plan(md, tjs(1, 2, 3), deployment(3, "Failed"), now=NOW)
+    step = plan(md, versions(1, 2, 3), deployment(3, "Failed"), now=NOW)
     assert step.target == 2, "back to the version that served"
     status = step.status
     assert (status.serving_version, status.previous_version) == (2, 1)
@@ -189,7 +187,7 @@ def test_deadline_exceeded_rolls_back_and_remembers() -> None:
 def test_failed_version_is_not_retried() -> None:
     md = serving(2, 1, record(1), record(2), record(3, "RolledBack"))
     for dep in (deployment(3, "Failed"), deployment(2, "Progressing"), deployment(2)):
-        step = plan(md, tjs(1, 2, 3), dep, now=NOW)
+        step = plan(md, versions(1, 2, 3), dep, now=NOW)
         assert step.target == 2
         assert step.outcomes == []
         assert [e.reason for e in step.events] == []
@@ -199,17 +197,17 @@ def test_failed_version_is_not_retried() -> None:
 
 def test_a_newer_qualified_version_clears_degraded() -> None:
     md = serving(2, 1, record(1), record(2), record(3, "RolledBack"))
-    step = plan(md, tjs(1, 2, 3, 4), deployment(2), now=NOW)
+    step = plan(md, versions(1, 2, 3, 4), deployment(2), now=NOW)
     assert step.target == 4
     assert conditions(step)["Degraded"] == ("False", "AsExpected")
-    done = plan(md, tjs(1, 2, 3, 4), deployment(4), now=NOW)
+    done = plan(md, versions(1, 2, 3, 4), deployment(4), now=NOW)
     assert (done.status.serving_version, done.status.previous_version) == (4, 2)
     assert conditions(done)["Ready"] == ("True", "Serving")
 
 
 def test_first_rollout_failing_falls_back_to_an_older_qualified_version() -> None:
     md = model_deployment()
-    step = plan(md, tjs(1, 2), deployment(2, "Failed"), now=NOW)
+    step = plan(md, versions(1, 2), deployment(2, "Failed"), now=NOW)
     assert step.target == 1
     assert step.status.serving_version is None
     assert "nothing to roll back to" in step.events[0].message
@@ -218,7 +216,7 @@ def test_first_rollout_failing_falls_back_to_an_older_qualified_version() -> Non
 
 def test_failing_pin_without_fallback_stays_stalled() -> None:
     md = model_deployment(version={"pinned": 5})
-    step = plan(md, [], deployment(5, "Failed"), now=NOW)
+    step = plan(md, {}, deployment(5, "Failed"), now=NOW)
     assert step.target == 5
     cond = conditions(step)
     assert cond["Stalled"] == ("True", "RolloutFailed")
@@ -228,11 +226,11 @@ def test_failing_pin_without_fallback_stays_stalled() -> None:
 def test_pin_change_rolls_back_to_an_older_version() -> None:
     md = serving(2, 1, record(1), record(2))
     step = plan(
-        model_deployment(version={"pinned": 1}, status=dump(md.status)), [], deployment(2), now=NOW
+        model_deployment(version={"pinned": 1}, status=dump(md.status)), {}, deployment(2), now=NOW
     )
     assert step.target == 1
     done = plan(
-        model_deployment(version={"pinned": 1}, status=dump(md.status)), [], deployment(1), now=NOW
+        model_deployment(version={"pinned": 1}, status=dump(md.status)), {}, deployment(1), now=NOW
     )
     assert (done.status.serving_version, done.status.previous_version) == (1, 2)
 
@@ -240,17 +238,17 @@ def test_pin_change_rolls_back_to_an_older_version() -> None:
 def test_history_is_bounded() -> None:
     history = [record(v) for v in range(1, 21)]
     md = model_deployment(status={"servingVersion": 20, "history": history})
-    step = plan(md, tjs(21), deployment(21), now=NOW)
+    step = plan(md, versions(21), deployment(21), now=NOW)
     assert len(step.status.history) == 20
     assert step.status.history[-1].version == 21
     assert step.status.history[0].version == 2
 
 
 def test_condition_times_hold_while_status_holds() -> None:
-    first = plan(model_deployment(), tjs(1), deployment(1), now=NOW)
+    first = plan(model_deployment(), versions(1), deployment(1), now=NOW)
     later = NOW.replace(hour=13)
     md = model_deployment(status=dump(first.status))
-    again = plan(md, tjs(1), deployment(1), now=later)
+    again = plan(md, versions(1), deployment(1), now=later)
     assert [c.last_transition_time for c in again.status.conditions] == [
         c.last_transition_time for c in first.status.conditions
     ]
@@ -258,7 +256,7 @@ def test_condition_times_hold_while_status_holds() -> None:
 
 def test_deleted_trainingjob_does_not_downgrade_latest_qualified() -> None:
     md = serving(2, 1, record(1), record(2))
-    step = plan(md, tjs(1), deployment(2), now=NOW)  # the TrainingJob of v2 was deleted
+    step = plan(md, versions(1), deployment(2), now=NOW)  # the TrainingJob of v2 was deleted
     assert step.target == 2
     assert step.events == []
     assert step.status.serving_version == 2
@@ -266,4 +264,4 @@ def test_deleted_trainingjob_does_not_downgrade_latest_qualified() -> None:
 
 def test_a_pin_may_still_move_back() -> None:
     md = model_deployment(version={"pinned": 1}, status={"servingVersion": 2, "history": []})
-    assert plan(md, tjs(1, 2), deployment(2), now=NOW).target == 1
+    assert plan(md, versions(1, 2), deployment(2), now=NOW).target == 1
