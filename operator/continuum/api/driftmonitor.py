@@ -77,6 +77,16 @@ class DriftTests(ApiModel):
         le=1,
         description="Smallest KS statistic (effect size) that counts as drift.",
     )
+    missing_share_threshold: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description=(
+            "Smallest change in a feature's share of missing values (absolute: 0.05 is 5 "
+            "percentage points) that counts as drift, when the two-proportion test is also "
+            "significant after the correction."
+        ),
+    )
     drift_share: float = Field(
         0.3,
         gt=0,

@@ -15,6 +15,7 @@ from continuum.monitor import categories, plots, stats
 from continuum.monitor.fairness import FairnessResult, positive_class, prediction_rates
 from continuum.monitor.reference import NUMERIC, FeatureSpec, Reference
 from continuum.monitor.settings import CheckSettings
+from continuum.monitor.stats import MissingShift
 from continuum.monitor.verdict import (
     DatasetVerdict,
     Decision,
@@ -41,6 +42,7 @@ class Measurement:
     counts: tuple[int, int]  # non-null values: reference, current
     null_shares: tuple[float, float]
     plot: dict[str, Any] | None = None
+    missing: MissingShift | None = None  # the missing-share test; None: nothing to test
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,24 @@ class FeatureReport:
             "reason": d.reason,
             "counts": {"reference": m.counts[0], "current": m.counts[1]},
             "nullShare": {"reference": m.null_shares[0], "current": m.null_shares[1]},
+            "missingShare": self.missing_json(),
             "plot": m.plot,
+        }
+
+    def missing_json(self) -> dict[str, Any] | None:
+        """The missing-share test: shares, chi-square (z squared), raw and corrected p."""
+        shift, d = self.measurement.missing, self.decision
+        if shift is None:
+            return None
+        return {
+            "reference": shift.reference,
+            "current": shift.current,
+            "difference": shift.difference,
+            "test": "two-proportion z (chi-square 2x2, 1 dof)",
+            "statistic": shift.statistic,
+            "rawPValue": shift.p_value,
+            "pValue": d.missing_p_adjusted,
+            "drifted": d.missing_drifted,
         }
 
 
@@ -88,7 +107,9 @@ def run_check(reference: Reference, current: pd.DataFrame, settings: CheckSettin
         note = f"only {len(current)} logged rows, fewer than minSamples={min_samples}: not tested"
         return CheckResult(insufficient(), (), None, (note,))
     measured = measure_features(reference, current)
-    decisions = decide_features([m.stats for m in measured], settings.tests)
+    decisions = decide_features(
+        [m.stats for m in measured], settings.tests, [m.missing for m in measured]
+    )
     features = tuple(
         FeatureReport(spec, m, d)
         for spec, m, d in zip(reference.features, measured, decisions, strict=True)
@@ -118,8 +139,13 @@ def _measure_column(column: tuple[FeatureSpec, pd.Series, pd.Series]) -> Measure
 def measure(spec: FeatureSpec, reference: pd.Series, current: pd.Series) -> Measurement:
     nulls = (_null_share(reference), _null_share(current))
     if spec.kind == NUMERIC:
-        return _numeric(numeric_values(reference), numeric_values(current), nulls)
-    return _categorical(reference, current, nulls)
+        measured = _numeric(numeric_values(reference), numeric_values(current), nulls)
+    else:
+        measured = _categorical(reference, current, nulls)
+    missing = stats.missing_shift(
+        int(reference.isna().sum()), len(reference), int(current.isna().sum()), len(current)
+    )
+    return replace(measured, missing=missing)
 
 
 def _numeric(

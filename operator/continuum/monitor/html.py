@@ -149,8 +149,30 @@ def _feature_section(feature: Mapping[str, Any]) -> str:
     return (
         f'<div class="feature"><h3>{escape(feature["name"])} {_drift_cell(feature["drifted"])}</h3>'
         f'<p class="reason">{escape(feature["reason"])}; {counts["reference"]} reference and '
-        f"{counts['current']} current values.</p>{_legend()}{svg_chart(feature.get('plot'))}</div>"
+        f"{counts['current']} current values.</p>{_details(feature)}{_legend()}"
+        f"{svg_chart(feature.get('plot'))}</div>"
     )
+
+
+def _details(feature: Mapping[str, Any]) -> str:
+    """The missing-share test and the category grouping, where the feature has them."""
+    lines = []
+    missing = feature.get("missingShare")
+    if missing:
+        lines.append(
+            f"Missing share {fmt(missing['reference'])} reference, {fmt(missing['current'])} "
+            f"current: {escape(missing['test'])}, p (corrected) {fmt(missing['pValue'])}"
+            f"{', drift' if missing['drifted'] else ''}."
+        )
+    grouping = feature.get("grouping")
+    if grouping and grouping.get("pooledCategories"):
+        lines.append(
+            f"{grouping['pooledCategories']} categories pooled into (other) "
+            f"({grouping['pooledValues']['reference']} reference and "
+            f"{grouping['pooledValues']['current']} current values): "
+            f"{escape(grouping['rule'])}."
+        )
+    return "".join(f'<p class="reason">{line}</p>' for line in lines)
 
 
 def _legend() -> str:

@@ -312,6 +312,48 @@ def table_stats(labels: list[str], table: Any) -> FeatureStats:
     )
 
 
+@dataclass(frozen=True)
+class MissingShift:
+    """Did the share of missing values change? Shares, and the two-proportion test's result.
+
+    The two-sided two-proportion z-test with pooled variance; its z squared is the chi-square
+    of the 2x2 table (missing, present) x (reference, current) without continuity correction,
+    which is what is computed (scipy's chi2_contingency, so the p-value is scipy's).
+    """
+
+    reference: float  # share of missing values
+    current: float
+    statistic: float  # chi-square with 1 degree of freedom (= z squared)
+    p_value: float
+
+    @property
+    def difference(self) -> float:
+        return self.current - self.reference
+
+
+def missing_shift(
+    reference_missing: int, reference_rows: int, current_missing: int, current_rows: int
+) -> MissingShift | None:
+    """The missing-share test; None when a side is empty or the share cannot vary (no value
+    missing on either side, or every value missing on both)."""
+    missing = reference_missing + current_missing
+    if not reference_rows or not current_rows or missing in (0, reference_rows + current_rows):
+        return None
+    table = np.array(
+        [
+            [reference_missing, reference_rows - reference_missing],
+            [current_missing, current_rows - current_missing],
+        ]
+    )
+    chi2, p_value, _, _ = scipy_stats.chi2_contingency(table, correction=False)
+    return MissingShift(
+        reference_missing / reference_rows,
+        current_missing / current_rows,
+        float(chi2),
+        float(p_value),
+    )
+
+
 def cramers_v(chi2: float, total: int, shape: tuple[int, ...]) -> float:
     """sqrt(chi2 / (n · (min(rows, cols) - 1))): 0 = same mix, 1 = completely different."""
     smaller = min(shape) - 1

@@ -4,16 +4,21 @@ A feature drifts only when its test is significant after the correction **and** 
 big enough to matter: its effect size (KS D for numeric, Cramér's V for categorical) reaches
 ``ksEffectThreshold`` or its PSI reaches ``psiThreshold``. With 100 000 rows a KS test finds a
 shift of a hundredth of a standard deviation "significant"; the effect gate keeps that quiet.
+
+A feature also drifts when its share of missing values moved: the two-proportion test
+(``stats.missing_shift``) significant after the same correction, and the shares at least
+``missingShareThreshold`` apart (absolute, 0.05 = 5 percentage points). Both tests' p-values
+are corrected together, as one family: every test run counts against the error rate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from continuum.api.driftmonitor import DriftTests
 from continuum.monitor.corrections import adjust
-from continuum.monitor.stats import FeatureStats
+from continuum.monitor.stats import FeatureStats, MissingShift
 
 DRIFT = "Drift"
 NO_DRIFT = "NoDrift"
@@ -25,8 +30,10 @@ class Decision:
     p_adjusted: float | None
     significant: bool
     large_effect: bool
-    drifted: bool
+    drifted: bool  # the distribution or the missing share
     reason: str
+    missing_p_adjusted: float | None = None
+    missing_drifted: bool = False
 
 
 @dataclass(frozen=True)
@@ -38,11 +45,27 @@ class DatasetVerdict:
     tested: int
 
 
-def decide_features(results: Sequence[FeatureStats | None], tests: DriftTests) -> list[Decision]:
+def decide_features(
+    results: Sequence[FeatureStats | None],
+    tests: DriftTests,
+    missing: Sequence[MissingShift | None] | None = None,
+) -> list[Decision]:
     """One decision per feature; ``None`` (no data to test) never drifts."""
-    raw = {i: r.p_value for i, r in enumerate(results) if r is not None and r.p_value is not None}
+    shifts = list(missing) if missing is not None else [None] * len(results)
+    raw: dict[tuple[str, int], float] = {
+        ("values", i): r.p_value for i, r in enumerate(results) if r and r.p_value is not None
+    }
+    raw |= {("missing", i): m.p_value for i, m in enumerate(shifts) if m is not None}
     adjusted = dict(zip(raw, adjust(list(raw.values()), tests.correction), strict=True))
-    return [_decide(r, adjusted.get(i), tests) for i, r in enumerate(results)]
+    return [
+        _with_missing(
+            _decide(r, adjusted.get(("values", i)), tests),
+            shifts[i],
+            adjusted.get(("missing", i)),
+            tests,
+        )
+        for i, r in enumerate(results)
+    ]
 
 
 def _decide(result: FeatureStats | None, p_adjusted: float | None, tests: DriftTests) -> Decision:
@@ -53,6 +76,25 @@ def _decide(result: FeatureStats | None, p_adjusted: float | None, tests: DriftT
     return Decision(
         p_adjusted, significant, large, significant and large, _reason(significant, large)
     )
+
+
+def _with_missing(
+    decision: Decision, shift: MissingShift | None, p_adjusted: float | None, tests: DriftTests
+) -> Decision:
+    if shift is None or p_adjusted is None:
+        return decision
+    significant = p_adjusted < tests.p_value
+    large = abs(shift.difference) >= tests.missing_share_threshold
+    moved = f"missing share {shift.reference:.1%} -> {shift.current:.1%}"
+    if significant and large:
+        return replace(
+            decision,
+            drifted=True,
+            missing_p_adjusted=p_adjusted,
+            missing_drifted=True,
+            reason=f"{decision.reason}; {moved}: significant and large: drift",
+        )
+    return replace(decision, missing_p_adjusted=p_adjusted)
 
 
 def is_large_effect(result: FeatureStats, tests: DriftTests) -> bool:
@@ -71,7 +113,7 @@ def _reason(significant: bool, large: bool) -> str:
 
 
 def dataset_verdict(decisions: Sequence[Decision], drift_share: float) -> DatasetVerdict:
-    tested = sum(1 for d in decisions if d.p_adjusted is not None)
+    tested = sum(1 for d in decisions if (d.p_adjusted, d.missing_p_adjusted) != (None, None))
     drifted = sum(1 for d in decisions if d.drifted)
     if tested == 0:
         return DatasetVerdict(INSUFFICIENT_DATA, None, None, 0, 0)

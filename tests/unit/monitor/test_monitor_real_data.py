@@ -9,10 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 
 from continuum.monitor import categories, check
 from continuum.monitor.check import run_check
+from continuum.monitor.html import _feature_section
 from continuum.monitor.reference import CATEGORICAL, FeatureSpec
+from continuum.monitor.stats import missing_shift
 from tests.unit.monitor.realdata import (
     KINDS,
     UNUSED_PLAN,
@@ -157,3 +160,78 @@ def test_a_flood_of_new_values_still_drifts():
     region = next(f for f in result.features if f.spec.name == "region")
     assert region.decision.drifted
     assert "atlantis" in region.measurement.plot["categories"]
+
+
+# ------------------------------------------------------------ defect 3: missing-value shifts
+
+
+def _with_missing(frame: pd.DataFrame, name: str, share: float, seed: int) -> pd.DataFrame:
+    """``frame`` with ``name`` missing in exactly ``share`` of the rows (NaN, NA or None as
+    the dtype holds it), the other values untouched."""
+    out = frame.copy()
+    rng = np.random.default_rng(seed)
+    rows = rng.permutation(len(out))[: round(share * len(out))]
+    out[name] = out[name].where(out[name].notna(), out[name].dropna().iloc[0])
+    out.loc[out.index[rows], name] = None
+    return out
+
+
+@pytest.mark.parametrize("name", ["charges", "tenure", "region", "autopay"])
+def test_a_missing_share_going_from_10_to_22_percent_drifts(name):
+    # Before: nullShare was reported but played no part in the verdict.
+    frame = export_frame(4000, seed=11)
+    reference = _with_missing(frame.iloc[:2000], name, 0.10, seed=1)
+    window = _with_missing(frame.iloc[2000:], name, 0.22, seed=2)
+    result = run_check(reference_of(reference, KINDS), as_logged(window), check_settings())
+    feature = next(f for f in result.features if f.spec.name == name)
+    assert feature.decision.missing_drifted
+    assert feature.decision.drifted
+    report = feature.to_json()["missingShare"]
+    assert (report["reference"], report["current"]) == pytest.approx((0.10, 0.22))
+    assert report["pValue"] < 0.05
+    assert "missing share 10.0% -> 22.0%" in feature.decision.reason
+    others = [f.spec.name for f in result.features if f.decision.drifted]
+    assert others == [name]
+
+
+def test_a_small_missing_share_change_is_significant_but_not_drift():
+    frame = export_frame(40_000, seed=12)
+    reference = _with_missing(frame.iloc[:20_000], "charges", 0.10, seed=1)
+    window = _with_missing(frame.iloc[20_000:], "charges", 0.12, seed=2)
+    result = run_check(reference_of(reference, KINDS), as_logged(window), check_settings())
+    charges = next(f for f in result.features if f.spec.name == "charges")
+    assert charges.decision.missing_p_adjusted < 1e-6  # 40,000 rows see 2 points...
+    assert not charges.decision.drifted  # ...but 2 points is under missingShareThreshold
+
+
+def test_the_missing_share_test_is_scipys_chi_square_and_joins_the_correction():
+    shift = missing_shift(100, 1000, 220, 1000)
+    chi2, p_value, _, _ = scipy_stats.chi2_contingency([[100, 900], [220, 780]], correction=False)
+    assert (shift.statistic, shift.p_value) == (chi2, p_value)
+    z = (0.22 - 0.10) / np.sqrt(0.16 * 0.84 * (2 / 1000))  # the pooled two-proportion z
+    assert shift.statistic == pytest.approx(z**2)
+    assert missing_shift(0, 1000, 0, 500) is None
+    assert missing_shift(10, 10, 5, 5) is None
+
+
+def test_missing_share_threshold_is_a_setting():
+    frame = export_frame(4000, seed=13)
+    reference = _with_missing(frame.iloc[:2000], "charges", 0.10, seed=1)
+    window = _with_missing(frame.iloc[2000:], "charges", 0.22, seed=2)
+    settings = check_settings(missingShareThreshold=0.2)
+    result = run_check(reference_of(reference, KINDS), as_logged(window), settings)
+    charges = next(f for f in result.features if f.spec.name == "charges")
+    assert charges.decision.missing_p_adjusted < 0.05
+    assert not charges.decision.drifted
+
+
+def test_the_html_report_says_what_was_pooled_and_how_the_missing_share_moved():
+    frame = export_frame(4000, seed=14)
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    reference = _with_missing(frame.iloc[:2000], "region", 0.10, seed=1)
+    window = _with_missing(frame.iloc[2000:], "region", 0.22, seed=2)
+    kinds = KINDS | {"customer_id": CATEGORICAL}
+    result = run_check(reference_of(reference, kinds), as_logged(window), check_settings())
+    sections = {f.spec.name: _feature_section(f.to_json()) for f in result.features}
+    assert "Missing share 0.1 reference, 0.22 current" in sections["region"]
+    assert "4000 categories pooled into (other)" in sections["customer_id"]

@@ -126,12 +126,16 @@ def test_fewer_rows_than_min_samples_is_insufficient_data():
     assert "minSamples=100" in result.notes[0]
 
 
-def test_feature_with_only_nulls_in_the_window_is_not_tested():
+def test_feature_with_only_nulls_in_the_window_has_no_distribution_test_but_drifts():
+    # The values cannot be compared, but a column arriving empty is the largest possible
+    # change of its missing share (issue 14 defect 3: it used to be "not drifted").
     current = frame(500, 2)
     current["x"] = None
     result = run_check(reference(frame(3000, 1)), current, SETTINGS)
     x = result.features[0]
     assert x.measurement.stats is None
     assert x.measurement.null_shares == (0.0, 1.0)
-    assert not x.decision.drifted
     assert x.to_json()["test"] == "none"
+    assert x.decision.p_adjusted is None
+    assert x.decision.missing_drifted
+    assert x.decision.drifted
