@@ -15,6 +15,13 @@ RECONCILES = Counter(
     ["kind", "handler"],
     registry=REGISTRY,
 )
+COALESCED = Counter(
+    "continuum_reconciles_coalesced_total",
+    "Triggers folded into a reconcile of the same object already waiting to run (it reads "
+    "after them, so it sees what they saw), by kind and trigger.",
+    ["kind", "handler"],
+    registry=REGISTRY,
+)
 ERRORS = Counter(
     "continuum_reconcile_errors_total",
     "Reconciliations that failed (each is retried with backoff), by kind, trigger and reason "

@@ -91,7 +91,8 @@ async def converge_through(
     reporter: Reporter | None = None,
 ) -> bool:
     """``converge`` on ``ref`` through ``queue``; a retry converges whatever object has the
-    name by then (``ref`` without its uid). True when it succeeded now."""
+    name by then (``ref`` without its uid). True when it succeeded now, or was folded into a
+    converge of the same ``ref`` already waiting to run (``WorkQueue.run``'s ``coalesce``)."""
 
     async def work() -> None:
         await converge(kube, ref, once)
@@ -99,7 +100,9 @@ async def converge_through(
     async def again() -> None:
         await converge(kube, Ref(ref.kind, ref.plural, ref.namespace, ref.name), once)
 
-    return await queue.run(ref.key, work, again=again, trigger=trigger, reporter=reporter)
+    return await queue.run(
+        ref.key, work, again=again, trigger=trigger, reporter=reporter, coalesce=ref
+    )
 
 
 def gone(body: Body, uid: str | None) -> bool:

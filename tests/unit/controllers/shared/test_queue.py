@@ -384,3 +384,69 @@ def test_a_successful_event_keeps_a_requeue() -> None:
 
 def run_value(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
+
+
+# ---------------------------------------------------------------- coalescing
+
+
+def test_full_reconciles_waiting_for_the_lock_are_coalesced() -> None:
+    queue: WorkQueue[str] = WorkQueue("CoalescedKind")
+    runs = 0
+    release = asyncio.Event()
+
+    async def reconcile() -> None:
+        nonlocal runs
+        runs += 1
+        await release.wait()
+
+    async def scenario() -> list[bool]:
+        first = asyncio.create_task(queue.run("a", reconcile, again=reconcile, trigger="t",
+                                              coalesce="ref-a"))  # fmt: skip
+        await asyncio.sleep(0)  # it holds the lock
+        second = asyncio.create_task(queue.run("a", reconcile, again=reconcile, trigger="t",
+                                               coalesce="ref-a"))  # fmt: skip
+        await asyncio.sleep(0)  # it waits for the lock
+        folded = [await queue.run("a", reconcile, again=reconcile, trigger="t",
+                                  coalesce="ref-a") for _ in range(998)]  # fmt: skip
+        other = asyncio.create_task(queue.run("a", reconcile, again=reconcile, trigger="t",
+                                              coalesce="ref-a-replaced"))  # fmt: skip
+        await asyncio.sleep(0)
+        release.set()
+        return [*folded[:1], *await asyncio.gather(first, second, other)]
+
+    before = samples.total("continuum_reconciles_coalesced_total", kind="CoalescedKind")
+    assert all(run_value(scenario()))
+    assert runs == 3, "the one running, the one waiting, and the other object's own"
+    after = samples.total("continuum_reconciles_coalesced_total", kind="CoalescedKind")
+    assert after - before == 998
+    assert len(queue) == 0
+
+
+def test_a_cancelled_waiter_leaves_nothing_to_coalesce_into() -> None:
+    queue: WorkQueue[str] = WorkQueue("Test")
+    runs = 0
+    release = asyncio.Event()
+
+    async def reconcile() -> None:
+        nonlocal runs
+        runs += 1
+        await release.wait()
+
+    async def scenario() -> None:
+        first = asyncio.create_task(queue.run("a", reconcile, again=reconcile, trigger="t",
+                                              coalesce="ref"))  # fmt: skip
+        await asyncio.sleep(0)
+        waiter = asyncio.create_task(queue.run("a", reconcile, again=reconcile, trigger="t",
+                                               coalesce="ref"))  # fmt: skip
+        await asyncio.sleep(0)
+        waiter.cancel()
+        await asyncio.sleep(0)
+        third = asyncio.create_task(queue.run("a", reconcile, again=reconcile, trigger="t",
+                                              coalesce="ref"))  # fmt: skip
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(first, third)
+
+    run_value(scenario())
+    assert runs == 2, "the third one was not folded into the cancelled waiter"
+    assert len(queue) == 0
