@@ -29,7 +29,11 @@ TEMPLATE_MESSAGE = "retrain.template is required when retrain.enabled is true"
 # The keys of each feature in the monitor's summary (the termination message the operator
 # reads): FeatureDrift's fields as spelled in JSON. A contract between the two sides: the
 # monitor writes exactly these, the DriftMonitor controller reads them into status.drift.
-SUMMARY_FEATURE_KEYS = ("name", "test", "statistic", "pValue", "effectSize", "drifted")
+SUMMARY_FEATURE_KEYS = (
+    "name", "test", "statistic", "pValue", "pValueUnderflow", "effectSize", "drifted"
+)  # fmt: skip
+# The smallest normal double: a test's p-value below it is reported as this number, flagged.
+P_VALUE_FLOOR = 2.2250738585072014e-308
 
 
 class Schedule(ApiModel):
@@ -148,18 +152,53 @@ class DriftMonitorSpec(ApiModel):
 
 
 class FeatureDrift(ApiModel):
-    """The drift verdict of one feature."""
+    """The drift verdict of one feature in the last check (its report has every number)."""
 
     name: ColumnName = Field(description="Feature column name.")
     test: str = Field(
         min_length=1,
         max_length=32,
-        description="Test used, e.g. ks (numeric) or chi2 (categorical).",
+        description=(
+            "Test of the feature's values: ks (two-sample Kolmogorov-Smirnov, numeric), chi2 "
+            "(Pearson chi-square on the category counts, categorical) or none (no values on "
+            "one side)."
+        ),
     )
-    statistic: float | None = Field(None, description="Test statistic.")
-    p_value: float | None = Field(None, ge=0, le=1, description="Corrected p-value.")
-    effect_size: float | None = Field(None, description="Effect size, e.g. PSI.")
-    drifted: bool = Field(description="Whether the feature drifted.")
+    statistic: float | None = Field(
+        None, description="The test's statistic: KS D (0..1) or the chi-square value."
+    )
+    p_value: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description=(
+            "p-value of the test after the monitor's multiple-testing correction "
+            "(tests.correction). Never 0: a p-value below 2.2250738585072014e-308 (the "
+            "smallest normal double) is raised to it before the correction and "
+            "pValueUnderflow is true, so the number is then an upper bound."
+        ),
+    )
+    p_value_underflow: bool | None = Field(
+        None,
+        description=(
+            "True when the test's p-value underflowed below 2.2250738585072014e-308: pValue "
+            "is an upper bound, the true value is smaller."
+        ),
+    )
+    effect_size: float | None = Field(
+        None,
+        description=(
+            "Effect size compared with tests.ksEffectThreshold: KS D (largest gap between "
+            "the two empirical CDFs, 0..1) for ks, Cramér's V (0..1) for chi2. Not the PSI: "
+            "that is in the report."
+        ),
+    )
+    drifted: bool = Field(
+        description=(
+            "Whether the feature drifted: its test significant and its effect size or PSI "
+            "over threshold, or its missing-value share moved (see the report)."
+        )
+    )
 
 
 class DriftSummary(ApiModel):

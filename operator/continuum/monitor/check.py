@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from continuum.monitor import categories, plots, stats
+from continuum.monitor import categories, caught, plots, stats
 from continuum.monitor.fairness import FairnessResult, positive_class, prediction_rates
 from continuum.monitor.reference import NUMERIC, FeatureSpec, Reference
 from continuum.monitor.settings import CheckSettings
@@ -21,6 +21,7 @@ from continuum.monitor.verdict import (
     Decision,
     dataset_verdict,
     decide_features,
+    floored,
     insufficient,
 )
 from continuum.monitor.window import PREDICTION
@@ -43,6 +44,7 @@ class Measurement:
     null_shares: tuple[float, float]
     plot: dict[str, Any] | None = None
     missing: MissingShift | None = None  # the missing-share test; None: nothing to test
+    warnings: tuple[str, ...] = ()  # every warning raised while measuring it (``caught``)
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,9 @@ class FeatureReport:
             "test": s.test if s else "none",
             "statistic": s.statistic if s else None,
             "pValue": d.p_adjusted,
-            "rawPValue": s.p_value if s else None,
+            "rawPValue": floored(s.p_value) if s and s.p_value is not None else None,
+            "pValueUnderflow": d.p_underflow,
+            "method": s.method if s else None,
             "effectSize": s.effect_size if s else None,
             "effectMeasure": EFFECT_MEASURES.get(s.test) if s else None,
             "psi": s.psi if s else None,
@@ -73,6 +77,7 @@ class FeatureReport:
             "counts": {"reference": m.counts[0], "current": m.counts[1]},
             "nullShare": {"reference": m.null_shares[0], "current": m.null_shares[1]},
             "missingShare": self.missing_json(),
+            "warnings": list(m.warnings),
             "plot": m.plot,
         }
 
@@ -87,8 +92,9 @@ class FeatureReport:
             "difference": shift.difference,
             "test": "two-proportion z (chi-square 2x2, 1 dof)",
             "statistic": shift.statistic,
-            "rawPValue": shift.p_value,
+            "rawPValue": floored(shift.p_value),
             "pValue": d.missing_p_adjusted,
+            "pValueUnderflow": d.missing_underflow,
             "drifted": d.missing_drifted,
         }
 
@@ -116,7 +122,17 @@ def run_check(reference: Reference, current: pd.DataFrame, settings: CheckSettin
     )
     verdict = dataset_verdict(decisions, settings.tests.drift_share)
     fairness, notes = check_fairness(reference, current, settings)
-    return CheckResult(verdict, features, fairness, notes)
+    return CheckResult(verdict, features, fairness, (*warning_notes(features), *notes))
+
+
+def warning_notes(features: tuple[FeatureReport, ...]) -> list[str]:
+    """One note per feature whose measurement raised warnings: none passes unreported."""
+    return [
+        f"{f.spec.name}: {len(f.measurement.warnings)} warning(s) while measuring: "
+        + "; ".join(f.measurement.warnings)[:500]
+        for f in features
+        if f.measurement.warnings
+    ]
 
 
 def measure_features(
@@ -128,7 +144,7 @@ def measure_features(
         (spec, reference.frame[spec.name], current[spec.name]) for spec in reference.features
     ]
     keep_freed_memory_for_reuse()
-    with single_threaded_blas():
+    with single_threaded_blas(), caught.routed():
         return map_in_order(_measure_column, columns, workers or worker_count(len(columns)))
 
 
@@ -137,6 +153,13 @@ def _measure_column(column: tuple[FeatureSpec, pd.Series, pd.Series]) -> Measure
 
 
 def measure(spec: FeatureSpec, reference: pd.Series, current: pd.Series) -> Measurement:
+    """The feature's statistics, its missing-share test and the warnings raised on the way."""
+    with caught.recorded() as warned:
+        measured = _measure(spec, reference, current)
+    return replace(measured, warnings=caught.unique(warned))
+
+
+def _measure(spec: FeatureSpec, reference: pd.Series, current: pd.Series) -> Measurement:
     nulls = (_null_share(reference), _null_share(current))
     if spec.kind == NUMERIC:
         measured = _numeric(numeric_values(reference), numeric_values(current), nulls)

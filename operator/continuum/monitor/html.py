@@ -114,10 +114,17 @@ def _feature_table(features: Sequence[Mapping[str, Any]]) -> str:
 def _feature_row(feature: Mapping[str, Any]) -> str:
     cells = [
         escape(feature["name"]), escape(feature["kind"]), escape(feature["test"]),
-        fmt(feature["statistic"]), fmt(feature["pValue"]), fmt(feature["effectSize"]),
+        fmt(feature["statistic"]), _p_value(feature), fmt(feature["effectSize"]),
         fmt(feature["psi"]), fmt(feature["wassersteinNormalized"]), _drift_cell(feature["drifted"]),
     ]  # fmt: skip
     return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
+
+
+def _p_value(feature: Mapping[str, Any]) -> str:
+    """The corrected p-value; an underflowed one is a bound and is shown as one."""
+    bound = "&le; " if feature.get("pValueUnderflow") else ""
+    method = f" ({escape(feature['method'])})" if feature.get("method") else ""
+    return f"{bound}{fmt(feature['pValue'])}{method}"
 
 
 def _drift_cell(drifted: bool) -> str:
@@ -172,6 +179,7 @@ def _details(feature: Mapping[str, Any]) -> str:
             f"{grouping['pooledValues']['current']} current values): "
             f"{escape(grouping['rule'])}."
         )
+    lines += [f"Warning while measuring: {escape(w)}" for w in feature.get("warnings") or []]
     return "".join(f'<p class="reason">{line}</p>' for line in lines)
 
 

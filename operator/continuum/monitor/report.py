@@ -84,7 +84,7 @@ def build_summary(report: Mapping[str, Any]) -> dict[str, Any]:
         "reportURI": report["reportURI"],
         "rows": report["window"]["rows"],
         "featuresTotal": len(features),
-        "features": [{k: feature[k] for k in SUMMARY_FEATURE_KEYS} for feature in features],
+        "features": [{k: feature.get(k) for k in SUMMARY_FEATURE_KEYS} for feature in features],
     }
     fairness = report.get("fairness")
     if fairness:

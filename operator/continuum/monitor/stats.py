@@ -21,6 +21,7 @@ from scipy import special as scipy_special  # type: ignore[import-untyped]
 from scipy import stats as scipy_stats
 from scipy.spatial import distance as scipy_distance  # type: ignore[import-untyped]
 
+from continuum.monitor import caught
 from continuum.monitor.categories import observed_counts
 
 FloatArray = npt.NDArray[np.float64]
@@ -45,10 +46,14 @@ class FeatureStats:
     wasserstein_normalized: float | None = None
     jensen_shannon: float | None = None  # distance (natural log), on the PSI bins/categories
     extra: dict[str, Any] = field(default_factory=dict)
+    # How the p-value was computed: "exact" or "asymp" (KS), "asymp" (chi-square: the
+    # chi-square distribution), "none" (nothing could differ: p is 1 by definition)
+    method: str = "none"
 
 
-# Up to this sample size scipy's ks_2samp (method="auto") computes the exact p-value; above it,
-# the asymptotic one, kstwo.sf(D, round(n·m / (n + m))), which we compute from D directly.
+# Up to this sample size scipy's ks_2samp (method="auto") tries the exact p-value (and falls
+# back to the asymptotic one, with a warning, when the exact sum fails); above it, the
+# asymptotic one, kstwo.sf(D, round(n·m / (n + m))), which we compute from D directly.
 KS_EXACT_MAX_N = 10_000
 
 
@@ -67,7 +72,7 @@ def numeric_stats(
     ref_sorted, cur_sorted = sorted_samples or (np.sort(reference), np.sort(current))
     merged, differences, run_ends = ecdf_differences(ref_sorted, cur_sorted)
     at_values = differences if run_ends is None else differences[run_ends]
-    statistic, p_value = ks_two_sided(reference, current, at_values)
+    statistic, p_value, method = ks_two_sided(reference, current, at_values)
     # W1 = integral of |F_ref - F_cur|: the ECDFs step at the merged values. Inside a run of
     # equal values the step width is 0, so those slots add exact zeros whatever their count.
     steps = np.diff(merged)
@@ -83,6 +88,7 @@ def numeric_stats(
         wasserstein=distance,
         wasserstein_normalized=distance / reference_scale(reference),
         jensen_shannon=jensen_shannon(ref_shares, cur_shares),
+        method=method,
     )
 
 
@@ -113,21 +119,32 @@ def ecdf_differences(
     return merged, differences, run_ends
 
 
+SWITCHED_TO_ASYMP = "Switching to method=asymp"
+ASYMP, EXACT = "asymp", "exact"
+
+
 def ks_two_sided(
     reference: FloatArray, current: FloatArray, cdf_differences: FloatArray
-) -> tuple[float, float]:
-    """D and p-value of the two-sided two-sample KS test, as scipy's ks_2samp computes them."""
+) -> tuple[float, float, str]:
+    """D, p-value and method of the two-sided two-sample KS test, as scipy's ks_2samp.
+
+    Up to KS_EXACT_MAX_N scipy tries the exact p-value and may fall back to the asymptotic one
+    with a warning; the warning is what tells which one it returned (and it goes on into the
+    feature's report, see ``continuum.monitor.caught``).
+    """
     n, m = reference.size, current.size
-    if max(n, m) <= KS_EXACT_MAX_N:  # small samples: scipy's exact p-value
-        ks = scipy_stats.ks_2samp(reference, current)
-        return float(ks.statistic), float(ks.pvalue)
+    if max(n, m) <= KS_EXACT_MAX_N:  # small samples: scipy's exact p-value, if it succeeds
+        with caught.recorded() as warned:
+            ks = scipy_stats.ks_2samp(reference, current)
+        method = ASYMP if any(SWITCHED_TO_ASYMP in w for w in warned) else EXACT
+        return float(ks.statistic), float(ks.pvalue), method
     below = float(np.clip(-np.min(cdf_differences), 0, 1))
     above = float(np.max(cdf_differences))
     statistic = below if below > above else above
     larger, smaller = sorted([float(n), float(m)], reverse=True)
     effective = np.round(larger * smaller / (larger + smaller))
     p_value = float(np.clip(kolmogorov_sf(statistic, float(effective)), 0, 1))
-    return statistic, p_value
+    return statistic, p_value, ASYMP
 
 
 # Where scipy's kstwo.sf(d, n) is 2 * smirnov(n, d) (scipy.stats._ksstats._kolmogn, n > 140):
@@ -309,6 +326,7 @@ def table_stats(labels: list[str], table: Any) -> FeatureStats:
         psi=drift_psi,
         jensen_shannon=divergence,
         extra={"categories": labels, "dof": int(dof)},
+        method=ASYMP,
     )
 
 

@@ -9,6 +9,12 @@ A feature also drifts when its share of missing values moved: the two-proportion
 (``stats.missing_shift``) significant after the same correction, and the shares at least
 ``missingShareThreshold`` apart (absolute, 0.05 = 5 percentage points). Both tests' p-values
 are corrected together, as one family: every test run counts against the error rate.
+
+p-values are never reported as 0: one below ``P_FLOOR`` (the smallest normal double; scipy
+returns 0.0 for a KS p-value below about 1e-308, e.g. D = 0.87 on 2,000 + 2,000 values) is
+raised to it before the correction and the decision says it underflowed, so the reported
+p-values are then upper bounds. The same numbers go into the report, the summary, the
+DriftMonitor's status and the metrics.
 """
 
 from __future__ import annotations
@@ -16,13 +22,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from continuum.api.driftmonitor import DriftTests
+from continuum.api.driftmonitor import P_VALUE_FLOOR, DriftTests
 from continuum.monitor.corrections import adjust
 from continuum.monitor.stats import FeatureStats, MissingShift
 
 DRIFT = "Drift"
 NO_DRIFT = "NoDrift"
 INSUFFICIENT_DATA = "InsufficientData"
+P_FLOOR = P_VALUE_FLOOR  # sys.float_info.min, 2.2250738585072014e-308
+
+
+def floored(p_value: float) -> float:
+    """The p-value, or P_FLOOR when it underflowed below it (0.0 included)."""
+    return p_value if p_value >= P_FLOOR else P_FLOOR
+
+
+def underflowed(p_value: float | None) -> bool:
+    return p_value is not None and p_value < P_FLOOR
 
 
 @dataclass(frozen=True)
@@ -34,6 +50,8 @@ class Decision:
     reason: str
     missing_p_adjusted: float | None = None
     missing_drifted: bool = False
+    p_underflow: bool = False  # the test's p-value was under P_FLOOR: p_adjusted is a bound
+    missing_underflow: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,9 +71,11 @@ def decide_features(
     """One decision per feature; ``None`` (no data to test) never drifts."""
     shifts = list(missing) if missing is not None else [None] * len(results)
     raw: dict[tuple[str, int], float] = {
-        ("values", i): r.p_value for i, r in enumerate(results) if r and r.p_value is not None
+        ("values", i): floored(r.p_value)
+        for i, r in enumerate(results)
+        if r and r.p_value is not None
     }
-    raw |= {("missing", i): m.p_value for i, m in enumerate(shifts) if m is not None}
+    raw |= {("missing", i): floored(m.p_value) for i, m in enumerate(shifts) if m is not None}
     adjusted = dict(zip(raw, adjust(list(raw.values()), tests.correction), strict=True))
     return [
         _with_missing(
@@ -73,8 +93,14 @@ def _decide(result: FeatureStats | None, p_adjusted: float | None, tests: DriftT
         return Decision(None, False, False, False, "not tested: no values on one side")
     significant = p_adjusted < tests.p_value
     large = is_large_effect(result, tests)
+    reason = _reason(significant, large)
     return Decision(
-        p_adjusted, significant, large, significant and large, _reason(significant, large)
+        p_adjusted,
+        significant,
+        large,
+        significant and large,
+        reason,
+        p_underflow=underflowed(result.p_value),
     )
 
 
@@ -83,6 +109,7 @@ def _with_missing(
 ) -> Decision:
     if shift is None or p_adjusted is None:
         return decision
+    decision = replace(decision, missing_underflow=underflowed(shift.p_value))
     significant = p_adjusted < tests.p_value
     large = abs(shift.difference) >= tests.missing_share_threshold
     moved = f"missing share {shift.reference:.1%} -> {shift.current:.1%}"

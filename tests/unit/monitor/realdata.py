@@ -36,9 +36,21 @@ def as_parquet(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def as_logged(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame as the inference log gives it back: JSON rows, object columns."""
-    rows = json.loads(frame.to_json(orient="records", date_format="iso"))
+    """The frame as the inference log gives it back: each row through ``json`` (floats in
+    full, every kind of missing value ``null``, timestamps ISO 8601), object columns."""
+    records = [{k: _json_value(v) for k, v in row.items()} for row in frame.to_dict("records")]
+    rows = json.loads(json.dumps(records))
     return pd.DataFrame(rows, columns=list(frame.columns), dtype=object)
+
+
+def _json_value(value: object) -> object:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def export_frame(rows: int = 2000, seed: int = 0) -> pd.DataFrame:

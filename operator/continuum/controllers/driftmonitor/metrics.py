@@ -23,6 +23,13 @@ FEATURE_STATISTIC = Gauge(
     ["namespace", "monitor", "feature", "test"],
     registry=REGISTRY,
 )
+FEATURE_P_VALUE = Gauge(
+    "continuum_drift_feature_p_value",
+    "Corrected p-value of one feature's test in the monitor's last check; never 0: a p-value "
+    "that underflowed is reported as 2.2250738585072014e-308 (an upper bound), as in status.",
+    ["namespace", "monitor", "feature", "test"],
+    registry=REGISTRY,
+)
 SHARE = Gauge(
     "continuum_drift_share",
     "Share of features that drifted in the monitor's last check.",
@@ -70,9 +77,13 @@ def export_features(namespace: str, monitor: str, features: list[Any]) -> None:
             key = (str(item.get("name")), str(item.get("test")))
             FEATURE_STATISTIC.labels(namespace, monitor, *key).set(value)
             fresh.add(key)
+            p_value = item.get("pValue")
+            if isinstance(p_value, int | float):
+                FEATURE_P_VALUE.labels(namespace, monitor, *key).set(p_value)
     for key in _features.get((namespace, monitor), set()) - fresh:
-        with suppress(KeyError):
-            FEATURE_STATISTIC.remove(namespace, monitor, *key)
+        for gauge in (FEATURE_STATISTIC, FEATURE_P_VALUE):
+            with suppress(KeyError):
+                gauge.remove(namespace, monitor, *key)
     _features[(namespace, monitor)] = fresh
 
 

@@ -16,7 +16,9 @@ from continuum.controllers.driftmonitor.verdicts import (
     status_after_check,
     status_waiting,
 )
+from continuum.controllers.shared.objects import merge_patch
 from continuum.controllers.shared.pods import parse_summary
+from tests.kit.fake_kube import apply_merge_patch
 from tests.unit.controllers.driftmonitor.builders import (
     NOW,
     check_job,
@@ -147,3 +149,32 @@ def test_parse_summary_and_job_outcome() -> None:
     assert job_outcome(check_job(outcome=None)) is None
     assert job_outcome(check_job()) == ("Complete", "", "2026-03-01T12:00:20Z")
     assert job_outcome(check_job(outcome="Failed"))[0] == "Failed"  # type: ignore[index]
+
+
+def test_a_check_too_thin_to_decide_leaves_nothing_of_the_last_verdict_in_status() -> None:
+    # issue 14 defect 6: after a Drift check, an InsufficientData one kept datasetDrift: true
+    # and share: 0.75 in status.drift. The status written is a merge patch from the one read.
+    before = status_after_check(drift_monitor(), result("Drift"))
+    old = before.model_dump(mode="json", by_alias=True, exclude_none=True)
+    thin = {"status": "Succeeded", "verdict": "InsufficientData", "datasetDrift": None,
+            "share": None, "reportURI": "s3://continuum/reports/drift/20260301T130000Z/",
+            "rows": 10, "featuresTotal": 0, "features": [], "featuresTruncated": False}  # fmt: skip
+    after = status_after_check(
+        drift_monitor(old), check_result("drift-check-2", NOW, True, "", thin)
+    )
+    new = after.model_dump(mode="json", by_alias=True, exclude_none=True)
+    written = apply_merge_patch(old, merge_patch(old, new))
+    assert written["drift"].get("datasetDrift") is None
+    assert written["drift"].get("share") is None
+    assert written["drift"].get("features", []) == []
+    assert conds(after)["DriftDetected"] == ("Unknown", "InsufficientData")
+
+
+def test_an_underflowed_p_value_reaches_status_as_a_flagged_bound() -> None:
+    flagged = summary("Drift")
+    flagged["features"][0] |= {"pValue": 2 * 2.2250738585072014e-308, "pValueUnderflow": True}
+    status = status_after_check(drift_monitor(), check_result("c", DONE, True, "", flagged))
+    petal = status.drift.features[0]
+    assert petal.p_value == 2 * 2.2250738585072014e-308
+    assert petal.p_value_underflow is True
+    assert status.drift.features[1].p_value_underflow is None
