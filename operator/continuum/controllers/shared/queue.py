@@ -108,6 +108,7 @@ class _Slot:
     due: float = 0.0  # loop time the pending call is due
     retrying: bool = False  # the pending call is an error retry (else a requeue)
     again: Attempt | None = None  # what the pending call runs (a nudge runs it sooner)
+    deferred: tuple[float, Attempt] | None = None  # a requeue asked while a retry was pending
     reporter: Reporter | None = None  # the streak's, from the first trigger that gave one
     users: int = 0  # holders and waiters of the lock
     queued: Counter[Hashable] = field(default_factory=Counter)  # waiters, by coalescing token
@@ -164,6 +165,7 @@ class WorkQueue(Generic[K]):
             if news:
                 slot.tries = 0
             waiting = slot.pending if slot.retrying else None  # the retry this run may replace
+            slot.deferred = None
             try:
                 await work()
             except kopf.PermanentError as exc:
@@ -175,7 +177,10 @@ class WorkQueue(Generic[K]):
                 await self._failed(key, slot, exc, again, trigger)
                 return False
             if waiting is not None and slot.pending is waiting and waiting is not _current():
-                self._cancel(slot)  # succeeded since: nothing left to retry
+                self._cancel(slot)  # succeeded since: nothing left to retry, but
+                if slot.deferred is not None:  # the object still waits on something
+                    self._schedule(key, slot, *slot.deferred, retrying=False)
+            slot.deferred = None
             await self._succeeded(slot)
             return True
 
@@ -219,7 +224,10 @@ class WorkQueue(Generic[K]):
         """Run ``again`` after the next delay of ``backoff`` (None: a call is already pending)."""
         slot = self._slots.setdefault(key, _Slot())
         slot.waits += 1
-        return self._schedule(key, slot, backoff.delay(slot.waits), again, retrying=False)
+        delay = backoff.delay(slot.waits)
+        if slot.pending is not None and slot.retrying:
+            slot.deferred = (delay, again)  # if the run asking succeeds, it replaces the retry
+        return self._schedule(key, slot, delay, again, retrying=False)
 
     def settle(self, key: K) -> None:
         """The object waits on nothing: cancel its pending call and reset its backoff."""

@@ -450,3 +450,27 @@ def test_a_cancelled_waiter_leaves_nothing_to_coalesce_into() -> None:
     run_value(scenario())
     assert runs == 2, "the third one was not folded into the cancelled waiter"
     assert len(queue) == 0
+
+
+def test_a_requeue_asked_by_news_that_succeeds_replaces_the_long_retry() -> None:
+    """A TrainingJob whose reconcile failed (retry in an hour) gets a Job event whose sync
+    succeeds but finds the manifest unreadable: it must be read again soon, not never."""
+    queue: WorkQueue[str] = WorkQueue("Test", backoff=LONG)
+    work = Work(failing=3)
+    reads: list[str] = []
+
+    async def manifest_again() -> None:
+        reads.append("manifest")
+
+    async def sync_waiting_for_manifest() -> None:
+        queue.requeue("a", manifest_again, QUICK)
+
+    async def scenario() -> None:
+        await long_wait(queue, work)
+        assert await queue.run("a", sync_waiting_for_manifest, again=work, trigger="job-event")
+        assert queue.scheduled("a"), "the requeue took the retry's place"
+        await until(lambda: reads == ["manifest"], timeout=1.0)
+        queue.settle("a")
+
+    run(scenario())
+    assert work.runs == 3, "the hour-long retry was cancelled"
