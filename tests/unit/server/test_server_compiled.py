@@ -25,7 +25,7 @@ from continuum.api.trainingjob import (
 from continuum.modelio import coerce_features
 from continuum.server.compiled import FAST_CONFIG, TOLERANCE, compile_pipeline, estimators
 from continuum.server.compiled.estimators import ENTRIES, Entry
-from continuum.server.compiled.probes import UNSEEN_CATEGORY
+from continuum.server.compiled.probes import UNSEEN_CATEGORY, probe_columns
 from continuum.trainer.pipeline import ESTIMATORS, build_estimator, build_pipeline
 from continuum.trainer.run import _labels
 from continuum.trainer.validation import Feature
@@ -210,6 +210,32 @@ def test_histogram_boosting_with_native_or_one_hot_categories(
     scorer = Scorer(pipeline, NAMES, has_proba=has_proba)
     assert scorer.verdict.compiled, scorer.verdict.reason
     assert_scores_like_scikit_learn(scorer, pipeline, frame, exact=True)
+
+
+@pytest.mark.parametrize("estimator", HISTOGRAM_BOOSTING)
+@pytest.mark.parametrize("encode", [e for e in ENCODINGS if e != "auto"])
+def test_histogram_boosting_trees_walked_at_once_give_its_own_sums(
+    estimator: str, encode: str
+) -> None:
+    """The few-rows path (all trees walked in numpy) against scikit-learn's predictors, on
+    every probe row and on codes the encoder never gives (negative, or a category the model
+    does not know: both taken as missing)."""
+    pipeline, _, _ = trained(estimator, categorical={"encode": encode})
+    model = pipeline.steps[-1][1]
+    compiled, verdict = compile_pipeline(pipeline, NAMES, has_proba=estimator not in REGRESSORS)
+    assert compiled is not None, verdict.reason
+    probes, _ = probe_columns(compiled.preprocessor, NAMES)
+    encoded = estimators._hist_encoder(model)(compiled.preprocessor(probes))
+    if model.is_categorical_ is not None:
+        categorical = int(np.sum(model.is_categorical_))
+        encoded[::5, :categorical] = -1.0
+        encoded[1::7, :categorical] = 200.0  # < 256, but no column has that many categories
+    expected = np.zeros((len(encoded), model.n_trees_per_iteration_), order="F")
+    expected += model._baseline_prediction
+    model._predict_iterations(encoded, model._predictors, expected, False, 1)
+    walked = estimators._HistTrees.of(model).raw(encoded)
+    assert np.array_equal(walked, expected)
+    assert np.array_equal(walked[:1], expected[:1])
 
 
 def test_the_one_hot_output_is_sparse_here_and_still_bit_identical() -> None:
