@@ -14,9 +14,11 @@ Three kinds of entry:
   softmax, one-vs-rest normalisation, modified Huber). Trees and forests: each tree's leaf
   values looked up by ``tree_.apply`` on float32 rows, summed in tree order and divided by
   the number of trees, as ``predict_proba`` with ``n_jobs=1`` does.
-- **raw**: the boosting models' own private ``_raw_predict`` (one call: initial prediction plus
-  every stage, in scikit-learn's Cython), then their loss's link; no DataFrame, no validation
-  of the pipeline's steps.
+- **raw**: the boosting models' raw scores, then their loss's link: GradientBoosting's own
+  private ``_raw_predict`` (initial prediction plus every stage, in scikit-learn's Cython);
+  HistGradientBoosting's without its per-call validation (its own ColumnTransformer compiled),
+  by its predictors, or for a few rows by all its trees walked at once in numpy. No
+  DataFrame, no validation of the pipeline's steps.
 - **own**: the estimator's own public ``predict``/``predict_proba`` on the compiled matrix
   (k-nearest neighbours, SVC, GaussianNB): exact by construction; what is saved is the
   ColumnTransformer on a DataFrame, the most expensive part of a call.
