@@ -19,76 +19,28 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from tests.kit import REPO
 from tests.kit.cluster import (
-    RESTRICTED,
     S3Settings,
-    metrics_text,
-    operator_log,
-    operator_pods,
     plain,
     upload,
     wait_until,
 )
 from tests.kit.datasets import dataset_csv
+from tests.kit.helm import CHART, Release
 from tests.kit.kinds import GROUP, TERMINAL, TRAININGJOBS, VERSION, create_tj, get_tj, training_job
-from tests.kit.versions import helm_binary
 
-CHART = REPO / "charts/continuum"
 CRD_NAMES = [
     "trainingjobs.continuum.dev",
     "modeldeployments.continuum.dev",
     "driftmonitors.continuum.dev",
 ]
 TRAIN_TIMEOUT = 300
-
-
-@pytest.fixture(scope="session")
-def helm(kubeconfig: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run helm against the local cluster; fail with helm's stderr."""
-    binary = helm_binary()
-    if binary is None:
-        pytest.fail("no helm binary: run `make tools` (or set CONTINUUM_HELM)")
-
-    def run(*args: str, check: bool = True, timeout: float = 300) -> Any:
-        result = subprocess.run(
-            [binary, "--kubeconfig", str(kubeconfig), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            pytest.fail(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-        return result
-
-    return run
-
-
-@pytest.fixture
-def make_namespace(api: client.ApiClient) -> Iterator[Callable[[str], str]]:
-    """Create extra namespaces (restricted Pod Security); all deleted after the test."""
-    core = client.CoreV1Api(api)
-    made: list[str] = []
-
-    def make(prefix: str) -> str:
-        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        meta = client.V1ObjectMeta(name=name, labels=RESTRICTED)
-        core.create_namespace(client.V1Namespace(metadata=meta))
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        core.delete_namespace(name, propagation_policy="Background")
 
 
 def can_i(kubectl: list[str], who: str, *request: str) -> bool:
@@ -106,54 +58,6 @@ def can_i(kubectl: list[str], who: str, *request: str) -> bool:
 
 def phase(api: client.ApiClient, namespace: str, name: str) -> str | None:
     return get_tj(api, namespace, name).get("status", {}).get("phase")  # type: ignore[no-any-return]
-
-
-@dataclass
-class Release:
-    """One installation of the chart, with the namespaces it involves."""
-
-    api: client.ApiClient
-    helm: Callable[..., Any]
-    name: str
-    system: str  # the release's namespace: the operator pod runs here
-    team: str  # the watched namespace
-
-    @property
-    def fullname(self) -> str:
-        return f"{self.name}-continuum"
-
-    @property
-    def who(self) -> str:
-        return f"system:serviceaccount:{self.system}:{self.fullname}"
-
-    def install(self, *args: str) -> str:
-        return str(
-            self.helm(
-                "install", self.name, str(CHART), "--namespace", self.system,
-                "--wait", "--timeout", "180s", *args,
-            ).stdout
-        )  # fmt: skip
-
-    def upgrade(self, *args: str) -> str:
-        return str(
-            self.helm(
-                "upgrade", self.name, str(CHART), "--namespace", self.system,
-                "--reuse-values", "--wait", "--timeout", "180s", *args,
-            ).stdout
-        )  # fmt: skip
-
-    def uninstall(self, *args: str, check: bool = True) -> str:
-        result = self.helm("uninstall", self.name, "--namespace", self.system, *args, check=check)
-        return str(result.stdout) + str(result.stderr)
-
-    def pods(self) -> list[dict[str, Any]]:
-        return operator_pods(self.api, self.system, self.name)
-
-    def log(self) -> str:
-        return operator_log(self.api, self.system, self.name)
-
-    def metrics(self) -> str:
-        return metrics_text(self.api, self.system, f"{self.fullname}-metrics")
 
 
 def check_installed(release: Release) -> str:

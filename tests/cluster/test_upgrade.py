@@ -62,6 +62,7 @@ from tests.kit.cluster import (
     operator_pods,
     plain,
     pod_logs,
+    pod_metrics,
     upload,
     wait_until,
 )
@@ -218,18 +219,6 @@ class Release:
             runs += metric_sum(text, "continuum_reconciles_total", kind)
             errors += metric_sum(text, "continuum_reconcile_errors_total", kind)
         return runs > errors
-
-
-def pod_metrics(api: client.ApiClient, pod: dict[str, Any]) -> str:
-    """GET /metrics of one operator pod through the API server's pod proxy ('' if not up)."""
-    [container] = pod["spec"]["containers"]
-    port = next(p["containerPort"] for p in container["ports"] if p["name"] == "metrics")
-    meta = pod["metadata"]
-    try:
-        return str(client.CoreV1Api(api).connect_get_namespaced_pod_proxy_with_path(
-            f"{meta['name']}:{port}", meta["namespace"], "metrics"))  # fmt: skip
-    except client.ApiException:
-        return ""
 
 
 def metric_sum(text: str, name: str, kind: str) -> float:

@@ -458,6 +458,18 @@ def operator_log(api: client.ApiClient, namespace: str, release: str) -> str:
     return "\n".join(out)
 
 
+def pod_metrics(api: client.ApiClient, pod: dict[str, Any]) -> str:
+    """GET /metrics of one operator pod through the API server's pod proxy ('' if not up)."""
+    [container] = pod["spec"]["containers"]
+    port = next(p["containerPort"] for p in container["ports"] if p["name"] == "metrics")
+    meta = pod["metadata"]
+    try:
+        return str(client.CoreV1Api(api).connect_get_namespaced_pod_proxy_with_path(
+            f"{meta['name']}:{port}", meta["namespace"], "metrics"))  # fmt: skip
+    except client.ApiException:
+        return ""
+
+
 def metrics_text(api: client.ApiClient, namespace: str, service: str) -> str:
     """GET /metrics through the API server's service proxy (port name `metrics`)."""
     core = client.CoreV1Api(api)

@@ -1,0 +1,211 @@
+"""Operator high availability on the real cluster: the chart with two replicas, one leader.
+
+Both operator pods run ``continuum operator --leader-elect`` in-cluster, under the chart's
+ServiceAccount and its leader-election Role. The test proves, in order:
+
+- exactly one pod holds the Lease, says so in ``continuum_operator_is_leader``, and does the
+  work (a TrainingJob gets exactly one Job);
+- the leader's process SIGKILLed (a crash, an OOM kill: no chance to release the Lease), the
+  standby takes the Lease once it expires — within lease duration plus two retry periods — and
+  reconciles a TrainingJob created meanwhile; nothing is done twice;
+- the new leader's pod deleted (a drain, a rolling update: SIGTERM), it releases the Lease and
+  the other pod takes over within a few retry periods.
+
+The takeover times are printed. Like test_helm.py, the release adopts the CRDs that other tests
+applied (``--take-ownership``, ``crds.keep=true``) and runs in namespaced mode only.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.kit.cluster import (
+    CONTAINERD_SOCK,
+    S3Settings,
+    plain,
+    pod_metrics,
+    upload,
+    wait_until,
+)
+from tests.kit.datasets import dataset_csv
+from tests.kit.helm import Release
+from tests.kit.kinds import TERMINAL, create_tj, get_tj, training_job
+
+LEASE_DURATION, RETRY_PERIOD = 15, 2  # the chart's leaderElection defaults
+# A standby polls every retry period and may take a Lease once leaseDuration has passed since
+# the last renewal it saw: lease duration + 2 retry periods, plus the kubelet's restart noise.
+CRASH_TAKEOVER_LIMIT = LEASE_DURATION + 2 * RETRY_PERIOD + 6
+# On SIGTERM the leader releases the Lease; a standby sees it free at its next poll.
+HANDOVER_LIMIT = 4 * RETRY_PERIOD + 4
+TRAIN_TIMEOUT = 300
+
+
+def lease_holder(release: Release) -> str:
+    """The Lease's holderIdentity ('' when free or absent)."""
+    coordination = client.CoordinationV1Api(release.api)
+    try:
+        lease = coordination.read_namespaced_lease(f"{release.fullname}-operator", release.system)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return ""
+        raise
+    return str(plain(release.api, lease)["spec"].get("holderIdentity", ""))
+
+
+def leader_pod(release: Release, other_than: str = "") -> dict[str, Any] | None:
+    """The running operator pod whose name the Lease holder carries (identity: pod_suffix)."""
+    holder = lease_holder(release)
+    for pod in release.pods():
+        name = pod["metadata"]["name"]
+        if name != other_than and holder.startswith(f"{name}_") and _running(pod):
+            return pod
+    return None
+
+
+def _running(pod: dict[str, Any]) -> bool:
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    return bool(statuses) and "running" in statuses[0].get("state", {})
+
+
+def is_leader(release: Release, pod: dict[str, Any]) -> float | None:
+    """The pod's continuum_operator_is_leader sample (None when its metrics are not up)."""
+    for line in pod_metrics(release.api, pod).splitlines():
+        if line.startswith("continuum_operator_is_leader "):
+            return float(line.split()[1])
+    return None
+
+
+def sigkill(pod: dict[str, Any]) -> None:
+    """SIGKILL the pod's container through containerd: a crash, no SIGTERM handler runs."""
+    container_id = pod["status"]["containerStatuses"][0]["containerID"].split("//", 1)[1]
+    subprocess.run(
+        ["ctr", "--address", CONTAINERD_SOCK, "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL",
+         container_id],
+        check=True, timeout=30, capture_output=True,
+    )  # fmt: skip
+
+
+def jobs_of(api: client.ApiClient, namespace: str, training_job_name: str) -> list[str]:
+    """The names of the batch Jobs owned by TrainingJob ``training_job_name``."""
+    jobs = plain(api, client.BatchV1Api(api).list_namespaced_job(namespace))["items"]
+    return [
+        job["metadata"]["name"]
+        for job in jobs
+        if any(
+            o["kind"] == "TrainingJob" and o["name"] == training_job_name
+            for o in job["metadata"].get("ownerReferences", [])
+        )
+    ]
+
+
+@pytest.fixture
+def train(
+    api: client.ApiClient, namespace: str, s3: S3Settings, s3_bucket: str, s3_secret: str
+) -> Callable[[str], dict[str, Any]]:
+    """Create TrainingJob ``name`` in the watched namespace and wait for it to finish."""
+    data = upload(s3, s3_bucket, "datasets/ha.csv", dataset_csv())
+
+    def run(name: str) -> dict[str, Any]:
+        spec = training_job(
+            name, data, s3, s3_bucket, s3_secret, endpoint=s3.in_cluster_endpoint_url
+        )
+        create_tj(api, namespace, spec)
+        wait_until(
+            f"TrainingJob {name} to finish",
+            lambda: get_tj(api, namespace, name).get("status", {}).get("phase") in TERMINAL,
+            TRAIN_TIMEOUT,
+            every=1,
+        )
+        status: dict[str, Any] = get_tj(api, namespace, name)["status"]
+        assert status["phase"] == "Succeeded", status
+        return status
+
+    return run
+
+
+def takeover(release: Release, old: str, limit: float, what: str) -> tuple[dict[str, Any], float]:
+    """Wait for a pod other than ``old`` to lead; return it and the seconds it took."""
+    started = time.monotonic()
+    pod = wait_until(what, lambda: leader_pod(release, other_than=old), limit + 30, every=0.5)
+    return pod, time.monotonic() - started
+
+
+@pytest.mark.timeout(900)
+def test_one_leader_crash_takeover_and_handover(
+    api: client.ApiClient,
+    helm: Callable[..., Any],
+    make_namespace: Callable[[str], str],
+    namespace: str,
+    train: Callable[[str], dict[str, Any]],
+    project_image: str,
+) -> None:
+    release = Release(api, helm, f"ha-{uuid.uuid4().hex[:6]}", make_namespace("ha-sys"), namespace)
+    try:
+        release.install(
+            "--take-ownership",
+            "--set", f"watchNamespaces={{{namespace}}}",
+            "--set", "crds.enabled=true,crds.keep=true,replicaCount=2",
+        )  # fmt: skip
+        check_two_replicas(release)
+        first = wait_until("a leader", lambda: leader_pod(release), 60, every=0.5)
+        check_one_leader(release, first)
+        assert train("ha-1")["model"]["version"] == 1
+        assert len(jobs_of(api, namespace, "ha-1")) == 1
+
+        sigkill(first)
+        second, crash = takeover(release, first["metadata"]["name"], CRASH_TAKEOVER_LIMIT,
+                                 "the standby to take the Lease after a crash")  # fmt: skip
+        print(f"takeover after SIGKILL: {crash:.1f} s (limit {CRASH_TAKEOVER_LIMIT} s)")
+        assert crash <= CRASH_TAKEOVER_LIMIT
+        assert train("ha-2")["model"]["version"] == 2
+        assert len(jobs_of(api, namespace, "ha-1")) == 1, "the new leader redid ha-1's work"
+        assert len(jobs_of(api, namespace, "ha-2")) == 1
+
+        client.CoreV1Api(api).delete_namespaced_pod(second["metadata"]["name"], release.system)
+        third, handover = takeover(release, second["metadata"]["name"], HANDOVER_LIMIT,
+                                   "another pod to take the released Lease")  # fmt: skip
+        print(f"handover after the leader's pod was deleted: {handover:.1f} s "
+              f"(limit {HANDOVER_LIMIT} s)")  # fmt: skip
+        assert handover <= HANDOVER_LIMIT
+        assert train("ha-3")["model"]["version"] == 3
+        assert [len(jobs_of(api, namespace, f"ha-{i}")) for i in (1, 2, 3)] == [1, 1, 1]
+        check_one_leader(release, third)
+    except BaseException:
+        print(release.log())
+        raise
+    finally:
+        release.uninstall("--ignore-not-found", check=False)
+
+
+def check_two_replicas(release: Release) -> None:
+    """Two Ready operator pods, updated by RollingUpdate, with a PodDisruptionBudget."""
+    apps = client.AppsV1Api(release.api)
+    deploy = plain(release.api, apps.read_namespaced_deployment(release.fullname, release.system))
+    assert deploy["status"]["readyReplicas"] == 2
+    assert deploy["spec"]["strategy"]["type"] == "RollingUpdate"
+    policy = client.PolicyV1Api(release.api)
+    assert policy.read_namespaced_pod_disruption_budget(release.fullname, release.system)
+    for pod in release.pods():
+        assert "--leader-elect" in pod["spec"]["containers"][0]["args"]
+
+
+def check_one_leader(release: Release, leader: dict[str, Any]) -> None:
+    """The Lease holder reports 1 in continuum_operator_is_leader; every other pod 0."""
+    name = leader["metadata"]["name"]
+
+    def samples() -> dict[str, float | None]:
+        return {p["metadata"]["name"]: is_leader(release, p) for p in release.pods() if _running(p)}
+
+    def agreed() -> dict[str, float | None] | None:
+        seen = samples()
+        others = [v for n, v in seen.items() if n != name]
+        return seen if seen.get(name) == 1 and others and all(v == 0 for v in others) else None
+
+    wait_until(f"{name} alone to report continuum_operator_is_leader 1", agreed, 60)
