@@ -14,6 +14,7 @@ module writes whatever text it is given and owns the shape of a failure.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -73,3 +74,36 @@ def run(work: Callable[[], Summary], render: Callable[[Summary], str]) -> int:
         return 1
     write_termination_message(render(summary))
     return 0
+
+
+# ---------------------------------------------------------------------------- CPUs
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """CPUs this process may run on: its affinity, capped by a cgroup v2 CPU quota.
+
+    In a Pod with a CPU limit the affinity still lists every CPU of the node; the quota
+    (``cpu.max``) is what the kubelet actually grants. The trainer sizes its OpenMP/BLAS
+    threads by it, the monitor its per-feature thread pool.
+    """
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    allowed = allowed or os.cpu_count() or 1
+    quota = cgroup_cpu_quota(cpu_max)
+    return max(1, min(allowed, quota) if quota else allowed)
+
+
+def cgroup_cpu_quota(cpu_max: Path = CGROUP_CPU_MAX) -> int | None:
+    """Whole CPUs of a cgroup v2 quota ("150000 100000" -> 2), None when unlimited or unknown."""
+    try:
+        fields = cpu_max.read_text().split()
+    except OSError:
+        return None
+    if len(fields) != 2 or fields[0] == "max":
+        return None
+    try:
+        quota, period = int(fields[0]), int(fields[1])
+    except ValueError:
+        return None
+    return max(1, math.ceil(quota / period)) if quota > 0 and period > 0 else None

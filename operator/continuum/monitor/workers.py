@@ -9,52 +9,30 @@ of the inputs, whatever finishes first, so a check gives the same report on 1 or
 from __future__ import annotations
 
 import functools
-import math
-import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TypeVar
 
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from continuum import libc
+from continuum.workload import available_cpus, cgroup_cpu_quota
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+__all__ = [
+    "available_cpus",
+    "cgroup_cpu_quota",
+    "keep_freed_memory_for_reuse",
+    "map_in_order",
+    "single_threaded_blas",
+    "worker_count",
+]
 
 # Each busy worker holds one feature's temporaries (about a dozen arrays as long as both
 # samples together), so the worker count bounds the memory a check adds over its inputs.
 MAX_WORKERS = 8
-CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
-
-
-def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
-    """CPUs this process may run on: its affinity, capped by a cgroup v2 CPU quota.
-
-    In a Pod with a CPU limit the affinity still lists every CPU of the node; the quota
-    (``cpu.max``) is what the kubelet actually grants.
-    """
-    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    allowed = allowed or os.cpu_count() or 1
-    quota = cgroup_cpu_quota(cpu_max)
-    return max(1, min(allowed, quota) if quota else allowed)
-
-
-def cgroup_cpu_quota(cpu_max: Path = CGROUP_CPU_MAX) -> int | None:
-    """Whole CPUs of a cgroup v2 quota ("150000 100000" -> 2), None when unlimited or unknown."""
-    try:
-        fields = cpu_max.read_text().split()
-    except OSError:
-        return None
-    if len(fields) != 2 or fields[0] == "max":
-        return None
-    try:
-        quota, period = int(fields[0]), int(fields[1])
-    except ValueError:
-        return None
-    return max(1, math.ceil(quota / period)) if quota > 0 and period > 0 else None
 
 
 def worker_count(tasks: int, cpus: int | None = None) -> int:

@@ -14,38 +14,14 @@ parallel reduction, so its model bytes are reproducible for the same thread coun
 
 from __future__ import annotations
 
-import math
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+from continuum.workload import available_cpus
 
-
-def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
-    """CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota."""
-    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    allowed = allowed or os.cpu_count() or 1
-    quota = cgroup_cpu_quota(cpu_max)
-    return max(1, min(allowed, quota) if quota else allowed)
-
-
-def cgroup_cpu_quota(cpu_max: Path = CGROUP_CPU_MAX) -> int | None:
-    """Whole CPUs of a cgroup v2 quota ("150000 100000" -> 2), None when unlimited or unknown."""
-    try:
-        fields = cpu_max.read_text().split()
-    except OSError:
-        return None
-    if len(fields) != 2 or fields[0] == "max":
-        return None
-    try:
-        quota, period = int(fields[0]), int(fields[1])
-    except ValueError:
-        return None
-    return max(1, math.ceil(quota / period)) if quota > 0 and period > 0 else None
+__all__ = ["available_cpus", "cpu_limited"]
 
 
 @contextmanager
