@@ -7,12 +7,18 @@ batcher and renders the prediction (:mod:`continuum.server.responses`).
 
 Every client mistake is a ServingError, answered ``{"error": message}`` with its status; only
 a bug escapes as another exception (the router answers 500).
+
+**Every prediction has an identity** (docs/feedback.md): the OIP v2 body's ``id``, else the
+``x-request-id`` header, else one made here (:func:`new_request_id`). The answer carries it
+back: v2 in the body's ``id`` (as the protocol asks) and both endpoints in the ``x-request-id``
+response header; the inference log records it with each row's index, so labels sent later can
+be joined to the exact row they judge.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +33,15 @@ JSON_TYPE = "application/json"
 REQUEST_ID = "x-request-id"
 # The only request headers these endpoints read (lower-case, as ASGI gives them).
 HEADERS = ("content-length", HEADER_LENGTH, REQUEST_ID)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the router sends back: status, JSON body and the request's id (None: unknown)."""
+
+    status: int
+    body: bytes
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,40 +65,53 @@ def error_body(exc: ServingError) -> bytes:
     return encode_json({"error": exc.message})
 
 
-async def answer(server: ModelServer, call: Call) -> tuple[int, bytes]:
-    """(status, JSON body) of one inference call; client mistakes are 4xx answers, not raised."""
+async def answer(server: ModelServer, call: Call) -> Answer:
+    """The answer to one inference call; client mistakes are 4xx answers, not raised.
+
+    An error answer carries the client's ``x-request-id`` back, if it sent one.
+    """
     try:
         async with server.inference(call.endpoint):
-            return 200, await _answer(server, call)
+            return await _answer(server, call)
     except ServingError as exc:
-        return exc.status_code, error_body(exc)
+        return Answer(exc.status_code, error_body(exc), call.headers.get(REQUEST_ID))
 
 
-async def _answer(server: ModelServer, call: Call) -> bytes:
+async def _answer(server: ModelServer, call: Call) -> Answer:
     model = server.require(call.name, call.version)
     batcher = server.ready_batcher()
     with batcher.announce():
         body = await read_body(call, server.settings.max_request_bytes)
         request = decode_request(call.endpoint, model, body, call.headers)
     prediction = await batcher.predict(request.rows)
-    server.served(_request_id(server, call, request), request.rows, prediction)
+    request_id = request_id_of(request, call.headers)
+    server.served(request_id, request.rows, prediction)
     if call.endpoint == PREDICT:
-        return encode_json(predict_response(model, prediction.labels, prediction.proba))
-    outputs = chosen_outputs(model, request.outputs)
-    return encode_json(
-        infer_response(
-            model, prediction.labels, prediction.proba, request_id=request.id, outputs=outputs
+        content = predict_response(model, prediction.labels, prediction.proba)
+    else:
+        outputs = chosen_outputs(model, request.outputs)
+        content = infer_response(
+            model, prediction.labels, prediction.proba, request_id=request_id, outputs=outputs
         )
-    )
+    return Answer(200, encode_json(content), request_id)
 
 
-def _request_id(server: ModelServer, call: Call, request: DecodedRequest) -> str:
-    """The id the inference log records: the body's, the header's, or a new one."""
-    if request.id:
-        return request.id
-    if server.logger is None:
-        return ""  # nothing records it: no need to make one up
-    return call.headers.get(REQUEST_ID) or uuid.uuid4().hex
+def request_id_of(request: DecodedRequest, headers: Mapping[str, str]) -> str:
+    """The prediction's identity: the body's ``id``, the ``x-request-id`` header, or a new one.
+
+    An empty id counts as none.
+    """
+    return request.id or headers.get(REQUEST_ID) or new_request_id()
+
+
+def new_request_id() -> str:
+    """32 random hex digits, as ``uuid.uuid4().hex`` (128 random bits instead of 122).
+
+    ``os.urandom(16).hex()`` takes 0.34 us where ``uuid.uuid4().hex`` takes 1.76 us
+    (``python -m timeit``, 2026-12-04, this machine); a request costs some 100 us. Clients that
+    send their own id pay nothing.
+    """
+    return os.urandom(16).hex()
 
 
 async def read_body(call: Call, limit: int) -> bytes:

@@ -49,6 +49,8 @@ class LogRecord:
     columns: dict[str, np.ndarray]
     labels: np.ndarray
     proba: np.ndarray | None
+    # Each kept row's index within its request; None: every row was kept (0, 1, ...).
+    positions: np.ndarray | None = None
 
     @property
     def rows(self) -> int:
@@ -111,11 +113,13 @@ def json_rows(record: LogRecord, model: str, version: int) -> list[dict[str, Any
     features = {name: _plain(column) for name, column in record.columns.items()}
     labels = _plain(record.labels)
     probas = record.proba.tolist() if record.proba is not None else None
+    positions = range(record.rows) if record.positions is None else record.positions.tolist()
     rows = []
-    for i in range(record.rows):
+    for i, position in enumerate(positions):
         row = {
             "ts": record.ts,
             "request_id": record.request_id,
+            "row": position,
             "model": model,
             "version": version,
             "features": {name: values[i] for name, values in features.items()},
@@ -172,6 +176,7 @@ class InferenceLogger:
             columns={name: column[mask] for name, column in rows.columns.items()},
             labels=prediction.labels[mask],
             proba=None if prediction.proba is None else prediction.proba[mask],
+            positions=None if mask.all() else np.flatnonzero(mask),
         )
         if not self.buffer.offer(record):
             self.metrics.log_dropped(record.rows, "buffer_full")

@@ -33,7 +33,15 @@ from starlette.routing import Match, compile_path
 from starlette.types import Receive, Scope, Send
 
 from continuum.server.decoding import INFER, PREDICT
-from continuum.server.endpoints import HEADERS, JSON_TYPE, Call, answer, encode_json
+from continuum.server.endpoints import (
+    HEADERS,
+    JSON_TYPE,
+    REQUEST_ID,
+    Answer,
+    Call,
+    answer,
+    encode_json,
+)
 from continuum.server.state import ModelServer
 
 log = logging.getLogger(__name__)
@@ -121,6 +129,15 @@ def _headers(scope: Scope) -> dict[str, str]:
     return found
 
 
+def header_safe(value: str) -> bool:
+    """Whether ``value`` can be sent as a header value as it is: printable ASCII, no edge spaces.
+
+    A body ``id`` may hold anything JSON can (a line break would split the header, non-ASCII
+    has no agreed encoding): such an id is answered in the body only, never in the header.
+    """
+    return value.isascii() and value.isprintable() and value == value.strip()
+
+
 async def chunks(receive: Receive) -> AsyncIterator[bytes]:
     """The body as it arrives; ClientDisconnect if the client goes away first."""
     while True:
@@ -136,20 +153,26 @@ async def chunks(receive: Receive) -> AsyncIterator[bytes]:
 
 async def respond(server: ModelServer, call: Call, send: Send) -> None:
     try:
-        status, body = await answer(server, call)
+        reply = await answer(server, call)
     except ClientDisconnect:
         return  # nobody to answer
     except Exception as exc:  # a bug: answer 500 as FastAPI would, and log it
         log.exception("inference request failed")
-        status, body = 500, encode_json({"error": f"internal error: {type(exc).__name__}"})
-    await send_json(send, status, body)
+        body = encode_json({"error": f"internal error: {type(exc).__name__}"})
+        reply = Answer(500, body, call.headers.get(REQUEST_ID))
+    await send_json(send, reply.status, reply.body, reply.request_id)
 
 
-async def send_json(send: Send, status: int, body: bytes) -> None:
+_REQUEST_ID_HEADER = REQUEST_ID.encode("latin-1")
+
+
+async def send_json(send: Send, status: int, body: bytes, request_id: str | None = None) -> None:
     headers: list[tuple[bytes, bytes]] = [
         (b"content-length", str(len(body)).encode("latin-1")),
         (b"content-type", JSON_TYPE.encode("latin-1")),
     ]
+    if request_id and header_safe(request_id):
+        headers.append((_REQUEST_ID_HEADER, request_id.encode("ascii")))
     start: dict[str, Any] = {"type": "http.response.start", "status": status, "headers": headers}
     await send(start)
     await send({"type": "http.response.body", "body": body})

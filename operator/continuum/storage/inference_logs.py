@@ -9,6 +9,8 @@ and the keys sort by time. Each line is one logged row (JSON object)::
 
     {"ts": "2025-01-31T12:00:00.123456Z",  # when the server answered (UTC)
      "request_id": "…",                   # the request's id, or one the server generated
+     "row": 0,                             # the row's index within its request (0-based);
+                                           # absent in rows logged before 2026-12-04
      "model": "churn", "version": 3,
      "features": {"tenure": 12.0, "plan": "basic", …},   # null where a value was missing
      "prediction": "yes",                  # label or regression value

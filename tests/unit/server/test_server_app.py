@@ -277,8 +277,11 @@ def test_inference_log_is_written_on_shutdown(store):
     rows = read_batch(logs, key)
     assert len(rows) == 7
     first = rows[0]
-    assert set(first) == {"ts", "request_id", "model", "version", "features", "prediction", "proba"}
+    keys = {"ts", "request_id", "row", "model", "version", "features", "prediction", "proba"}
+    assert set(first) == keys
     assert (first["request_id"], first["model"], first["version"]) == ("req-9", "churn", 1)
+    assert [row["row"] for row in rows] == list(range(7))
+    assert all(row["request_id"] == "req-9" for row in rows)
     expected = ROWS.iloc[0]
     assert first["features"] == {
         "x1": expected["x1"],
@@ -301,3 +304,55 @@ def test_openapi_describes_request_and_response_bodies(client):
     assert "422" in infer["responses"]
     assert "413" in infer["responses"]
     assert "/v1/models/{name}:predict" in spec["paths"]
+
+
+def logged_ids(store) -> list[tuple[str, int]]:
+    keys = list_batches(store, "churn", 1)
+    return [(row["request_id"], row["row"]) for key in keys for row in read_batch(store, key)]
+
+
+def test_every_prediction_has_an_identity_echoed_and_logged(store):
+    """Body id, else x-request-id header, else a new one: in the answer and in the log."""
+    logs = copy_of(store)
+    body = {"inputs": per_feature_inputs(ROWS.iloc[:2])}
+    with_both = {"id": "body-1", **body}
+    for client in serve(logs, settings_for("churn")):
+        by_body = client.post("/v2/models/churn/infer", json=with_both,
+                              headers={"x-request-id": "header-1"})  # fmt: skip
+        by_header = client.post("/v2/models/churn/infer", json=body,
+                                headers={"x-request-id": "header-2"})  # fmt: skip
+        made = client.post("/v2/models/churn/infer", json=body)
+        v1 = client.post("/v1/models/churn:predict", json={"instances": [[0.1, 0.2, "red"]]},
+                         headers={"x-request-id": "v1-1"})  # fmt: skip
+        v1_made = client.post("/v1/models/churn:predict", json={"instances": [[0.1, 0.2, "red"]]})
+    assert (by_body.json()["id"], by_body.headers["x-request-id"]) == ("body-1", "body-1")
+    assert (by_header.json()["id"], by_header.headers["x-request-id"]) == ("header-2", "header-2")
+    generated = made.json()["id"]
+    assert len(generated) == 32
+    assert int(generated, 16) >= 0
+    assert made.headers["x-request-id"] == generated
+    assert v1.headers["x-request-id"] == "v1-1"
+    assert "id" not in v1.json()
+    v1_generated = v1_made.headers["x-request-id"]
+    assert len(v1_generated) == 32
+    assert v1_generated != generated
+    assert logged_ids(logs) == [
+        ("body-1", 0), ("body-1", 1), ("header-2", 0), ("header-2", 1),
+        (generated, 0), (generated, 1), ("v1-1", 0), (v1_generated, 0),
+    ]  # fmt: skip
+
+
+def test_an_id_unfit_for_a_header_is_answered_in_the_body_only(client):
+    body = {"id": "line\nbreak é", "inputs": per_feature_inputs(ROWS.iloc[:1])}
+    reply = client.post("/v2/models/churn/infer", json=body)
+    assert reply.status_code == 200
+    assert reply.json()["id"] == "line\nbreak é"
+    assert "x-request-id" not in reply.headers
+
+
+def test_an_error_answer_carries_the_clients_request_id(client):
+    reply = client.post("/v2/models/churn/infer", content=b"{not json",
+                        headers={"x-request-id": "bad-1"})  # fmt: skip
+    assert reply.status_code == 400
+    assert reply.headers["x-request-id"] == "bad-1"
+    assert "x-request-id" not in client.post("/v2/models/churn/infer", content=b"{").headers

@@ -72,10 +72,27 @@ def test_flush_writes_documented_rows():
     assert log.flush() == 3
     (key,) = list_batches(store, "churn", 2)
     rows = read_batch(store, key)
-    assert rows[0] == {"ts": "2025-01-31T12:00:00.123456Z", "request_id": "req-1", "model": "churn",
-                       "version": 2, "features": {"x": 0.0, "c": "a"}, "prediction": "yes",
-                       "proba": [0.5, 0.5]}  # fmt: skip
+    assert rows[0] == {"ts": "2025-01-31T12:00:00.123456Z", "request_id": "req-1", "row": 0,
+                       "model": "churn", "version": 2, "features": {"x": 0.0, "c": "a"},
+                       "prediction": "yes", "proba": [0.5, 0.5]}  # fmt: skip
+    assert [row["row"] for row in rows] == [0, 1, 2]
     assert rows[2]["features"]["c"] is None
+
+
+def test_sampled_rows_keep_their_index_within_the_request():
+    store, metrics = MemoryObjectStore(), ServerMetrics("churn", 2)
+    log = logger(store, metrics, sample_rate=0.5)
+    rows, prediction = request(40)
+    log.log("big", rows, prediction)
+    log.flush()
+    (key,) = list_batches(store, "churn", 2)
+    written = read_batch(store, key)
+    kept = [row["row"] for row in written]
+    assert 5 < len(kept) < 35  # some rows sampled out, so the index is not the position
+    assert kept == sorted(kept)
+    assert kept != list(range(len(kept)))
+    # each kept row's features are those of the request row its index names (x = 0, 1, ...)
+    assert all(row["features"]["x"] == float(row["row"]) for row in written)
 
 
 def test_full_buffer_drops_and_counts_rows():
