@@ -9,6 +9,8 @@
     models/<model>/<version>/baseline/reference.parquet   bounded reference sample for drift
     models/<model>/<version>/baseline/stats.json    per-feature statistics of that sample
     inference-logs/<model>/<version>/<batch>        logged rows and predictions
+    labels/<model>/<any/path>.csv|.parquet|.jsonl    ground truth for logged predictions
+    labels/<model>/feedback/<YYYY-MM-DD>/<batch>    the same, posted to the model server
     reports/<monitor>/<time>/<file>                 drift reports
 """
 
@@ -70,6 +72,11 @@ def version_key(model: str, version: int, file: str) -> str:
 
 def inference_log_prefix(model: str, version: int) -> str:
     return f"inference-logs/{check_name('model', model)}/{version_folder(version)}/"
+
+
+def labels_prefix(model: str) -> str:
+    """Where label files of ``model`` go, whoever writes them (continuum.storage.labels)."""
+    return f"labels/{check_name('model', model)}/"
 
 
 def report_prefix(monitor: str, time: str) -> str:
