@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the cluster's binaries from the Go module proxy into $CACHE_DIR/<tool>-<version>/bin.
 # A tool whose folder is complete is reused; nothing is rebuilt.
-# Usage: hack/build-tools.sh [kube|etcd|minio|helm|coredns ...]   (default: all)
+# Usage: hack/build-tools.sh [kube|etcd|minio|helm|coredns|prometheus ...]   (default: all)
 source "$(dirname "$0")/lib.sh"
 export GOFLAGS="${GOFLAGS:--mod=mod}" GOTOOLCHAIN=local
 
@@ -83,10 +83,39 @@ build_helm() {
 }
 build_coredns() { build_go_main coredns "v$COREDNS_VERSION" github.com/coredns/coredns github.com/coredns/coredns coredns; }
 
+# The Go module version of a Prometheus 3.x release: 3.16.0 -> v0.316.0.
+prometheus_module_version() {
+  local major minor patch; IFS=. read -r major minor patch <<<"$1"
+  echo "v0.$(( major * 100 + minor )).$patch"
+}
+
+# prometheus and promtool from one wrapper module, like upstream's .promu.yml (netgo, version
+# stamped) but without the builtinassets tag: the web UI needs npm to build, and the HTTP API
+# (all the tests use) is served without it. Only Kubernetes service discovery is compiled in
+# (remove_all_sd,enable_kubernetes_sd; file and HTTP SD stay): the cloud SDs (AWS, Azure, GCE,
+# ...) are left out.
+build_prometheus() {
+  local v=$PROMETHEUS_VERSION mv d; mv=$(prometheus_module_version "$v"); d=$(tool_dir prometheus "v$v")
+  already_built prometheus "v$v" && { log "prometheus v$v: cached in $d"; return; }
+  step "Building Prometheus v$v (prometheus, promtool) from github.com/prometheus/prometheus@$mv"
+  mkdir -p "$d/src" "$d/bin" && cd "$d/src"
+  [ -f go.mod ] || go mod init local/prometheusbuild >/dev/null 2>&1
+  with_heartbeat "go get prometheus" go get "github.com/prometheus/prometheus@$mv"
+  local f="-s -w" kv
+  for kv in "Version=$v" "Revision=$mv" "Branch=HEAD" "BuildUser=continuum" "BuildDate=19700101-00:00:00"; do
+    f="$f -X github.com/prometheus/common/version.$kv"
+  done
+  with_heartbeat "build prometheus" env CGO_ENABLED=0 go build -p 2 -trimpath \
+    -tags netgo,remove_all_sd,enable_kubernetes_sd -ldflags "$f" -o "$d/bin/" \
+    github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool
+  "$d/bin/promtool" --version 2>&1 | grep -q "version $v" || die "promtool does not report version $v"
+  touch "$d/.complete"
+}
+
 build_all() {
   local t
   for t in "$@"; do
-    case $t in kube|etcd|minio|helm|coredns) ( "build_$t" ) ;; *) die "unknown tool '$t' (expected kube, etcd, minio, helm or coredns)";; esac
+    case $t in kube|etcd|minio|helm|coredns|prometheus) ( "build_$t" ) ;; *) die "unknown tool '$t' (expected kube, etcd, minio, helm, coredns or prometheus)";; esac
   done
 }
 
@@ -97,7 +126,7 @@ main() {
   # Two lanes: Kubernetes is the long build; the others overlap with its downloads and links.
   build_all kube &
   local kube_pid=$!
-  build_all etcd coredns minio helm || { kill "$kube_pid" 2>/dev/null; die "building the tools failed"; }
+  build_all etcd coredns minio helm prometheus || { kill "$kube_pid" 2>/dev/null; die "building the tools failed"; }
   wait "$kube_pid" || die "building Kubernetes failed"
   log "tools ready in $CACHE_DIR"
 }

@@ -50,3 +50,16 @@ def helm_binary() -> str | None:
         return env
     built = cached_tool(f"helm-v{pin('HELM_VERSION')}-k1.{pin('HELM_K8S_MINOR')}", "helm")
     return str(built) if built.exists() else shutil.which("helm")
+
+
+def promtool_binary() -> str | None:
+    """$CONTINUUM_PROMTOOL, the promtool that `make tools` builds, or `promtool` on PATH."""
+    if env := os.environ.get("CONTINUUM_PROMTOOL"):
+        return env
+    built = cached_tool(f"prometheus-v{pin('PROMETHEUS_VERSION')}", "promtool")
+    return str(built) if built.exists() else shutil.which("promtool")
+
+
+def prometheus() -> Path:
+    """The Prometheus server built from the pinned release (API only, no web UI)."""
+    return cached_tool(f"prometheus-v{pin('PROMETHEUS_VERSION')}", "prometheus")
