@@ -7,6 +7,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
+from continuum.api.vocabulary import PROMOTED, ROLLED_BACK
 from continuum.controllers.shared.metrics import REGISTRY
 
 SERVING_VERSION = Gauge(
@@ -21,6 +22,10 @@ ROLLOUTS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+# Exported at 0 from the start: a counter that first appears at 1 shows no increase() in
+# Prometheus, so the first rollback would not fire ContinuumRolloutRolledBack (chart alerts).
+for _outcome in (PROMOTED, ROLLED_BACK):
+    ROLLOUTS.labels(outcome=_outcome)
 
 
 def observe_serving(namespace: str, name: str, version: Any) -> None:

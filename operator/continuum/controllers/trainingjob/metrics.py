@@ -52,6 +52,11 @@ MODEL_METRIC = Gauge(
 
 for _phase in PHASES:
     TRAININGJOBS.labels(phase=_phase).set(0)
+# Exported at 0 from the start: a counter that first appears at 1 shows no increase() in
+# Prometheus, so the first failed run would not fire ContinuumTrainingRunsFailing (chart alerts).
+for _outcome in ("Succeeded", "Failed"):
+    for _qualified in ("true", "false"):
+        RUNS.labels(outcome=_outcome, qualified=_qualified)
 
 _phases: dict[tuple[str, str], str] = {}
 
