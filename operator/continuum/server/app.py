@@ -10,6 +10,8 @@
     POST /v2/models/{name}[/versions/{v}]/infer inference (JSON, or binary tensor extension)
     GET  /v1/models/{name}                      KServe v1 model status
     POST /v1/models/{name}:predict              KServe v1 {"instances": [...]}
+    POST /v2/models/{name}[/versions/{v}]/feedback  labels for served predictions
+                                                (continuum.server.feedback, docs/feedback.md)
     GET  /metrics                               Prometheus text format
 
 The two inference operations are routed by :mod:`continuum.server.router` and answered by
@@ -22,6 +24,7 @@ whole surface.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -35,9 +38,13 @@ from pydantic import BaseModel
 
 from continuum import __version__
 from continuum.server.decoding import INFER, PREDICT
+from continuum.server.endpoints import Call, read_body
 from continuum.server.errors import ServingError
+from continuum.server.feedback import FEEDBACK
 from continuum.server.protocol import (
     ErrorBody,
+    FeedbackRequest,
+    FeedbackResponse,
     InferenceRequest,
     InferenceResponse,
     Liveness,
@@ -132,6 +139,20 @@ def _v2_model_routes(app: FastAPI, server: ModelServer, prefix: str) -> None:
         server.require_name(name, version)
         return _readiness(server)
 
+    @app.post(
+        f"{prefix}/feedback", response_model=FeedbackResponse, responses=_ERRORS,
+        openapi_extra=_body_of(FeedbackRequest), tags=["feedback"],
+    )  # fmt: skip
+    async def feedback(request: Request, name: str, version: str | None = None) -> JSONResponse:
+        async with server.inference(FEEDBACK):
+            server.require(name, version)
+            writer = server.ready_feedback()
+            headers = {"content-length": request.headers.get("content-length", "")}
+            call = Call(FEEDBACK, name, version, headers, request.stream())
+            body = await read_body(call, server.settings.max_request_bytes)
+            verdict = await asyncio.to_thread(writer.receive, body)
+        return JSONResponse(verdict.body, status_code=verdict.status)
+
 
 def _v1_routes(app: FastAPI, server: ModelServer) -> None:
     @app.get("/v1/models/{name}", responses=_ERRORS, tags=["v1"])
@@ -186,7 +207,7 @@ def _describe_inference(app: FastAPI) -> None:
 
 def _add_request_bodies(components: dict[str, Any]) -> None:
     """The hand-read request bodies' schemas (pydantic's own), which FastAPI does not see."""
-    for message in (InferenceRequest, PredictRequest):
+    for message in (InferenceRequest, PredictRequest, FeedbackRequest):
         schema = message.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(schema.pop("$defs", {}))
         components[message.__name__] = schema

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -57,40 +57,68 @@ class LogRecord:
         return len(self.labels)
 
 
-class RowBuffer:
-    """A thread-safe buffer that holds at most ``capacity`` rows and refuses the excess."""
+class Rows(Protocol):
+    """A buffered record: it knows how many rows (log rows, labels) it holds."""
 
-    def __init__(self, capacity: int) -> None:
+    @property
+    def rows(self) -> int: ...
+
+
+Record = TypeVar("Record", bound=Rows)
+
+
+class RowBuffer(Generic[Record]):
+    """A thread-safe buffer that holds at most ``capacity`` rows and refuses the excess.
+
+    With ``hold_in_flight``, rows taken by a write still count against ``capacity`` until the
+    write is :meth:`settled` or its records are restored, so a failed write always fits back
+    and nothing once accepted is lost (the feedback labels); without it (the inference log)
+    new rows may fill the room meanwhile and a restore gives up the oldest.
+    """
+
+    def __init__(self, capacity: int, *, hold_in_flight: bool = False) -> None:
         self.capacity = capacity
-        self._records: deque[LogRecord] = deque()
+        self.hold_in_flight = hold_in_flight
+        self._records: deque[Record] = deque()
         self._rows = 0
+        self._in_flight = 0
         self._lock = threading.Lock()
 
     @property
     def rows(self) -> int:
         return self._rows
 
-    def offer(self, record: LogRecord) -> bool:
+    def offer(self, record: Record) -> bool:
         with self._lock:
-            if self._rows + record.rows > self.capacity:
+            if self._rows + self._in_flight + record.rows > self.capacity:
                 return False
             self._records.append(record)
             self._rows += record.rows
             return True
 
-    def take(self) -> list[LogRecord]:
+    def take(self) -> list[Record]:
         with self._lock:
-            records, self._records, self._rows = list(self._records), deque(), 0
+            records, self._records = list(self._records), deque()
+            if self.hold_in_flight:
+                self._in_flight += self._rows
+            self._rows = 0
             return records
 
-    def restore(self, records: list[LogRecord]) -> int:
+    def settled(self, records: list[Record]) -> None:
+        """The write of ``records`` (from :meth:`take`) is done: their room is free again."""
+        if self.hold_in_flight:
+            with self._lock:
+                self._in_flight -= sum(record.rows for record in records)
+
+    def restore(self, records: list[Record]) -> int:
         """Put back what a failed write took, ahead of newer rows, as far as it fits.
 
         When not all fit, the oldest records are the ones left out; returns their rows.
         """
+        self.settled(records)
         with self._lock:
-            room = self.capacity - self._rows
-            kept: list[LogRecord] = []
+            room = self.capacity - self._rows - self._in_flight
+            kept: list[Record] = []
             for record in reversed(records):
                 if record.rows > room:
                     break
@@ -140,23 +168,29 @@ def utc_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class InferenceLogger:
+class BatchWriter(Generic[Record]):
+    """Write-behind of buffered records to S3 from a background thread (module doc).
+
+    Shared by the inference log and the feedback labels (:mod:`continuum.server.feedback`),
+    so both have the same loss guarantees: ``encode`` turns taken records into JSON rows,
+    ``write`` stores them as one batch (returns its key), ``written``/``dropped`` count.
+    """
+
     def __init__(
         self,
-        store: ObjectStore,
-        model: str,
-        version: int,
+        what: str,
+        buffer: RowBuffer[Record],
         settings: InferenceLogSettings,
-        metrics: ServerMetrics,
         *,
-        rng: np.random.Generator | None = None,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        encode: Callable[[list[Record]], list[dict[str, Any]]],
+        write: Callable[[list[dict[str, Any]], datetime], str],
+        written: Callable[[int], None],
+        dropped: Callable[[int, str], None],
+        now: Callable[[], datetime],
     ) -> None:
-        self.store, self.model, self.version = store, model, version
-        self.settings = settings
-        self.metrics = metrics
-        self.buffer = RowBuffer(settings.buffer_rows)
-        self._rng = rng or np.random.default_rng()
+        self.what, self.buffer, self.settings = what, buffer, settings
+        self._encode, self._write = encode, write
+        self._written, self._dropped = written, dropped
         self._now = now
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -165,26 +199,16 @@ class InferenceLogger:
         # every request while S3 is down.
         self._s3_down = False
 
-    def log(self, request_id: str, rows: FeatureRows, prediction: Prediction) -> None:
-        """Sample and buffer one request's rows; cheap and never blocking (request path)."""
-        mask = sample_mask(rows.n_rows, self.settings.sample_rate, self._rng)
-        if not mask.any():
-            return
-        record = LogRecord(
-            ts=utc_timestamp(self._now()),
-            request_id=request_id,
-            columns={name: column[mask] for name, column in rows.columns.items()},
-            labels=prediction.labels[mask],
-            proba=None if prediction.proba is None else prediction.proba[mask],
-            positions=None if mask.all() else np.flatnonzero(mask),
-        )
+    def offer(self, record: Record) -> bool:
+        """Buffer ``record``; False (nothing kept) when the buffer is full. Never blocks."""
         if not self.buffer.offer(record):
-            self.metrics.log_dropped(record.rows, "buffer_full")
-        elif not self._s3_down and self.buffer.rows >= self.settings.flush_rows:
+            return False
+        if not self._s3_down and self.buffer.rows >= self.settings.flush_rows:
             self._wake.set()
+        return True
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="inference-log", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.what, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -212,24 +236,86 @@ class InferenceLogger:
         ``last`` flush (shutdown): then its rows are dropped and counted.
         """
         records = self.buffer.take()
-        rows = [line for record in records for line in json_rows(record, self.model, self.version)]
-        if not rows:
-            return 0
         try:
-            key = write_batch(self.store, self.model, self.version, rows, self._now())
+            rows = self._encode(records)
+            if not rows:
+                self.buffer.settled(records)
+                return 0
+            key = self._write(rows, self._now())
         except StorageError as exc:  # S3 down or refusing: keep the rows, keep serving
             self._s3_down = True
-            lost = len(rows) if last else self.buffer.restore(records)
+            taken = sum(record.rows for record in records)
+            lost = taken if last else self.buffer.restore(records)
+            if last:
+                self.buffer.settled(records)
             if lost:
-                self.metrics.log_dropped(lost, "write_failed" if last else "buffer_full")
-            log.warning("inference log: write of %d rows failed (%d dropped, %d kept): %s",
-                        len(rows), lost, self.buffer.rows, exc)  # fmt: skip
+                self._dropped(lost, "write_failed" if last else "buffer_full")
+            log.warning("%s: write of %d rows failed (%d dropped, %d kept): %s",
+                        self.what, taken, lost, self.buffer.rows, exc)  # fmt: skip
             return 0
         except Exception as exc:  # rows that cannot be encoded would fail every retry too
-            self.metrics.log_dropped(len(rows), "write_failed")
-            log.warning("inference log: dropped %d rows, write failed: %s", len(rows), exc)
+            self.buffer.settled(records)
+            lost = sum(record.rows for record in records)
+            self._dropped(lost, "write_failed")
+            log.warning("%s: dropped %d rows, write failed: %s", self.what, lost, exc)
             return 0
+        self.buffer.settled(records)
         self._s3_down = False
-        self.metrics.log_written(len(rows))
-        log.debug("inference log: wrote %d rows to %s", len(rows), key)
+        self._written(len(rows))
+        log.debug("%s: wrote %d rows to %s", self.what, len(rows), key)
         return len(rows)
+
+
+class InferenceLogger:
+    def __init__(
+        self,
+        store: ObjectStore,
+        model: str,
+        version: int,
+        settings: InferenceLogSettings,
+        metrics: ServerMetrics,
+        *,
+        rng: np.random.Generator | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store, self.model, self.version = store, model, version
+        self.settings = settings
+        self.metrics = metrics
+        self.buffer: RowBuffer[LogRecord] = RowBuffer(settings.buffer_rows)
+        self._rng = rng or np.random.default_rng()
+        self._now = now
+        self.writer = BatchWriter(
+            "inference log", self.buffer, settings, encode=self._lines,
+            write=lambda rows, when: write_batch(store, model, version, rows, when),
+            written=metrics.log_written, dropped=metrics.log_dropped, now=now,
+        )  # fmt: skip
+
+    def _lines(self, records: list[LogRecord]) -> list[dict[str, Any]]:
+        return [line for record in records for line in json_rows(record, self.model, self.version)]
+
+    def log(self, request_id: str, rows: FeatureRows, prediction: Prediction) -> None:
+        """Sample and buffer one request's rows; cheap and never blocking (request path)."""
+        mask = sample_mask(rows.n_rows, self.settings.sample_rate, self._rng)
+        if not mask.any():
+            return
+        record = LogRecord(
+            ts=utc_timestamp(self._now()),
+            request_id=request_id,
+            columns={name: column[mask] for name, column in rows.columns.items()},
+            labels=prediction.labels[mask],
+            proba=None if prediction.proba is None else prediction.proba[mask],
+            positions=None if mask.all() else np.flatnonzero(mask),
+        )
+        if not self.writer.offer(record):
+            self.metrics.log_dropped(record.rows, "buffer_full")
+
+    def start(self) -> None:
+        self.writer.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the writer thread and write what is still buffered."""
+        self.writer.stop(timeout)
+
+    def flush(self, *, last: bool = False) -> int:
+        """Write every buffered row as one batch (:meth:`BatchWriter.flush`)."""
+        return self.writer.flush(last=last)

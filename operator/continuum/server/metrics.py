@@ -16,6 +16,11 @@ Names (all prefixed ``continuum_server_``)::
     model_ready{model,version}                              1 when serving, 0 otherwise
     inference_log_rows_total{model,version}                 rows written to the inference log
     inference_log_dropped_rows_total{model,version,reason}  rows lost: buffer_full | write_failed
+    feedback_labels_total{model,version,outcome}            posted labels: accepted | rejected
+                                                            (bad) | refused (buffer full, 503)
+    feedback_written_labels_total{model,version}            posted labels written to S3
+    feedback_dropped_labels_total{model,version,reason}     accepted labels lost (write_failed:
+                                                            the last write at shutdown failed)
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from continuum.server.model import ServedModel
 
 PREFIX = "continuum_server_"
+# Why inference log rows are lost (label `reason`): back-pressure, or an S3 write that failed.
+DROP_REASONS = ("buffer_full", "write_failed")
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 # Regression targets can be of any scale: symmetric decades from 1e-3 to 1e6.
@@ -43,6 +50,7 @@ class ServerMetrics:
         self._define_requests()
         self._define_model()
         self._define_inference_log()
+        self._define_feedback()
         self.in_flight = self._gauge("in_flight_requests", "Inference requests being served.")
         self.ready.labels(**self.labels).set(0)
         # Label look-ups cost more than the updates: each child is looked up once.
@@ -96,6 +104,28 @@ class ServerMetrics:
             "Inference log rows lost (buffer_full: back-pressure; write_failed: S3 error).",
             ["model", "version", "reason"], registry=self.registry,
         )  # fmt: skip
+        # At 0 from the start: a counter first seen at N shows no increase() in Prometheus, so
+        # the first loss would not fire ContinuumInferenceLogRowsDropped (chart alerts).
+        for reason in DROP_REASONS:
+            self.log_dropped_rows.labels(**self.labels, reason=reason)
+
+    def _define_feedback(self) -> None:
+        self.feedback_labels = Counter(
+            PREFIX + "feedback_labels_total",
+            "Labels posted to the feedback endpoint (accepted, rejected as bad, refused: full).",
+            ["model", "version", "outcome"], registry=self.registry,
+        )  # fmt: skip
+        self.feedback_written_labels = Counter(
+            PREFIX + "feedback_written_labels_total", "Posted labels written to S3.",
+            ["model", "version"], registry=self.registry,
+        )  # fmt: skip
+        self.feedback_dropped_labels = Counter(
+            PREFIX + "feedback_dropped_labels_total",
+            "Accepted labels lost (write_failed: the last write at shutdown failed).",
+            ["model", "version", "reason"], registry=self.registry,
+        )  # fmt: skip
+        for reason in DROP_REASONS:  # at 0 from the start, as the inference log's
+            self.feedback_dropped_labels.labels(**self.labels, reason=reason)
 
     def _labelled_gauge(self, name: str, doc: str) -> Gauge:
         return Gauge(PREFIX + name, doc, ["model", "version"], registry=self.registry)
@@ -150,3 +180,12 @@ class ServerMetrics:
 
     def log_dropped(self, rows: int, reason: str) -> None:
         self.log_dropped_rows.labels(**self.labels, reason=reason).inc(rows)
+
+    def feedback_received(self, outcome: str, labels: int) -> None:
+        self.feedback_labels.labels(**self.labels, outcome=outcome).inc(labels)
+
+    def feedback_written(self, labels: int) -> None:
+        self.feedback_written_labels.labels(**self.labels).inc(labels)
+
+    def feedback_dropped(self, labels: int, reason: str) -> None:
+        self.feedback_dropped_labels.labels(**self.labels, reason=reason).inc(labels)

@@ -107,3 +107,24 @@ class PredictResponse(_Message):
 
 class ErrorBody(_Message):
     error: str = Field(description="What was wrong, naming the input or feature concerned.")
+
+
+class FeedbackLabel(_Message):
+    id: str | int = Field(description="The prediction's request id (answered id / x-request-id).")
+    row: int | None = Field(None, description="Row index within the request, 0-based; default 0.")
+    label: Any = Field(description="A class of the model, or a finite number for a regressor.")
+    time: str | None = Field(
+        None, description="When the label became known (ISO 8601); default: when received."
+    )
+
+
+class FeedbackRequest(_Message):
+    labels: list[FeedbackLabel] = Field(
+        description="One or many labels (a single label object is accepted too)."
+    )
+
+
+class FeedbackResponse(_Message):
+    accepted: int = Field(description="Labels kept: buffered and written to labels/<model>/.")
+    rejected: int = Field(description="Labels refused, each named in problems.")
+    problems: list[str] = Field(description="labels[i]: what is wrong with it (first 20).")

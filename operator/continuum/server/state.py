@@ -28,6 +28,7 @@ from continuum.errors import (
 )
 from continuum.server.batching import Batcher
 from continuum.server.errors import ModelNotFound, ServerUnavailable, ServingError
+from continuum.server.feedback import FeedbackWriter
 from continuum.server.inference_log import InferenceLogger
 from continuum.server.inputs import FeatureRows
 from continuum.server.metrics import ServerMetrics
@@ -54,6 +55,7 @@ class ModelServer:
         self.model: ServedModel | None = None
         self.batcher: Batcher | None = None
         self.logger: InferenceLogger | None = None
+        self.feedback: FeedbackWriter | None = None
         self.not_ready_reason = f"loading model {self.target}"
         self.load_finished = asyncio.Event()
         self._loader = loader
@@ -75,6 +77,8 @@ class ModelServer:
                 await task
         if self.logger is not None:
             await asyncio.to_thread(self.logger.stop)
+        if self.feedback is not None:
+            await asyncio.to_thread(self.feedback.stop)
 
     async def _load(self) -> None:
         model = await self._load_with_retries()
@@ -125,6 +129,9 @@ class ModelServer:
                 self.store, model.name, model.version, settings.inference_log, self.metrics
             )
             self.logger.start()
+        # Labels are taken whether or not inference is logged, with the log's buffer settings.
+        self.feedback = FeedbackWriter(self.store, model, settings.inference_log, self.metrics)
+        self.feedback.start()
         self.model = model
         self.metrics.model_loaded(model, sklearn.__version__)
         log.info("serving model %s (sha256 %s)", self.target, model.sha256)
@@ -150,6 +157,11 @@ class ModelServer:
         if self.batcher is None:
             raise ServerUnavailable(self.not_ready_reason)
         return self.batcher
+
+    def ready_feedback(self) -> FeedbackWriter:
+        if self.feedback is None:
+            raise ServerUnavailable(self.not_ready_reason)
+        return self.feedback
 
     def served(self, request_id: str, rows: FeatureRows, prediction: Prediction) -> None:
         """After a prediction: metrics of the predicted values, and the inference log."""

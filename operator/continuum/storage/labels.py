@@ -33,14 +33,17 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from continuum.storage.client import ObjectStore
+from continuum.storage.inference_logs import CONTENT_TYPE, encode_rows
 from continuum.storage.layout import labels_prefix
 
 ID, ROW, LABEL, TIME = "id", "row", "label", "time"
@@ -49,6 +52,7 @@ COLUMNS = (ID, ROW, LABEL, TIME, SOURCE, LINE)
 CSV, PARQUET, JSON_LINES = ".csv", ".parquet", ".jsonl"
 SUFFIXES = (CSV, PARQUET, JSON_LINES, ".ndjson")
 MAX_LISTED = 20  # rejections listed with their message; all are counted
+FEEDBACK = "feedback/"  # under labels/<model>/: the model server's batches of posted labels
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,23 @@ def empty_frame() -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- S3
+
+
+def feedback_key(model: str, when: datetime, batch_id: str | None = None) -> str:
+    """``labels/<model>/feedback/<YYYY-MM-DD>/<YYYYMMDDTHHMMSS.ffffffZ>-<uuid>.jsonl``: keys
+    sort by time, so the duplicate rule's "last file" is the last batch written."""
+    moment = when.astimezone(UTC)
+    name = f"{moment:%Y%m%dT%H%M%S.%f}Z-{batch_id or uuid.uuid4().hex}{JSON_LINES}"
+    return f"{labels_prefix(model)}{FEEDBACK}{moment:%Y-%m-%d}/{name}"
+
+
+def write_feedback(
+    store: ObjectStore, model: str, labels: Iterable[Mapping[str, Any]], when: datetime
+) -> str:
+    """Write one batch of posted labels (JSON lines of id, row, label, time); its key."""
+    key = feedback_key(model, when)
+    store.put_bytes(key, encode_rows(labels), if_absent=True, content_type=CONTENT_TYPE)
+    return key
 
 
 def list_label_files(store: ObjectStore, model: str) -> tuple[list[str], list[str]]:
@@ -198,11 +219,19 @@ def _read_json_lines(data: bytes) -> pd.DataFrame:
 # ---------------------------------------------------------------- checks
 
 
-def check_table(raw: pd.DataFrame, source: str, schema: LabelSchema, into: Labels) -> pd.DataFrame:
+def check_table(
+    raw: pd.DataFrame,
+    source: str,
+    schema: LabelSchema,
+    into: Labels,
+    row_name: Callable[[int], str] | None = None,
+) -> pd.DataFrame:
     """The valid rows of ``raw`` (one label file or feedback request) as a :data:`COLUMNS` frame.
 
-    ``source`` names the file (or request) in every rejection message.
+    ``source`` names the file (or request) in every rejection message, ``row_name`` a row
+    by its number (default ``"<source> row <n>"``).
     """
+    name_of = row_name or (lambda line: f"{source} row {line}")
     missing = [name for name in (ID, LABEL) if name not in raw.columns]
     if missing and len(raw):
         into.reject(f"{source}: no column {' or '.join(map(repr, missing))}: a label file "
@@ -229,7 +258,7 @@ def check_table(raw: pd.DataFrame, source: str, schema: LabelSchema, into: Label
         bad |= invalid
         out[name] = values
     for at, problem in sorted(problems):
-        into.reject(f"{source} row {lines[at]}: {problem}")
+        into.reject(f"{name_of(int(lines[at]))}: {problem}")
     keep = ~bad
     frame = pd.DataFrame({name: out[name][keep].reset_index(drop=True) for name in out})
     frame[SOURCE] = source
