@@ -77,6 +77,11 @@ def test_multi_row_requests_join_row_by_row():
         ["a", 0, "yes", "yes"], ["a", 2, "yes", "no"], ["b", 0, "no", "no"],
     ]  # fmt: skip
     assert frame["tenure"].tolist() == [10.0, 12.0, 10.0]
+    for name in ("ts", "label_time"):
+        assert isinstance(frame[name].dtype, pd.DatetimeTZDtype)
+        assert str(frame[name].dtype.tz) == "UTC"
+    assert frame["row"].dtype == np.int64
+    assert frame["version"].dtype == np.int64  # the predictions' dtypes, not upcast
     assert frame["proba"].tolist()[1] == [0.3, 0.7]
     assert (got.counts.matched, got.counts.unlabelled) == (3, 1)  # a/1 has no label yet
     balanced(got.counts)
