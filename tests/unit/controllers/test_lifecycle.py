@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+from typing import Any
 
 import kopf
+import pytest
 
+from continuum.controllers import lifecycle
 from continuum.controllers.lifecycle import REPORTING_COMPONENT, DiffBaseStorage, configure
 from continuum.controllers.main import DEFAULT_IMAGE, build_parser
 
@@ -108,3 +112,31 @@ def test_the_private_kopf_hook_we_override_is_still_there() -> None:
     next minor version, and this fails first if the hook moves or changes its signature."""
     hook = inspect.signature(kopf.AnnotationsProgressStorage._store_marker)
     assert list(hook.parameters) == ["self", "prefix", "patch", "body"]
+
+
+def test_a_watch_answered_410_gone_ends_its_stream_not_the_operator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """kopf stops the whole operator when a watch request is answered HTTP 410; ours ends
+    that stream so that kopf lists again (the API fault test's ``watch-410-http``)."""
+    from kopf._cogs.clients import errors, watching  # noqa: PLC0415
+
+    assert watching.continuous_watch is lifecycle.continuous_watch, "installed in kopf"
+    params = inspect.signature(lifecycle._continuous_watch).parameters
+    assert set(params) == {"settings", "resource", "namespace", "operator_pause_waiter"}
+
+    def answered(status: int) -> Any:
+        async def original(**_: Any) -> Any:
+            yield {"type": None, "object": {"metadata": {"name": "a"}}}
+            raise errors.APIClientError("too old resource version", status=status, headers={})
+
+        return original
+
+    async def events() -> list[Any]:
+        return [e async for e in lifecycle.continuous_watch(settings=None)]
+
+    monkeypatch.setattr(lifecycle, "_continuous_watch", answered(410))
+    assert len(asyncio.run(events())) == 1, "the events before, then the stream ends"
+    monkeypatch.setattr(lifecycle, "_continuous_watch", answered(403))
+    with pytest.raises(errors.APIClientError):
+        asyncio.run(events())
