@@ -2,13 +2,15 @@
 
 Prometheus discovers the operator through the API server by the ServiceMonitor's own terms
 (tests/kit/prometheus.py: the metrics Service's endpoints, selector labels, port `metrics`) and
-evaluates the chart's rendered PrometheusRule. The test proves: the operator's target is found
-and up with the labels the rules select by; every rule evaluates without error; no alert fires
-on a healthy release; a TrainingJob that fails fires ContinuumTrainingRunsFailing.
+evaluates the chart's rendered PrometheusRule; model servers are found as pods (component
+serving, port `http`). The tests prove: the operator's target is found and up with the labels
+the rules select by; every rule evaluates without error; no alert fires on a healthy release; a
+TrainingJob that fails fires ContinuumTrainingRunsFailing; a served model's pod is scraped and
+every serving panel of the dashboard returns a series, except the error ratio while there has
+been no 5xx (its numerator has no series then).
 
-Not covered yet (issue 20): the dashboard's every panel against a full workload, the
-rolled-back and drift alerts fired live, and the model servers' scrape job (configured, but no
-model server runs in this test).
+Not covered yet (issue 20): the operator and drift panels against a full workload, and the
+rolled-back and drift alerts fired live.
 """
 
 from __future__ import annotations
@@ -26,7 +28,20 @@ from tests.kit import prometheus
 from tests.kit.cluster import S3Settings, upload, wait_until
 from tests.kit.datasets import dataset_csv
 from tests.kit.helm import CHART, Release
-from tests.kit.kinds import TERMINAL, create_tj, get_tj, training_job
+from tests.kit.kinds import (
+    GROUP,
+    MODELDEPLOYMENTS,
+    TERMINAL,
+    VERSION,
+    create_tj,
+    get_md,
+    get_tj,
+    model_deployment,
+    objs,
+    predict_in_cluster,
+    training_job,
+)
+from tests.unit.deploy.test_dashboard import dashboard, panels
 
 RULE_API = "monitoring.coreos.com/v1/PrometheusRule"
 
@@ -137,3 +152,68 @@ def test_operator_scraped_rules_evaluate_and_a_failed_run_fires(
     )
     assert alert["labels"]["severity"] == "warning"
     assert alert["annotations"]["description"].startswith("1 training run(s) failed")
+
+
+def dashboard_queries(metric_prefix: str) -> list[str]:
+    """The dashboard's panel queries over ``metric_prefix`` metrics, Grafana's variables filled
+    in as a one-hour view would: every model, 1m rate windows."""
+    exprs = [t["expr"] for p in panels(dashboard()) for t in p.get("targets", [])]
+    filled = (
+        e.replace("$__rate_interval", "1m").replace("$__range", "1h").replace("$model", ".*")
+        for e in exprs
+        if metric_prefix in e
+    )
+    return sorted(set(filled))
+
+
+@pytest.mark.timeout(900)
+def test_model_servers_scraped_and_the_serving_panels_answer(
+    release: Release,
+    server: prometheus.Prometheus,
+    api: client.ApiClient,
+    s3: S3Settings,
+    s3_bucket: str,
+    s3_secret: str,
+) -> None:
+    team = release.team
+    data = upload(s3, s3_bucket, "datasets/pm.csv", dataset_csv())
+    create_tj(
+        api,
+        team,
+        training_job(
+            "churn-1", data, s3, s3_bucket, s3_secret, endpoint=s3.in_cluster_endpoint_url
+        ),
+    )
+    wait_until(
+        "TrainingJob churn-1 to succeed",
+        lambda: get_tj(api, team, "churn-1").get("status", {}).get("phase") == "Succeeded",
+        300,
+        every=1,
+    )
+    objs(api).create_namespaced_custom_object(
+        GROUP, VERSION, team, MODELDEPLOYMENTS, model_deployment(s3, s3_bucket, s3_secret)
+    )
+    wait_until(
+        "ModelDeployment churn serving version 1",
+        lambda: get_md(api, team).get("status", {}).get("servingVersion") == 1,
+        300,
+        every=2,
+    )
+    for i in range(3):
+        assert predict_in_cluster(api, team, f"client-{i}")
+    selector = f'continuum_server_requests_total{{namespace="{team}", model="churn"}}'
+    [sample] = wait_until(
+        "the model server's requests in Prometheus", lambda: server.query(selector), 90, every=2
+    )
+    assert sample["metric"]["job"] == "continuum-model-servers"
+    assert sample["metric"]["pod"].startswith("churn-")
+    # Without a single 5xx the error ratio's numerator has no series: the panel is empty.
+    error_ratio = [q for q in dashboard_queries("continuum_server_") if 'status=~"5.."' in q]
+    empty = []
+    for expr in dashboard_queries("continuum_server_"):
+        if not server.query(expr):
+            empty.append(expr)
+    assert empty == error_ratio, empty
+    # The serving rules evaluated against real model-server series without error.
+    rules = [r for g in server.api("rules")["groups"] for r in g["rules"]]
+    assert all(r["health"] == "ok" for r in rules), rules
