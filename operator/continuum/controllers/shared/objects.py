@@ -13,6 +13,7 @@ our API group; the uid then tells whether it is *this* object or an earlier one 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
@@ -21,12 +22,14 @@ import kopf
 from pydantic import BaseModel, ValidationError
 
 from continuum.api import API_VERSION, GROUP, VERSION, dump, load
+from continuum.controllers.shared import kopf_events
 from continuum.controllers.shared.queue import Reporter, WorkQueue
 from continuum.kube import Kube, ResourceConflict
 
 Model = TypeVar("Model", bound=BaseModel)
 Body = Mapping[str, Any]
 STATUS_ATTEMPTS = 5
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -157,11 +160,29 @@ def merge_patch(old: Any, new: Any) -> Any:
 
 
 def post(body: Body, events: Iterable[Event]) -> None:
-    """Post ``events`` about ``body`` (kopf queues them; posting never blocks the reconcile)."""
+    """Post ``events`` about ``body`` (kopf queues them; posting never blocks the reconcile).
+
+    From a task of ours kopf's queue is bound first (``kopf_events``); before kopf has
+    processed any object there is none, and the Events are logged instead of failing the
+    reconcile whose status is already written."""
     target = kopf.Body(cast("kopf.RawBody", dict(body)))
     for event in events:
         poster = kopf.info if event.type == "Normal" else kopf.warn
-        poster(target, reason=event.reason, message=event.message)
+        try:
+            poster(target, reason=event.reason, message=event.message)
+        except LookupError:  # a task kopf did not bind its Event queue in
+            if not kopf_events.bind():
+                _not_posted(body, event)
+                continue
+            poster(target, reason=event.reason, message=event.message)
+
+
+def _not_posted(body: Body, event: Event) -> None:
+    meta = body.get("metadata", {})
+    logger.warning(
+        "Event not posted (kopf's event queue is not up yet) about %s/%s: %s %s",
+        meta.get("namespace"), meta.get("name"), event.reason, event.message,
+    )  # fmt: skip
 
 
 def load_or_fail(model: type[Model], body: Body) -> Model:

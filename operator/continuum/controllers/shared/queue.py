@@ -50,6 +50,7 @@ from typing import Generic, Protocol, TypeVar
 
 import kopf
 
+from continuum.controllers.shared import kopf_events
 from continuum.controllers.shared.metrics import COALESCED, ERRORS, RECONCILES
 from continuum.errors import ContinuumError
 
@@ -159,6 +160,7 @@ class WorkQueue(Generic[K]):
             COALESCED.labels(kind=self.kind, handler=trigger).inc()
             return True
         RECONCILES.labels(kind=self.kind, handler=trigger).inc()
+        kopf_events.remember()  # for the Events of reconciles our own tasks run
         news = trigger not in TIMERS
         async with self._locked(key, coalesce) as slot:
             slot.reporter = slot.reporter or reporter  # one per streak: one Warning Event
