@@ -155,10 +155,9 @@ CASES: tuple[Case, ...] = (
          f'spec.consecutiveChecks: Invalid value: "number": spec.consecutiveChecks {TYPE} '
          "integer"),
     # out of range
-    Case("tj-testsize-high", TJ, "out of range (above maximum)",
+    Case("tj-testsize-high", TJ, "out of range (above a fractional maximum)",
          {"spec.split.testSize": 0.9},
-         f"spec.split.testSize: Invalid value: 0.9: spec.split.testSize {RANGE} less than or "
-         "equal to 0.5"),
+         'spec.split.testSize: Invalid value: "number": must be at least 0.05 and at most 0.5'),
     Case("tj-deadline-low", TJ, "out of range (below minimum)",
          {"spec.activeDeadlineSeconds": 30},
          f"spec.activeDeadlineSeconds: Invalid value: 30: spec.activeDeadlineSeconds {RANGE} "
@@ -187,11 +186,25 @@ CASES: tuple[Case, ...] = (
          "equal to 1"),
     Case("dm-pvalue-zero", DM, "out of range (exclusive minimum)",
          {"spec.tests": {"pValue": 0}},
-         f"spec.tests.pValue: Invalid value: 0: spec.tests.pValue {RANGE} greater than 0"),
+         'spec.tests.pValue: Invalid value: "number": must be greater than 0 and at most 0.5'),
+    Case("dm-pvalue-high", DM, "out of range (an integer above a fractional maximum)",
+         {"spec.tests": {"pValue": 2}},
+         'spec.tests.pValue: Invalid value: "number": must be greater than 0 and at most 0.5'),
+    Case("dm-driftshare-high", DM, "out of range (above maximum, minimum also set)",
+         {"spec.tests": {"driftShare": 1.5}},
+         f"spec.tests.driftShare: Invalid value: 1.5: spec.tests.driftShare {RANGE} less than "
+         "or equal to 1"),
     Case("dm-interval-low", DM, "out of range (below minimum)",
          {"spec.schedule": {"intervalSeconds": 10}},
          "spec.schedule.intervalSeconds: Invalid value: 10: spec.schedule.intervalSeconds "
          f"{RANGE} greater than or equal to 60"),
+    # a list that is a set, with a value twice
+    Case("tj-features-duplicate", TJ, "duplicate in a set (features)",
+         {"spec.dataset.features": ["tenure", "plan", "tenure"]},
+         'spec.dataset.features[2]: Duplicate value: "tenure"'),
+    Case("tj-categorical-duplicate", TJ, "duplicate in a set (categorical columns)",
+         {"spec.preprocessing.categorical.columns": ["plan", "plan"]},
+         'spec.preprocessing.categorical.columns[1]: Duplicate value: "plan"'),
     # not one of the allowed values, or not matching the pattern
     Case("tj-unknown-estimator", TJ, "unknown estimator class",
          {"spec.estimator.class": "XGBClassifier"},

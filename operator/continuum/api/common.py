@@ -107,6 +107,27 @@ Label = Annotated[str, Field(min_length=1, max_length=128)]
 """A class label of a classification target, as text."""
 
 
+# A list whose items are a set: the API server refuses a repeated item ("Duplicate value").
+SET_LIST: Final[dict[str, JsonValue]] = {"x-kubernetes-list-type": "set"}
+
+
+def no_duplicates(values: list[str] | None) -> list[str] | None:
+    """The Python side of SET_LIST: a repeated item is refused, as the API server does."""
+    seen: set[str] = set()
+    for index, value in enumerate(values or []):
+        if value in seen:
+            raise ValueError(f"[{index}]: duplicate value {value!r}: each name may appear once")
+        seen.add(value)
+    return values
+
+
+ColumnSet = Annotated[list[ColumnName], AfterValidator(no_duplicates)]
+"""Column names that form a set (with ``json_schema_extra=SET_LIST`` on the field)."""
+
+LabelSet = Annotated[list[Label], AfterValidator(no_duplicates)]
+"""Class labels that form a set (with ``json_schema_extra=SET_LIST`` on the field)."""
+
+
 def cel(rule: str, message: str) -> dict[str, str]:
     """One `x-kubernetes-validations` entry."""
     return {"rule": rule, "message": message}

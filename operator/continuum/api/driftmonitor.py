@@ -67,7 +67,13 @@ class DriftTests(ApiModel):
     """Per-feature statistical tests and the dataset-level verdict."""
 
     p_value: float = Field(
-        0.05, gt=0, le=0.5, description="Significance level of the per-feature tests."
+        0.05,
+        gt=0,
+        le=0.5,
+        description=(
+            "Significance level of the per-feature tests, compared with each corrected "
+            "p-value: above 0, at most 0.5."
+        ),
     )
     correction: Literal["bonferroni", "holm", "bh"] = Field(
         "holm", description="Multiple-testing correction: bonferroni, holm or bh."
@@ -95,7 +101,10 @@ class DriftTests(ApiModel):
         0.3,
         gt=0,
         le=1,
-        description="Fraction of drifted features at which the dataset counts as drifted.",
+        description=(
+            "Fraction of tested features that must drift for the dataset to count as drifted "
+            "(drifted / tested >= driftShare): above 0, at most 1."
+        ),
     )
 
 

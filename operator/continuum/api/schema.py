@@ -57,6 +57,32 @@ def _resolve(node: Schema, defs: dict[str, Schema]) -> Schema:
     return node
 
 
+def _fractional_bounds_as_cel(out: Schema) -> None:
+    """Bounds that are not whole numbers become one CEL rule with its own message.
+
+    The API server's OpenAPI validator compares an integer value with a fractional bound
+    truncated to an integer (Kubernetes 1.34: ``tests.pValue: 2`` against ``maximum: 0.5`` was
+    answered "should be less than or equal to 0", and ``pValue: 0`` passed ``minimum: 1e-06``).
+    A CEL rule compares numbers as numbers; its message states the bounds as they are.
+    """
+    bounds = [out.get("minimum"), out.get("maximum")]
+    if out.get("type") != "number" or not any(
+        isinstance(b, float) and not b.is_integer() for b in bounds
+    ):
+        return
+    checks, words = [], []
+    if bounds[0] is not None:
+        above = out.pop("exclusiveMinimum", False) is True
+        checks.append(f"self {'>' if above else '>='} {float(out.pop('minimum'))!r}")
+        words.append(f"{'greater than' if above else 'at least'} {bounds[0]:g}")
+    if bounds[1] is not None:
+        below = out.pop("exclusiveMaximum", False) is True
+        checks.append(f"self {'<' if below else '<='} {float(out.pop('maximum'))!r}")
+        words.append(f"{'less than' if below else 'at most'} {bounds[1]:g}")
+    rule = {"rule": " && ".join(checks), "message": f"must be {' and '.join(words)}"}
+    out["x-kubernetes-validations"] = [*out.get("x-kubernetes-validations", []), rule]
+
+
 def _merge(inner: Schema, outer: Schema) -> Schema:
     merged = dict(inner)
     for key, value in outer.items():
@@ -71,6 +97,7 @@ def _finish(out: Schema) -> Schema:
     for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
         if isinstance(out.get(bound), int | float) and not isinstance(out[bound], bool):
             out[limit], out[bound] = out[bound], True  # OpenAPI v3.0: a flag on the bound
+    _fractional_bounds_as_cel(out)
     if "const" in out:
         out["enum"] = [out.pop("const")]
     if out.get("additionalProperties") is False:

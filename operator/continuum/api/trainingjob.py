@@ -13,11 +13,13 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import ConfigDict, Field, model_validator
 
 from continuum.api.common import (
+    SET_LIST,
     ApiModel,
     ColumnName,
+    ColumnSet,
     CustomObject,
     CustomObjectStatus,
-    Label,
+    LabelSet,
     ObjectName,
     ResourceRequirements,
     StorageSpec,
@@ -98,16 +100,21 @@ class DatasetValidation(ApiModel):
             "are exempt). The target column must never be null."
         ),
     )
-    allow_nulls: list[ColumnName] = Field(
+    allow_nulls: ColumnSet = Field(
         default_factory=list,
         max_length=256,
-        description="Feature columns that may contain any number of nulls.",
+        description="Feature columns that may contain any number of nulls (a set: no repeats).",
+        json_schema_extra=SET_LIST,
     )
-    required_classes: list[Label] | None = Field(
+    required_classes: LabelSet | None = Field(
         None,
         min_length=1,
         max_length=100,
-        description="Classification only: class labels (as text) that must occur in the target.",
+        description=(
+            "Classification only: class labels (as text) that must occur in the target "
+            "(a set: no repeats)."
+        ),
+        json_schema_extra=SET_LIST,
     )
 
 
@@ -121,11 +128,15 @@ class Dataset(ApiModel):
     )
     format: Literal["csv", "parquet"] = Field("csv", description="File format: csv or parquet.")
     target: ColumnName = Field(description="Name of the column to predict.")
-    features: list[ColumnName] | None = Field(
+    features: ColumnSet | None = Field(
         None,
         min_length=1,
         max_length=256,
-        description="Feature columns to use. Omit to use every column except the target.",
+        description=(
+            "Feature columns to use (a set: no repeats). Omit to use every column except the "
+            "target."
+        ),
+        json_schema_extra=SET_LIST,
     )
     validation: DatasetValidation = nested(
         DatasetValidation, "Checks run on the dataset before training."
@@ -170,8 +181,11 @@ class NumericPreprocessing(ApiModel):
 class CategoricalPreprocessing(ApiModel):
     """Preprocessing of categorical feature columns."""
 
-    columns: list[ColumnName] = Field(
-        default_factory=list, max_length=256, description="Columns treated as categorical."
+    columns: ColumnSet = Field(
+        default_factory=list,
+        max_length=256,
+        description="Columns treated as categorical (a set: no repeats).",
+        json_schema_extra=SET_LIST,
     )
     impute: Literal["most_frequent", "none"] = Field(
         "most_frequent", description="How to fill nulls: most_frequent or none."

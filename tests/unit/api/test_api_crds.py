@@ -233,3 +233,39 @@ def test_training_job_spec_is_immutable_but_template_is_not() -> None:
 def test_default_printer_columns(name: str, columns: list[str]) -> None:
     printed = CRDS[name]["spec"]["versions"][0]["additionalPrinterColumns"]
     assert [c["name"] for c in printed if not c.get("priority")] == columns
+
+
+def _node(crd_name: str, path: str) -> Schema:
+    crd = next(crd for name, crd in CRDS.items() if crd_name in name)
+    return dict(nodes(root(crd)))[path]
+
+
+def test_no_fractional_bound_is_left_to_the_openapi_validator() -> None:
+    # issue 14 defect 7: it truncates a fractional bound when the value is an integer
+    # (tests.pValue: 2 was answered "should be less than or equal to 0"); a CEL rule
+    # with its own message checks such bounds instead.
+    def fractional(path: str, node: Schema) -> Iterator[str]:
+        for key in ("minimum", "maximum"):
+            value = node.get(key)
+            if isinstance(value, float) and not value.is_integer():
+                yield f"{key} {value} is fractional"
+
+    assert problems(fractional) == []
+    p_value = _node("driftmonitors", "spec.tests.pValue")
+    assert p_value["x-kubernetes-validations"] == [
+        {"rule": "self > 0.0 && self <= 0.5", "message": "must be greater than 0 and at most 0.5"}
+    ]
+    assert "exclusiveMinimum" not in p_value
+    test_size = _node("trainingjobs", "spec.split.testSize")
+    assert test_size["x-kubernetes-validations"][0]["message"] == (
+        "must be at least 0.05 and at most 0.5"
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["spec.dataset.features", "spec.dataset.validation.allowNulls",
+     "spec.dataset.validation.requiredClasses", "spec.preprocessing.categorical.columns"],
+)  # fmt: skip
+def test_set_like_lists_say_so(path: str) -> None:
+    assert _node("trainingjobs", path)["x-kubernetes-list-type"] == "set"

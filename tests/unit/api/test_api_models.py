@@ -248,3 +248,26 @@ def test_metadata_is_typed_and_keeps_what_the_api_server_adds() -> None:
     assert tj.metadata.deletion_timestamp == when
     assert tj.metadata.labels == {"k": "v"}
     assert dump(tj.metadata)["managedFields"] == [{"manager": "kubectl"}], "nothing is dropped"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [(("dataset", "features"), ["tenure", "plan", "tenure"]),
+     (("preprocessing", "categorical", "columns"), ["plan", "plan"])],
+)  # fmt: skip
+def test_a_repeated_name_in_a_set_like_list_is_refused_as_the_api_server_does(field, value):
+    spec = {
+        "model": "churn",
+        "dataset": {"uri": "s3://data/churn.csv", "target": "churned",
+                    "features": ["tenure", "plan"]},
+        "estimator": {"class": "LogisticRegression"},
+        "preprocessing": {"categorical": {"columns": ["plan"]}},
+        "evaluation": {"metric": "accuracy"},
+        "storage": {"bucket": "models"},
+    }  # fmt: skip
+    node = spec
+    for key in field[:-1]:
+        node = node[key]
+    node[field[-1]] = value
+    with pytest.raises(ValueError, match="duplicate value"):
+        TrainingJobSpec.model_validate(spec)
