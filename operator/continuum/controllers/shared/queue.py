@@ -97,7 +97,7 @@ class Reporter(Protocol):
 
     async def failing(self, error: Exception) -> None: ...
 
-    async def recovered(self) -> None: ...
+    async def recovered(self) -> bool: ...  # False: not cleared (the API refused), try again
 
 
 @dataclass
@@ -183,7 +183,7 @@ class WorkQueue(Generic[K]):
                 if slot.deferred is not None:  # the object still waits on something
                     self._schedule(key, slot, *slot.deferred, retrying=False)
             slot.deferred = None
-            await self._succeeded(slot)
+            await self._succeeded(key, slot, again)
             return True
 
     def nudge(self, key: K) -> bool:
@@ -216,10 +216,15 @@ class WorkQueue(Generic[K]):
         if slot.failures >= FAILING_AFTER and slot.reporter is not None:
             await slot.reporter.failing(exc)
 
-    async def _succeeded(self, slot: _Slot) -> None:
+    async def _succeeded(self, key: K, slot: _Slot, again: Attempt) -> None:
         streak, slot.failures, slot.tries = slot.failures, 0, 0
-        if streak >= FAILING_AFTER and slot.reporter is not None:
-            await slot.reporter.recovered()
+        shown = streak >= FAILING_AFTER and slot.reporter is not None
+        if shown and slot.reporter is not None and not await slot.reporter.recovered():
+            # The object still shows the streak: reconcile again soon, and the next success
+            # clears it (the streak is kept for that).
+            slot.failures = streak
+            self._schedule(key, slot, self.backoff.delay(1), again, retrying=True)
+            return
         slot.reporter = None
 
     def requeue(self, key: K, again: Attempt, backoff: Backoff) -> float | None:

@@ -35,6 +35,7 @@ class StatusReporter:
     kube: Kube
     ref: Ref
     announced: bool = False  # the Warning Event of this streak was posted
+    _gone: bool = False  # the last read found no such object (nothing left to clear)
 
     async def failing(self, error: Exception) -> None:
         message = failing_message(error)
@@ -48,24 +49,31 @@ class StatusReporter:
             post(body, [Event("Warning", RECONCILE_FAILING, message)])
             self.announced = True
 
-    async def recovered(self) -> None:
+    async def recovered(self) -> bool:
+        """Clear the streak from the object; False when the API refused the read or the write
+        (the queue then tries again: a ``ReconcileFailing`` left behind by a refused write
+        stayed on a converged ModelDeployment in the API fault test)."""
         body = await self._read()
         if body is None:
-            return
+            return self._gone
         conditions = list_conditions(body)
-        if any(_is_failing(c) for c in conditions):
-            await self._write(body, [c for c in conditions if not _is_failing(c)])
+        kept = [c for c in conditions if not _is_failing(c)]
+        if len(kept) < len(conditions) and not await self._write(body, kept):
+            return False
         post(body, [Event("Normal", RECONCILE_RECOVERED, "reconciling works again")])
+        return True
 
     async def _read(self) -> Body | None:
+        self._gone = False
         try:
             body = await self.kube.read_custom_object(GROUP, VERSION, *self.ref.where)
         except KubeError as exc:
             log.debug("%s %s: cannot read it to show its failures: %s", *self._who(), exc)
             return None
-        return None if body is None or gone(body, self.ref.uid) else body
+        self._gone = body is None or gone(body, self.ref.uid)
+        return None if self._gone else body
 
-    async def _write(self, body: Body, conditions: list[dict[str, Any]]) -> None:
+    async def _write(self, body: Body, conditions: list[dict[str, Any]]) -> bool:
         meta = body["metadata"]
         try:
             await self.kube.patch_status(
@@ -74,6 +82,8 @@ class StatusReporter:
             )  # fmt: skip
         except KubeError as exc:
             log.debug("%s %s: cannot show its failures: %s", *self._who(), exc)
+            return False
+        return True
 
     def _who(self) -> tuple[str, str]:
         return self.ref.kind, f"{self.ref.namespace}/{self.ref.name}"

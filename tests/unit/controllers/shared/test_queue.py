@@ -198,14 +198,16 @@ def test_runs_and_failures_are_counted_by_kind_and_trigger(outcome: str) -> None
 class Streak:
     """A ``Reporter`` that records what the queue told it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *clears: bool) -> None:
         self.calls: list[str] = []
+        self.clears = list(clears)  # what each recovered() answers (then True)
 
     async def failing(self, error: Exception) -> None:
         self.calls.append(f"failing: {error}")
 
-    async def recovered(self) -> None:
+    async def recovered(self) -> bool:
         self.calls.append("recovered")
+        return self.clears.pop(0) if self.clears else True
 
 
 def test_a_streak_is_reported_from_the_third_failure_and_its_end_once() -> None:
@@ -474,3 +476,17 @@ def test_a_requeue_asked_by_news_that_succeeds_replaces_the_long_retry() -> None
 
     run(scenario())
     assert work.runs == 3, "the hour-long retry was cancelled"
+
+
+def test_a_recovery_the_api_refused_is_tried_again() -> None:
+    queue: WorkQueue[str] = WorkQueue("Test", backoff=QUICK)
+    work, streak = Work(failing=3), Streak(False)
+
+    async def scenario() -> None:
+        await queue.run("a", work, again=work, trigger="event", reporter=streak)
+        await until(lambda: streak.calls.count("recovered") == 2)
+        await until(lambda: len(queue) == 0)
+
+    run(scenario())
+    assert work.runs == 5, "three failures, the success whose clearing was refused, one more"
+    assert streak.calls[-2:] == ["recovered", "recovered"]

@@ -169,3 +169,17 @@ def test_the_merge_patch_sends_only_what_changed() -> None:
     old = {"phase": "Running", "drift": {"datasetDrift": True, "share": 0.75}, "runs": 3}
     patch = merge_patch(old, {"phase": "Running", "drift": {"share": 0.1}, "runs": 3})
     assert patch == {"drift": {"datasetDrift": None, "share": 0.1}}
+
+
+def test_recovery_says_whether_the_object_is_clear(events: Events) -> None:
+    kube = FakeKube(deployment())
+    streak = reporter(kube)
+    asyncio.run(streak.failing(RuntimeError("boom")))
+    kube.fail("patch_status", KubeUnavailable("HTTP 503"))
+    assert asyncio.run(streak.recovered()) is False, "the write was refused: try again"
+    assert ("Normal", "ReconcileRecovered") not in [e[:2] for e in events]
+    kube.fail("read_custom_object", KubeUnavailable("HTTP 503"))
+    assert asyncio.run(streak.recovered()) is False, "the read was refused"
+    assert asyncio.run(streak.recovered()) is True
+    assert "Reconciling" not in conditions_of(kube)
+    assert asyncio.run(reporter(FakeKube()).recovered()) is True, "gone: nothing to clear"
