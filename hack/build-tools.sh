@@ -108,7 +108,7 @@ build_prometheus() {
   with_heartbeat "build prometheus" env CGO_ENABLED=0 go build -p 2 -trimpath \
     -tags netgo,remove_all_sd,enable_kubernetes_sd -ldflags "$f" -o "$d/bin/" \
     github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool
-  "$d/bin/promtool" --version 2>&1 | grep -q "version $v" || die "promtool does not report version $v"
+  "$d/bin/promtool" --version 2>&1 | grep "version $v" >/dev/null || die "promtool does not report version $v"
   touch "$d/.complete"
 }
 
