@@ -57,9 +57,10 @@ class StatusReporter:
         if body is None:
             return self._gone
         conditions = list_conditions(body)
-        kept = [c for c in conditions if not _is_failing(c)]
-        if len(kept) < len(conditions) and not await self._write(body, kept):
-            return False
+        if any(_is_failing(c) for c in conditions):
+            settled = [_settled(c) if _is_failing(c) else c for c in conditions]
+            if not await self._write(body, settled):
+                return False
         post(body, [Event("Normal", RECONCILE_RECOVERED, "reconciling works again")])
         return True
 
@@ -124,6 +125,22 @@ def with_failing(
     if old is None:
         return [new, *conditions]
     return [new if c is old else c for c in conditions]
+
+
+def _settled(failing: dict[str, Any]) -> dict[str, Any]:
+    """What replaces the failing condition: ``Reconciling=False``, not nothing. A TrainingJob
+    that finished during the streak is never written again by its controller, and removing
+    the condition left it without ``Reconciling`` at all (the API fault test, bulk-03)."""
+    settled = {
+        "type": RECONCILING,
+        "status": "False",
+        "reason": RECONCILE_RECOVERED,
+        "message": "reconciling works again",
+        "lastTransitionTime": _stamp(_now()),
+    }
+    if "observedGeneration" in failing:
+        settled["observedGeneration"] = failing["observedGeneration"]
+    return settled
 
 
 def _shows(conditions: list[dict[str, Any]], message: str) -> bool:

@@ -81,7 +81,9 @@ def test_recovery_removes_the_condition_and_says_so(events: Events) -> None:
     streak = reporter(kube)
     asyncio.run(streak.failing(RuntimeError("boom")))
     asyncio.run(streak.recovered())
-    assert set(conditions_of(kube)) == {"Available"}
+    assert set(conditions_of(kube)) == {"Available", "Reconciling"}
+    settled = conditions_of(kube)["Reconciling"]
+    assert (settled["status"], settled["reason"]) == ("False", "ReconcileRecovered")
     assert [e[:2] for e in events][-1] == ("Normal", "ReconcileRecovered")
 
 
@@ -143,7 +145,10 @@ def test_the_queue_drives_the_reporter_through_a_real_streak(events: Events) -> 
         ("Warning", "ReconcileFailing"),
         ("Normal", "ReconcileRecovered"),
     ]
-    assert set(conditions_of(kube)) == {"Available"}
+    assert {t: c["status"] for t, c in conditions_of(kube).items()} == {
+        "Available": "True",
+        "Reconciling": "False",
+    }
 
 
 @pytest.mark.parametrize(
@@ -181,5 +186,5 @@ def test_recovery_says_whether_the_object_is_clear(events: Events) -> None:
     kube.fail("read_custom_object", KubeUnavailable("HTTP 503"))
     assert asyncio.run(streak.recovered()) is False, "the read was refused"
     assert asyncio.run(streak.recovered()) is True
-    assert "Reconciling" not in conditions_of(kube)
+    assert conditions_of(kube)["Reconciling"]["status"] == "False"
     assert asyncio.run(reporter(FakeKube()).recovered()) is True, "gone: nothing to clear"
