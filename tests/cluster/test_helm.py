@@ -164,11 +164,7 @@ def test_install_reconcile_upgrade_uninstall_namespaced(
     release = Release(api, helm, f"cont-{uuid.uuid4().hex[:6]}", make_namespace("sys"), team)
     try:
         # install: the CRDs are adopted from whoever applied them (other tests, kubectl)
-        notes = release.install(
-            "--take-ownership",
-            "--set", f"watchNamespaces={{{team}}}",
-            "--set", "crds.enabled=true,crds.keep=true",
-        )  # fmt: skip
+        notes = release.install_watching_team()
         assert f"Mode: namespaced. The operator watches only: {team}" in notes
         first_pod = check_installed(release)
         check_least_privilege(kubectl, release, other)

@@ -148,11 +148,7 @@ def test_one_leader_crash_takeover_and_handover(
 ) -> None:
     release = Release(api, helm, f"ha-{uuid.uuid4().hex[:6]}", make_namespace("ha-sys"), namespace)
     try:
-        release.install(
-            "--take-ownership",
-            "--set", f"watchNamespaces={{{namespace}}}",
-            "--set", "crds.enabled=true,crds.keep=true,replicaCount=2",
-        )  # fmt: skip
+        release.install_watching_team("replicaCount=2")
         check_two_replicas(release)
         first = wait_until("a leader", lambda: leader_pod(release), 60, every=0.5)
         check_one_leader(release, first)

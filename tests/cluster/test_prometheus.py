@@ -56,11 +56,7 @@ def release(
 ) -> Iterator[Release]:
     release = Release(api, helm, f"pm-{uuid.uuid4().hex[:6]}", make_namespace("pm-sys"), namespace)
     try:
-        release.install(
-            "--take-ownership",
-            "--set", f"watchNamespaces={{{namespace}}}",
-            "--set", "crds.enabled=true,crds.keep=true",
-        )  # fmt: skip
+        release.install_watching_team()
         yield release
     finally:
         release.uninstall("--ignore-not-found", check=False)

@@ -63,6 +63,16 @@ class Release:
             ).stdout
         )  # fmt: skip
 
+    def install_watching_team(self, *sets: str) -> str:
+        """Install in namespaced mode watching ``team``, adopting the CRDs other tests applied
+        (``--take-ownership``, ``crds.keep=true``: never deletes them); ``sets``: more values."""
+        values = ",".join(("crds.enabled=true", "crds.keep=true", *sets))
+        return self.install(
+            "--take-ownership",
+            "--set", f"watchNamespaces={{{self.team}}}",
+            "--set", values,
+        )  # fmt: skip
+
     def upgrade(self, *args: str) -> str:
         return str(
             self.helm(
