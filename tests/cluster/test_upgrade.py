@@ -331,7 +331,14 @@ class World:
             dm = get_dm(self.api, self.team)
             return dm if check(dm) else None
 
-        dm: dict[str, Any] = wait_until(what, probe, timeout, 2)
+        try:
+            dm: dict[str, Any] = wait_until(what, probe, timeout, 2)
+        except pytest.fail.Exception:  # say what the monitor showed instead (a CI flake)
+            print(
+                "DriftMonitor status at the timeout:",
+                json.dumps(get_dm(self.api, self.team).get("status"), indent=1),
+            )
+            raise
         return dm
 
     def server_pods(self) -> dict[str, tuple[str, int, str]]:
