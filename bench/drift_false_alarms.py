@@ -19,8 +19,6 @@ Targets: dataset-level drift in <= 5% of splits; no feature flagged in more than
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import re
 import sys
 import time
@@ -32,6 +30,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "operator"), str(ROOT)]
+
+from tests.kit.datasets import as_logged, as_parquet  # noqa: E402
 
 from continuum.monitor.check import run_check  # noqa: E402
 from continuum.monitor.reference import CATEGORICAL, NUMERIC, FeatureSpec, Reference  # noqa: E402
@@ -118,31 +118,11 @@ DATASETS: dict[str, tuple[Callable[..., tuple[pd.DataFrame, dict[str, str]]], in
 }
 
 
-def parquet_round_trip(frame: pd.DataFrame) -> pd.DataFrame:
-    return pd.read_parquet(io.BytesIO(frame.to_parquet(index=False, engine="pyarrow")))
-
-
-def as_logged(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows as the inference log holds them: JSON values, nulls for every missing kind."""
-
-    def plain(value: object) -> object:
-        if value is None or value is pd.NA or value is pd.NaT:
-            return None
-        if isinstance(value, pd.Timestamp):
-            return value.isoformat().replace("+00:00", "Z")
-        if isinstance(value, float) and np.isnan(value):
-            return None
-        return value.item() if isinstance(value, np.generic) else value
-
-    records = [{k: plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
-    return pd.DataFrame(json.loads(json.dumps(records)), columns=list(frame.columns), dtype=object)
-
-
 def measure(name: str, splits: int, seed: int) -> dict[str, object]:
     make, rows = DATASETS[name]
     rng = np.random.default_rng(seed)
     frame, kinds = make(rows, rng)
-    frame = parquet_round_trip(frame)
+    frame = as_parquet(frame)
     features = tuple(FeatureSpec(column, kind) for column, kind in kinds.items())
     settings = parse_check_settings({"window": {"maxRows": 100_000, "minSamples": 100}})
     drifted_sets, flags = 0, dict.fromkeys(kinds, 0)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -153,3 +154,29 @@ def real_shaped_frame(rows: int = 2000, seed: int = 0) -> pd.DataFrame:
 def real_shaped_parquet(rows: int = 2000, seed: int = 0) -> bytes:
     """``real_shaped_frame`` as Parquet (pyarrow), dtypes kept for pandas to read back."""
     return bytes(real_shaped_frame(rows, seed).to_parquet(index=False, engine="pyarrow"))
+
+
+# ---------------------------------------------------------------------------- round trips
+
+
+def as_parquet(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame written to Parquet by pandas/pyarrow and read back, as the trainer's sample."""
+    return pd.read_parquet(io.BytesIO(frame.to_parquet(index=False, engine="pyarrow")))
+
+
+def as_logged(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame as the inference log gives it back: each row through ``json`` (floats in
+    full, every kind of missing value ``null``, timestamps ISO 8601), object columns."""
+    records = [{k: _json_value(v) for k, v in row.items()} for row in frame.to_dict("records")]
+    rows = json.loads(json.dumps(records))
+    return pd.DataFrame(rows, columns=list(frame.columns), dtype=object)
+
+
+def _json_value(value: object) -> object:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value

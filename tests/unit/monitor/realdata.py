@@ -7,15 +7,12 @@ sent (``to_json``: ISO dates, ``null`` for every kind of missing value).
 
 from __future__ import annotations
 
-import io
-import json
-
 import numpy as np
 import pandas as pd
 
 from continuum.monitor.reference import CATEGORICAL, NUMERIC, FeatureSpec, Reference
 from continuum.monitor.settings import parse_check_settings
-from tests.kit.datasets import real_shaped_frame
+from tests.kit.datasets import as_parquet, real_shaped_frame
 
 # real_shaped_frame's columns as the trainer would declare them (customer_id: ID-like)
 KINDS = {
@@ -28,29 +25,6 @@ KINDS = {
     "store": CATEGORICAL,
 }
 UNUSED_PLAN = "enterprise"  # a category of the dtype that no row holds
-
-
-def as_parquet(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame written to Parquet by pandas/pyarrow and read back, as the trainer's sample."""
-    return pd.read_parquet(io.BytesIO(frame.to_parquet(index=False, engine="pyarrow")))
-
-
-def as_logged(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame as the inference log gives it back: each row through ``json`` (floats in
-    full, every kind of missing value ``null``, timestamps ISO 8601), object columns."""
-    records = [{k: _json_value(v) for k, v in row.items()} for row in frame.to_dict("records")]
-    rows = json.loads(json.dumps(records))
-    return pd.DataFrame(rows, columns=list(frame.columns), dtype=object)
-
-
-def _json_value(value: object) -> object:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def export_frame(rows: int = 2000, seed: int = 0) -> pd.DataFrame:

@@ -23,9 +23,9 @@ from continuum.monitor.run import run_monitor
 from continuum.monitor.settings import MonitorTarget, parse_check_settings
 from continuum.monitor.verdict import P_FLOOR, floored, underflowed
 from continuum.storage.reports import read_report
-from tests.kit.datasets import customers
+from tests.kit.datasets import as_logged, customers
 from tests.unit.monitor.conftest import MODEL, VERSION, log_rows
-from tests.unit.monitor.realdata import as_logged, check_settings, reference_of
+from tests.unit.monitor.realdata import check_settings, reference_of
 
 SEPARATED = {"x": NUMERIC}
 KS_2SAMP = scipy_stats.ks_2samp  # scipy's own, before a test replaces it

@@ -16,11 +16,10 @@ from continuum.monitor.check import run_check
 from continuum.monitor.html import _feature_section
 from continuum.monitor.reference import CATEGORICAL, FeatureSpec
 from continuum.monitor.stats import missing_shift
+from tests.kit.datasets import as_logged, as_parquet
 from tests.unit.monitor.realdata import (
     KINDS,
     UNUSED_PLAN,
-    as_logged,
-    as_parquet,
     check_settings,
     export_frame,
     id_like_frame,
