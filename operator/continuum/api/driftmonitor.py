@@ -7,9 +7,8 @@ with the reference sample of the served version; sustained drift creates a Train
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from typing import Annotated, Literal, get_args
+from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -23,27 +22,16 @@ from continuum.api.common import (
     nested,
     validations,
 )
-from continuum.api.trainingjob import TrainingJobSpec
+from continuum.api.trainingjob import Metric, TrainingJobSpec
 
 WINDOW_MESSAGE = "window.minSamples must not exceed window.maxRows"
-# A time window: whole minutes, hours or days. Go's duration syntax ("1h30m") is not taken:
-# the days most windows are counted in are not in it, and one form keeps the message short.
-DURATION = r"^[1-9][0-9]{0,5}[mhd]$"
-LAST_MESSAGE = "window.last must be a whole number of minutes, hours or days, e.g. 30m, 6h or 7d"
 TEMPLATE_MESSAGE = "retrain.template is required when retrain.enabled is true"
 # The keys of each feature in the monitor's summary (the termination message the operator
 # reads): FeatureDrift's fields as spelled in JSON. A contract between the two sides: the
 # monitor writes exactly these, the DriftMonitor controller reads them into status.drift.
 SUMMARY_FEATURE_KEYS = (
-    "name", "test", "statistic", "pValue", "pValueUnderflow", "effectSize", "drifted", "quality"
+    "name", "test", "statistic", "pValue", "pValueUnderflow", "effectSize", "drifted"
 )  # fmt: skip
-# The data-quality checks a feature can fail (FeatureDrift.quality, the report's names).
-QualityCheck = Literal[
-    "missingColumn", "typeMismatch", "outOfRange", "unseenCategories", "missingShare"
-]  # fmt: skip
-QUALITY_CHECKS: tuple[str, ...] = get_args(QualityCheck)
-MAX_QUALITY_LINE = 256
-QualityLine = Annotated[str, Field(max_length=MAX_QUALITY_LINE)]
 # The smallest normal double: a test's p-value below it is reported as this number, flagged.
 P_VALUE_FLOOR = 2.2250738585072014e-308
 
@@ -58,56 +46,21 @@ class Window(ApiModel):
     """Which logged rows a check compares with the reference sample."""
 
     model_config = ConfigDict(
-        json_schema_extra=validations(
-            cel("self.minSamples <= self.maxRows", WINDOW_MESSAGE),
-            cel(f"!has(self.last) || self.last.matches('{DURATION}')", LAST_MESSAGE),
-        )
+        json_schema_extra=validations(cel("self.minSamples <= self.maxRows", WINDOW_MESSAGE))
     )
 
     max_rows: int = Field(
-        10000,
-        ge=1,
-        le=10_000_000,
-        description=(
-            "Most logged rows compared: the newest ones, or with last set a seeded uniform "
-            "sample of the rows logged in that time when more than this many were."
-        ),
+        10000, ge=1, le=10_000_000, description="Most recent logged rows to compare."
     )
     min_samples: int = Field(
         200, ge=1, le=10_000_000, description="Skip the check with fewer logged rows."
-    )
-    last: str | None = Field(
-        None,
-        max_length=7,
-        description=(
-            "A time window: the rows logged within this long before the check (by each row's "
-            "ts), e.g. 30m, 6h or 7d; sampled down to maxRows when more. Omit: the newest "
-            "maxRows rows, whenever they were logged."
-        ),
-    )
-    seed: int = Field(
-        0,
-        ge=0,
-        le=2_147_483_647,
-        description="Seed of the sample drawn within last: the same log gives the same rows.",
     )
 
     @model_validator(mode="after")
     def _bounds(self) -> Window:
         if self.min_samples > self.max_rows:
             raise ValueError(WINDOW_MESSAGE)
-        if self.last is not None and re.fullmatch(DURATION, self.last) is None:
-            raise ValueError(f"{LAST_MESSAGE}, got {self.last!r}")
         return self
-
-    def last_seconds(self) -> int | None:
-        """``last`` in seconds; None for a window by count."""
-        if self.last is None:
-            return None
-        return int(self.last[:-1]) * UNIT_SECONDS[self.last[-1]]
-
-
-UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 
 
 class DriftTests(ApiModel):
@@ -180,52 +133,72 @@ class Retrain(ApiModel):
         return self
 
 
-class DataQuality(ApiModel):
-    """Schema and data-quality checks of every window against the served version's training."""
+class Performance(ApiModel):
+    """Live performance of the served version: realised from labels, estimated before them."""
 
-    enabled: bool = Field(True, description="Whether the checks run; off: reported as skipped.")
-    max_out_of_range_share: float = Field(
-        0.05,
-        ge=0,
-        le=1,
+    metric: Metric | None = Field(
+        None,
         description=(
-            "Largest share of a numeric feature's values outside the range of the reference "
-            "sample (its min..max) before the feature fails the check."
+            "Metric to watch, a TrainingJob evaluation.metric name (accuracy, f1, f1_macro, "
+            "roc_auc, precision, recall; r2, rmse, mae for regressors). Omit: the metric the "
+            "served version was qualified on (its manifest's evaluation.metric)."
         ),
     )
-    max_unseen_share: float = Field(
-        0.05,
-        ge=0,
-        le=1,
-        description=(
-            "Largest share of a categorical feature's values never seen in training, beyond "
-            "the share the reference itself predicts (its values seen once, Good-Turing), "
-            "before the feature fails the check."
-        ),
-    )
-    max_type_mismatch_share: float = Field(
+    label_delay_seconds: int = Field(
         0,
         ge=0,
-        le=1,
+        le=7_776_000,
         description=(
-            "Largest share of a numeric feature's values of another type (text such as "
-            '"12", a boolean where training had numbers): 0, the default, fails on any.'
+            "How long labels take to arrive: only predictions answered at least this long "
+            "before the check are judged (matured), younger ones wait for a later check."
         ),
     )
-    max_missing_increase: float = Field(
-        0.1,
+    window_seconds: int = Field(
+        86400,
+        ge=60,
+        le=7_776_000,
+        description=(
+            "Span of predictions judged: the matured ones answered within this many seconds "
+            "before the label delay (realised), and the newest ones within it (estimated)."
+        ),
+    )
+    min_labels: int = Field(
+        100,
+        ge=1,
+        le=10_000_000,
+        description=(
+            "Fewest labelled (or, for the estimate, logged) predictions a verdict needs; "
+            "fewer: InsufficientData, the count of degraded checks unchanged."
+        ),
+    )
+    max_drop: float = Field(
+        0.05,
         ge=0,
-        le=1,
+        le=1_000_000_000,
         description=(
-            "Largest rise of a feature's share of missing values over the reference sample's "
-            "(absolute: 0.1 is 10 percentage points) before the feature fails the check."
+            "Allowed drop from the served version's holdout metric, in the metric's units "
+            "(0.05: five points of accuracy; for rmse and mae an allowed rise). A check is "
+            "degraded only when its whole confidence interval is past holdout - maxDrop."
         ),
     )
-    fail_on_extra_columns: bool = Field(
+    consecutive_checks: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="Degraded checks in a row before PerformanceDegraded turns True.",
+    )
+    confidence: float = Field(
+        0.95,
+        ge=0.5,
+        le=0.999,
+        description="Confidence level of the metric's interval: at least 0.5, at most 0.999.",
+    )
+    estimate: bool = Field(
         False,
         description=(
-            "Whether logged columns the model was not trained on fail the check (always "
-            "reported). A feature absent from every logged row always fails it."
+            "Also estimate the metric before labels arrive, from the calibrated probabilities "
+            "the server logged (classifiers with predict_proba; confidence-based performance "
+            "estimation). Blind to concept drift: see docs/performance.md."
         ),
     )
 
@@ -239,7 +212,6 @@ class DriftMonitorSpec(ApiModel):
     schedule: Schedule = nested(Schedule, "Check interval.")
     window: Window = nested(Window, "Rows compared.")
     tests: DriftTests = nested(DriftTests, "Statistical tests and thresholds.")
-    quality: DataQuality = nested(DataQuality, "Schema and data-quality checks of each window.")
     sensitive_feature: ColumnName | None = Field(
         None, description="Column whose groups are compared for prediction-rate fairness."
     )
@@ -256,6 +228,13 @@ class DriftMonitorSpec(ApiModel):
         2, ge=1, le=100, description="Drifted checks in a row needed to act."
     )
     retrain: Retrain | None = Field(None, description="Retraining on drift. Omit to only monitor.")
+    performance: Performance | None = Field(
+        None,
+        description=(
+            "Live performance from labels (docs/feedback.md) and, optionally, estimated before "
+            "them. Omit: drift only."
+        ),
+    )
 
 
 class FeatureDrift(ApiModel):
@@ -306,28 +285,6 @@ class FeatureDrift(ApiModel):
             "over threshold, or its missing-value share moved (see the report)."
         )
     )
-    quality: list[QualityCheck] = Field(
-        default_factory=list,
-        max_length=5,
-        description=(
-            "Data-quality checks the feature failed: missingColumn, typeMismatch, outOfRange, "
-            "unseenCategories, missingShare (the figures are in status.drift.quality and the "
-            "report). Empty: it passed them all."
-        ),
-    )
-
-
-class QualitySummary(ApiModel):
-    """The data-quality verdict of the last check."""
-
-    passed: bool | None = Field(
-        None, description="Whether the window passed every check; null when they did not run."
-    )
-    failures: list[QualityLine] = Field(
-        default_factory=list,
-        max_length=10,
-        description="One line per failed check, naming the feature and the figure (at most 10).",
-    )
 
 
 class DriftSummary(ApiModel):
@@ -339,9 +296,6 @@ class DriftSummary(ApiModel):
         default_factory=list,
         max_length=100,
         description="Per-feature results (at most 100).",
-    )
-    quality: QualitySummary | None = Field(
-        None, description="Schema and data-quality checks of the window (spec.quality)."
     )
 
 
@@ -361,6 +315,45 @@ class SuppressedRecord(ApiModel):
 
     time: datetime = Field(description="When it was suppressed.")
     reason: str = Field(max_length=1024, description="Why it was suppressed.")
+
+
+class MetricInterval(ApiModel):
+    """One metric value with its confidence interval."""
+
+    value: float | None = Field(None, description="The metric on the window.")
+    lower: float | None = Field(None, description="Lower end of the confidence interval.")
+    upper: float | None = Field(None, description="Upper end of the confidence interval.")
+    rows: int | None = Field(
+        None, ge=0, description="Predictions it was computed on (labelled ones when realised)."
+    )
+
+
+class PerformanceSummary(ApiModel):
+    """Live performance in the last check (its report has every number)."""
+
+    metric: str | None = Field(None, max_length=32, description="Metric watched.")
+    verdict: Literal["Degraded", "Held", "InsufficientData"] | None = Field(
+        None,
+        description=(
+            "Degraded: the interval is past holdout - maxDrop; Held: it is not; "
+            "InsufficientData: fewer than minLabels labelled (or logged) predictions."
+        ),
+    )
+    basis: Literal["realised", "estimated"] | None = Field(
+        None,
+        description=(
+            "What the verdict rests on: realised (labels) when enough have matured, else the "
+            "estimate (spec.performance.estimate)."
+        ),
+    )
+    holdout: float | None = Field(None, description="The served version's holdout metric.")
+    realised: MetricInterval | None = Field(None, description="From labels, matured predictions.")
+    estimated: MetricInterval | None = Field(
+        None, description="Estimated from calibrated probabilities, newest predictions."
+    )
+    consecutive_degraded: int | None = Field(
+        None, ge=0, description="Degraded checks in a row so far."
+    )
 
 
 class DriftMonitorStatus(CustomObjectStatus):
@@ -387,6 +380,9 @@ class DriftMonitorStatus(CustomObjectStatus):
         default_factory=list,
         max_length=20,
         description="Most recent suppressed retrainings, newest last.",
+    )
+    performance: PerformanceSummary | None = Field(
+        None, description="Live performance in the last check (spec.performance)."
     )
 
 

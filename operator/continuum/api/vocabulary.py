@@ -34,6 +34,8 @@ AVAILABLE: Final = "Available"  # ModelDeployment: a verified version answers re
 PROGRESSING: Final = "Progressing"  # ModelDeployment: a rollout is under way
 DEGRADED: Final = "Degraded"  # ModelDeployment: the last rollout failed
 DRIFT_DETECTED: Final = "DriftDetected"  # DriftMonitor: the last conclusive check's verdict
+# DriftMonitor: live performance below holdout - maxDrop for performance.consecutiveChecks
+PERFORMANCE_DEGRADED: Final = "PerformanceDegraded"
 
 # -- reasons (of conditions and the Events of the same transition) ----------------------------
 # every kind: reconciles keep failing (Reconciling True, one Warning Event), then work again
@@ -70,6 +72,10 @@ WAITING_FOR_DEPLOYMENT: Final = "WaitingForDeployment"
 DATASET_DRIFT: Final = "DatasetDrift"
 RETRAINING_TRIGGERED: Final = "RetrainingTriggered"
 RETRAINING_SUPPRESSED: Final = "RetrainingSuppressed"
+PERFORMANCE_DROP: Final = "PerformanceDrop"  # degraded for consecutiveChecks checks
+PERFORMANCE_DROP_UNCONFIRMED: Final = "PerformanceDropUnconfirmed"  # fewer checks so far
+PERFORMANCE_HELD: Final = "PerformanceHeld"
+INSUFFICIENT_LABELS: Final = "InsufficientLabels"
 
 # -- labels and annotations on the objects the operator creates -------------------------------
 MANAGED_BY: Final = "app.kubernetes.io/managed-by"
