@@ -7,8 +7,9 @@ with the reference sample of the served version; sustained drift creates a Train
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -25,13 +26,24 @@ from continuum.api.common import (
 from continuum.api.trainingjob import Metric, TrainingJobSpec
 
 WINDOW_MESSAGE = "window.minSamples must not exceed window.maxRows"
+# A time window: whole minutes, hours or days. Go's duration syntax ("1h30m") is not taken:
+# the days most windows are counted in are not in it, and one form keeps the message short.
+DURATION = r"^[1-9][0-9]{0,5}[mhd]$"
+LAST_MESSAGE = "window.last must be a whole number of minutes, hours or days, e.g. 30m, 6h or 7d"
 TEMPLATE_MESSAGE = "retrain.template is required when retrain.enabled is true"
 # The keys of each feature in the monitor's summary (the termination message the operator
 # reads): FeatureDrift's fields as spelled in JSON. A contract between the two sides: the
 # monitor writes exactly these, the DriftMonitor controller reads them into status.drift.
 SUMMARY_FEATURE_KEYS = (
-    "name", "test", "statistic", "pValue", "pValueUnderflow", "effectSize", "drifted"
+    "name", "test", "statistic", "pValue", "pValueUnderflow", "effectSize", "drifted", "quality"
 )  # fmt: skip
+# The data-quality checks a feature can fail (FeatureDrift.quality, the report's names).
+QualityCheck = Literal[
+    "missingColumn", "typeMismatch", "outOfRange", "unseenCategories", "missingShare"
+]  # fmt: skip
+QUALITY_CHECKS: tuple[str, ...] = get_args(QualityCheck)
+MAX_QUALITY_LINE = 256
+QualityLine = Annotated[str, Field(max_length=MAX_QUALITY_LINE)]
 # The smallest normal double: a test's p-value below it is reported as this number, flagged.
 P_VALUE_FLOOR = 2.2250738585072014e-308
 
@@ -46,21 +58,56 @@ class Window(ApiModel):
     """Which logged rows a check compares with the reference sample."""
 
     model_config = ConfigDict(
-        json_schema_extra=validations(cel("self.minSamples <= self.maxRows", WINDOW_MESSAGE))
+        json_schema_extra=validations(
+            cel("self.minSamples <= self.maxRows", WINDOW_MESSAGE),
+            cel(f"!has(self.last) || self.last.matches('{DURATION}')", LAST_MESSAGE),
+        )
     )
 
     max_rows: int = Field(
-        10000, ge=1, le=10_000_000, description="Most recent logged rows to compare."
+        10000,
+        ge=1,
+        le=10_000_000,
+        description=(
+            "Most logged rows compared: the newest ones, or with last set a seeded uniform "
+            "sample of the rows logged in that time when more than this many were."
+        ),
     )
     min_samples: int = Field(
         200, ge=1, le=10_000_000, description="Skip the check with fewer logged rows."
+    )
+    last: str | None = Field(
+        None,
+        max_length=7,
+        description=(
+            "A time window: the rows logged within this long before the check (by each row's "
+            "ts), e.g. 30m, 6h or 7d; sampled down to maxRows when more. Omit: the newest "
+            "maxRows rows, whenever they were logged."
+        ),
+    )
+    seed: int = Field(
+        0,
+        ge=0,
+        le=2_147_483_647,
+        description="Seed of the sample drawn within last: the same log gives the same rows.",
     )
 
     @model_validator(mode="after")
     def _bounds(self) -> Window:
         if self.min_samples > self.max_rows:
             raise ValueError(WINDOW_MESSAGE)
+        if self.last is not None and re.fullmatch(DURATION, self.last) is None:
+            raise ValueError(f"{LAST_MESSAGE}, got {self.last!r}")
         return self
+
+    def last_seconds(self) -> int | None:
+        """``last`` in seconds; None for a window by count."""
+        if self.last is None:
+            return None
+        return int(self.last[:-1]) * UNIT_SECONDS[self.last[-1]]
+
+
+UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 
 
 class DriftTests(ApiModel):
@@ -203,6 +250,56 @@ class Performance(ApiModel):
     )
 
 
+class DataQuality(ApiModel):
+    """Schema and data-quality checks of every window against the served version's training."""
+
+    enabled: bool = Field(True, description="Whether the checks run; off: reported as skipped.")
+    max_out_of_range_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description=(
+            "Largest share of a numeric feature's values outside the range of the reference "
+            "sample (its min..max) before the feature fails the check."
+        ),
+    )
+    max_unseen_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description=(
+            "Largest share of a categorical feature's values never seen in training, beyond "
+            "the share the reference itself predicts (its values seen once, Good-Turing), "
+            "before the feature fails the check."
+        ),
+    )
+    max_type_mismatch_share: float = Field(
+        0,
+        ge=0,
+        le=1,
+        description=(
+            "Largest share of a numeric feature's values of another type (text such as "
+            '"12", a boolean where training had numbers): 0, the default, fails on any.'
+        ),
+    )
+    max_missing_increase: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description=(
+            "Largest rise of a feature's share of missing values over the reference sample's "
+            "(absolute: 0.1 is 10 percentage points) before the feature fails the check."
+        ),
+    )
+    fail_on_extra_columns: bool = Field(
+        False,
+        description=(
+            "Whether logged columns the model was not trained on fail the check (always "
+            "reported). A feature absent from every logged row always fails it."
+        ),
+    )
+
+
 class DriftMonitorSpec(ApiModel):
     """What to watch, how to test it, and what to do about drift."""
 
@@ -212,6 +309,7 @@ class DriftMonitorSpec(ApiModel):
     schedule: Schedule = nested(Schedule, "Check interval.")
     window: Window = nested(Window, "Rows compared.")
     tests: DriftTests = nested(DriftTests, "Statistical tests and thresholds.")
+    quality: DataQuality = nested(DataQuality, "Schema and data-quality checks of each window.")
     sensitive_feature: ColumnName | None = Field(
         None, description="Column whose groups are compared for prediction-rate fairness."
     )
@@ -285,6 +383,28 @@ class FeatureDrift(ApiModel):
             "over threshold, or its missing-value share moved (see the report)."
         )
     )
+    quality: list[QualityCheck] = Field(
+        default_factory=list,
+        max_length=5,
+        description=(
+            "Data-quality checks the feature failed: missingColumn, typeMismatch, outOfRange, "
+            "unseenCategories, missingShare (the figures are in status.drift.quality and the "
+            "report). Empty: it passed them all."
+        ),
+    )
+
+
+class QualitySummary(ApiModel):
+    """The data-quality verdict of the last check."""
+
+    passed: bool | None = Field(
+        None, description="Whether the window passed every check; null when they did not run."
+    )
+    failures: list[QualityLine] = Field(
+        default_factory=list,
+        max_length=10,
+        description="One line per failed check, naming the feature and the figure (at most 10).",
+    )
 
 
 class DriftSummary(ApiModel):
@@ -296,6 +416,9 @@ class DriftSummary(ApiModel):
         default_factory=list,
         max_length=100,
         description="Per-feature results (at most 100).",
+    )
+    quality: QualitySummary | None = Field(
+        None, description="Schema and data-quality checks of the window (spec.quality)."
     )
 
 
