@@ -29,6 +29,11 @@
   - apiGroups: [""]
     resources: [pods]
     verbs: [list]
+  # progressive rollouts (spec.rollout): each ready model-server pod's counters, read with a
+  # GET of /v2/rollout through the API server's pod proxy (read-only; nothing is written).
+  - apiGroups: [""]
+    resources: [pods/proxy]
+    verbs: [get]
   # kopf watches ModelDeployments (and indexes them by model) and patches its annotations;
   # reconcile reads the current object before a guarded status write.
   - apiGroups: [continuum.dev]

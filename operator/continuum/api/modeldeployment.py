@@ -22,6 +22,7 @@ from continuum.api.common import (
     nested,
     validations,
 )
+from continuum.api.rollout import RolloutProgress, RolloutSpec, Signal
 
 VERSION_MESSAGE = "version: set exactly one of pinned or policy"
 AUTOSCALING_BOUNDS_MESSAGE = "autoscaling.minReplicas must not exceed autoscaling.maxReplicas"
@@ -125,6 +126,9 @@ class ModelDeploymentSpec(ApiModel):
         le=3600,
         description="Roll back a rollout that is not ready within this many seconds.",
     )
+    rollout: RolloutSpec = nested(
+        RolloutSpec, "How a new version replaces the serving one (default Immediate)."
+    )
 
     @model_validator(mode="after")
     def _replicas_or_autoscaling(self) -> ModelDeploymentSpec:
@@ -144,6 +148,10 @@ class RolloutRecord(ApiModel):
     outcome: Literal["Promoted", "RolledBack"] = Field(
         description="Promoted: the version became the serving one; RolledBack: it never did."
     )
+    failed_signal: Signal | None = Field(
+        None, description="RolledBack by the analysis: the signal that failed."
+    )
+    message: str | None = Field(None, max_length=1024, description="Why, in a sentence.")
 
 
 class ModelDeploymentStatus(CustomObjectStatus):
@@ -161,6 +169,9 @@ class ModelDeploymentStatus(CustomObjectStatus):
         default_factory=list,
         max_length=20,
         description="Most recent rollouts, newest last (at most 20).",
+    )
+    rollout: RolloutProgress | None = Field(
+        None, description="The progressive rollout under way, or the last one decided."
     )
 
 

@@ -64,6 +64,13 @@ ROLLOUT_FAILED: Final = "RolloutFailed"
 ROLLED_BACK: Final = "RolledBack"
 PROMOTED: Final = "Promoted"
 PROGRESS_DEADLINE_EXCEEDED: Final = "ProgressDeadlineExceeded"  # the Deployment controller's
+# ModelDeployment progressive rollouts (spec.rollout)
+ROLLOUT_STEP: Final = "RolloutStep"  # a step of a shadow/canary rollout started
+ANALYSING: Final = "Analysing"  # Progressing: a step's evidence is being gathered
+ROLLOUT_PAUSED: Final = "RolloutPaused"  # spec.rollout.paused holds the step
+ANALYSIS_FAILED: Final = "AnalysisFailed"  # a signal failed: the candidate was rolled back
+ROLLOUT_ABORTED: Final = "RolloutAborted"  # rolled back by the rollout-action annotation
+EVIDENCE_UNREADABLE: Final = "EvidenceUnreadable"  # the servers' counters could not be read
 # DriftMonitor
 CHECK_RUNNING: Final = "CheckRunning"
 CHECK_FAILED: Final = "CheckFailed"
@@ -93,6 +100,8 @@ DRIFT_MONITOR_LABEL: Final = f"{GROUP}/drift-monitor"
 CHECK_TIME_ANNOTATION: Final = f"{GROUP}/check-time"
 REPORT_ANNOTATION: Final = f"{GROUP}/report"
 REASON_ANNOTATION: Final = f"{GROUP}/reason"
+# promote-<version> or abort-<version>: act on that candidate of a progressive rollout now
+ROLLOUT_ACTION_ANNOTATION: Final = f"{GROUP}/rollout-action"
 # values of the component label
 COMPONENT_TRAINING: Final = "training"  # a TrainingJob's batch Job
 COMPONENT_SERVING: Final = "serving"  # a ModelDeployment's Deployment, Service and HPA
