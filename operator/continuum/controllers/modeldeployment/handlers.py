@@ -102,6 +102,7 @@ async def serving_event_handler(type: str | None, body: kopf.Body, **_: Any) -> 
     metrics.observe_serving(*key, version)
     if type == "DELETED":
         resync.forget(key)
+        controller.forget(key)
     else:
         resync.track(key)
         queue.nudge(key)  # news of the object: a long retry wait runs now

@@ -1,7 +1,10 @@
 """The TrainingJob controller: observe the TrainingJob and its Job, plan the status, apply.
 
-* **reconcile** (create, resume, and every retry): ensure the batch Job exists (409 = already
-  there), then sync the status from it;
+* **reconcile** (create, resume, and every retry): ensure the batch Job exists, then sync the
+  status from it. A created TrainingJob's Job is created at once (409 = already there, then
+  read); every other reconcile (resume, retry, resync) reads the Job first and creates it only
+  when the read finds none: the Job nearly always exists then, and a POST answered 409 plus
+  the read after it is two calls where the read alone is one;
 * **sync** (a managed Job changed): bring the owner's status in line with that Job; when the Job
   has finished, read the trainer's summary from the pod's termination message and, after a
   success, the manifest it points at from S3 (``manifest``), which the result is taken from.
@@ -15,6 +18,13 @@ change that does not change what the Job says about the run (``observe_job``: th
 controller's own bookkeeping, such as ``startTime`` while its pods are pending) is skipped when
 the owner's status was already brought in line with that same observation (``_synced``).
 
+What a finished Job says (the trainer's termination message, the manifest it names) cannot
+change, so it is read once per Job and kept (``_finished``, by Job uid) until the owner's
+final status is written: a retry after a failed status write does not list the pods and read
+the Secret again. Under the API fault test a TrainingJob retry was 5-6 calls (read it, POST
+the Job answered 409, read the Job, list pods, read the Secret, patch status), each failing at
+the proxy's rates; it is now 3 (read it, read the Job, patch status).
+
 Status is written with a merge patch guarded by ``resourceVersion`` (``shared.objects``); the
 create handler's first attempt uses the body its watch event carried, one read less per
 object. Status writes wait (bounded) while Job creations are in flight, so a burst of new
@@ -25,6 +35,7 @@ serialises everything done for one TrainingJob and retries whatever fails.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -81,22 +92,51 @@ _creations = CreationsFirst()
 # By Job uid: the observation of a live, unfinished Job that its owner's status is in line
 # with (recorded after a successful sync; dropped when the Job finishes or goes).
 _synced: dict[str, JobState] = {}
+# By TrainingJob: what its finished Job told (termination message, manifest read), kept until
+# its final status is written or the Job goes (see the module).
+_finished: dict[Key, Finished] = {}
 
 
-async def reconcile(kube: Kube, image: str, body: Body) -> None:
-    """Ensure the TrainingJob's Job exists and its status reflects it (idempotent)."""
+@dataclass
+class Finished:
+    """What was read about one finished Job (``job_uid``): its trainer's termination
+    message and the manifest it names."""
+
+    job_uid: str
+    message: str | None = None
+    read: ManifestRead | None = None
+
+
+async def reconcile(kube: Kube, image: str, body: Body, *, look_first: bool = True) -> None:
+    """Ensure the TrainingJob's Job exists and its status reflects it (idempotent).
+
+    ``look_first``: read the Job before creating it (False for a TrainingJob just created,
+    whose Job is nearly never there yet; see the module)."""
     tj = load_training_job(body)
     if is_terminal(tj.status):  # finished runs are never re-run, even if the Job is gone
         queue.settle(key_of(body))
+        _finished.pop(key_of(body), None)
         return
-    with _creations.creating():
-        job, created = await kube.create_job(desired_job(tj, image=image))
+    job, created = await ensure_job(kube, tj, image, look_first=look_first)
     if not owned_by(job, tj):
         raise kopf.TemporaryError(f"Job {name_of(job)} belongs to another object", delay=5)
     if created:
         metrics.JOBS_CREATED.inc()
         post(body, [Event("Normal", JOB_CREATED, f"created Job {name_of(job)}")])
     await sync(kube, image, ref_of(body), job, observed=body)
+
+
+async def ensure_job(
+    kube: Kube, tj: TrainingJob, image: str, *, look_first: bool
+) -> tuple[dict[str, Any], bool]:
+    """The TrainingJob's Job, created unless it exists; (job, created?)."""
+    desired = desired_job(tj, image=image)
+    if look_first:
+        existing = await kube.read_job(tj.metadata.namespace, desired["metadata"]["name"])
+        if existing is not None:
+            return existing, False
+    with _creations.creating():
+        return await kube.create_job(desired)
 
 
 async def reconcile_key(kube: Kube, image: str, key: Key) -> None:
@@ -117,7 +157,7 @@ async def sync(
     If it is stale, the write guarded by its resourceVersion is refused and the owner is read;
     if its status already matches, nothing is written, as after a read.
     """
-    sources = Sources(kube, ref.namespace, job)
+    sources = Sources(kube, ref.key, job)
     written: list[TrainingJobStatus] = []
 
     async def once(body: Body) -> bool:
@@ -129,6 +169,8 @@ async def sync(
         queue.settle(ref.key)  # deleted (or replaced): its Job is garbage now
         return
     remember_synced(job)
+    if is_terminal(written[0]):
+        _finished.pop(ref.key, None)
     _wait_for_manifest(kube, image, ref, written[0])
 
 
@@ -164,22 +206,27 @@ def _wait_for_manifest(kube: Kube, image: str, ref: Ref, status: TrainingJobStat
 
 
 class Sources:
-    """What a sync reads besides the two objects, each at most once and only when needed: the
-    trainer's termination message of a finished Job, and the manifest its summary names."""
+    """What a sync reads besides the two objects, only when needed and at most once per
+    finished Job (``_finished``): the trainer's termination message, and the manifest its
+    summary names. Only a message found and a manifest read are kept: a missing one is
+    looked for again by the next sync."""
 
-    def __init__(self, kube: Kube, namespace: str, job: Mapping[str, Any]) -> None:
-        self._kube, self._namespace, self._job = kube, namespace, job
-        self._terminated = False
-        self._message: str | None = None
-        self._read: ManifestRead | None = None
+    def __init__(self, kube: Kube, key: Key, job: Mapping[str, Any]) -> None:
+        self._kube, self._key, self._namespace, self._job = kube, key, key[0], job
+        uid = str(job.get("metadata", {}).get("uid") or "")
+        seen = _finished.get(key)
+        self._seen = seen if seen is not None and seen.job_uid == uid else Finished(uid)
+        self._terminated = self._seen.message is not None
+        self._read = self._seen.read
 
     async def termination(self) -> str | None:
         if job_finished(self._job) and not self._terminated:
-            self._message = await self._kube.read_pod_termination_message(
+            self._seen.message = await self._kube.read_pod_termination_message(
                 self._namespace, self._job, TRAINER_CONTAINER
             )
             self._terminated = True
-        return self._message
+            self._keep()
+        return self._seen.message
 
     async def manifest(self, tj: TrainingJob, message: str | None) -> ManifestRead | None:
         wanted = manifest_wanted(tj, self._job, message)
@@ -191,7 +238,14 @@ class Sources:
             self._kube, self._namespace, storage, model=model, version=version, uri=uri
         )
         metrics.MANIFEST_READS.labels(self._read.kind).inc()
+        if self._read.kind == "read" and self._read.uri == uri:
+            self._seen.read = self._read
+            self._keep()
         return self._read
+
+    def _keep(self) -> None:
+        if self._seen.job_uid and job_finished(self._job) and self._seen.message is not None:
+            _finished[self._key] = self._seen
 
 
 def already_synced(job: Mapping[str, Any]) -> bool:
@@ -219,6 +273,10 @@ def remember_synced(job: Mapping[str, Any]) -> None:
 def forget_job(job: Mapping[str, Any]) -> None:
     """A Job is gone: drop what this process remembers of it."""
     _synced.pop(str(job.get("metadata", {}).get("uid")), None)
+    owner = controller_owner(job)
+    namespace = job.get("metadata", {}).get("namespace")
+    if owner is not None and namespace:
+        _finished.pop((str(namespace), owner[0]), None)
 
 
 def announce(body: Body, tj: TrainingJob, status: TrainingJobStatus) -> None:

@@ -44,12 +44,15 @@ resync: resyncs.Resync[Key] = resyncs.Resync(TRAINING_JOB, queue)
 
 @kopf.on.resume(GROUP, VERSION, TRAINING_JOBS, id="trainingjob")
 @kopf.on.create(GROUP, VERSION, TRAINING_JOBS, id="trainingjob")
-async def reconcile_handler(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def reconcile_handler(
+    body: kopf.Body, memo: kopf.Memo, reason: kopf.Reason | str | None = None, **_: Any
+) -> None:
     kube, image = kube_of(memo), image_of(memo)
     key = controller.key_of(body)
+    look_first = reason != kopf.Reason.CREATE  # resumed: its Job is most likely there
 
     async def work() -> None:
-        await controller.reconcile(kube, image, body)
+        await controller.reconcile(kube, image, body, look_first=look_first)
 
     async def again() -> None:
         await controller.reconcile_key(kube, image, key)

@@ -32,7 +32,7 @@ from continuum.errors import (
     IntegrityError,
     ObjectNotFound,
 )
-from continuum.kube import Kube, RequestForbidden
+from continuum.kube import Kube, KubeError, RequestForbidden
 
 Kind = Literal["read", "unreadable", "invalid"]
 # A retry cannot fix these until somebody changes a Secret, a bucket or a certificate.
@@ -61,7 +61,13 @@ class ManifestRead:
 async def read_manifest(
     kube: Kube, namespace: str, storage: StorageSpec, *, model: str, version: int, uri: str
 ) -> ManifestRead:
-    """Read and check the manifest of ``model`` ``version``; never raises a ContinuumError."""
+    """Read and check the manifest of ``model`` ``version``.
+
+    Never raises a ContinuumError except a retryable ``KubeError`` (5xx, 429, no answer) from
+    reading the Secret or ConfigMap: that is the API server failing this reconcile like any
+    other call, retried by the work queue after about 1 s, whereas an unreadable manifest is
+    written to status and read again after 10-60 s (``MANIFEST_BACKOFF``). Under the API fault
+    test's faults, churn-1 sat in ``ManifestUnreadable`` for minutes on failed Secret reads."""
     try:
         secrets = await _credentials(kube, namespace, storage)
         ca_pem = await _ca_bundle(kube, namespace, storage)
@@ -70,7 +76,11 @@ async def read_manifest(
         )
     except IntegrityError as exc:
         return ManifestRead(uri, "invalid", problem=exc.message)
-    except ContinuumError as exc:  # KubeError is one too
+    except KubeError as exc:
+        if exc.retryable:  # the API server failed the Secret read, not the manifest
+            raise
+        return unreadable(uri, storage, exc)
+    except ContinuumError as exc:
         return unreadable(uri, storage, exc)
     return ManifestRead(uri, "read", manifest=manifest)
 

@@ -74,8 +74,9 @@ Events = list[tuple[str, str, str]]
 
 @pytest.fixture(autouse=True)
 def no_synced_jobs_yet() -> None:
-    """Each test starts with an empty memory of synced Job observations."""
+    """Each test starts with an empty memory of synced Job observations and finished Jobs."""
     trainingjob._synced.clear()
+    trainingjob._finished.clear()
 
 
 @pytest.fixture(autouse=True)
@@ -262,6 +263,70 @@ def test_pods_are_read_once_and_only_for_unfinished_records(events: Events) -> N
     assert kube.count("read_pod_termination_message") == 1
     sync(kube, job("Complete"))
     assert kube.count("read_pod_termination_message") == 1, "a finished run needs no pod read"
+
+
+def test_a_created_training_job_creates_its_job_without_reading_first(events: Events) -> None:
+    kube = fake(body())
+    run(reconcile(gateway(kube), IMAGE, body(), look_first=False))
+    assert (kube.count("read_job"), kube.count("create_job")) == (0, 1)
+    assert [e[1] for e in events] == ["JobCreated"]
+
+
+def test_a_retry_reads_the_job_and_creates_nothing_when_it_exists(events: Events) -> None:
+    """A retry used to POST the Job (409), then read it: two calls where one does."""
+    kube = fake(body(), termination=message(SUCCESS))
+    kube.put(job(ready=1))
+    run(reconcile(gateway(kube), IMAGE, body()))
+    assert (kube.count("read_job"), kube.count("create_job")) == (1, 0)
+    assert phases(kube) == ["Running"]
+    assert events == [], "no JobCreated for a Job that was there"
+
+
+def test_a_retry_creates_the_job_the_read_did_not_find(events: Events) -> None:
+    kube = fake(body())
+    run(reconcile(gateway(kube), IMAGE, body()))
+    assert (kube.count("read_job"), kube.count("create_job")) == (1, 1)
+    assert [job["metadata"]["name"] for job in kube.of("jobs")] == [JOB]
+
+
+def test_a_finished_job_is_read_once_across_retries_then_forgotten(
+    events: Events, manifests: ManifestReads
+) -> None:
+    """The termination message and the manifest of a finished Job cannot change: a retry
+    after a failed status write reads neither again (2 API calls less per retry)."""
+    kube = completed_run(manifests=manifests)
+    kube.fail("patch_status", KubeError("HTTP 503: etcd leader changed", status=503))
+    with pytest.raises(KubeError):
+        sync(kube, job("Complete"))
+    assert phases(kube) == []
+    assert trainingjob._finished, "kept for the retry"
+    run(reconcile(gateway(kube), IMAGE, copy.deepcopy(stored(kube))))
+    assert phases(kube) == ["Succeeded"]
+    assert kube.count("read_pod_termination_message") == 1
+    assert len(manifests.calls) == 1
+    assert trainingjob._finished == {}, "dropped once the final status is written"
+
+
+def test_a_new_job_of_the_same_name_is_read_afresh(
+    events: Events, manifests: ManifestReads
+) -> None:
+    kube = completed_run(manifests=manifests)
+    kube.fail("patch_status", KubeError("HTTP 503", status=503))
+    with pytest.raises(KubeError):
+        sync(kube, job("Complete"))
+    other = job("Complete")
+    other["metadata"]["uid"] = "another-job-uid"
+    sync(kube, other)
+    assert kube.count("read_pod_termination_message") == 2, "another Job: its own pods"
+
+
+def test_a_deleted_job_forgets_what_it_told(events: Events, manifests: ManifestReads) -> None:
+    kube = completed_run(manifests=manifests)
+    kube.fail("patch_status", KubeError("HTTP 503", status=503))
+    with pytest.raises(KubeError):
+        sync(kube, job("Complete"))
+    trainingjob.forget_job(job("Complete"))
+    assert trainingjob._finished == {}
 
 
 class RacyKube(FakeKube):
@@ -473,7 +538,8 @@ def test_an_unreadable_manifest_is_read_again_until_it_reads(
     assert phases(kube) == ["Running", "Succeeded"]
     assert last(kube)["completionTime"] == "2026-01-01T10:05:00Z", "from the Job read again"
     assert len(manifests.calls) == 3
-    assert kube.count("create_job") == 2, "each call again reconciles: create-or-get the Job"
+    assert kube.count("read_job") == 2, "each call again reconciles: reads the Job"
+    assert kube.count("create_job") == 0, "the Job the read found is not created again"
     assert queue.pending() == 0
     assert len(queue) == 0, "nothing is kept for a finished run"
     assert [e[1] for e in events] == ["ManifestUnreadable", "Succeeded", "Qualified"]

@@ -23,7 +23,13 @@ from continuum.errors import (
     ContinuumError,
     StorageUnavailable,
 )
-from continuum.kube import Kube, KubeError, RequestForbidden
+from continuum.kube import (
+    Kube,
+    KubeError,
+    KubeUnavailable,
+    RequestForbidden,
+    RequestThrottled,
+)
 from continuum.storage import S3Settings
 from continuum.storage import manifests as stores
 from tests.kit.memory_store import MemoryObjectStore
@@ -165,9 +171,9 @@ def test_a_missing_secret_or_key_needs_a_change(
     ("error", "needs_change"),
     [
         (RequestForbidden("read Secret ml/s3-credentials: HTTP 403 Forbidden", status=403), True),
-        (KubeError("read Secret ml/s3-credentials: HTTP 500", status=500), False),
+        (KubeError("read Secret ml/s3-credentials: HTTP 501", status=501), False),
     ],
-    ids=["forbidden", "api-server-error"],
+    ids=["forbidden", "api-server-refusal"],
 )
 def test_a_refused_secret_read_needs_a_change_only_when_forbidden(
     s3: Stores, error: KubeError, needs_change: bool
@@ -176,6 +182,24 @@ def test_a_refused_secret_read_needs_a_change_only_when_forbidden(
     assert (result.kind, result.needs_change) == ("unreadable", needs_change)
     assert error.message in result.problem
     assert "Secret s3-credentials" in result.problem
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        KubeUnavailable("read Secret ml/s3-credentials: HTTP 503", status=503),
+        RequestThrottled("read Secret ml/s3-credentials: HTTP 429", status=429, retry_after=1),
+    ],
+    ids=["unavailable", "throttled"],
+)
+def test_a_secret_read_the_api_server_failed_is_the_reconciles_failure(
+    s3: Stores, error: KubeError
+) -> None:
+    """Retried by the work queue after ~1 s, not written to status as an unreadable manifest
+    (read again only after 10-60 s): the API fault test's churn-1 sat there for minutes."""
+    with pytest.raises(type(error)):
+        read(SecretsKube(error=error))
+    assert s3.settings == [], "S3 is not asked without credentials"
 
 
 @pytest.mark.parametrize(
