@@ -23,7 +23,13 @@ from continuum.api.trainingjob import (
     NumericPreprocessing,
 )
 from continuum.modelio import coerce_features
-from continuum.server.compiled import FAST_CONFIG, TOLERANCE, compile_pipeline, estimators
+from continuum.server.compiled import (
+    FAST_CONFIG,
+    TOLERANCE,
+    compile_pipeline,
+    estimators,
+    histogram,
+)
 from continuum.server.compiled.estimators import ENTRIES, Entry
 from continuum.server.compiled.probes import UNSEEN_CATEGORY, probe_columns
 from continuum.trainer.pipeline import ESTIMATORS, build_estimator, build_pipeline
@@ -212,30 +218,134 @@ def test_histogram_boosting_with_native_or_one_hot_categories(
     assert_scores_like_scikit_learn(scorer, pipeline, frame, exact=True)
 
 
-@pytest.mark.parametrize("estimator", HISTOGRAM_BOOSTING)
-@pytest.mark.parametrize("encode", [e for e in ENCODINGS if e != "auto"])
-def test_histogram_boosting_trees_walked_at_once_give_its_own_sums(
-    estimator: str, encode: str
-) -> None:
-    """The few-rows path (all trees walked in numpy) against scikit-learn's predictors, on
-    every probe row and on codes the encoder never gives (negative, or a category the model
-    does not know: both taken as missing)."""
-    pipeline, _, _ = trained(estimator, categorical={"encode": encode})
-    model = pipeline.steps[-1][1]
-    compiled, verdict = compile_pipeline(pipeline, NAMES, has_proba=estimator not in REGRESSORS)
+def own_raw(model: Any, encoded: np.ndarray) -> np.ndarray:
+    """scikit-learn's ``_raw_predict`` of already encoded rows (its predictors, one thread)."""
+    expected = np.zeros((len(encoded), model.n_trees_per_iteration_), order="F")
+    expected += model._baseline_prediction
+    model._predict_iterations(encoded, model._predictors, expected, False, 1)
+    return expected
+
+
+def encoded_probes(pipeline: Pipeline, has_proba: bool) -> np.ndarray:
+    """The probe rows as the model's trees read them (after both encoders)."""
+    compiled, verdict = compile_pipeline(pipeline, NAMES, has_proba=has_proba)
     assert compiled is not None, verdict.reason
     probes, _ = probe_columns(compiled.preprocessor, NAMES)
-    encoded = estimators._hist_encoder(model)(compiled.preprocessor(probes))
+    model = pipeline.steps[-1][1]
+    return histogram.hist_encoder(model)(compiled.preprocessor(probes))
+
+
+@pytest.mark.parametrize("estimator", HISTOGRAM_BOOSTING)
+@pytest.mark.parametrize("encode", [e for e in ENCODINGS if e != "auto"])
+def test_histogram_boosting_leaf_tables_give_its_own_sums(estimator: str, encode: str) -> None:
+    """The leaf tables against scikit-learn's predictors, on every probe row (one at a time
+    and all at once) and on codes the encoder never gives (negative, or a category the model
+    does not know: both taken as missing; a fraction: cast to uint8 as the Cython does)."""
+    pipeline, has_proba, _ = trained(estimator, categorical={"encode": encode})
+    model = pipeline.steps[-1][1]
+    encoded = encoded_probes(pipeline, has_proba)
     if model.is_categorical_ is not None:
         categorical = int(np.sum(model.is_categorical_))
         encoded[::5, :categorical] = -1.0
         encoded[1::7, :categorical] = 200.0  # < 256, but no column has that many categories
-    expected = np.zeros((len(encoded), model.n_trees_per_iteration_), order="F")
-    expected += model._baseline_prediction
-    model._predict_iterations(encoded, model._predictors, expected, False, 1)
-    walked = estimators._HistTrees.of(model).raw(encoded)
-    assert np.array_equal(walked, expected)
-    assert np.array_equal(walked[:1], expected[:1])
+        encoded[2::11, :categorical] = 1.5
+    tables = histogram.LeafTables.of(model)
+    assert tables is not None
+    expected = own_raw(model, encoded)
+    assert np.array_equal(tables.raw(encoded), expected)
+    for row in range(0, len(encoded), 17):
+        assert np.array_equal(tables.raw(encoded[row : row + 1]), expected[row : row + 1])
+
+
+@pytest.mark.parametrize("estimator", HISTOGRAM_BOOSTING)
+def test_histogram_boosting_values_on_every_threshold_go_where_its_trees_send_them(
+    estimator: str,
+) -> None:
+    """Each numeric split's threshold itself (``<=``: left), the next double either side, +-0,
+    +-inf and NaN, in every numeric column: the edges of the tables' threshold ranks."""
+    pipeline, has_proba, _ = trained(estimator, categorical={"encode": "native"})
+    model = pipeline.steps[-1][1]
+    base = encoded_probes(pipeline, has_proba)[:1]
+    nodes = np.concatenate([tree.nodes for it in model._predictors for tree in it])
+    split = nodes[(nodes["is_leaf"] == 0) & (nodes["is_categorical"] == 0)]
+    rows = []
+    for feature in np.unique(split["feature_idx"]):
+        edges = np.unique(split["num_threshold"][split["feature_idx"] == feature])
+        values = np.concatenate([
+            edges, np.nextafter(edges, np.inf), np.nextafter(edges, -np.inf),
+            [0.0, -0.0, np.inf, -np.inf, np.nan],
+        ])  # fmt: skip
+        block = np.repeat(base, len(values), axis=0)
+        block[:, feature] = values
+        rows.append(block)
+    encoded = np.concatenate(rows)
+    tables = histogram.LeafTables.of(model)
+    assert tables is not None
+    assert np.array_equal(tables.raw(encoded), own_raw(model, encoded))
+
+
+def test_histogram_boosting_learns_where_missing_numbers_go_and_is_still_bit_identical() -> None:
+    """No numeric imputation: NaN reaches the trees, which learned a side for it in training."""
+    frame = parquet_frame()
+    cat = CategoricalPreprocessing(columns=CATEGORICAL, encode="native")
+    config = Estimator.model_validate({"class": "HistGradientBoostingClassifier",
+                                       "params": {"max_iter": 20}})  # fmt: skip
+    numeric = NumericPreprocessing(impute="none", scale="none")
+    pipeline = build_pipeline(build_estimator(config, 0), SCHEMA, numeric, cat, native=True)
+    pipeline.fit(coerce_features(frame, AS_JSON), _labels(frame["churn"], "classification"))
+    nodes = np.concatenate([t.nodes for it in pipeline.steps[-1][1]._predictors for t in it])
+    internal = nodes[nodes["is_leaf"] == 0]
+    assert len(np.unique(internal["missing_go_to_left"])) == 2  # both sides learned somewhere
+    scorer = Scorer(pipeline, NAMES, has_proba=True)
+    assert scorer.verdict.exactness == "bit-identical", scorer.verdict.reason
+    assert scorer.verdict.classes_covered == "3/3"
+    assert_scores_like_scikit_learn(scorer, pipeline, frame, exact=True)
+
+
+def test_histogram_boosting_trees_of_more_than_64_leaves_are_scored_by_its_predictors() -> None:
+    pipeline, _, frame = trained(
+        "HistGradientBoostingClassifier",
+        categorical={"encode": "native"},
+        params={"max_iter": 5, "max_leaf_nodes": 100, "min_samples_leaf": 2},
+    )
+    model = pipeline.steps[-1][1]
+    assert max(t.get_n_leaf_nodes() for it in model._predictors for t in it) > 64
+    assert histogram.LeafTables.of(model) is None
+    scorer = Scorer(pipeline, NAMES, has_proba=True)
+    assert scorer.verdict.exactness == "bit-identical", scorer.verdict.reason
+    assert_scores_like_scikit_learn(scorer, pipeline, frame, exact=True)
+
+
+def test_histogram_boosting_batches_beyond_the_tables_row_limit_use_its_predictors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pipeline, _, frame = trained("HistGradientBoostingClassifier", categorical={"encode": "native"})
+    tables = histogram.LeafTables.of(pipeline.steps[-1][1])
+    assert tables is not None
+    assert tables.max_rows >= 1024  # thousands: 8 MB over 6 features x 45 trees
+    monkeypatch.setattr(histogram, "TABLE_GATHER_BYTES", 1)  # one row at a time, no more
+    scorer = Scorer(pipeline, NAMES, has_proba=True)
+    assert scorer.verdict.exactness == "bit-identical", scorer.verdict.reason
+    assert_scores_like_scikit_learn(scorer, pipeline, frame, exact=True)
+
+
+def test_histogram_boosting_of_single_leaf_trees_scores_its_baseline_and_leaves() -> None:
+    """A constant target: no tree splits, so no feature has a table; each tree is its leaf."""
+    frame = parquet_frame()
+    frame["value"] = 3.25
+    config = Estimator.model_validate({"class": "HistGradientBoostingRegressor",
+                                       "params": {"max_iter": 5}})  # fmt: skip
+    cat = CategoricalPreprocessing(columns=CATEGORICAL, encode="native")
+    pipeline = build_pipeline(
+        build_estimator(config, 0), SCHEMA, NumericPreprocessing(), cat, native=True
+    )
+    pipeline.fit(coerce_features(frame, AS_JSON), frame["value"])
+    tables = histogram.LeafTables.of(pipeline.steps[-1][1])
+    assert tables is not None
+    assert not len(tables.columns)
+    scorer = Scorer(pipeline, NAMES, has_proba=False)
+    assert scorer.verdict.exactness == "bit-identical", scorer.verdict.reason
+    assert_scores_like_scikit_learn(scorer, pipeline, frame, exact=True)
 
 
 def test_the_one_hot_output_is_sparse_here_and_still_bit_identical() -> None:

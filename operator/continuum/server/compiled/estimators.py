@@ -17,7 +17,7 @@ Three kinds of entry:
 - **raw**: the boosting models' raw scores, then their loss's link: GradientBoosting's own
   private ``_raw_predict`` (initial prediction plus every stage, in scikit-learn's Cython);
   HistGradientBoosting's without its per-call validation (its own ColumnTransformer compiled),
-  by its predictors, or for a few rows by all its trees walked at once in numpy. No
+  by leaf tables that find every tree's leaf at once (:mod:`.histogram`). No
   DataFrame, no validation of the pipeline's steps.
 - **own**: the estimator's own public ``predict``/``predict_proba`` on the compiled matrix
   (k-nearest neighbours, SVC, GaussianNB): exact by construction; what is saved is the
@@ -58,11 +58,11 @@ from sklearn.linear_model import (
 )
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
-from sklearn.preprocessing import OrdinalEncoder
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
-from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 from sklearn.utils.extmath import softmax
+
+from continuum.server.compiled.histogram import hist_raw
 
 Output = tuple[np.ndarray, np.ndarray | None]  # labels (or values), probabilities
 Score = Callable[[np.ndarray], Output]
@@ -303,166 +303,11 @@ def _gradient_boosting_regressor(model: Any, context: Context) -> Entry:
     return Entry("raw", lambda matrix: (raw_of(matrix).ravel(), None))
 
 
-HIST_SINGLE_THREAD_ROWS = 256  # up to this many rows, one OpenMP thread (no fork/join per tree)
-# Up to this many rows, all trees are walked at once in numpy (:class:`_HistTrees`); above it,
-# scikit-learn's predictors one by one. One row of the demo's table, 100 iterations (max depth
-# 20): 116 against 469 us; 8 rows 378 against ~420; 16 rows 458 against 420 (one CPU).
-HIST_WALK_ROWS = 8
-
-
 def _hist_raw(model: Any, context: Context) -> Callable[[np.ndarray], np.ndarray]:
-    """HistGradientBoosting's ``_raw_predict`` without its per-call validation.
-
-    ``_raw_predict`` first runs the model's own ColumnTransformer (``_preprocessor``: an
-    OrdinalEncoder over the categorical columns, moved first, and ``check_array`` over the
-    rest), about 510 of its 1,000 us for one row of the demo's table; here that step is compiled
-    (:func:`_hist_encoder`) and the trees are added as ``_raw_predict`` does, from the same
-    baseline, in the same order: by the model's ``_predict_iterations``, or for a few rows by
-    :class:`_HistTrees`. Rows are independent of each other, so the number of threads does
-    not change a bit.
-    """
+    """HistGradientBoosting's ``_raw_predict`` by :mod:`.histogram` (dense matrices only)."""
     if context.sparse:
         raise LookupError("HistGradientBoosting on a sparse matrix")
-    encode = _hist_encoder(model)
-    predictors, baseline = model._predictors, model._baseline_prediction
-    width = int(model.n_trees_per_iteration_)
-    walk = _HistTrees.of(model)
-
-    def raw(matrix: np.ndarray) -> np.ndarray:
-        rows = encode(matrix)
-        if rows.shape[0] <= HIST_WALK_ROWS:
-            return walk.raw(rows)
-        out = np.zeros((rows.shape[0], width), dtype=baseline.dtype, order="F")
-        out += baseline
-        threads = 1 if rows.shape[0] <= HIST_SINGLE_THREAD_ROWS else _openmp_effective_n_threads()
-        model._predict_iterations(rows, predictors, out, False, threads)
-        return out
-
-    return raw
-
-
-@dataclass(frozen=True)
-class _HistTrees:
-    """Every tree of a HistGradientBoosting model in one node table, walked for all trees of
-    all rows at once, one level per numpy step; each row and tree takes the branch
-    ``_predict_one_from_raw_data`` (scikit-learn's ``_predictor.pyx``) takes: NaN by
-    ``missing_go_to_left``; a categorical split: a negative value as missing, then left if the
-    category is in the node's left bitset, right if it is a known category, else as missing;
-    a numeric split: left when ``value <= num_threshold``."""
-
-    roots: np.ndarray  # each tree's root in the table, iteration-major
-    feature: np.ndarray
-    threshold: np.ndarray
-    missing_left: np.ndarray
-    left: np.ndarray
-    right: np.ndarray
-    leaf: np.ndarray
-    value: np.ndarray
-    categorical: np.ndarray
-    left_bitsets: np.ndarray  # [bitset, 8] uint32, every tree's, in the table's numbering
-    bitset: np.ndarray  # each node's row of left_bitsets
-    known_bitsets: np.ndarray  # [categorical feature, 8] uint32
-    known_row: np.ndarray  # feature -> its row of known_bitsets
-    baseline: np.ndarray  # one per output
-    width: int  # outputs (trees per iteration)
-
-    @classmethod
-    def of(cls, model: Any) -> _HistTrees:
-        trees = [tree for iteration in model._predictors for tree in iteration]
-        sizes = [len(tree.nodes) for tree in trees]
-        starts = np.cumsum([0, *sizes[:-1]])
-        nodes, shift = np.concatenate([t.nodes for t in trees]), np.repeat(starts, sizes)
-        bitsets = [np.asarray(t.raw_left_cat_bitsets, dtype=np.uint32) for t in trees]
-        bitset_shift = np.repeat(np.cumsum([0, *[len(b) for b in bitsets[:-1]]]), sizes)
-        known, known_row = model._bin_mapper.make_known_categories_bitsets()
-        return cls(
-            roots=starts.astype(np.intp),
-            feature=nodes["feature_idx"].astype(np.intp),
-            threshold=nodes["num_threshold"].astype(np.float64),
-            missing_left=nodes["missing_go_to_left"].astype(bool),
-            left=nodes["left"].astype(np.intp) + shift,
-            right=nodes["right"].astype(np.intp) + shift,
-            leaf=nodes["is_leaf"].astype(bool),
-            value=nodes["value"].astype(np.float64),
-            categorical=nodes["is_categorical"].astype(bool),
-            left_bitsets=np.concatenate([*bitsets, np.zeros((1, 8), np.uint32)]),
-            bitset=nodes["bitset_idx"].astype(np.intp) + bitset_shift,
-            known_bitsets=np.asarray(known, dtype=np.uint32).reshape(-1, 8),
-            known_row=np.asarray(known_row, dtype=np.intp),
-            baseline=np.asarray(model._baseline_prediction, dtype=np.float64).reshape(-1),
-            width=int(model.n_trees_per_iteration_),
-        )
-
-    def raw(self, rows: np.ndarray) -> np.ndarray:
-        """``_raw_predict`` of the encoded ``rows``: [row, output], Fortran-ordered."""
-        n, trees = rows.shape[0], len(self.roots)
-        flat = np.ascontiguousarray(rows).ravel()
-        node = np.tile(self.roots, n)  # row r, tree t at r * trees + t
-        row_start = np.repeat(np.arange(n) * rows.shape[1], trees)
-        walking = np.flatnonzero(~self.leaf[node])
-        while walking.size:
-            at = node[walking]
-            values = flat[row_start[walking] + self.feature[at]]
-            go_left = self._go_left(at, values)
-            following = np.where(go_left, self.left[at], self.right[at])
-            node[walking] = following
-            walking = walking[~self.leaf[following]]
-        leaves = self.value[node].reshape(n, trees)
-        out = np.empty((n, self.width), dtype=np.float64, order="F")
-        for k in range(self.width):  # zeros, += baseline, += each tree in turn: cumsum's order
-            start = [np.zeros((n, 1)), np.full((n, 1), self.baseline[k])]
-            steps = [*start, leaves[:, k :: self.width]]
-            out[:, k] = np.cumsum(np.concatenate(steps, axis=1), axis=1)[:, -1]
-        return out
-
-    def _go_left(self, at: np.ndarray, values: np.ndarray) -> np.ndarray:
-        missing = np.isnan(values)
-        as_missing = self.missing_left[at]
-        go_left = np.where(missing, as_missing, values <= self.threshold[at])
-        split = self.categorical[at] & ~missing
-        if split.any():
-            go_left[split] = self._categorical_left(at[split], values[split], as_missing[split])
-        return go_left  # type: ignore[no-any-return]
-
-    def _categorical_left(
-        self, at: np.ndarray, values: np.ndarray, as_missing: np.ndarray
-    ) -> np.ndarray:
-        negative = values < 0
-        code = np.where(negative, 0, values).astype(np.intp) & 255  # <X_BINNED_DTYPE_C> (uint8)
-        word, bit = code >> 5, (code & 31).astype(np.uint32)
-        in_left = (self.left_bitsets[self.bitset[at], word] >> bit) & 1 == 1
-        known = (self.known_bitsets[self.known_row[self.feature[at]], word] >> bit) & 1 == 1
-        chosen = np.where(in_left, True, np.where(known, False, as_missing))
-        return np.where(negative, as_missing, chosen)
-
-
-def _hist_encoder(model: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """The model's own ``_preprocessor.transform`` as array operations (identity without one)."""
-    pre = model._preprocessor
-    if pre is None:
-        return lambda matrix: matrix  # its validate_data: float64 stays as it is
-    encoder = pre.named_transformers_["encoder"]
-    if type(encoder) is not OrdinalEncoder or encoder.handle_unknown != "use_encoded_value":
-        raise LookupError("a HistGradientBoosting categorical encoder of another kind")
-    categorical = np.flatnonzero(model.is_categorical_)
-    numeric = np.flatnonzero(~np.asarray(model.is_categorical_))
-    places = pre.output_indices_
-    known = [np.asarray(values, dtype=np.float64) for values in encoder.categories_]
-    known = [values[~np.isnan(values)] for values in known]  # sorted; NaN (missing) was last
-    if any(len(values) == 0 for values in known):
-        raise LookupError("a HistGradientBoosting categorical column without categories")
-
-    def encode(matrix: np.ndarray) -> np.ndarray:
-        out = np.empty(matrix.shape, dtype=np.float64)
-        codes = out[:, places["encoder"]]  # a view: a slice of the output's columns
-        for j, (column, values) in enumerate(zip(categorical, known, strict=True)):
-            seen = matrix[:, column]
-            at = np.minimum(np.searchsorted(values, seen), len(values) - 1)
-            codes[:, j] = np.where(values[at] == seen, at, np.nan)  # unknown, missing: NaN
-        out[:, places["numerical"]] = matrix[:, numeric]
-        return out
-
-    return encode
+    return hist_raw(model)
 
 
 def _hist_gradient_boosting_classifier(model: Any, context: Context) -> Entry:
