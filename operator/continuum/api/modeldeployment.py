@@ -12,7 +12,10 @@ from typing import Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from continuum.api.common import (
+    KEY,
+    SET_LIST,
     ApiModel,
+    ColumnSet,
     CustomObject,
     CustomObjectStatus,
     ObjectName,
@@ -27,6 +30,10 @@ from continuum.api.rollout import RolloutProgress, RolloutSpec, Signal
 VERSION_MESSAGE = "version: set exactly one of pinned or policy"
 AUTOSCALING_BOUNDS_MESSAGE = "autoscaling.minReplicas must not exceed autoscaling.maxReplicas"
 REPLICAS_MESSAGE = "set replicas or autoscaling, not both (leave replicas at 1 with autoscaling)"
+HASH_KEY_MESSAGE = (
+    "inferenceLog.hash needs inferenceLog.hashKey: the Secret key holding the HMAC key"
+)
+DROP_AND_HASH_MESSAGE = "inferenceLog: a feature may be in drop or in hash, not in both"
 
 
 class VersionSelector(ApiModel):
@@ -83,8 +90,32 @@ class Batching(ApiModel):
     )
 
 
+class HashKeyRef(ApiModel):
+    """One key of a Secret in the same namespace holding the inference log's HMAC key."""
+
+    name: ObjectName = Field(description="Name of the Secret in the same namespace.")
+    key: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=KEY,
+        description="Key of the Secret whose value is the HMAC key (at least 16 bytes).",
+    )
+
+
 class InferenceLog(ApiModel):
-    """Logging of served rows and predictions to the object store, for drift monitoring."""
+    """Logging of served rows and predictions to the object store, for drift monitoring.
+
+    ``drop`` and ``hash`` keep personal data out of the log: a dropped feature is never
+    written (nor checked for drift), a hashed one is written as a keyed HMAC-SHA256 of its
+    value, so equal values stay equal and drift on it is still measured.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel("size(self.hash) == 0 || has(self.hashKey)", HASH_KEY_MESSAGE),
+            cel("self.hash.all(f, !(f in self.drop))", DROP_AND_HASH_MESSAGE),
+        )
+    )
 
     enabled: bool = Field(True, description="Whether to log inference rows.")
     sample_rate: float = Field(1.0, ge=0, le=1, description="Fraction of rows logged.")
@@ -94,6 +125,38 @@ class InferenceLog(ApiModel):
     flush_seconds: int = Field(
         60, ge=1, le=3600, description="Write a log batch at least this often, in seconds."
     )
+    drop: ColumnSet = Field(
+        default_factory=list,
+        max_length=256,
+        json_schema_extra=SET_LIST,
+        description="Features never written to the log; the drift check leaves them out.",
+    )
+    hashed: ColumnSet = Field(
+        default_factory=list,
+        alias="hash",
+        max_length=256,
+        json_schema_extra=SET_LIST,
+        description=(
+            "Features written as hmac:<HMAC-SHA256 of the value, 128 bits, hex> with the key "
+            "hashKey names; missing values stay null. Drift is tested on the hashes "
+            "(as categories)."
+        ),
+    )
+    hash_key: HashKeyRef | None = Field(
+        None,
+        description=(
+            "Secret key holding the HMAC key of hash; it reaches the server and the drift "
+            "check pods only as a secretKeyRef."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _hash_rules(self) -> InferenceLog:
+        if self.hashed and self.hash_key is None:
+            raise ValueError(HASH_KEY_MESSAGE)
+        if set(self.hashed) & set(self.drop):
+            raise ValueError(DROP_AND_HASH_MESSAGE)
+        return self
 
 
 class ModelDeploymentSpec(ApiModel):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from continuum.monitor.check import CheckResult, run_check
 from continuum.monitor.html import render_html
+from continuum.monitor.privacy import redact_reference, redact_window
 from continuum.monitor.reference import Reference, load_reference
 from continuum.monitor.report import ReportInputs, build_report, build_summary
 from continuum.monitor.settings import CheckSettings, MonitorTarget
-from continuum.monitor.window import CurrentWindow, read_window
+from continuum.monitor.window import CurrentWindow, period_of, read_window
 from continuum.storage import ObjectStore, layout
 from continuum.storage.reports import report_time, report_uri, write_report
 
@@ -33,8 +35,9 @@ def run_monitor(
     """Run one check and write ``reports/<monitor>/<time>/``; returns the summary."""
     started = datetime.now(UTC)
     time = time or report_time(started)
-    reference, window = read_inputs(store, target, settings, progress)
-    result = run_check(reference, window.frame, settings)
+    reference, window, notes = read_inputs(store, target, settings, progress)
+    result = run_check(reference, window.frame, settings, window.schema)
+    result = replace(result, notes=(*notes, *result.notes))
     progress("checked", verdict=result.verdict.verdict, share=result.verdict.share)
     inputs = ReportInputs(
         target=target,
@@ -51,15 +54,22 @@ def run_monitor(
 
 def read_inputs(
     store: ObjectStore, target: MonitorTarget, settings: CheckSettings, progress: Progress
-) -> tuple[Reference, CurrentWindow]:
+) -> tuple[Reference, CurrentWindow, list[str]]:
+    """The reference and the window as the inference log's policy leaves them, and the notes
+    saying what it dropped and hashed (:mod:`continuum.monitor.privacy`)."""
     reference = load_reference(store, target.model, target.version)
+    reference, notes = redact_reference(reference, settings.log_policy)
     progress("reference_loaded", rows=reference.rows, features=len(reference.features))
     names = [feature.name for feature in reference.features]
-    window = read_window(store, target.model, target.version, names, settings.window.max_rows)
+    period = period_of(settings.window, datetime.now(UTC))
+    window = read_window(
+        store, target.model, target.version, names, settings.window.max_rows, period=period
+    )
+    window = redact_window(window, settings.log_policy)
     progress(
         "window_read", rows=window.rows, batches=window.batches_read, truncated=window.truncated
     )
-    return reference, window
+    return reference, window, notes
 
 
 def publish(

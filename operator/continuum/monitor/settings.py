@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
 
 from continuum.api.common import first_error
-from continuum.api.driftmonitor import DriftTests, Window
+from continuum.api.driftmonitor import DataQuality, DriftTests, Window
 from continuum.errors import ConfigError
 from continuum.storage.layout import check_name
+from continuum.storage.privacy import LogPolicy, policy_from_env
 
 ENV_MONITOR = "CONTINUUM_MONITOR"
 ENV_MODEL = "CONTINUUM_MODEL"
@@ -36,13 +37,22 @@ class CheckSettings:
     tests: DriftTests
     sensitive_feature: str | None = None
     fairness_threshold: float = DEFAULT_FAIRNESS_THRESHOLD
+    quality: DataQuality = field(default_factory=DataQuality)
+    # the served ModelDeployment's spec.inferenceLog drop/hash (env, set by the operator)
+    log_policy: LogPolicy = field(default_factory=LogPolicy)
 
     def to_json(self) -> dict[str, Any]:
+        """The settings as the report shows them (the policy's names, never its key)."""
         return {
             "window": self.window.model_dump(mode="json"),
             "tests": self.tests.model_dump(mode="json"),
             "sensitiveFeature": self.sensitive_feature,
             "fairnessThreshold": self.fairness_threshold,
+            "quality": self.quality.model_dump(mode="json"),
+            "inferenceLog": {
+                "drop": sorted(self.log_policy.drop),
+                "hash": sorted(self.log_policy.hashed),
+            },
         }
 
 
@@ -59,6 +69,7 @@ def parse_check_settings(spec: Mapping[str, Any]) -> CheckSettings:
     try:
         window = Window.model_validate(spec.get("window") or {})
         tests = DriftTests.model_validate(spec.get("tests") or {})
+        quality = DataQuality.model_validate(spec.get("quality") or {})
     except ValidationError as exc:
         raise ConfigError(f"monitor spec is invalid: {first_error(exc)}") from exc
     threshold = spec.get("fairnessThreshold", DEFAULT_FAIRNESS_THRESHOLD)
@@ -67,11 +78,12 @@ def parse_check_settings(spec: Mapping[str, Any]) -> CheckSettings:
     sensitive = spec.get("sensitiveFeature")
     if sensitive is not None and not isinstance(sensitive, str):
         raise ConfigError(f"sensitiveFeature must be a column name, got {sensitive!r}")
-    return CheckSettings(window, tests, sensitive or None, float(threshold))
+    return CheckSettings(window, tests, sensitive or None, float(threshold), quality)
 
 
 def settings_from_env(env: Mapping[str, str]) -> tuple[MonitorTarget, CheckSettings]:
-    return target_from_env(env), parse_check_settings(spec_from_env(env))
+    settings = parse_check_settings(spec_from_env(env))
+    return target_from_env(env), replace(settings, log_policy=policy_from_env(env))
 
 
 def spec_from_env(env: Mapping[str, str]) -> Mapping[str, Any]:

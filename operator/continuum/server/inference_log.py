@@ -13,6 +13,11 @@ So an outage loses at most the rows sampled during it beyond ``buffer_rows`` (le
 request's rows, as a request's rows are kept or dropped together). Only the last write at
 shutdown has no later chance; its rows are counted with ``reason="write_failed"``, as are
 rows that cannot be encoded.
+
+What is kept of each feature follows ``spec.inferenceLog`` (:mod:`continuum.storage.privacy`):
+a dropped feature never enters the buffer (it is left out when the request's rows are
+sampled), a hashed one is buffered as served and hashed by the writer thread, off the request
+path, before anything is written. Labels posted as feedback carry no features.
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ from continuum.server.model import Prediction
 from continuum.server.settings import InferenceLogSettings
 from continuum.storage import ObjectStore
 from continuum.storage.inference_logs import write_batch
+from continuum.storage.privacy import LogPolicy
 
 log = logging.getLogger(__name__)
+NO_POLICY = LogPolicy()
 
 
 @dataclass(frozen=True)
@@ -136,9 +143,12 @@ def sample_mask(n_rows: int, rate: float, rng: np.random.Generator) -> np.ndarra
     return rng.random(n_rows) < rate
 
 
-def json_rows(record: LogRecord, model: str, version: int) -> list[dict[str, Any]]:
-    """The log lines of one record (see continuum.storage.inference_logs for the format)."""
-    features = {name: _plain(column) for name, column in record.columns.items()}
+def json_rows(
+    record: LogRecord, model: str, version: int, policy: LogPolicy = NO_POLICY
+) -> list[dict[str, Any]]:
+    """The log lines of one record (see continuum.storage.inference_logs for the format),
+    hashed features hashed (``policy``)."""
+    features = {name: policy.apply(name, _plain(column)) for name, column in record.columns.items()}
     labels = _plain(record.labels)
     probas = record.proba.tolist() if record.proba is not None else None
     positions = range(record.rows) if record.positions is None else record.positions.tolist()
@@ -291,17 +301,31 @@ class InferenceLogger:
         )  # fmt: skip
 
     def _lines(self, records: list[LogRecord]) -> list[dict[str, Any]]:
-        return [line for record in records for line in json_rows(record, self.model, self.version)]
+        policy, model, version = self.settings.policy, self.model, self.version
+        return [line for record in records for line in json_rows(record, model, version, policy)]
+
+    def check_policy(self, features: tuple[str, ...]) -> list[str]:
+        """Warn about drop/hash names the model has no feature of (a typo would log the
+        feature it meant in full); returns them."""
+        unknown = self.settings.policy.unknown(features)
+        if unknown:
+            log.warning(
+                "spec.inferenceLog drop/hash name %s, not features of %s/%d (features: %s): "
+                "nothing is dropped or hashed for them; check the spelling",
+                unknown, self.model, self.version, ", ".join(features),
+            )  # fmt: skip
+        return unknown
 
     def log(self, request_id: str, rows: FeatureRows, prediction: Prediction) -> None:
         """Sample and buffer one request's rows; cheap and never blocking (request path)."""
         mask = sample_mask(rows.n_rows, self.settings.sample_rate, self._rng)
         if not mask.any():
             return
+        keeps = self.settings.policy.keeps
         record = LogRecord(
             ts=utc_timestamp(self._now()),
             request_id=request_id,
-            columns={name: column[mask] for name, column in rows.columns.items()},
+            columns={name: column[mask] for name, column in rows.columns.items() if keeps(name)},
             labels=prediction.labels[mask],
             proba=None if prediction.proba is None else prediction.proba[mask],
             positions=None if mask.all() else np.flatnonzero(mask),

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from continuum.errors import ConfigError
 from continuum.storage import S3Settings
 from continuum.storage.layout import check_name
+from continuum.storage.privacy import LogPolicy, policy_from_env
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,8 @@ class InferenceLogSettings:
     flush_rows: int = 1000
     flush_seconds: float = 60.0
     buffer_rows: int = 10_000
+    # drop / hash of features (spec.inferenceLog.drop, .hash, .hashKey; env in storage.privacy)
+    policy: LogPolicy = field(default_factory=LogPolicy)
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ def parse_settings(
     given = vars(_parser().parse_args(list(argv or [])))
     values = {option.flag: _value(option, given, env) for option in OPTIONS}
     s3 = S3Settings.from_env(env, endpoint_url=given["s3_endpoint"], bucket=given["bucket"])
-    return _build(values, s3)
+    return _build(values, s3, policy_from_env(env))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -137,13 +140,14 @@ def _value(option: Option, given: dict[str, Any], env: Mapping[str, str]) -> Any
         raise ConfigError(f"--{option.flag} / {option.env} = {text!r}: {exc}") from exc
 
 
-def _build(values: dict[str, Any], s3: S3Settings) -> ServerSettings:
+def _build(values: dict[str, Any], s3: S3Settings, policy: LogPolicy) -> ServerSettings:
     log = InferenceLogSettings(
         enabled=values["inference-log"],
         sample_rate=values["log-sample-rate"],
         flush_rows=values["log-flush-rows"],
         flush_seconds=float(values["log-flush-seconds"]),
         buffer_rows=values["log-buffer-rows"],
+        policy=policy,
     )
     return ServerSettings(
         model=values["model"],

@@ -128,6 +128,7 @@ class ModelServer:
             self.logger = InferenceLogger(
                 self.store, model.name, model.version, settings.inference_log, self.metrics
             )
+            self.logger.check_policy(model.feature_names)
             self.logger.start()
         # Labels are taken whether or not inference is logged, with the log's buffer settings.
         self.feedback = FeedbackWriter(self.store, model, settings.inference_log, self.metrics)

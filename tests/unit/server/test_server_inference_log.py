@@ -15,8 +15,10 @@ from continuum.server.metrics import ServerMetrics
 from continuum.server.model import Prediction
 from continuum.server.settings import InferenceLogSettings
 from continuum.storage.inference_logs import batch_key, list_batches, read_batch
+from continuum.storage.privacy import LogPolicy, hash_value
 
 NOW = datetime(2025, 1, 31, 12, 0, 0, 123456, tzinfo=UTC)
+KEY = b"an-hmac-key-of-32-bytes-for-test"
 
 
 def request(n: int) -> tuple[FeatureRows, Prediction]:
@@ -77,6 +79,30 @@ def test_flush_writes_documented_rows():
                        "prediction": "yes", "proba": [0.5, 0.5]}  # fmt: skip
     assert [row["row"] for row in rows] == [0, 1, 2]
     assert rows[2]["features"]["c"] is None
+
+
+def test_dropped_features_are_never_buffered_and_hashed_ones_written_as_hmac():
+    store, metrics = MemoryObjectStore(), ServerMetrics("churn", 2)
+    policy = LogPolicy(frozenset({"x"}), frozenset({"c"}), KEY)
+    log = logger(store, metrics, policy=policy)
+    log.log("req-1", *request(3))
+    assert set(log.buffer._records[0].columns) == {"c"}  # x never held in memory
+    assert log.flush() == 3
+    rows = read_batch(store, list_batches(store, "churn", 2)[0])
+    assert [row["features"] for row in rows] == [
+        {"c": hash_value("a", KEY)},
+        {"c": hash_value("a", KEY)},
+        {"c": None},
+    ]
+
+
+def test_policy_names_that_are_no_feature_are_warned_about(caplog):
+    policy = LogPolicy(frozenset({"emial"}), frozenset({"c"}), KEY)
+    log = logger(MemoryObjectStore(), ServerMetrics("churn", 2), policy=policy)
+    assert log.check_policy(("x", "c")) == ["emial"]
+    assert "'emial'" in caplog.text
+    assert "check the spelling" in caplog.text
+    assert KEY.decode() not in caplog.text
 
 
 def test_sampled_rows_keep_their_index_within_the_request():

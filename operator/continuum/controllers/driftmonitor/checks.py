@@ -37,6 +37,7 @@ from continuum.api.vocabulary import (
 from continuum.controllers.shared.naming import child_name, label_value, managed_labels
 from continuum.controllers.shared.objects import owner_reference
 from continuum.controllers.shared.pods import (
+    log_policy_env,
     storage_env,
     var,
     workload_container,
@@ -163,6 +164,9 @@ def check_env(
         var("HOME", "/tmp"),
         # the served model's store: the monitor reads its baseline and inference log there
         *storage_env(md.spec.storage),
+        # what the log drops and hashes: the check leaves dropped features out and hashes
+        # the reference sample's values of hashed ones with the same key
+        *log_policy_env(md.spec.inference_log),
     ]
 
 

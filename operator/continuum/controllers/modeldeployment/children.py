@@ -3,7 +3,8 @@
 The Deployment runs ``continuum serve`` for one model version under the restricted Pod
 Security Standard. Its rolling update surges one new pod and never takes an old one away
 before the new one is ready (maxUnavailable 0), so the previous version keeps serving until
-the new one answers its readiness probe. Credentials reach the pods only as ``secretKeyRef``s.
+the new one answers its readiness probe. Credentials, and the inference log's HMAC key, reach
+the pods only as ``secretKeyRef``s.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from continuum.api.vocabulary import (
 from continuum.controllers.shared.naming import label_value, managed_labels
 from continuum.controllers.shared.objects import owner_reference
 from continuum.controllers.shared.pods import (
+    log_policy_env,
     storage_env,
     var,
     workload_container,
@@ -133,6 +135,7 @@ def server_env(md: ModelDeployment, version: int) -> list[dict[str, Any]]:
         var("CONTINUUM_INFERENCE_LOG_SAMPLE_RATE", repr(float(log.sample_rate))),
         var("CONTINUUM_INFERENCE_LOG_FLUSH_ROWS", str(log.flush_rows)),
         var("CONTINUUM_INFERENCE_LOG_FLUSH_SECONDS", str(log.flush_seconds)),
+        *log_policy_env(log),
         *storage_env(spec.storage),
         var("HOME", "/tmp"),
     ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from continuum.api import StorageSpec
+from continuum.api import InferenceLog, StorageSpec
 
 RUN_AS = 10001
 TMP_VOLUME = "tmp"
@@ -43,6 +43,11 @@ ENV_PATH_STYLE = "CONTINUUM_S3_PATH_STYLE"
 ENV_CA_BUNDLE = "AWS_CA_BUNDLE"
 ACCESS_KEY = "AWS_ACCESS_KEY_ID"
 SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
+
+# continuum.storage.privacy's names: what the inference log drops and hashes, and the HMAC key
+ENV_LOG_DROP = "CONTINUUM_INFERENCE_LOG_DROP"
+ENV_LOG_HASH = "CONTINUUM_INFERENCE_LOG_HASH"
+ENV_LOG_HASH_KEY = "CONTINUUM_INFERENCE_LOG_HASH_KEY"
 
 CA_VOLUME = "s3-ca-bundle"
 CA_MOUNT_DIR = "/etc/continuum/s3-ca"
@@ -97,6 +102,20 @@ def storage_env(storage: StorageSpec) -> list[dict[str, Any]]:
     if storage.secret_ref is not None:
         secret = storage.secret_ref.name
         env += [secret_var(ACCESS_KEY, secret), secret_var(SECRET_KEY, secret)]
+    return env
+
+
+def log_policy_env(log: InferenceLog) -> list[dict[str, Any]]:
+    """What the inference log drops and hashes (JSON name lists) and the HMAC key, only as a
+    ``secretKeyRef``: the model server applies the policy, the drift check reads by it."""
+    env = []
+    if log.drop:
+        env.append(var(ENV_LOG_DROP, json.dumps(sorted(log.drop))))
+    if log.hashed:
+        env.append(var(ENV_LOG_HASH, json.dumps(sorted(log.hashed))))
+    if log.hashed and log.hash_key is not None:
+        ref = {"name": log.hash_key.name, "key": log.hash_key.key}
+        env.append({"name": ENV_LOG_HASH_KEY, "valueFrom": {"secretKeyRef": ref}})
     return env
 
 

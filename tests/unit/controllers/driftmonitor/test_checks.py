@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from continuum.api import DriftMonitorStatus
+from continuum.api import DriftMonitorStatus, ModelDeployment, load
 from continuum.controllers.driftmonitor.checks import (
     check_job_name,
     check_slot,
@@ -15,6 +15,7 @@ from continuum.controllers.driftmonitor.checks import (
     next_check_due,
     pending_check,
 )
+from continuum.monitor.settings import settings_from_env
 from tests.unit.controllers.driftmonitor.builders import (
     DM_UID,
     NOW,
@@ -22,6 +23,7 @@ from tests.unit.controllers.driftmonitor.builders import (
     drift_monitor,
     serving_md,
 )
+from tests.unit.controllers.modeldeployment.builders import md_body
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -92,3 +94,28 @@ def test_check_job_runs_the_monitor_against_the_served_version() -> None:
     spec = json.loads(env["CONTINUUM_MONITOR_SPEC"])
     assert set(spec) == {"window", "tests", "fairnessThreshold"}
     assert spec["window"]["minSamples"] == 50
+
+
+def test_check_job_gets_the_served_logs_policy_and_the_hmac_key_as_a_secret_reference() -> None:
+    log = {"drop": ["email"], "hash": ["plan", "zip"], "hashKey": {"name": "log-key", "key": "k"}}
+    body = md_body(status={"servingVersion": 3})
+    body["spec"]["inferenceLog"] = {**body["spec"]["inferenceLog"], **log}
+    md = load(ModelDeployment, body)
+    container = desired_check_job(drift_monitor(), md, 3, T0, "c:1")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["containers"][0]["env"]}
+    assert json.loads(env["CONTINUUM_INFERENCE_LOG_DROP"]) == ["email"]
+    assert json.loads(env["CONTINUUM_INFERENCE_LOG_HASH"]) == ["plan", "zip"]
+    assert env["CONTINUUM_INFERENCE_LOG_HASH_KEY"] == {
+        "secretKeyRef": {"name": "log-key", "key": "k"}
+    }
+    plain = {name: value for name, value in env.items() if isinstance(value, str)}
+    plain["CONTINUUM_INFERENCE_LOG_HASH_KEY"] = "a-key-of-32-bytes-for-this-test!"
+    _, settings = settings_from_env(plain)
+    assert settings.log_policy.drop == {"email"}
+    assert settings.log_policy.hashed == {"plan", "zip"}
+
+
+def test_check_job_without_a_policy_sets_none_of_its_variables() -> None:
+    container = desired_check_job(drift_monitor(), serving_md(3), 3, T0, "c:1")["spec"]
+    names = {e["name"] for e in container["template"]["spec"]["containers"][0]["env"]}
+    assert not {n for n in names if n.startswith("CONTINUUM_INFERENCE_LOG_")}

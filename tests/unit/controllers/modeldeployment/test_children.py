@@ -12,8 +12,9 @@ from continuum.controllers.modeldeployment.children import (
     desired_service,
     url_of,
 )
+from continuum.errors import ConfigError
 from continuum.server.settings import parse_settings
-from tests.unit.controllers.modeldeployment.builders import MD_UID, model_deployment
+from tests.unit.controllers.modeldeployment.builders import MD_SPEC, MD_UID, model_deployment
 
 IMAGE = "continuum:0.1.0"
 
@@ -123,6 +124,27 @@ def test_env_parses_as_server_settings() -> None:
     assert settings.inference_log.sample_rate == 0.5
     assert settings.s3.bucket == "continuum"
     assert settings.s3.endpoint_url == "http://minio.minio.svc:9000"
+
+
+def test_inference_log_policy_reaches_the_server_and_its_key_only_as_a_secret_ref() -> None:
+    log = {**MD_SPEC["inferenceLog"], "drop": ["email"], "hash": ["plan"],
+           "hashKey": {"name": "log-key", "key": "hmac"}}  # fmt: skip
+    variables = env(desired_deployment(model_deployment(inferenceLog=log), 3, IMAGE))
+    assert variables["CONTINUUM_INFERENCE_LOG_DROP"] == '["email"]'
+    assert variables["CONTINUUM_INFERENCE_LOG_HASH"] == '["plan"]'
+    key_ref = {"secretKeyRef": {"name": "log-key", "key": "hmac"}}
+    assert variables["CONTINUUM_INFERENCE_LOG_HASH_KEY"] == key_ref
+    plain = {k: v for k, v in variables.items() if isinstance(v, str)}
+    with pytest.raises(ConfigError, match="no HMAC key"):
+        parse_settings([], plain)  # the kubelet fills the key; without it the server refuses
+    plain["CONTINUUM_INFERENCE_LOG_HASH_KEY"] = "0123456789abcdef0123"
+    policy = parse_settings([], plain).inference_log.policy
+    assert (policy.drop, policy.hashed) == ({"email"}, {"plan"})
+
+
+def test_no_policy_no_policy_variables() -> None:
+    variables = env(desired_deployment(model_deployment(), 3, IMAGE))
+    assert not [name for name in variables if name.endswith(("_DROP", "_HASH", "_HASH_KEY"))]
 
 
 def test_no_endpoint_no_secret() -> None:
