@@ -90,18 +90,19 @@ def _as_reference_type(values: pd.Series, like: pd.Series | None) -> pd.Series:
     readable = parsed.notna()
     if not readable.any():
         return values
-    tz = getattr(_base_dtype(like), "tz", None)
+    tz = getattr(base_dtype(like), "tz", None)
     stamps = parsed if tz is not None else parsed.dt.tz_localize(None)
     return values.where(~readable, pd.Series(stamps.astype(object), index=values.index))
 
 
-def _base_dtype(series: pd.Series) -> Any:
+def base_dtype(series: pd.Series) -> Any:
+    """The dtype of the values: a ``category`` column's categories' dtype."""
     dtype = series.dtype
     return dtype.categories.dtype if isinstance(dtype, pd.CategoricalDtype) else dtype
 
 
 def _holds_timestamps(series: pd.Series) -> bool:
-    return bool(ptypes.is_datetime64_any_dtype(_base_dtype(series)))
+    return bool(ptypes.is_datetime64_any_dtype(base_dtype(series)))
 
 
 @dataclass(frozen=True)

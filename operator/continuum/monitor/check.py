@@ -13,6 +13,7 @@ import pandas as pd
 
 from continuum.monitor import categories, caught, plots, stats
 from continuum.monitor.fairness import FairnessResult, positive_class, prediction_rates
+from continuum.monitor.quality import FeatureQuality, QualityResult, WindowSchema, check_quality
 from continuum.monitor.reference import NUMERIC, FeatureSpec, Reference
 from continuum.monitor.settings import CheckSettings
 from continuum.monitor.stats import MissingShift
@@ -52,6 +53,7 @@ class FeatureReport:
     spec: FeatureSpec
     measurement: Measurement
     decision: Decision
+    quality: FeatureQuality | None = None  # None: the quality checks did not run
 
     def to_json(self) -> dict[str, Any]:
         s, d, m = self.measurement.stats, self.decision, self.measurement
@@ -78,6 +80,7 @@ class FeatureReport:
             "nullShare": {"reference": m.null_shares[0], "current": m.null_shares[1]},
             "missingShare": self.missing_json(),
             "warnings": list(m.warnings),
+            "quality": self.quality.to_json() if self.quality else None,
             "plot": m.plot,
         }
 
@@ -105,24 +108,59 @@ class CheckResult:
     features: tuple[FeatureReport, ...]
     fairness: FairnessResult | None
     notes: tuple[str, ...]
+    quality: QualityResult | None = None  # None: not run (disabled, or too few rows)
 
 
-def run_check(reference: Reference, current: pd.DataFrame, settings: CheckSettings) -> CheckResult:
+def run_check(
+    reference: Reference,
+    current: pd.DataFrame,
+    settings: CheckSettings,
+    schema: WindowSchema | None = None,
+) -> CheckResult:
+    """Drift tests and data-quality checks of ``current`` against ``reference``.
+
+    ``schema``: which keys the logged rows carried (``window.CurrentWindow.schema``); without
+    it the frame's columns say it (a feature without a column is absent from every row).
+    """
     min_samples = settings.window.min_samples
     if len(current) < min_samples:
         note = f"only {len(current)} logged rows, fewer than minSamples={min_samples}: not tested"
         return CheckResult(insufficient(), (), None, (note,))
+    names = [spec.name for spec in reference.features]
+    schema = schema or WindowSchema.of_frame(current, names, PREDICTION)
+    current = with_every_feature(current, names)
     measured = measure_features(reference, current)
     decisions = decide_features(
         [m.stats for m in measured], settings.tests, [m.missing for m in measured]
     )
+    quality = run_quality(reference, current, settings, schema)
     features = tuple(
-        FeatureReport(spec, m, d)
+        FeatureReport(spec, m, d, quality.of(spec.name) if quality else None)
         for spec, m, d in zip(reference.features, measured, decisions, strict=True)
     )
     verdict = dataset_verdict(decisions, settings.tests.drift_share)
     fairness, notes = check_fairness(reference, current, settings)
-    return CheckResult(verdict, features, fairness, (*warning_notes(features), *notes))
+    return CheckResult(verdict, features, fairness, (*warning_notes(features), *notes), quality)
+
+
+def with_every_feature(current: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """The window with an all-null column for each feature it lacks (a missing column)."""
+    absent = [name for name in names if name not in current.columns]
+    if not absent:
+        return current
+    return current.assign(**{name: pd.Series([None] * len(current), dtype=object,
+                                             index=current.index) for name in absent})  # fmt: skip
+
+
+def run_quality(
+    reference: Reference,
+    current: pd.DataFrame,
+    settings: CheckSettings,
+    schema: WindowSchema,
+) -> QualityResult | None:
+    if not settings.quality.enabled:
+        return None
+    return check_quality(reference.features, reference.frame, current, schema, settings.quality)
 
 
 def warning_notes(features: tuple[FeatureReport, ...]) -> list[str]:

@@ -24,7 +24,7 @@ h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem}h3{font-size:1rem;margin
 table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;
 text-align:left;font-variant-numeric:tabular-nums}th{background:#f3f3f3}
 .badge{display:inline-block;padding:.15rem .6rem;border-radius:.8rem;font-weight:600;color:#fff}
-.Drift,.yes{background:#c0392b}.NoDrift,.no{background:#27ae60}.InsufficientData{background:#7f8c8d}
+.Drift,.yes,.Failed{background:#c0392b}.NoDrift,.no,.Passed{background:#27ae60}.InsufficientData{background:#7f8c8d}
 .feature{border:1px solid #ddd;border-radius:.4rem;padding:1rem;margin:1rem 0}
 .legend span{display:inline-block;width:.8rem;height:.8rem;margin:0 .3rem 0 1rem}
 .reason{color:#555}svg text{font-size:10px;fill:#444}
@@ -39,6 +39,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
         _overview(report),
+        _quality(report.get("quality")),
         _feature_table(report["features"]),
         _fairness(report.get("fairness")),
         *(_feature_section(feature) for feature in report["features"]),
@@ -86,6 +87,12 @@ def _overview(report: Mapping[str, Any]) -> str:
 
 
 def _window_note(window: Mapping[str, Any]) -> str:
+    if window.get("strategy") == "time":
+        undated = window.get("undatedRows") or 0
+        dropped = f"; {undated} rows without a readable time left out" if undated else ""
+        return escape(
+            f"; {window['batchesRead']} of {window['batchesTotal']} batches read{dropped}"
+        )
     kept = "older rows left out" if window["truncated"] else "every logged row"
     return escape(
         f"; not sampled, {kept}; {window['batchesRead']} of {window['batchesTotal']} batches"
@@ -101,7 +108,33 @@ def _tests_text(tests: Mapping[str, Any]) -> str:
 
 
 FEATURE_COLUMNS = ("Feature", "Kind", "Test", "Statistic", "p (corrected)", "Effect size",
-                   "PSI", "Wasserstein / spread", "Drifted")  # fmt: skip
+                   "PSI", "Wasserstein / spread", "Drifted", "Quality")  # fmt: skip
+
+
+def _quality(quality: Mapping[str, Any] | None) -> str:
+    """The data-quality verdict and every failed check, each naming feature and figure."""
+    if not quality:
+        return ""
+    passed = quality.get("passed")
+    if passed is None:
+        return f"<h2>Data quality</h2><p>Not checked: {escape(str(quality.get('skipped')))}</p>"
+    verdict = _badge("Passed" if passed else "Failed")
+    items = "".join(f"<li>{escape(line)}</li>" for line in quality.get("failures") or [])
+    extra = quality.get("extraColumns") or {}
+    note = f"<p>{escape(_extra_text(extra))}</p>" if extra else ""
+    return f"<h2>Data quality {verdict}</h2>" + (f"<ul>{items}</ul>" if items else "") + note
+
+
+def _extra_text(extra: Mapping[str, Any]) -> str:
+    names = ", ".join(f"{name} ({rows} rows)" for name, rows in sorted(extra.items())[:20])
+    return f"Logged columns not in the training schema: {names}"
+
+
+def _quality_cell(feature: Mapping[str, Any]) -> str:
+    failed = (feature.get("quality") or {}).get("failed")
+    if failed is None and feature.get("quality") is None:
+        return "-"
+    return escape(", ".join(failed)) if failed else "ok"
 
 
 def _feature_table(features: Sequence[Mapping[str, Any]]) -> str:
@@ -116,6 +149,7 @@ def _feature_row(feature: Mapping[str, Any]) -> str:
         escape(feature["name"]), escape(feature["kind"]), escape(feature["test"]),
         fmt(feature["statistic"]), _p_value(feature), fmt(feature["effectSize"]),
         fmt(feature["psi"]), fmt(feature["wassersteinNormalized"]), _drift_cell(feature["drifted"]),
+        _quality_cell(feature),
     ]  # fmt: skip
     return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
 

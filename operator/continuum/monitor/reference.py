@@ -20,6 +20,8 @@ CLASSIFICATION = "classification"
 class FeatureSpec:
     name: str
     kind: str  # NUMERIC | CATEGORICAL
+    dtype: str = ""  # the training column's pandas dtype, as the manifest spells it
+    categories: tuple[str, ...] = ()  # every training category (str(value)), categoricals only
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,20 @@ def feature_specs(manifest: dict[str, Any], where: str) -> tuple[FeatureSpec, ..
     if not isinstance(entries, list) or not entries:
         raise ManifestInvalid(f"manifest of {where} has no feature schema; retrain to add one")
     try:
-        specs = tuple(FeatureSpec(str(e["name"]), str(e["kind"])) for e in entries)
-    except (KeyError, TypeError) as exc:
+        specs = tuple(_feature_spec(e) for e in entries)
+    except (KeyError, TypeError, AttributeError) as exc:
         raise ManifestInvalid(f"manifest of {where} has a malformed feature entry: {exc}") from exc
     unknown = [s.name for s in specs if s.kind not in {NUMERIC, CATEGORICAL}]
     if unknown:
         raise ManifestInvalid(f"manifest of {where}: features {unknown} have an unknown kind")
     return specs
+
+
+def _feature_spec(entry: dict[str, Any]) -> FeatureSpec:
+    listed = entry.get("categories")
+    return FeatureSpec(
+        str(entry["name"]),
+        str(entry["kind"]),
+        str(entry.get("dtype") or ""),
+        tuple(str(c) for c in listed) if isinstance(listed, list) else (),
+    )

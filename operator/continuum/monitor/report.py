@@ -21,6 +21,10 @@ from continuum.monitor.window import CurrentWindow
 
 REPORT_SCHEMA_VERSION = 1
 MAX_SUMMARY_BYTES = 4096
+# Quality failure lines in the summary: at most 5 of 160 characters (800 bytes of the 4 KiB;
+# the report has them all), so a window failing every check still leaves room for features.
+SUMMARY_QUALITY_LINES = 5
+SUMMARY_QUALITY_LINE = 160
 
 
 @dataclass(frozen=True)
@@ -56,10 +60,19 @@ def build_report(inputs: ReportInputs, result: CheckResult) -> dict[str, Any]:
         "settings": inputs.settings.to_json(),
         "features": [feature.to_json() for feature in result.features],
         "fairness": result.fairness.to_json() if result.fairness else None,
+        "quality": quality_json(result, inputs.settings),
         "notes": list(result.notes),
     }
     cleaned: dict[str, Any] = finite(document)
     return cleaned
+
+
+def quality_json(result: CheckResult, settings: CheckSettings) -> dict[str, Any]:
+    """The data-quality verdict; ``passed`` None when the checks did not run, and why."""
+    if result.quality is not None:
+        return result.quality.to_json()
+    why = "disabled (quality.enabled: false)" if not settings.quality.enabled else "too few rows"
+    return {"enabled": settings.quality.enabled, "passed": None, "failures": [], "skipped": why}
 
 
 def finite(value: Any) -> Any:
@@ -84,12 +97,26 @@ def build_summary(report: Mapping[str, Any]) -> dict[str, Any]:
         "reportURI": report["reportURI"],
         "rows": report["window"]["rows"],
         "featuresTotal": len(features),
-        "features": [{k: feature.get(k) for k in SUMMARY_FEATURE_KEYS} for feature in features],
+        "features": [summary_feature(feature) for feature in features],
     }
     fairness = report.get("fairness")
     if fairness:
         summary["fairness"] = {k: fairness[k] for k in ("feature", "gap", "flagged")}
+    quality = report.get("quality") or {}
+    failures = list(quality.get("failures") or [])
+    summary["quality"] = {
+        "passed": quality.get("passed"),
+        "failures": [line[:SUMMARY_QUALITY_LINE] for line in failures[:SUMMARY_QUALITY_LINES]],
+        "failuresTotal": len(failures),
+    }
     return fit_summary(summary)
+
+
+def summary_feature(feature: Mapping[str, Any]) -> dict[str, Any]:
+    """The summary keys of one feature; ``quality`` is the list of checks it failed."""
+    entry = {k: feature.get(k) for k in SUMMARY_FEATURE_KEYS}
+    entry["quality"] = list((feature.get("quality") or {}).get("failed") or [])
+    return entry
 
 
 def _summary_order(feature: Mapping[str, Any]) -> tuple[bool, float, str]:
