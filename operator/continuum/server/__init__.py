@@ -14,6 +14,7 @@ path is described in docs/architecture.md ("The model server's request path").
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -21,6 +22,7 @@ import uvicorn
 
 from continuum.errors import ConfigError
 from continuum.server.app import create_app
+from continuum.server.rollout import rollout_from_env
 from continuum.server.settings import parse_settings
 from continuum.storage import ObjectStore
 
@@ -32,9 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     try:
         settings = parse_settings(sys.argv[1:] if argv is None else argv)
+        rollout = rollout_from_env(os.environ)
     except ConfigError as exc:
         print(f"continuum serve: {exc.message}", file=sys.stderr)
         return 2
-    app = create_app(settings, ObjectStore(settings.s3))
+    app = create_app(settings, ObjectStore(settings.s3), rollout=rollout)
     uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_config=None)
     return 0

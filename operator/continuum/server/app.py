@@ -55,6 +55,7 @@ from continuum.server.protocol import (
     ServerMetadata,
 )
 from continuum.server.responses import model_metadata
+from continuum.server.rollout import RolloutSettings
 from continuum.server.router import INFERENCE_ROUTES, ServerApp
 from continuum.server.settings import ServerSettings
 from continuum.server.state import Loader, ModelServer
@@ -74,9 +75,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def create_app(
-    settings: ServerSettings, store: ObjectStore, *, loader: Loader | None = None
+    settings: ServerSettings,
+    store: ObjectStore,
+    *,
+    loader: Loader | None = None,
+    rollout: RolloutSettings | None = None,
 ) -> FastAPI:
-    server = ModelServer(settings, store, **({"loader": loader} if loader else {}))
+    server = ModelServer(settings, store, rollout=rollout, **({"loader": loader} if loader else {}))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -90,6 +95,7 @@ def create_app(
     _health_routes(app, server)
     _v2_routes(app, server)
     _v1_routes(app, server)
+    _rollout_route(app, server)
     _describe_inference(app)
     return app
 
@@ -122,6 +128,20 @@ def _health_routes(app: FastAPI, server: ModelServer) -> None:
     @app.get("/metrics", response_class=Response, tags=["health"])
     async def metrics() -> Response:
         return Response(generate_latest(server.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _rollout_route(app: FastAPI, server: ModelServer) -> None:
+    """The rollout counters the operator reads through the pod proxy (issue 18)."""
+    missing = {"model": ErrorBody, "description": "No candidate beside the champion here"}
+
+    @app.get("/v2/rollout", responses={404: missing}, tags=["rollout"])
+    async def rollout() -> JSONResponse:
+        if server.rollout is None:
+            reason = f"no rollout: this server serves {server.target} alone"
+            if server.rollout_settings.candidate is not None:
+                reason = server.not_ready_reason
+            return JSONResponse({"error": reason}, status_code=404)
+        return JSONResponse(server.rollout.counters.snapshot())
 
 
 def _v2_routes(app: FastAPI, server: ModelServer) -> None:

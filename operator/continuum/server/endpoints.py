@@ -42,6 +42,7 @@ class Answer:
     status: int
     body: bytes
     request_id: str | None = None
+    model_version: int | None = None  # the version that answered (x-model-version)
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,11 @@ async def _answer(server: ModelServer, call: Call) -> Answer:
     with batcher.announce():
         body = await read_body(call, server.settings.max_request_bytes)
         request = decode_request(call.endpoint, model, body, call.headers)
-    prediction = await batcher.predict(request.rows)
     request_id = request_id_of(request, call.headers)
+    if server.rollout is None:
+        prediction = await batcher.predict(request.rows)
+    else:  # issue 18: the candidate may answer (server/rollout.py)
+        model, prediction = await server.rollout.predict(request.rows, request_id)
     server.served(request_id, request.rows, prediction)
     if call.endpoint == PREDICT:
         content = predict_response(model, prediction.labels, prediction.proba)
@@ -93,7 +97,7 @@ async def _answer(server: ModelServer, call: Call) -> Answer:
         content = infer_response(
             model, prediction.labels, prediction.proba, request_id=request_id, outputs=outputs
         )
-    return Answer(200, encode_json(content), request_id)
+    return Answer(200, encode_json(content), request_id, model.version)
 
 
 def request_id_of(request: DecodedRequest, headers: Mapping[str, str]) -> str:

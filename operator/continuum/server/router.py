@@ -160,19 +160,28 @@ async def respond(server: ModelServer, call: Call, send: Send) -> None:
         log.exception("inference request failed")
         body = encode_json({"error": f"internal error: {type(exc).__name__}"})
         reply = Answer(500, body, call.headers.get(REQUEST_ID))
-    await send_json(send, reply.status, reply.body, reply.request_id)
+    await send_json(send, reply.status, reply.body, reply.request_id, reply.model_version)
 
 
 _REQUEST_ID_HEADER = REQUEST_ID.encode("latin-1")
+_MODEL_VERSION_HEADER = b"x-model-version"
 
 
-async def send_json(send: Send, status: int, body: bytes, request_id: str | None = None) -> None:
+async def send_json(
+    send: Send,
+    status: int,
+    body: bytes,
+    request_id: str | None = None,
+    model_version: int | None = None,
+) -> None:
     headers: list[tuple[bytes, bytes]] = [
         (b"content-length", str(len(body)).encode("latin-1")),
         (b"content-type", JSON_TYPE.encode("latin-1")),
     ]
     if request_id and header_safe(request_id):
         headers.append((_REQUEST_ID_HEADER, request_id.encode("ascii")))
+    if model_version is not None:  # which version answered (issue 18: during a rollout)
+        headers.append((_MODEL_VERSION_HEADER, str(model_version).encode("ascii")))
     start: dict[str, Any] = {"type": "http.response.start", "status": status, "headers": headers}
     await send(start)
     await send({"type": "http.response.body", "body": body})

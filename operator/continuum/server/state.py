@@ -33,6 +33,7 @@ from continuum.server.inference_log import InferenceLogger
 from continuum.server.inputs import FeatureRows
 from continuum.server.metrics import ServerMetrics
 from continuum.server.model import Prediction, ServedModel, load_served_model
+from continuum.server.rollout import Rollout, RolloutSettings, Side, VersionTally, check_pair
 from continuum.server.settings import ServerSettings
 from continuum.storage import ObjectStore
 
@@ -47,9 +48,17 @@ CLIENT_CLOSED = 499  # the status metrics record for a client that left mid-requ
 
 class ModelServer:
     def __init__(
-        self, settings: ServerSettings, store: ObjectStore, *, loader: Loader = load_served_model
+        self,
+        settings: ServerSettings,
+        store: ObjectStore,
+        *,
+        loader: Loader = load_served_model,
+        rollout: RolloutSettings | None = None,
     ) -> None:
         self.settings = settings
+        # issue 18: a candidate beside the champion (server/rollout.py); None outside a rollout
+        self.rollout_settings = rollout or RolloutSettings()
+        self.rollout: Rollout | None = None
         self.store = store
         self.metrics = ServerMetrics(settings.model, settings.version)
         self.model: ServedModel | None = None
@@ -70,6 +79,8 @@ class ModelServer:
         self._tasks.append(asyncio.create_task(self._load(), name="load-model"))
 
     async def stop(self) -> None:
+        if self.rollout is not None:
+            await self.rollout.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -82,23 +93,36 @@ class ModelServer:
 
     async def _load(self) -> None:
         model = await self._load_with_retries()
-        if model is not None:
+        candidate = await self._load_candidate(model)
+        if model is not None and (candidate is not None or self.rollout_settings.candidate is None):
             self._serve(model)
+            if candidate is not None:
+                self._serve_candidate(model, candidate)
         self.load_finished.set()
 
-    async def _load_with_retries(self) -> ServedModel | None:
+    async def _load_candidate(self, champion: ServedModel | None) -> ServedModel | None:
+        """The rollout's candidate, verified like the champion; None refuses the pod."""
+        version = self.rollout_settings.candidate
+        if champion is None or version is None:
+            return None
+        candidate = await self._load_with_retries(version)
+        problem = None if candidate is None else check_pair(champion, candidate)
+        return candidate if problem is None else self._refuse(problem)
+
+    async def _load_with_retries(self, version: int | None = None) -> ServedModel | None:
+        model, version = self.settings.model, version or self.settings.version
         attempt = 0
         while True:
             try:
-                return await asyncio.to_thread(self._loader, self.store, *self._coordinates())
+                return await asyncio.to_thread(self._loader, self.store, model, version)
             except StorageError as exc:
                 if isinstance(exc, _NOT_RETRIED):
-                    return self._refuse(exc.message)
+                    return self._refuse(exc.message, version)
                 await self._back_off(attempt, exc)
             except ContinuumError as exc:
-                return self._refuse(exc.message)
+                return self._refuse(exc.message, version)
             except Exception as exc:  # a loader bug must not leave a half-ready server
-                return self._refuse(f"{type(exc).__name__}: {exc}")
+                return self._refuse(f"{type(exc).__name__}: {exc}", version)
             attempt += 1
 
     async def _back_off(self, attempt: int, exc: StorageError) -> None:
@@ -106,12 +130,12 @@ class ModelServer:
         log.warning("loading model %s failed, retrying in %.0fs: %s", self.target, delay, exc)
         await asyncio.sleep(delay)
 
-    def _coordinates(self) -> tuple[str, int]:
-        return self.settings.model, self.settings.version
-
-    def _refuse(self, reason: str) -> ServedModel | None:
+    def _refuse(self, reason: str, version: int | None = None) -> ServedModel | None:
         """Fail closed: stay unready, and say why in the log and the readiness answer."""
-        self.not_ready_reason = f"refusing to serve model {self.target}: {reason}"
+        what = self.target
+        if version is not None and version != self.settings.version:
+            what = f"{self.target} beside candidate {self.settings.model}/{version}"
+        self.not_ready_reason = f"refusing to serve model {what}: {reason}"
         log.error("%s", self.not_ready_reason)
         return None
 
@@ -137,6 +161,25 @@ class ModelServer:
         self.metrics.model_loaded(model, sklearn.__version__)
         log.info("serving model %s (sha256 %s)", self.target, model.sha256)
         _log_scoring(self.target, model)
+
+    def _serve_candidate(self, champion: ServedModel, candidate: ServedModel) -> None:
+        settings, rollout = self.settings, self.rollout_settings
+        batcher = Batcher(
+            candidate.predict,
+            max_batch_size=settings.max_batch_size,
+            max_latency=settings.max_latency_ms / 1000,
+        )
+        self._tasks.append(asyncio.create_task(batcher.run(), name="candidate-batcher"))
+        assert self.batcher is not None  # set by _serve, just before
+        self.rollout = Rollout(
+            rollout,
+            Side(champion, self.batcher, VersionTally(champion.version)),
+            Side(candidate, batcher, VersionTally(candidate.version)),
+        )
+        log.info("candidate %s/%s (sha256 %s) beside the champion: answers %d%% (step %s)",
+                 candidate.name, candidate.version, candidate.sha256, rollout.weight,
+                 rollout.step)  # fmt: skip
+        _log_scoring(f"{candidate.name}/{candidate.version}", candidate)
 
     def require(self, name: str, version: str | None = None) -> ServedModel:
         """The served model if ``name``/``version`` designate it; 404 or 503 otherwise."""

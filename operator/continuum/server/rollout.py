@@ -1,0 +1,273 @@
+"""Champion and candidate in one server: weighted routing, shadow scoring, counters (issue 18).
+
+During a progressive rollout the operator starts the server pods with the candidate beside
+the champion (``CONTINUUM_CANDIDATE_VERSION``, verified exactly like the champion: a candidate
+that fails verification leaves the pod unready), the share of requests the candidate answers
+(``CONTINUUM_CANDIDATE_WEIGHT``, percent; 0 is shadow) and the step the pod counts for
+(``CONTINUUM_ROLLOUT_STEP``). Per request (``Rollout.predict``):
+
+* the request's id is hashed (blake2b) into 0..99; below the weight the candidate answers;
+  the same id always gets the same version;
+* the other version scores the same rows after the answer (a task; at most
+  ``MAX_COPIES_IN_FLIGHT`` at once, else the copy is skipped and counted), and the two
+  answers are compared: equal labels, or for a regressor a relative difference within
+  ``CONTINUUM_AGREEMENT_TOLERANCE``;
+* a candidate that fails on a request routed to it is counted and the champion answers: the
+  client never sees the candidate's failure.
+
+``Counters.snapshot`` is the ``GET /v2/rollout`` answer the operator reads through the pod
+proxy (``controllers/modeldeployment/analysis.counters_from`` reads it). Counters live in
+memory: a restarted pod counts from zero again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import hashlib
+import logging
+import math
+import time
+from collections import Counter as Tally
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from continuum.errors import ConfigError
+from continuum.server.batching import Batcher
+from continuum.server.errors import ServingError
+from continuum.server.inputs import FeatureRows
+from continuum.server.model import Prediction, ServedModel
+
+log = logging.getLogger(__name__)
+CANDIDATE_ENV = "CONTINUUM_CANDIDATE_VERSION"
+WEIGHT_ENV = "CONTINUUM_CANDIDATE_WEIGHT"
+STEP_ENV = "CONTINUUM_ROLLOUT_STEP"
+TOLERANCE_ENV = "CONTINUUM_AGREEMENT_TOLERANCE"
+MAX_COPIES_IN_FLIGHT = 256
+# Scoring latency buckets, seconds: 20 us to ~10 s, each 1.25x the one before (59 bounds), so
+# a p99 read from them is within 25% before interpolation; the last bucket is +Inf.
+LATENCY_BOUNDS = tuple(round(2e-5 * 1.25**i, 9) for i in range(59))
+TINY = 1e-12
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    """What this pod runs beside the champion (``candidate`` None: nothing)."""
+
+    candidate: int | None = None
+    weight: int = 0
+    step: str = ""
+    tolerance: float = 0.05
+
+
+def rollout_from_env(env: Mapping[str, str]) -> RolloutSettings:
+    """The rollout settings from the pod's environment; ConfigError names a bad variable."""
+    text = env.get(CANDIDATE_ENV, "").strip()
+    if not text:
+        return RolloutSettings()
+    return RolloutSettings(
+        candidate=_int(CANDIDATE_ENV, text, 1, 999_999_999),
+        weight=_int(WEIGHT_ENV, env.get(WEIGHT_ENV, "0"), 0, 100),
+        step=env.get(STEP_ENV, "").strip(),
+        tolerance=_float(TOLERANCE_ENV, env.get(TOLERANCE_ENV, "0.05")),
+    )
+
+
+def _int(name: str, text: str, low: int, high: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name} = {text!r}: must be a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} = {text!r}: must be between {low} and {high}")
+    return value
+
+
+def _float(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name} = {text!r}: must be a number") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"{name} = {text!r}: must be a finite number >= 0")
+    return value
+
+
+def routes_to_candidate(request_id: str, weight: int) -> bool:
+    """Whether the candidate answers this request: its id hashed into 0..99, below ``weight``."""
+    if weight <= 0:
+        return False
+    if weight >= 100:
+        return True
+    digest = hashlib.blake2b(request_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % 100 < weight
+
+
+def check_pair(champion: ServedModel, candidate: ServedModel) -> str | None:
+    """Why the two cannot be compared on the same requests (None: they can)."""
+    if candidate.feature_names != champion.feature_names:
+        return (f"candidate {candidate.name}/{candidate.version} has features "
+                f"{list(candidate.feature_names)}, the champion {list(champion.feature_names)}: "
+                "a rollout compares both on the same requests")  # fmt: skip
+    if candidate.is_classifier != champion.is_classifier:
+        return "candidate and champion are not both classifiers or both regressors"
+    return None
+
+
+@dataclass
+class VersionTally:
+    """One version's counters at this pod's step."""
+
+    version: int
+    scored: int = 0
+    answered: int = 0
+    errors: int = 0
+    latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS) + 1))
+    labels: Tally[str] = field(default_factory=Tally)
+    moments: list[float] = field(default_factory=lambda: [0, 0.0, 0.0])
+
+    def timed(self, seconds: float) -> None:
+        self.scored += 1
+        self.latency[bisect.bisect_left(LATENCY_BOUNDS, seconds)] += 1
+
+    def predicted(self, labels: np.ndarray, classifier: bool) -> None:
+        if classifier:
+            self.labels.update(str(label) for label in labels.tolist())
+            return
+        values = labels.astype(np.float64)
+        self.moments[0] += len(values)
+        self.moments[1] += float(values.sum())
+        self.moments[2] += float(np.square(values).sum())
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "scored": self.scored,
+            "answered": self.answered,
+            "errors": self.errors,
+            "latency": list(self.latency),
+            "labels": dict(self.labels),
+            "moments": list(self.moments),
+        }
+
+
+def agreeing_rows(a: np.ndarray, b: np.ndarray, *, classifier: bool, tolerance: float) -> int:
+    """Rows where two answers agree: equal labels, or values within a relative ``tolerance``."""
+    if classifier:
+        return int(np.count_nonzero(a == b))
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    scale = np.maximum(np.abs(x), TINY)
+    return int(np.count_nonzero(np.abs(x - y) <= tolerance * scale))
+
+
+@dataclass
+class Counters:
+    """What this pod measured for its step (``GET /v2/rollout``)."""
+
+    step: str
+    champion: VersionTally
+    candidate: VersionTally
+    weight: int
+    compared_requests: int = 0
+    compared_rows: int = 0
+    agreed_rows: int = 0
+    copies_skipped: int = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "weight": self.weight,
+            "latencyBounds": list(LATENCY_BOUNDS),
+            "champion": self.champion.snapshot(),
+            "candidate": self.candidate.snapshot(),
+            "compared": {"requests": self.compared_requests, "rows": self.compared_rows,
+                         "agreed": self.agreed_rows, "skipped": self.copies_skipped},
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Side:
+    """One version and the batcher that scores it."""
+
+    model: ServedModel
+    batcher: Batcher
+    tally: VersionTally
+
+
+class Rollout:
+    """Routes each request to the champion or the candidate and compares the two."""
+
+    def __init__(self, settings: RolloutSettings, champion: Side, candidate: Side) -> None:
+        self.settings = settings
+        self.champion, self.candidate = champion, candidate
+        self.classifier = champion.model.is_classifier
+        self.counters = Counters(settings.step, champion.tally, candidate.tally, settings.weight)
+        self._copies: set[asyncio.Task[None]] = set()
+
+    async def predict(self, rows: FeatureRows, request_id: str) -> tuple[ServedModel, Prediction]:
+        """The answering model and its prediction; the other version scores a copy."""
+        if routes_to_candidate(request_id, self.settings.weight):
+            try:
+                answer = await self._score(self.candidate, rows)
+            except ServingError as exc:
+                log.warning("candidate %s failed a request; the champion answers: %s",
+                            self.candidate.model.version, exc.message)  # fmt: skip
+                return self.champion.model, await self._answer(self.champion, rows)
+            self.candidate.tally.answered += 1
+            self._copy(self.champion, rows, answer, champion_answered=False)
+            return self.candidate.model, answer
+        answer = await self._answer(self.champion, rows)
+        self._copy(self.candidate, rows, answer, champion_answered=True)
+        return self.champion.model, answer
+
+    async def _answer(self, side: Side, rows: FeatureRows) -> Prediction:
+        prediction = await self._score(side, rows)
+        side.tally.answered += 1
+        return prediction
+
+    async def _score(self, side: Side, rows: FeatureRows) -> Prediction:
+        started = time.perf_counter()
+        try:
+            prediction = await side.batcher.predict(rows)
+        except ServingError:
+            side.tally.errors += 1
+            side.tally.timed(time.perf_counter() - started)
+            raise
+        side.tally.timed(time.perf_counter() - started)
+        side.tally.predicted(prediction.labels, self.classifier)
+        return prediction
+
+    def _copy(self, side: Side, rows: FeatureRows, answer: Prediction, *,
+              champion_answered: bool) -> None:  # fmt: skip
+        if len(self._copies) >= MAX_COPIES_IN_FLIGHT:
+            self.counters.copies_skipped += 1
+            return
+        task = asyncio.create_task(self._compare(side, rows, answer, champion_answered))
+        self._copies.add(task)
+        task.add_done_callback(self._copies.discard)
+
+    async def _compare(
+        self, side: Side, rows: FeatureRows, answer: Prediction, champion_answered: bool
+    ) -> None:
+        try:
+            other = await self._score(side, rows)
+        except ServingError:
+            return  # counted as the version's error by _score
+        champion, candidate = (answer, other) if champion_answered else (other, answer)
+        counters = self.counters
+        counters.compared_requests += 1
+        counters.compared_rows += len(champion.labels)
+        counters.agreed_rows += agreeing_rows(champion.labels, candidate.labels,
+                                              classifier=self.classifier,
+                                              tolerance=self.settings.tolerance)  # fmt: skip
+
+    async def stop(self) -> None:
+        for task in list(self._copies):
+            task.cancel()
+        for task in list(self._copies):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
