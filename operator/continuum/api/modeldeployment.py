@@ -150,6 +150,17 @@ class InferenceLog(ApiModel):
         ),
     )
 
+    retention_days: int | None = Field(
+        None,
+        ge=1,
+        le=3650,
+        description=(
+            "Delete logged rows, labels and drift reports of this model older than this many "
+            "days (S3 LastModified); the drift check Job prunes before each check. Omit to "
+            "keep them."
+        ),
+    )
+
     @model_validator(mode="after")
     def _hash_rules(self) -> InferenceLog:
         if self.hashed and self.hash_key is None:

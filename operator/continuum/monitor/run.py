@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from continuum.errors import StorageError
 from continuum.monitor.check import CheckResult, run_check
 from continuum.monitor.html import render_html
 from continuum.monitor.privacy import redact_reference, redact_window
@@ -16,6 +17,7 @@ from continuum.monitor.settings import CheckSettings, MonitorTarget
 from continuum.monitor.window import CurrentWindow, period_of, read_window
 from continuum.storage import ObjectStore, layout
 from continuum.storage.reports import report_time, report_uri, write_report
+from continuum.storage.retention import cutoff_of, prune, retention_prefixes
 
 Progress = Callable[..., None]
 
@@ -35,7 +37,9 @@ def run_monitor(
     """Run one check and write ``reports/<monitor>/<time>/``; returns the summary."""
     started = datetime.now(UTC)
     time = time or report_time(started)
+    pruned = apply_retention(store, target, settings, started, progress)
     reference, window, notes = read_inputs(store, target, settings, progress)
+    notes = [*pruned, *notes]
     result = run_check(reference, window.frame, settings, window.schema)
     result = replace(result, notes=(*notes, *result.notes))
     progress("checked", verdict=result.verdict.verdict, share=result.verdict.share)
@@ -50,6 +54,28 @@ def run_monitor(
         report_uri=report_uri(store.bucket, target.monitor, time),
     )
     return publish(store, inputs, result, progress)
+
+
+def apply_retention(
+    store: ObjectStore,
+    target: MonitorTarget,
+    settings: CheckSettings,
+    now: datetime,
+    progress: Progress,
+) -> list[str]:
+    """Prune what is older than ``retentionDays`` before reading (so the window never holds
+    expired rows); the note says what went. A prune S3 refuses (no delete permission) is a
+    note too: the check itself can still run."""
+    if settings.retention_days is None:
+        return []
+    prefixes = retention_prefixes(target.model, target.monitor)
+    try:
+        pruned = prune(store, prefixes, cutoff_of(now, settings.retention_days))
+    except StorageError as exc:
+        progress("retention_failed", error=str(exc))
+        return [f"retention: pruning failed, nothing older was deleted this time: {exc}"]
+    progress("retention", deleted=pruned.deleted, kept=pruned.kept)
+    return [pruned.note()]
 
 
 def read_inputs(

@@ -20,12 +20,14 @@ from continuum.api.driftmonitor import DataQuality, DriftTests, Window
 from continuum.errors import ConfigError
 from continuum.storage.layout import check_name
 from continuum.storage.privacy import LogPolicy, policy_from_env
+from continuum.storage.retention import MAX_RETENTION_DAYS
 
 ENV_MONITOR = "CONTINUUM_MONITOR"
 ENV_MODEL = "CONTINUUM_MODEL"
 ENV_VERSION = "CONTINUUM_MODEL_VERSION"
 ENV_SPEC = "CONTINUUM_MONITOR_SPEC"
 ENV_REPORT_TIME = "CONTINUUM_REPORT_TIME"
+ENV_RETENTION_DAYS = "CONTINUUM_RETENTION_DAYS"
 DEFAULT_FAIRNESS_THRESHOLD = 0.1
 
 
@@ -40,6 +42,8 @@ class CheckSettings:
     quality: DataQuality = field(default_factory=DataQuality)
     # the served ModelDeployment's spec.inferenceLog drop/hash (env, set by the operator)
     log_policy: LogPolicy = field(default_factory=LogPolicy)
+    # spec.inferenceLog.retentionDays: older logs, labels and reports are pruned first
+    retention_days: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The settings as the report shows them (the policy's names, never its key)."""
@@ -83,7 +87,20 @@ def parse_check_settings(spec: Mapping[str, Any]) -> CheckSettings:
 
 def settings_from_env(env: Mapping[str, str]) -> tuple[MonitorTarget, CheckSettings]:
     settings = parse_check_settings(spec_from_env(env))
-    return target_from_env(env), replace(settings, log_policy=policy_from_env(env))
+    settings = replace(settings, log_policy=policy_from_env(env), retention_days=_days(env))
+    return target_from_env(env), settings
+
+
+def _days(env: Mapping[str, str]) -> int | None:
+    text = env.get(ENV_RETENTION_DAYS, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= MAX_RETENTION_DAYS:
+        raise ConfigError(
+            f"{ENV_RETENTION_DAYS} must be a whole number of days from 1 to "
+            f"{MAX_RETENTION_DAYS} (spec.inferenceLog.retentionDays), got {text!r}"
+        )
+    return int(text)
 
 
 def spec_from_env(env: Mapping[str, str]) -> Mapping[str, Any]:

@@ -14,9 +14,11 @@ import json
 import os
 import socket
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
@@ -74,6 +76,7 @@ _UNAVAILABLE_CODES = frozenset(
 )
 _UNAVAILABLE_STATUSES = frozenset({"429", "500", "502", "503", "504"})
 T = TypeVar("T")
+DELETE_BATCH = 1000
 
 
 @dataclass(frozen=True, order=True)
@@ -83,6 +86,8 @@ class ObjectInfo:
     key: str
     etag: str
     size: int
+    # the S3 server's LastModified (retention); not part of the fingerprint or the order
+    last_modified: datetime | None = field(default=None, compare=False)
 
 
 class ObjectStore:
@@ -184,6 +189,25 @@ class ObjectStore:
 
         return self._call("list", bucket, prefix, listing)
 
+    def delete_objects(self, keys: Sequence[str]) -> None:
+        """Delete ``keys`` (absent ones are no error), 1,000 a request (the S3 maximum)."""
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = list(keys[start : start + DELETE_BATCH])
+            self._call("delete", self.bucket, batch[0], partial(self._delete, batch))
+
+    def _delete(self, keys: list[str]) -> None:
+        answer = self._client.delete_objects(
+            Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
+        )
+        errors = answer.get("Errors") or []
+        if errors:
+            first = errors[0]
+            raise StorageError(
+                f"cannot delete s3://{self.bucket}/{first.get('Key')} and {len(errors) - 1} "
+                f"more: S3 answered {first.get('Code')}: {first.get('Message')} (retention "
+                "needs s3:DeleteObject on the bucket for the storage Secret's credentials)"
+            )
+
     def list_folders(self, prefix: str, *, bucket: str | None = None) -> list[str]:
         """Names of the immediate "sub-folders" under ``prefix`` (which must end with '/')."""
         bucket = bucket or self.bucket
@@ -277,7 +301,8 @@ def _refused_as_existing(exc: ClientError) -> bool:
 
 
 def _object_info(item: Any) -> ObjectInfo:
-    return ObjectInfo(key=item["Key"], etag=str(item.get("ETag", "")).strip('"'), size=item["Size"])
+    etag = str(item.get("ETag", "")).strip('"')
+    return ObjectInfo(item["Key"], etag, item["Size"], item.get("LastModified"))
 
 
 def _map_client_error(exc: ClientError, action: str, bucket: str, key: str) -> StorageError:

@@ -167,7 +167,15 @@ def check_env(
         # what the log drops and hashes: the check leaves dropped features out and hashes
         # the reference sample's values of hashed ones with the same key
         *log_policy_env(md.spec.inference_log),
+        *_retention_env(md),
     ]
+
+
+def _retention_env(md: ModelDeployment) -> list[dict[str, Any]]:
+    """How long the model's logs, labels and this monitor's reports are kept (the check
+    prunes older ones first; continuum.storage.retention)."""
+    days = md.spec.inference_log.retention_days
+    return [] if days is None else [var("CONTINUUM_RETENTION_DAYS", str(days))]
 
 
 def check_spec_json(spec: Spec) -> str:

@@ -119,3 +119,13 @@ def test_check_job_without_a_policy_sets_none_of_its_variables() -> None:
     container = desired_check_job(drift_monitor(), serving_md(3), 3, T0, "c:1")["spec"]
     names = {e["name"] for e in container["template"]["spec"]["containers"][0]["env"]}
     assert not {n for n in names if n.startswith("CONTINUUM_INFERENCE_LOG_")}
+
+
+def test_check_job_carries_the_retention_of_the_served_model() -> None:
+    body = md_body(status={"servingVersion": 3})
+    body["spec"]["inferenceLog"] = {**body["spec"]["inferenceLog"], "retentionDays": 30}
+    job = desired_check_job(drift_monitor(), load(ModelDeployment, body), 3, T0, "c:1")
+    env = {
+        e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["CONTINUUM_RETENTION_DAYS"] == "30"
