@@ -17,7 +17,7 @@ from kopf._cogs.clients import watching as kopf_watching
 
 from continuum.api import API_VERSION, GROUP
 from continuum.api.vocabulary import MANAGED_SELECTOR, TRAINING_JOB
-from continuum.controllers.shared import heap
+from continuum.controllers.shared import exiting, heap
 from continuum.controllers.shared.resync import DEFAULT_PERIOD, Resync
 from continuum.kube import Kube, login
 
@@ -171,6 +171,9 @@ async def login_handler(**_: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.cleanup(id="continuum-cleanup")
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    """kopf is stopping (asked to, or on a fatal error): the process ends within
+    ``exiting.EXIT_GRACE_SECONDS`` even if a task or thread does not (``shared.exiting``)."""
+    exiting.arm()
     trimmer = memo.get("heap-trimmer")
     if isinstance(trimmer, asyncio.Task):
         trimmer.cancel()

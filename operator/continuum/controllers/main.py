@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import kopf
@@ -19,6 +20,8 @@ from continuum.controllers.modeldeployment import handlers as modeldeployment
 from continuum.controllers.shared import metrics, resync
 from continuum.controllers.trainingjob import handlers as trainingjob
 
+FATAL_EXIT_CODE = 1
+logger = logging.getLogger(__name__)
 ENV_IMAGE = "CONTINUUM_IMAGE"
 DEFAULT_IMAGE = f"continuum:{__version__}"
 DEFAULT_LIVENESS = "http://0.0.0.0:8081/healthz"
@@ -121,21 +124,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = kopf_options(args)
     if elect is None:
         election.IS_LEADER.set(1)  # the only replica: it runs the controllers
-        kopf.run(**options)
-        return 0
+        return until_stopped(lambda: run_kopf(options))
     timings, namespace = elect
 
     async def operate(stop: asyncio.Event) -> None:
         await kopf.operator(**options, stop_flag=stop)
 
-    return asyncio.run(
-        election.run_elected(
-            operate,
-            namespace=namespace,
-            name=args.leader_election_name,
-            timings=timings,
-            liveness=options["liveness_endpoint"],
+    return until_stopped(
+        lambda: asyncio.run(
+            election.run_elected(
+                operate,
+                namespace=namespace,
+                name=args.leader_election_name,
+                timings=timings,
+                liveness=options["liveness_endpoint"],
+            )
         )
+    )
+
+
+def run_kopf(options: dict[str, Any]) -> int:
+    """kopf alone until it stops: 0 (an error raises)."""
+    kopf.run(**options)
+    return 0
+
+
+def until_stopped(run: Callable[[], int]) -> int:
+    """``run()``'s exit code; ``FATAL_EXIT_CODE`` with one log line naming the error when
+    kopf stopped on a fatal one (a watch it could not restart, say), so that Kubernetes
+    restarts the container. What would keep the process up after that is
+    ``shared.exiting``'s to end."""
+    try:
+        return run()
+    except Exception as exc:
+        logger.critical(fatal_message(exc), exc_info=exc)
+        return FATAL_EXIT_CODE
+
+
+def fatal_message(exc: BaseException) -> str:
+    return (
+        f"kopf stopped on a fatal error ({type(exc).__name__}: {exc}); exiting with code "
+        f"{FATAL_EXIT_CODE} so that Kubernetes restarts the operator"
     )
 
 
