@@ -38,6 +38,12 @@ class MemoryObjectStore(ObjectStore):
         except KeyError:
             raise ObjectNotFound(f"s3://{bucket or self.bucket}/{key}: no such object") from None
 
+    def download(self, key: str, path: str, *, bucket: str | None = None) -> int:
+        data = self.get_bytes(key, bucket=bucket)
+        with open(path, "wb") as sink:
+            sink.write(data)
+        return len(data)
+
     def exists(self, key: str, *, bucket: str | None = None) -> bool:
         return (bucket or self.bucket, key) in self.objects
 

@@ -77,6 +77,7 @@ METRIC_MESSAGE = (
 TARGET_MESSAGE = "dataset.target must not be listed in dataset.features"
 CATEGORICAL_MESSAGE = "preprocessing.categorical.columns must be listed in dataset.features"
 CLASSES_MESSAGE = "dataset.validation.requiredClasses needs a classification metric"
+STREAM_MESSAGE = "dataset.mode stream needs dataset.format parquet"
 NATIVE_MESSAGE = (
     "preprocessing.categorical.encode native needs an estimator with native categorical "
     "support: HistGradientBoostingClassifier or HistGradientBoostingRegressor"
@@ -140,6 +141,31 @@ class Dataset(ApiModel):
     )
     validation: DatasetValidation = nested(
         DatasetValidation, "Checks run on the dataset before training."
+    )
+    mode: Literal["auto", "memory", "stream"] = Field(
+        "auto",
+        description=(
+            "memory: read the whole dataset into the pod's memory; stream: read Parquet by row "
+            "group from the pod's scratch disk, train SGDClassifier, SGDRegressor and "
+            "GaussianNB with partial_fit over every training row and the other estimators on "
+            "a seeded sample of sampleRows training rows; auto: stream a Parquet dataset "
+            "larger than the trainer's in-memory limit, else memory."
+        ),
+    )
+    sample_rows: int = Field(
+        500_000,
+        ge=1_000,
+        le=50_000_000,
+        description=(
+            "Streamed only: training rows kept for estimators without partial_fit (and to fit "
+            "the preprocessing of those with it), drawn with split.seed."
+        ),
+    )
+    passes: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="Streamed only: passes of partial_fit over the training rows.",
     )
 
 
@@ -267,6 +293,11 @@ def _spec_rules() -> list[dict[str, str]]:
             f"self.estimator.class in {_cel_list(NATIVE_CATEGORICAL)}",
             NATIVE_MESSAGE,
         ),
+        cel(
+            "!has(self.dataset.mode) || self.dataset.mode != 'stream' || "
+            "(has(self.dataset.format) && self.dataset.format == 'parquet')",
+            STREAM_MESSAGE,
+        ),
     ]
 
 
@@ -307,6 +338,8 @@ class TrainingJobSpec(ApiModel):
         encode = self.preprocessing.categorical.encode
         if encode == "native" and self.estimator.class_ not in NATIVE_CATEGORICAL:
             raise ValueError(NATIVE_MESSAGE)
+        if self.dataset.mode == "stream" and self.dataset.format != "parquet":
+            raise ValueError(STREAM_MESSAGE)
         return self
 
 
@@ -338,6 +371,17 @@ class DatasetSummary(ApiModel):
         None, max_length=128, description="Content fingerprint of the dataset."
     )
     rows: int | None = Field(None, ge=0, description="Number of rows read.")
+    mode: Literal["memory", "stream"] | None = Field(
+        None, description="How the dataset was read: memory or stream."
+    )
+    sampled_rows: int | None = Field(
+        None,
+        ge=0,
+        description=(
+            "Streamed with an estimator without partial_fit: the training rows of the seeded "
+            "sample it was fitted on."
+        ),
+    )
 
 
 class TrainingJobStatus(CustomObjectStatus):

@@ -79,6 +79,9 @@ T = TypeVar("T")
 DELETE_BATCH = 1000
 
 
+DOWNLOAD_PIECE_BYTES = 8 * 1024 * 1024
+
+
 @dataclass(frozen=True, order=True)
 class ObjectInfo:
     """One listed object: what the dataset fingerprint is computed from."""
@@ -156,6 +159,27 @@ class ObjectStore:
             return self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
         return self._call("read", bucket, key, read)
+
+    def download(self, key: str, path: str, *, bucket: str | None = None) -> int:
+        """Copy the object to the local file ``path`` in 8 MiB pieces; its size in bytes.
+
+        A streamed training reads a dataset larger than the pod's memory from local disk
+        (the pod's scratch ``/tmp``), never holding more than one piece of it in memory.
+        Each attempt rewrites the file from its start, so a retried read leaves no partial
+        copy behind.
+        """
+        bucket = bucket or self.bucket
+
+        def copy() -> int:
+            body = self._client.get_object(Bucket=bucket, Key=key)["Body"]
+            written = 0
+            with open(path, "wb") as sink:
+                for piece in iter(lambda: body.read(DOWNLOAD_PIECE_BYTES), b""):
+                    sink.write(piece)
+                    written += len(piece)
+            return written
+
+        return self._call("read", bucket, key, copy)
 
     def put_json(self, key: str, value: Any, *, if_absent: bool = False) -> None:
         data = json.dumps(value, indent=2, sort_keys=True).encode()

@@ -99,6 +99,15 @@ def evaluate(pipeline: Any, features: Any, target: Any, task: str) -> dict[str, 
     predicted = np.asarray(pipeline.predict(features))
     scores = pipeline.predict_proba(features) if task == CLASSIFICATION else None
     classes = np.asarray(getattr(pipeline, "classes_", []))
+    return metrics_of(y, predicted, scores, classes, task)
+
+
+def metrics_of(y: Any, predicted: Any, scores: Any, classes: Any, task: str) -> dict[str, float]:
+    """Every metric of ``task`` from true labels, predictions, class scores and classes.
+
+    A streamed evaluation passes class *codes* (positions in one sorted list of labels) for
+    labels, predictions and classes: the metrics are the same numbers as on the labels.
+    """
     chosen = (m for m in METRICS.values() if m.task == task)
     return {m.name: round_metric(m.compute(y, predicted, scores, classes)) for m in chosen}
 

@@ -39,9 +39,16 @@ class DatasetSummary:
     fingerprint: str
     rows: int
     objects: int
+    mode: str = "memory"  # memory | stream
+    # Streamed: how the estimator saw the training rows (partial_fit over all, or a sample).
+    training: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"uri": self.uri, "fingerprint": self.fingerprint, "rows": self.rows}
+        fields = {"uri": self.uri, "fingerprint": self.fingerprint, "rows": self.rows,
+                  "mode": self.mode}  # fmt: skip
+        if self.training is not None and "sampledRows" in self.training:
+            fields["sampledRows"] = self.training["sampledRows"]
+        return fields
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,7 @@ def build_manifest(
         "trainingJob": config.training_job,
         "image": image,
         "dataset": dataset.to_json() | {"objects": dataset.objects},
+        **({"training": dict(dataset.training)} if dataset.training is not None else {}),
         "task": outcome.task,
         "estimator": {
             "class": spec.estimator.class_,
@@ -92,7 +100,7 @@ def build_manifest(
             "fitted": dict(outcome.fitted),
         },
         "preprocessing": _preprocessing(spec),
-        "split": _split(spec, outcome),
+        "split": _split(spec, outcome, streamed=dataset.mode == "stream"),
         "evaluation": _evaluation(spec, outcome),
         "metrics": dict(outcome.metrics),
         "qualified": outcome.gate.qualified,
@@ -116,14 +124,16 @@ def _preprocessing(spec: TrainingJobSpec) -> dict[str, Any]:
     }
 
 
-def _split(spec: TrainingJobSpec, outcome: TrainingOutcome) -> dict[str, Any]:
-    return {
+def _split(spec: TrainingJobSpec, outcome: TrainingOutcome, *, streamed: bool) -> dict[str, Any]:
+    split = {
         "testSize": spec.split.test_size,
         "seed": spec.split.seed,
-        "stratify": spec.split.stratify and outcome.task == "classification",
+        "stratify": spec.split.stratify and outcome.task == "classification" and not streamed,
         "trainRows": outcome.train_rows,
         "testRows": outcome.test_rows,
     }
+    # Streamed: a row is held out by a hash of (seed, its index in the dataset).
+    return split | {"method": "hash"} if streamed else split
 
 
 def _evaluation(spec: TrainingJobSpec, outcome: TrainingOutcome) -> dict[str, Any]:

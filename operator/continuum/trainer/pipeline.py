@@ -37,7 +37,12 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, S
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from continuum.api.trainingjob import CategoricalPreprocessing, Estimator, NumericPreprocessing
+from continuum.api.trainingjob import (
+    CategoricalPreprocessing,
+    Estimator,
+    NumericPreprocessing,
+    TrainingJobSpec,
+)
 from continuum.errors import ConfigError
 from continuum.trainer.validation import CLASSIFICATION, REGRESSION, Feature
 
@@ -268,6 +273,16 @@ def build_pipeline(
     if native:
         estimator.set_params(categorical_features=_categorical_positions(schema) or None)
     return Pipeline([(PREPROCESS_STEP, preprocessor), (ESTIMATOR_STEP, estimator)])
+
+
+def pipeline_for(spec: TrainingJobSpec, schema: Sequence[Feature]) -> Pipeline:
+    """The spec's unfitted pipeline for the validated feature ``schema``."""
+    estimator = build_estimator(spec.estimator, spec.split.seed)
+    preprocessing = spec.preprocessing
+    native = native_categorical(spec.estimator, preprocessing.categorical)
+    return build_pipeline(
+        estimator, schema, preprocessing.numeric, preprocessing.categorical, native=native
+    )
 
 
 def _categorical_positions(schema: Sequence[Feature]) -> list[int]:

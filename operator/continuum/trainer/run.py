@@ -13,25 +13,32 @@ from sklearn.model_selection import train_test_split
 
 from continuum.errors import TrainingError
 from continuum.modelio import coerce_features, load_verified_model, serialize_model, sha256_hex
-from continuum.storage import ObjectStore, allocate_version, layout
+from continuum.storage import (
+    ObjectInfo,
+    ObjectStore,
+    allocate_version,
+    layout,
+    list_dataset_objects,
+)
 from continuum.trainer import baseline
 from continuum.trainer.config import TrainingConfig
-from continuum.trainer.dataset import LoadedDataset, load_dataset
+from continuum.trainer.dataset import MEMORY, STREAM, choose_mode, load_dataset
 from continuum.trainer.evaluation import ChampionComparison, decide, evaluate
 from continuum.trainer.manifest import DatasetSummary, TrainingOutcome, build_manifest
 from continuum.trainer.pipeline import (
     build_estimator,
-    build_pipeline,
     fitted_facts,
-    native_categorical,
+    pipeline_for,
     svc_probability_deprecation_silenced,
     task_of,
 )
 from continuum.trainer.result import TrainingResult
+from continuum.trainer.streamed import train_streamed
 from continuum.trainer.threads import available_cpus, cpu_limited
 from continuum.trainer.validation import (
     CLASSIFICATION,
     Feature,
+    as_labels,
     identifier_warnings,
     validate_dataset,
 )
@@ -40,6 +47,8 @@ from continuum.workload import emit
 ENV_IMAGE = "CONTINUUM_IMAGE"
 CLAIMANT = "continuum-trainer"  # recorded in claim.json when no TrainingJob name is known
 Progress = Callable[..., None]
+# The manifest's dataset fields the result summary (and so the status) repeats.
+RESULT_DATASET_FIELDS = ("uri", "fingerprint", "rows", "mode", "sampledRows")
 
 
 @dataclass(frozen=True)
@@ -60,14 +69,24 @@ def run_training(
     champion_version: int | None = None,
     progress: Progress = emit,
 ) -> TrainingResult:
-    """Train, evaluate against the champion, and write ``models/<model>/<version>/``."""
+    """Train, evaluate against the champion, and write ``models/<model>/<version>/``.
+
+    The dataset is read in memory, or streamed when ``spec.dataset.mode`` (or ``auto`` on a
+    Parquet dataset over the in-memory limit) says so (``continuum.trainer.streamed``).
+    """
     task = check_config(config)
     progress("config_checked", task=task, estimator=config.spec.estimator.class_)
-    dataset = load_dataset(store, config.spec.dataset, max_bytes=config.max_dataset_bytes)
-    progress("dataset_loaded", rows=dataset.rows, fingerprint=dataset.fingerprint)
+    source = config.spec.dataset
+    objects = list_dataset_objects(store, source.uri)
+    mode = choose_mode(source, objects, config.max_dataset_bytes)
+    threads = config.threads or available_cpus()
+    if mode == STREAM:
+        return run_streamed(config, store, objects, task=task, threads=threads,
+                            champion_version=champion_version, progress=progress)  # fmt: skip
+    dataset = load_dataset(store, source, max_bytes=config.max_dataset_bytes, objects=objects)
+    progress("dataset_loaded", rows=dataset.rows, fingerprint=dataset.fingerprint, mode=MEMORY)
     schema = validate_dataset(dataset.frame, config.spec, task)
     holdout = split(dataset.frame, schema, config, task)
-    threads = config.threads or available_cpus()
     with cpu_limited(threads):
         pipeline = fit(config, schema, holdout)
         outcome = assess(config, store, holdout, pipeline, task=task,
@@ -78,10 +97,47 @@ def run_training(
         fitted=fitted_facts(pipeline, threads),
         warnings=tuple(identifier_warnings(dataset.frame, schema)),
     )  # fmt: skip
+    report_outcome(outcome, progress)
+    summary = DatasetSummary(
+        source.uri, dataset.fingerprint, dataset.rows, len(dataset.objects), mode=MEMORY
+    )
+    reference = reference_of(dataset.frame, schema, config)
+    return publish(config, store, summary, reference, outcome, model_bytes=model_bytes,
+                   progress=progress)  # fmt: skip
+
+
+def run_streamed(
+    config: TrainingConfig,
+    store: ObjectStore,
+    objects: Sequence[ObjectInfo],
+    *,
+    task: str,
+    threads: int,
+    champion_version: int | None,
+    progress: Progress,
+) -> TrainingResult:
+    """:func:`run_training` for a streamed dataset."""
+    with cpu_limited(threads):
+        streamed = train_streamed(config, store, objects, task=task,
+                                  champion_version=champion_version, progress=progress)  # fmt: skip
+    model_bytes = serialize_model(streamed.pipeline)
+    outcome = replace(
+        streamed.outcome, schema=tuple(streamed.schema), sha256=sha256_hex(model_bytes),
+        fitted=fitted_facts(streamed.pipeline, threads),
+    )  # fmt: skip
+    report_outcome(outcome, progress)
+    summary = DatasetSummary(
+        config.spec.dataset.uri, streamed.fingerprint, streamed.rows, len(objects),
+        mode=STREAM, training=streamed.training,
+    )  # fmt: skip
+    return publish(config, store, summary, streamed.reference, outcome,
+                   model_bytes=model_bytes, progress=progress)  # fmt: skip
+
+
+def report_outcome(outcome: TrainingOutcome, progress: Progress) -> None:
     progress("evaluated", metrics=outcome.metrics, qualified=outcome.gate.qualified)
     if outcome.warnings:
         progress("data_warnings", warnings=list(outcome.warnings))
-    return publish(config, store, dataset, outcome, model_bytes=model_bytes, progress=progress)
 
 
 def check_config(config: TrainingConfig) -> str:
@@ -118,18 +174,12 @@ def split(frame: pd.DataFrame, schema: list[Feature], config: TrainingConfig, ta
 
 
 def _labels(target: pd.Series, task: str) -> pd.Series:
-    # Class labels as strings: the same label compares equal from CSV, Parquet and JSON.
-    return target.astype(str).astype(object) if task == CLASSIFICATION else target.astype(float)
+    return as_labels(target, task)
 
 
 def fit(config: TrainingConfig, schema: list[Feature], holdout: Holdout) -> Any:
     spec = config.spec
-    estimator = build_estimator(spec.estimator, spec.split.seed)
-    preprocessing = spec.preprocessing
-    native = native_categorical(spec.estimator, preprocessing.categorical)
-    pipeline = build_pipeline(
-        estimator, schema, preprocessing.numeric, preprocessing.categorical, native=native
-    )
+    pipeline = pipeline_for(spec, schema)
     try:
         with svc_probability_deprecation_silenced():
             return pipeline.fit(holdout.x_train, holdout.y_train)
@@ -189,7 +239,8 @@ def evaluate_champion(
 def publish(
     config: TrainingConfig,
     store: ObjectStore,
-    dataset: LoadedDataset,
+    dataset: DatasetSummary,
+    reference: pd.DataFrame,
     outcome: TrainingOutcome,
     *,
     model_bytes: bytes,
@@ -204,8 +255,11 @@ def publish(
         return layout.version_key(model, version, file)
 
     store.put_bytes(key(layout.MODEL_FILE), model_bytes, if_absent=True)
-    write_baseline(store, key, dataset.frame, outcome.schema, config)
-    manifest = _manifest(config, version, store.bucket, dataset, outcome)
+    write_baseline(store, key, reference, outcome.schema)
+    manifest = build_manifest(
+        config, version=version, bucket=store.bucket, dataset=dataset, outcome=outcome,
+        created=datetime.now(UTC), image=os.environ.get(ENV_IMAGE),
+    )  # fmt: skip
     store.put_json(key(layout.MANIFEST_FILE), manifest, if_absent=True)
     result = _result(config, outcome, manifest)
     store.put_json(key(layout.RESULT_FILE), result.summary(), if_absent=True)
@@ -213,35 +267,18 @@ def publish(
     return result
 
 
-def _manifest(
-    config: TrainingConfig,
-    version: int,
-    bucket: str,
-    dataset: LoadedDataset,
-    outcome: TrainingOutcome,
-) -> dict[str, Any]:
-    return build_manifest(
-        config,
-        version=version,
-        bucket=bucket,
-        dataset=DatasetSummary(
-            config.spec.dataset.uri, dataset.fingerprint, dataset.rows, len(dataset.objects)
-        ),
-        outcome=outcome,
-        created=datetime.now(UTC),
-        image=os.environ.get(ENV_IMAGE),
-    )
+def reference_of(frame: pd.DataFrame, schema: Sequence[Feature], config: TrainingConfig) -> Any:
+    """The drift baseline's bounded sample of an in-memory dataset."""
+    columns = [feature.name for feature in schema] + [config.spec.dataset.target]
+    return baseline.reference_sample(frame[columns], config.spec.split.seed)
 
 
 def write_baseline(
     store: ObjectStore,
     key: Callable[[str], str],
-    frame: pd.DataFrame,
+    sample: pd.DataFrame,
     schema: Sequence[Feature],
-    config: TrainingConfig,
 ) -> None:
-    columns = [feature.name for feature in schema] + [config.spec.dataset.target]
-    sample = baseline.reference_sample(frame[columns], config.spec.split.seed)
     parquet = baseline.to_parquet_bytes(sample)
     store.put_bytes(key(layout.REFERENCE_FILE), parquet, if_absent=True)
     store.put_json(key(layout.STATS_FILE), baseline.feature_stats(sample, schema), if_absent=True)
@@ -259,6 +296,6 @@ def _result(
         metrics=outcome.metrics,
         qualified=outcome.gate.qualified,
         reasons=outcome.gate.reasons,
-        dataset={k: manifest["dataset"][k] for k in ("uri", "fingerprint", "rows")},
+        dataset={k: v for k, v in manifest["dataset"].items() if k in RESULT_DATASET_FIELDS},
         manifest=manifest,
     )

@@ -216,7 +216,7 @@ def summary_of_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "metrics": manifest.get("metrics"),
         "qualified": manifest.get("qualified"),
         "reasons": evaluation.get("reasons") or [],
-        "dataset": {"fingerprint": dataset.get("fingerprint"), "rows": dataset.get("rows")},
+        "dataset": dataset_fields(dataset),
         "champion": evaluation.get("champion"),
         "warnings": manifest.get("warnings") or [],
     }
@@ -304,7 +304,7 @@ def result_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "model": {k: summary.get(k) for k in ("version", "uri", "sha256")},
         "metrics": _numbers(summary.get("metrics")),
-        "dataset": {"fingerprint": dataset.get("fingerprint"), "rows": dataset.get("rows")},
+        "dataset": dataset_fields(dataset),
         "qualified": summary.get("qualified") is True,
     }
     if data_warnings(summary):
@@ -316,6 +316,19 @@ def result_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
             "metrics": _numbers(champion.get("metrics")),
         }
     return {k: _drop_none(v) for k, v in fields.items()}
+
+
+def dataset_fields(dataset: Mapping[str, Any]) -> dict[str, Any]:
+    """status.dataset from the summary's or manifest's dataset: fingerprint and rows, and
+    for a streamed dataset its mode and the size of the sample an estimator was fitted on."""
+    fields = {"fingerprint": dataset.get("fingerprint"), "rows": dataset.get("rows")}
+    mode = dataset.get("mode")
+    if mode in ("memory", "stream"):
+        fields["mode"] = mode
+    sampled = dataset.get("sampledRows")
+    if isinstance(sampled, int) and not isinstance(sampled, bool) and sampled >= 0:
+        fields["sampledRows"] = sampled
+    return fields
 
 
 def data_warnings(summary: Mapping[str, Any]) -> list[str]:
