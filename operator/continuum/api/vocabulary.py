@@ -34,6 +34,8 @@ AVAILABLE: Final = "Available"  # ModelDeployment: a verified version answers re
 PROGRESSING: Final = "Progressing"  # ModelDeployment: a rollout is under way
 DEGRADED: Final = "Degraded"  # ModelDeployment: the last rollout failed
 DRIFT_DETECTED: Final = "DriftDetected"  # DriftMonitor: the last conclusive check's verdict
+# DriftMonitor: the last check's window failed a schema or data-quality check (spec.quality)
+DATA_QUALITY_FAILED: Final = "DataQualityFailed"
 # DriftMonitor: live performance below holdout - maxDrop for performance.consecutiveChecks
 PERFORMANCE_DEGRADED: Final = "PerformanceDegraded"
 
@@ -79,6 +81,9 @@ WAITING_FOR_DEPLOYMENT: Final = "WaitingForDeployment"
 DATASET_DRIFT: Final = "DatasetDrift"
 RETRAINING_TRIGGERED: Final = "RetrainingTriggered"
 RETRAINING_SUPPRESSED: Final = "RetrainingSuppressed"
+QUALITY_CHECKS_FAILED: Final = "QualityChecksFailed"  # DataQualityFailed=True
+QUALITY_CHECKS_PASSED: Final = "QualityChecksPassed"
+QUALITY_NOT_CHECKED: Final = "QualityNotChecked"  # disabled, too few rows, or an old monitor
 PERFORMANCE_DROP: Final = "PerformanceDrop"  # degraded for consecutiveChecks checks
 PERFORMANCE_DROP_UNCONFIRMED: Final = "PerformanceDropUnconfirmed"  # fewer checks so far
 PERFORMANCE_HELD: Final = "PerformanceHeld"
@@ -96,6 +101,7 @@ TRAINING_JOB_LABEL: Final = f"{GROUP}/training-job"
 MODEL_LABEL: Final = f"{GROUP}/model"
 MODEL_VERSION_LABEL: Final = f"{GROUP}/model-version"
 MODEL_DEPLOYMENT_LABEL: Final = f"{GROUP}/model-deployment"
+ROLLOUT_STEP_LABEL: Final = f"{GROUP}/rollout-step"  # server pods of a progressive rollout step
 DRIFT_MONITOR_LABEL: Final = f"{GROUP}/drift-monitor"
 CHECK_TIME_ANNOTATION: Final = f"{GROUP}/check-time"
 REPORT_ANNOTATION: Final = f"{GROUP}/report"

@@ -42,6 +42,20 @@ DETECTED = Gauge(
     ["namespace", "monitor"],
     registry=REGISTRY,
 )
+QUALITY_FAILED = Gauge(
+    "continuum_data_quality_failed",
+    "1 when the monitor's last check found its window failing a schema or data-quality "
+    "check (spec.quality), 0 when it passed them; absent while they did not run.",
+    ["namespace", "monitor"],
+    registry=REGISTRY,
+)
+QUALITY_FEATURE_FAILED = Gauge(
+    "continuum_data_quality_feature_failed",
+    "1 for each (feature, check) the monitor's last check failed: missingColumn, typeMismatch, "
+    "outOfRange, unseenCategories or missingShare.",
+    ["namespace", "monitor", "feature", "check"],
+    registry=REGISTRY,
+)
 RETRAININGS = Counter(
     "continuum_drift_retrainings_total",
     "Retraining triggers, by monitor and outcome (Created or Suppressed).",
@@ -49,8 +63,10 @@ RETRAININGS = Counter(
     registry=REGISTRY,
 )
 
-# By monitor: the (feature, test) pairs whose gauges the last check set.
+# By monitor: the (feature, test) pairs whose gauges the last check set, and the (feature,
+# check) pairs of its quality failures.
 _features: dict[tuple[str, str], set[tuple[str, str]]] = {}
+_quality: dict[tuple[str, str], set[tuple[str, str]]] = {}
 
 
 def export_metrics(namespace: str, monitor: str, result: CheckResult, decision: Decision) -> None:
@@ -61,6 +77,7 @@ def export_metrics(namespace: str, monitor: str, result: CheckResult, decision: 
         RETRAININGS.labels(namespace=namespace, monitor=monitor, outcome=outcome).inc()
     if result.verdict not in {"Drift", "NoDrift"}:
         return
+    export_quality(namespace, monitor, result)
     DETECTED.labels(namespace=namespace, monitor=monitor).set(result.verdict == "Drift")
     share = result.summary.get("share")
     if isinstance(share, int | float):
@@ -87,10 +104,35 @@ def export_features(namespace: str, monitor: str, features: list[Any]) -> None:
     _features[(namespace, monitor)] = fresh
 
 
+def export_quality(namespace: str, monitor: str, result: CheckResult) -> None:
+    """The quality verdict and one gauge per failed (feature, check), replacing the last."""
+    passed = result.quality_passed
+    if passed is None:
+        with suppress(KeyError):
+            QUALITY_FAILED.remove(namespace, monitor)
+    else:
+        QUALITY_FAILED.labels(namespace=namespace, monitor=monitor).set(not passed)
+    fresh = {
+        (str(item.get("name")), str(check))
+        for item in result.summary.get("features") or []
+        if isinstance(item, dict)
+        for check in item.get("quality") or []
+    }
+    for key in fresh:
+        QUALITY_FEATURE_FAILED.labels(namespace, monitor, *key).set(1)
+    for key in _quality.get((namespace, monitor), set()) - fresh:
+        with suppress(KeyError):
+            QUALITY_FEATURE_FAILED.remove(namespace, monitor, *key)
+    _quality[(namespace, monitor)] = fresh
+
+
 def clear_metrics(namespace: str, monitor: str) -> None:
     """Remove a deleted monitor's gauges."""
     export_features(namespace, monitor, [])
     _features.pop((namespace, monitor), None)
-    for gauge in (SHARE, DETECTED):
+    for key in _quality.pop((namespace, monitor), set()):
+        with suppress(KeyError):
+            QUALITY_FEATURE_FAILED.remove(namespace, monitor, *key)
+    for gauge in (SHARE, DETECTED, QUALITY_FAILED):
         with suppress(KeyError):
             gauge.remove(namespace, monitor)

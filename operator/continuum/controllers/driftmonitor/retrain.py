@@ -6,10 +6,14 @@ After a drifted check, ``decide_retrain`` asks, in order:
 2. is retraining configured? (``spec.retrain`` omitted: the monitor only watches)
 3. did this report already trigger a retraining? (``status.retrainings`` names its report:
    nothing to do, so the same report never triggers twice, across restarts too)
-4. ``retrain.enabled`` false -> suppressed ("disabled");
-5. the last retraining less than ``cooldownSeconds`` ago -> suppressed ("cooldown");
-6. ``maxConcurrent`` retraining TrainingJobs unfinished -> suppressed ("budget");
-7. otherwise create one.
+4. did the window fail its data-quality checks (``status.drift.quality.passed`` false)? ->
+   suppressed ("data quality"): drift seen through broken data (a unit change, a column of
+   nulls, a new code) is the pipeline's fault, and a model retrained then learns nothing
+   about the traffic; the count is kept, so the next drifted check that passes retrains;
+5. ``retrain.enabled`` false -> suppressed ("disabled");
+6. the last retraining less than ``cooldownSeconds`` ago -> suppressed ("cooldown");
+7. ``maxConcurrent`` retraining TrainingJobs unfinished -> suppressed ("budget");
+8. otherwise create one.
 
 A created TrainingJob resets ``consecutiveDrifts`` to 0: the next retraining needs drift to
 hold for ``consecutiveChecks`` fresh checks. A suppressed trigger keeps the count, so the next
@@ -73,6 +77,13 @@ def decide_retrain(
     drifts, needed = status.consecutive_drifts or 0, spec.consecutive_checks
     if drifts < needed or spec.retrain is None or _already(status):
         return NOTHING
+    quality = status.drift.quality if status.drift else None
+    if quality is not None and quality.passed is False:
+        first = f": {quality.failures[0]}" if quality.failures else ""
+        return _suppress(
+            f"data quality: the window failed {len(quality.failures) or 'its'} check(s){first}; "
+            "not retraining on data that fails its checks"
+        )
     if not spec.retrain.enabled:
         return _suppress("disabled: spec.retrain.enabled is false")
     held = _cooldown_left(spec.retrain.cooldown_seconds, status, now)

@@ -12,6 +12,11 @@ Conditions (kstatus): ``DriftDetected`` True / False / Unknown (no data, failed 
 yet); ``Ready`` True once a check has run and the last one succeeded; ``Stalled`` True while
 the last check failed (the next scheduled check retries); ``Reconciling`` True only before
 the first result (waiting for a serving version, or the first check running).
+``DataQualityFailed`` True when the window failed a schema or data-quality check (the summary's
+``quality``: the message names each failed feature and figure), False when it passed them,
+Unknown when they did not run (disabled, too few rows, a failed check, a monitor image older
+than the checks). It does not change ``DriftDetected`` or the drift count; it holds back a
+retraining (``retrain.py``).
 """
 
 from __future__ import annotations
@@ -24,13 +29,22 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from continuum.api import DriftMonitor, DriftMonitorStatus, DriftSummary, FeatureDrift, load
-from continuum.api.driftmonitor import SUMMARY_FEATURE_KEYS
+from continuum.api.driftmonitor import (
+    MAX_QUALITY_LINE,
+    QUALITY_CHECKS,
+    SUMMARY_FEATURE_KEYS,
+    QualitySummary,
+)
 from continuum.api.vocabulary import (
     CHECK_FAILED,
     CHECK_RUNNING,
     CHECKED,
+    DATA_QUALITY_FAILED,
     DATASET_DRIFT,
     DRIFT_DETECTED,
+    QUALITY_CHECKS_FAILED,
+    QUALITY_CHECKS_PASSED,
+    QUALITY_NOT_CHECKED,
     READY,
     RECONCILING,
     STALLED,
@@ -40,6 +54,7 @@ from continuum.controllers.shared.objects import Event
 
 MAX_FEATURES = 20
 MAX_MESSAGE = 1024
+MAX_QUALITY_LINES = 10  # status.drift.quality.failures holds at most 10
 Verdict = Literal["Drift", "NoDrift", "InsufficientData", "Failed"]
 VERDICTS = frozenset({"Drift", "NoDrift", "InsufficientData"})
 
@@ -58,6 +73,29 @@ class CheckResult:
     def report_uri(self) -> str | None:
         uri = self.summary.get("reportURI")
         return uri if isinstance(uri, str) and uri else None
+
+    @property
+    def quality_passed(self) -> bool | None:
+        """The window's data-quality verdict; None when the checks did not run."""
+        return quality_passed(self.summary) if self.verdict != "Failed" else None
+
+    def quality_failures(self) -> list[str]:
+        return quality_failures(self.summary)
+
+
+def quality_passed(summary: Mapping[str, Any]) -> bool | None:
+    quality = summary.get("quality")
+    passed = quality.get("passed") if isinstance(quality, Mapping) else None
+    return passed if isinstance(passed, bool) else None
+
+
+def quality_failures(summary: Mapping[str, Any]) -> list[str]:
+    """The summary's failure lines, as many as status holds, each cut to its length."""
+    quality = summary.get("quality")
+    lines = quality.get("failures") if isinstance(quality, Mapping) else None
+    if not isinstance(lines, list):
+        return []
+    return [str(line)[:MAX_QUALITY_LINE] for line in lines[:MAX_QUALITY_LINES]]
 
 
 def job_outcome(job: Mapping[str, Any]) -> tuple[str, str, str | None] | None:
@@ -96,7 +134,7 @@ def drift_summary(summary: Mapping[str, Any]) -> DriftSummary | None:
     features = []
     for item in list(summary.get("features") or [])[:MAX_FEATURES]:
         try:
-            features.append(load(FeatureDrift, {k: item.get(k) for k in SUMMARY_FEATURE_KEYS}))
+            features.append(load(FeatureDrift, feature_entry(item)))
         except (ValidationError, AttributeError):
             continue
     share = summary.get("share")
@@ -105,7 +143,26 @@ def drift_summary(summary: Mapping[str, Any]) -> DriftSummary | None:
         else None,
         share=share if isinstance(share, int | float) and 0 <= share <= 1 else None,
         features=features,
+        quality=quality_summary(summary),
     )  # fmt: skip
+
+
+def feature_entry(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A summary feature as FeatureDrift: its failed quality checks, the known ones only (an
+    older monitor sends none, a newer one may name a check this operator does not know)."""
+    entry = {k: item.get(k) for k in SUMMARY_FEATURE_KEYS}
+    failed = entry.get("quality")
+    entry["quality"] = (
+        [c for c in failed if c in QUALITY_CHECKS] if isinstance(failed, list) else []
+    )
+    return entry
+
+
+def quality_summary(summary: Mapping[str, Any]) -> QualitySummary | None:
+    """status.drift.quality; None when the summary has none (a monitor older than the checks)."""
+    if not isinstance(summary.get("quality"), Mapping):
+        return None
+    return QualitySummary(passed=quality_passed(summary), failures=quality_failures(summary))
 
 
 def consecutive(previous: int | None, verdict: Verdict) -> int:
@@ -142,6 +199,7 @@ def check_conditions(result: CheckResult) -> list[Want]:
     if result.verdict == "Failed":
         return [
             Want(DRIFT_DETECTED, "Unknown", CHECK_FAILED, detail),
+            Want(DATA_QUALITY_FAILED, "Unknown", CHECK_FAILED, detail),
             Want(READY, "False", CHECK_FAILED, detail),
             Want(RECONCILING, "False", CHECK_FAILED),
             Want(STALLED, "True", CHECK_FAILED, detail),
@@ -150,10 +208,35 @@ def check_conditions(result: CheckResult) -> list[Want]:
     reason = {"Drift": DATASET_DRIFT}.get(result.verdict, result.verdict)
     return [
         Want(DRIFT_DETECTED, drift, reason, detail),  # type: ignore[arg-type]
+        quality_condition(result),
         Want(READY, "True", CHECKED, detail),
         Want(RECONCILING, "False", CHECKED),
         Want(STALLED, "False", CHECKED),
     ]
+
+
+def quality_condition(result: CheckResult) -> Want:
+    """DataQualityFailed: True naming each failed check, False, or Unknown when not run."""
+    passed = result.quality_passed
+    if passed is None:
+        why = "the check failed" if result.verdict == "Failed" else "not checked"
+        if result.verdict == "InsufficientData":
+            why = "too few logged rows to check"
+        elif isinstance(result.summary.get("quality"), Mapping):
+            why = "disabled (spec.quality.enabled: false)"
+        return Want(DATA_QUALITY_FAILED, "Unknown", QUALITY_NOT_CHECKED, why)
+    if passed:
+        return Want(DATA_QUALITY_FAILED, "False", QUALITY_CHECKS_PASSED, "every check passed")
+    return Want(DATA_QUALITY_FAILED, "True", QUALITY_CHECKS_FAILED, quality_message(result))
+
+
+def quality_message(result: CheckResult) -> str:
+    lines = result.quality_failures()
+    quality = result.summary.get("quality") or {}
+    total = quality.get("failuresTotal") if isinstance(quality, Mapping) else None
+    more = total - len(lines) if isinstance(total, int) and total > len(lines) else 0
+    tail = f"; and {more} more" if more else ""
+    return (f"{'; '.join(lines)}{tail}; report {result.report_uri}")[:MAX_MESSAGE]
 
 
 def waiting_conditions(reason: str, message: str) -> list[Want]:
@@ -201,7 +284,16 @@ def describe(result: CheckResult) -> str:
 
 
 def check_events(result: CheckResult, drifts: int, needed: int) -> list[Event]:
-    """The Event for a finished check."""
+    """The Events for a finished check: its verdict, and a Warning when its data failed."""
+    quality = (
+        [Event("Warning", QUALITY_CHECKS_FAILED, quality_message(result))]
+        if result.quality_passed is False
+        else []
+    )
+    return verdict_events(result, drifts, needed) + quality
+
+
+def verdict_events(result: CheckResult, drifts: int, needed: int) -> list[Event]:
     detail = describe(result)
     if result.verdict == "Failed":
         return [Event("Warning", CHECK_FAILED, detail)]

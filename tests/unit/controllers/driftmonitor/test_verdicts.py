@@ -68,6 +68,7 @@ def test_drift_sets_status_and_conditions() -> None:
     assert status.observed_generation == 1
     assert conds(status) == {
         "DriftDetected": ("True", "DatasetDrift"),
+        "DataQualityFailed": ("Unknown", "QualityNotChecked"),  # a summary without quality
         "Ready": ("True", "Checked"),
         "Reconciling": ("False", "Checked"),
         "Stalled": ("False", "Checked"),
