@@ -92,8 +92,21 @@ def test_check_job_runs_the_monitor_against_the_served_version() -> None:
         "secretKeyRef": {"name": "s3-credentials", "key": "AWS_SECRET_ACCESS_KEY"}
     }
     spec = json.loads(env["CONTINUUM_MONITOR_SPEC"])
-    assert set(spec) == {"window", "tests", "fairnessThreshold"}
+    assert set(spec) == {"window", "tests", "fairnessThreshold", "quality"}
     assert spec["window"]["minSamples"] == 50
+
+
+def test_the_quality_limits_and_time_window_reach_the_check() -> None:
+    quality = {"maxOutOfRangeShare": 0.2, "failOnExtraColumns": True}
+    dm = drift_monitor(quality=quality, window={"last": "6h", "seed": 4, "minSamples": 50})
+    job = desired_check_job(dm, serving_md(3), 3, T0, "continuum:0.1.0")
+    env = {
+        e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    spec = json.loads(env["CONTINUUM_MONITOR_SPEC"])
+    assert spec["quality"]["maxOutOfRangeShare"] == 0.2
+    assert spec["quality"]["failOnExtraColumns"] is True
+    assert (spec["window"]["last"], spec["window"]["seed"]) == ("6h", 4)
 
 
 def test_check_job_gets_the_served_logs_policy_and_the_hmac_key_as_a_secret_reference() -> None:
