@@ -111,6 +111,15 @@ class Kube:
         found = await self._request("GET", path, f"list pods in {namespace}", query=query)
         return list(found.get("items") or [])
 
+    async def get_pod_proxy(
+        self, namespace: str, pod: str, port: int, path: str
+    ) -> dict[str, Any] | None:
+        """GET ``path`` of ``pod``'s ``port`` through the API server's pod proxy, as JSON (None:
+        the pod answered 404). Needs ``pods/proxy get``; used for the model servers' rollout
+        counters, so it works wherever the operator reaches the API server."""
+        where = f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(pod)}:{port}/proxy/{path.lstrip('/')}"
+        return await self._read(where, f"GET {path} of pod {namespace}/{pod} (pod proxy)")
+
     async def read_pod_termination_message(
         self, namespace: str, job: Mapping[str, Any], container: str
     ) -> str | None:

@@ -20,7 +20,9 @@ from continuum.api.vocabulary import (
     MODEL_LABEL,
     MODEL_VERSION_LABEL,
     NAME_LABEL,
+    ROLLOUT_STEP_LABEL,
 )
+from continuum.controllers.modeldeployment.progressive import Pods
 from continuum.controllers.shared.naming import label_value, managed_labels
 from continuum.controllers.shared.objects import owner_reference
 from continuum.controllers.shared.pods import (
@@ -74,8 +76,11 @@ def _metadata(md: ModelDeployment) -> dict[str, Any]:
     }
 
 
-def desired_deployment(md: ModelDeployment, version: int, image: str) -> dict[str, Any]:
-    """The apps/v1 Deployment serving ``version`` of the model (named like ``md``)."""
+def desired_deployment(
+    md: ModelDeployment, version: int, image: str, pods: Pods | None = None
+) -> dict[str, Any]:
+    """The apps/v1 Deployment serving ``version`` of the model (named like ``md``); with
+    ``pods``, a progressive rollout's step: the candidate beside it (``rollout_env``)."""
     spec: dict[str, Any] = {
         "selector": {"matchLabels": selector_labels(md)},
         "strategy": {
@@ -84,24 +89,27 @@ def desired_deployment(md: ModelDeployment, version: int, image: str) -> dict[st
         },
         "progressDeadlineSeconds": md.spec.rollout_deadline_seconds,
         "revisionHistoryLimit": 5,
-        "template": _template(md, version, image),
+        "template": _template(md, version, image, pods),
     }
     if md.spec.autoscaling is None:
         spec["replicas"] = md.spec.replicas
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(md), "spec": spec}
 
 
-def _template(md: ModelDeployment, version: int, image: str) -> dict[str, Any]:
+def _template(md: ModelDeployment, version: int, image: str, pods: Pods | None) -> dict[str, Any]:
     labels = {**serving_labels(md), MODEL_VERSION_LABEL: str(version)}
+    if pods is not None:
+        labels[ROLLOUT_STEP_LABEL] = pods.step_id
     return {
         "metadata": {"labels": labels},
-        "spec": workload_pod(_container(md, version, image), md.spec.storage),
+        "spec": workload_pod(_container(md, version, image, pods), md.spec.storage),
     }
 
 
-def _container(md: ModelDeployment, version: int, image: str) -> dict[str, Any]:
+def _container(md: ModelDeployment, version: int, image: str, pods: Pods | None) -> dict[str, Any]:
+    env = [*server_env(md, version), *rollout_env(md, pods)]
     container = workload_container(
-        SERVER_CONTAINER, image, "serve", server_env(md, version), md.spec.storage,
+        SERVER_CONTAINER, image, "serve", env, md.spec.storage,
         ports=[{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
         readinessProbe=_probe(READY_PATH, period=2, failures=2),
         livenessProbe=_probe(LIVE_PATH, period=10, failures=3),
@@ -138,6 +146,19 @@ def server_env(md: ModelDeployment, version: int) -> list[dict[str, Any]]:
         *log_policy_env(log),
         *storage_env(spec.storage),
         var("HOME", "/tmp"),
+    ]
+
+
+def rollout_env(md: ModelDeployment, pods: Pods | None) -> list[dict[str, Any]]:
+    """The candidate, its weight and the step (read by the server's ``rollout_from_env``)."""
+    if pods is None:
+        return []
+    tolerance = md.spec.rollout.analysis.regression_tolerance
+    return [
+        var("CONTINUUM_CANDIDATE_VERSION", str(pods.candidate)),
+        var("CONTINUUM_CANDIDATE_WEIGHT", str(pods.weight)),
+        var("CONTINUUM_ROLLOUT_STEP", pods.step_id),
+        var("CONTINUUM_AGREEMENT_TOLERANCE", repr(float(tolerance))),
     ]
 
 

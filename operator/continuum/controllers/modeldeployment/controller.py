@@ -42,7 +42,9 @@ from continuum.controllers.modeldeployment.children import (
     desired_hpa,
     desired_service,
 )
-from continuum.controllers.modeldeployment.rollout import Plan, plan
+from continuum.controllers.modeldeployment.evidence import read_counters
+from continuum.controllers.modeldeployment.progressive import Pods, deciding
+from continuum.controllers.modeldeployment.rollout import Evidence, Plan, plan
 from continuum.controllers.modeldeployment.versions import Versions
 from continuum.controllers.shared.objects import (
     Body,
@@ -55,7 +57,7 @@ from continuum.controllers.shared.objects import (
     post,
     write_status,
 )
-from continuum.controllers.shared.queue import WorkQueue
+from continuum.controllers.shared.queue import Backoff, WorkQueue
 from continuum.controllers.shared.resync import TRIGGER as RESYNC
 from continuum.controllers.shared.streaks import StatusReporter
 from continuum.kube import Kube
@@ -65,6 +67,9 @@ Key = tuple[str, str]  # (namespace, name)
 queue: WorkQueue[Key] = WorkQueue(MODEL_DEPLOYMENT)
 # Triggers that apply the children even when nothing seems to have changed (see the module).
 REAPPLY = frozenset({"reconcile", RESYNC})
+# A progressive rollout's step reads the servers' counters this often (issue 18): each look
+# is a pod LIST and one pod-proxy GET per ready server pod.
+POLL = Backoff(first=5.0, cap=5.0, jitter=0.1)
 
 
 @dataclass(frozen=True)
@@ -112,12 +117,44 @@ async def _reconcile_once(
     if deployment is not None and not owned_by(deployment, md):
         raise kopf.PermanentError(f"Deployment {namespace}/{name} belongs to another object")
     qualified = versions(namespace, md.spec.model)
-    step = plan(md, qualified, deployment, now=datetime.now(UTC).replace(microsecond=0))
+    evidence = await observe_rollout(kube, md)
+    now = datetime.now(UTC).replace(microsecond=0)
+    step = plan(md, qualified, deployment, now=now, evidence=evidence)
     if not await write_status(kube, MODEL_DEPLOYMENTS, body, step.status, md.status):
         return False
-    await apply_children(kube, md, step.target, image, live=deployment, reapply=reapply)
+    await apply_children(kube, md, step.target, image, live=deployment, reapply=reapply,
+                         pods=step.pods)  # fmt: skip
     announce(body, md, step)
+    poll_rollout(kube, image, versions, md, step)
     return True
+
+
+async def observe_rollout(kube: Kube, md: ModelDeployment) -> Evidence | None:
+    """The servers' counters of the current step, while a progressive rollout decides."""
+    progress = md.status.rollout
+    if not deciding(progress) or md.spec.rollout.strategy == "Immediate":
+        return None
+    assert progress is not None
+    counters, problem = await read_counters(kube, md, progress)
+    return Evidence(counters, problem)
+
+
+def poll_rollout(
+    kube: Kube, image: str, versions: Versions, md: ModelDeployment, step: Plan
+) -> None:
+    """While a step gathers evidence, reconcile again every ``POLL`` (the servers' counters
+    change without any event); settle once it is decided."""
+    key = (md.metadata.namespace, md.metadata.name)
+    if not step.deciding:
+        if deciding(md.status.rollout):
+            queue.settle(key)
+        return
+    ref = Ref(MODEL_DEPLOYMENT, MODEL_DEPLOYMENTS, *key, md.metadata.uid)
+
+    async def again() -> None:
+        await reconcile(kube, image, versions, ref)
+
+    queue.requeue(key, again, POLL)
 
 
 async def apply_children(
@@ -128,11 +165,13 @@ async def apply_children(
     *,
     live: Mapping[str, Any] | None = None,
     reapply: bool = True,
+    pods: Pods | None = None,
 ) -> bool:
-    """Server-side apply the Service, the Deployment at ``target`` and the HPA (if any),
-    unless this process applied the same manifests last and the ``live`` Deployment is the
-    one it got back (``reapply`` applies anyway). True when they were applied."""
-    manifests = desired_children(md, target, image)
+    """Server-side apply the Service, the Deployment at ``target`` (with ``pods``: the
+    candidate beside it) and the HPA (if any), unless this process applied the same
+    manifests last and the ``live`` Deployment is the one it got back (``reapply`` applies
+    anyway). True when they were applied."""
+    manifests = desired_children(md, target, image, pods)
     key = (md.metadata.namespace, md.metadata.name)
     digest = digest_of(manifests)
     gone = target is not None and live is None  # the Deployment to run is not there
@@ -147,12 +186,15 @@ async def apply_children(
     return True
 
 
-def desired_children(md: ModelDeployment, target: int | None, image: str) -> list[dict[str, Any]]:
+def desired_children(
+    md: ModelDeployment, target: int | None, image: str, pods: Pods | None = None
+) -> list[dict[str, Any]]:
     """The Service, and with a version to run the Deployment and the HPA (if any), in order."""
     if target is None:
         return [desired_service(md)]
     hpa = desired_hpa(md)
-    return [desired_service(md), desired_deployment(md, target, image), *([hpa] if hpa else [])]
+    deployment = desired_deployment(md, target, image, pods)
+    return [desired_service(md), deployment, *([hpa] if hpa else [])]
 
 
 def digest_of(manifests: list[dict[str, Any]]) -> str:

@@ -26,6 +26,7 @@ from continuum.controllers.shared.objects import Event
 
 PROMOTE = "promote"
 ABORT = "abort"
+ABORTED = "aborted by the continuum.dev/rollout-action annotation"  # the records' wording
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def _manual(current: RolloutProgress, action: str | None) -> Step | None:
         progress = current.model_copy(update={"verdict": "Promote", "message": message})
         return Step(progress, None, [Event("Normal", ROLLOUT_STEP, message)])
     if action == ABORT:
-        message = f"version {current.candidate} aborted {who}; version {current.champion} serves"
+        message = f"version {current.candidate} {ABORTED}; version {current.champion} serves"
         progress = current.model_copy(update={"verdict": "RollBack", "message": message})
         return Step(progress, None, [Event("Warning", ROLLOUT_ABORTED, message)])
     return None

@@ -13,6 +13,12 @@ TrainingJobs (kopf's index of them, ``versions``).
 The memory of failed versions is the history itself: a version with a ``RolledBack`` record
 is never rolled out again by ``latestQualified`` (nor re-tried for the same pin), so no
 schema field is needed; a newer qualified version, or a different pin, moves on.
+
+With ``spec.rollout.strategy`` other than ``Immediate`` a new version wanted while another one
+serves goes through the steps of ``progressive`` first (``_progressive``): the Deployment
+keeps the champion's version and runs the candidate beside it (``Plan.pods``) until the
+analysis promotes it (then the Deployment runs it alone, and the usual promotion follows) or
+rolls it back (a ``RolledBack`` record with the failed signal: never tried again).
 """
 
 from __future__ import annotations
@@ -22,12 +28,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from continuum.api import ModelDeployment, ModelDeploymentStatus, RolloutRecord
+from continuum.api import ModelDeployment, ModelDeploymentStatus, RolloutProgress, RolloutRecord
 from continuum.api import ModelDeploymentSpec as Spec
 from continuum.api.vocabulary import (
+    ANALYSING,
+    ANALYSIS_FAILED,
     AS_EXPECTED,
     AVAILABLE,
     DEGRADED,
+    EVIDENCE_UNREADABLE,
     MODEL_VERSION_LABEL,
     NO_READY_REPLICAS,
     NO_VERSION,
@@ -39,15 +48,22 @@ from continuum.api.vocabulary import (
     ROLLED_BACK,
     ROLLING_BACK,
     ROLLING_OUT,
+    ROLLOUT_ABORTED,
     ROLLOUT_COMPLETE,
     ROLLOUT_FAILED,
+    ROLLOUT_PAUSED,
     ROLLOUT_STARTED,
+    ROLLOUT_STEP_LABEL,
     SCALED_TO_ZERO,
     SERVING,
     STALLED,
     WAITING_FOR_VERSION,
 )
+from continuum.api.vocabulary import ROLLOUT_ACTION_ANNOTATION as ROLLOUT_ACTION
+from continuum.controllers.modeldeployment import progressive
+from continuum.controllers.modeldeployment.analysis import Counters
 from continuum.controllers.modeldeployment.children import url_of
+from continuum.controllers.modeldeployment.progressive import Pods
 from continuum.controllers.shared.conditions import Want, merge_conditions
 from continuum.controllers.shared.objects import Event
 
@@ -76,6 +92,12 @@ class Plan:
     status: ModelDeploymentStatus
     events: list[Event] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
+    pods: Pods | None = None  # a progressive rollout's step: the candidate beside ``target``
+
+    @property
+    def deciding(self) -> bool:
+        """Whether a progressive rollout gathers evidence (reconcile again soon)."""
+        return self.pods is not None
 
 
 def resolve_version(spec: Spec, qualified: Iterable[int], failed: Iterable[int] = ()) -> int | None:
@@ -141,23 +163,89 @@ class Draft:
     outcomes: list[Outcome] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """What the servers of the current step measured (``counters`` None: nothing read), and
+    what could not be read (``problem``)."""
+
+    counters: Counters | None = None
+    problem: str | None = None
+
+
 def plan(
     md: ModelDeployment,
     qualified: Mapping[int, str],
     deployment: Mapping[str, Any] | None,
     *,
     now: datetime,
+    evidence: Evidence | None = None,
 ) -> Plan:
     """The next target version, status and Events, from the full observed state
-    (``qualified``: ``{version: TrainingJob name}`` of the model's qualified versions)."""
+    (``qualified``: ``{version: TrainingJob name}`` of the model's qualified versions;
+    ``evidence``: the servers' counters while a progressive rollout decides)."""
     obs = observe_deployment(deployment)
     draft = Draft(md.status.serving_version, md.status.previous_version, list(md.status.history))
     _promote(draft, obs, qualified, now)
     _record_failure(draft, obs, qualified, now, md.spec.rollout_deadline_seconds)
     target = _target(md.spec, qualified, draft, obs)
+    found = evidence or Evidence()
+    target, pods, progress = _progressive(
+        md, draft, deployment, target, names=qualified, evidence=found, now=now
+    )
     _announce_start(draft, obs, target)
-    status = status_from(md, obs, draft, target=target, qualified=qualified, now=now)
-    return Plan(target, status, draft.events, draft.outcomes)
+    status = status_from(md, obs, draft, target=target, qualified=qualified, now=now,
+                         progress=progress, pods=pods, problem=found.problem)  # fmt: skip
+    return Plan(target, status, draft.events, draft.outcomes, pods)
+
+
+def _progressive(
+    md: ModelDeployment,
+    draft: Draft,
+    deployment: Mapping[str, Any] | None,
+    target: int | None,
+    *,
+    names: Mapping[int, str],
+    evidence: Evidence,
+    now: datetime,
+) -> tuple[int | None, Pods | None, RolloutProgress | None]:
+    """(target, pods, status.rollout) once the progressive rollout had its say."""
+    current, serving = md.status.rollout, draft.serving
+    if md.spec.rollout.strategy == "Immediate" or serving is None or target in {None, serving}:
+        return target, None, current
+    assert target is not None
+    if current is not None and (current.candidate, current.champion) == (target, serving):
+        if current.verdict == "Promote":
+            return target, None, current  # the candidate alone, until the promotion is recorded
+        action = progressive.action_for(md.metadata.annotations.get(ROLLOUT_ACTION), target)
+        unready = _unready(deployment, current, md.spec.rollout_deadline_seconds)
+        nxt = progressive.step(md.spec.rollout, current, evidence.counters, action=action,
+                               unready=unready, now=now)  # fmt: skip
+    else:
+        nxt = progressive.start(md.spec.rollout, serving, target, names.get(target), now)
+    draft.events.extend(nxt.events)
+    if nxt.progress.verdict == "RollBack":
+        _append(draft, RolloutRecord(version=target, training_job=names.get(target), time=now,
+                                     outcome="RolledBack", failed_signal=nxt.failed,
+                                     message=nxt.progress.message))  # fmt: skip
+        draft.outcomes.append("RolledBack")
+        return serving, None, nxt.progress
+    if nxt.progress.verdict == "Promote":
+        return target, None, nxt.progress
+    return serving, nxt.pods, nxt.progress
+
+
+def _unready(
+    deployment: Mapping[str, Any] | None, current: RolloutProgress, deadline: int
+) -> str | None:
+    """Why the step's pods failed to become ready, when the Deployment says they did."""
+    if deployment is None or observe_deployment(deployment).state != "Failed":
+        return None
+    template = (deployment.get("spec") or {}).get("template") or {}
+    step = (template.get("metadata") or {}).get("labels", {}).get(ROLLOUT_STEP_LABEL)
+    if step != progressive.step_id(current.candidate, current.step):
+        return None
+    return (f"the server pods with version {current.candidate} beside version "
+            f"{current.champion} did not become ready within {deadline}s")  # fmt: skip
 
 
 def _promote(draft: Draft, obs: Observed, names: Mapping[int, str], now: datetime) -> None:
@@ -232,11 +320,15 @@ def status_from(
     target: int | None,
     qualified: Iterable[int],
     now: datetime,
+    progress: RolloutProgress | None = None,
+    pods: Pods | None = None,
+    problem: str | None = None,
 ) -> ModelDeploymentStatus:
-    """The status: versions, URL, history and kstatus conditions."""
+    """The status: versions, URL, history, the progressive rollout and kstatus conditions."""
     generation = md.metadata.generation
     failed = degraded_version(md.spec, qualified, draft)
-    wants = conditions_for(md, obs, draft, target, failed)
+    analysing = _analysing(progress, problem) if pods is not None else None
+    wants = conditions_for(md, obs, draft, target, failed, analysing=analysing)
     return ModelDeploymentStatus(
         conditions=merge_conditions(md.status.conditions, wants, generation=generation, now=now),
         observed_generation=generation,
@@ -245,11 +337,29 @@ def status_from(
         url=url_of(md),
         ready_replicas=obs.ready_replicas if obs.state != "Absent" else None,
         history=draft.history,
+        rollout=progress,
     )
 
 
+def _analysing(progress: RolloutProgress | None, problem: str | None) -> Want | None:
+    """Progressing while a progressive rollout's step gathers evidence (or is paused)."""
+    if progress is None:
+        return None
+    if progress.verdict == "Paused":
+        return Want(PROGRESSING, "True", ROLLOUT_PAUSED, progress.message)
+    if problem is not None and progress.requests == 0:
+        return Want(PROGRESSING, "True", EVIDENCE_UNREADABLE, f"{progress.message} ({problem})")
+    return Want(PROGRESSING, "True", ANALYSING, progress.message)
+
+
 def conditions_for(
-    md: ModelDeployment, obs: Observed, draft: Draft, target: int | None, failed: int | None
+    md: ModelDeployment,
+    obs: Observed,
+    draft: Draft,
+    target: int | None,
+    failed: int | None,
+    *,
+    analysing: Want | None = None,
 ) -> list[Want]:
     """Available / Progressing / Degraded and the kstatus Ready / Reconciling / Stalled."""
     if target is None:
@@ -257,6 +367,8 @@ def conditions_for(
     available = _available(obs, draft)
     degraded = _degraded(failed, draft, md.spec.rollout_deadline_seconds)
     progressing = _progressing(obs, target, degraded is not None)
+    if analysing is not None and degraded is None:
+        progressing = analysing
     return [available, progressing, degraded or Want(DEGRADED, "False", AS_EXPECTED),
             *_kstatus(available, progressing, degraded)]  # fmt: skip
 
@@ -288,8 +400,25 @@ def _degraded(failed: int | None, draft: Draft, deadline: int) -> Want | None:
     if failed is None:
         return None
     serving = f"; serving version {draft.serving}" if draft.serving is not None else ""
+    record = _last_rollback(draft.history, failed)
+    if record is not None and record.message:
+        return Want(DEGRADED, "True", _rollback_reason(record), record.message)
     message = f"version {failed} did not become ready within {deadline}s{serving}"
     return Want(DEGRADED, "True", ROLLOUT_FAILED, message)
+
+
+def _last_rollback(history: Iterable[RolloutRecord], version: int) -> RolloutRecord | None:
+    found = [r for r in history if r.version == version and r.outcome == "RolledBack"]
+    return found[-1] if found else None
+
+
+def _rollback_reason(record: RolloutRecord) -> str:
+    """AnalysisFailed (a signal), RolloutAborted (the annotation), else RolloutFailed."""
+    if record.failed_signal is not None:
+        return ANALYSIS_FAILED
+    if record.message and progressive.ABORTED in record.message:
+        return ROLLOUT_ABORTED
+    return ROLLOUT_FAILED
 
 
 def _progressing(obs: Observed, target: int, degraded: bool) -> Want:
