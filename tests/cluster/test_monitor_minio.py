@@ -139,3 +139,43 @@ def test_wrong_version_fails_into_the_termination_log(store, trained, monitor_en
     failure = json.loads(monitor_env.read_text())
     assert failure["status"] == "Failed"
     assert failure["reason"] == "ObjectNotFound"
+
+
+def ordered_hours(store: ObjectStore, version: int, end: datetime, hours: int = 3) -> None:
+    """``hours`` hours of 1,000 rows, the last 300 of each hour a plan the model never saw."""
+    for hour in range(hours):
+        frame = customers(1000, 20 + hour)
+        frame.loc[frame.index[700:], "plan"] = "enterprise"
+        log_traffic(store, version, frame, end - timedelta(hours=hours - hour))
+
+
+def test_a_time_window_samples_the_period_and_fails_on_unseen_categories(
+    store, trained, monitor_env, monkeypatch, s3_bucket
+):
+    now = datetime.now(UTC)
+    log_traffic(store, trained, customers(2000, 10), now - timedelta(hours=10))  # outside
+    ordered_hours(store, trained, now - timedelta(minutes=5))
+    spec = {"window": {"last": "6h", "maxRows": 1200, "minSamples": 300, "seed": 5}}
+    monkeypatch.setenv("CONTINUUM_MONITOR_SPEC", json.dumps(spec))
+    time = now.strftime("%Y%m%dT%H%M%SZ")
+    summary = run_check(monkeypatch, monitor_env, time)
+    assert summary["status"] == "Succeeded"
+    assert summary["rows"] == 1200
+    assert summary["quality"]["passed"] is False
+    assert {f["name"]: f["quality"] for f in summary["features"]}["plan"] == ["unseenCategories"]
+    (line,) = summary["quality"]["failures"]
+    assert line.startswith("plan: ")
+    assert "unseen in training" in line
+    assert "'enterprise'" in line
+    report = read_report(store, "churn-drift", time)
+    window = report["window"]
+    assert window["strategy"] == "time"
+    assert window["rowsInPeriod"] == 3000  # the 2,000 rows of 10 h ago are not in it
+    assert window["sampled"] is True
+    assert window["filesRead"] == 12  # 3 hours of 4 batches; the older 8 never downloaded
+    assert window["batchesTotal"] == 20
+    share = report["features"][[f["name"] for f in report["features"]].index("plan")]
+    unseen = share["quality"]["checks"]["unseenCategories"]
+    assert 0.25 < unseen["share"] < 0.35  # the period's 30%, not the newest rows' 100%
+    html = store.get_bytes(f"reports/churn-drift/{time}/report.html").decode()
+    assert "Data quality" in html
