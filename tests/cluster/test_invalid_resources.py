@@ -324,6 +324,14 @@ CASES: tuple[Case, ...] = (
     Case("dm-window", DM, "minSamples above maxRows",
          {"spec.window": {"maxRows": 100, "minSamples": 500}},
          f"spec.window: {CEL} window.minSamples must not exceed window.maxRows"),
+    Case("dm-window-last", DM, "a time window that is not a duration",
+         {"spec.window": {"maxRows": 1000, "minSamples": 100, "last": "6 hours"}},
+         f"spec.window: {CEL} window.last must be a whole number of minutes, hours or days, "
+         "e.g. 30m, 6h or 7d"),
+    Case("dm-quality-share", DM, "a quality limit above 1",
+         {"spec.quality": {"maxOutOfRangeShare": 1.5}},
+         "spec.quality.maxOutOfRangeShare: Invalid value: 1.5: "
+         f"spec.quality.maxOutOfRangeShare {RANGE} less than or equal to 1"),
     Case("dm-retrain-no-template", DM, "retraining enabled without a template",
          {"spec.retrain": {"enabled": True}},
          f"spec.retrain: {CEL} retrain.template is required when retrain.enabled is true"),
