@@ -192,6 +192,41 @@ class CaBundleSource(ApiModel):
         return chosen
 
 
+SSE_KEY_MESSAGE = "storage.encryption.kmsKeyId is only for type SSE-KMS"
+
+
+class Encryption(ApiModel):
+    """Server-side encryption the S3 server applies to every object Continuum writes."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel("self.type == 'SSE-KMS' || !has(self.kmsKeyId)", SSE_KEY_MESSAGE)
+        )
+    )
+
+    type: Literal["SSE-S3", "SSE-KMS"] = Field(
+        description=(
+            "SSE-S3: keys the S3 server manages (AES256); SSE-KMS: a key of the server's KMS "
+            "(aws:kms). MinIO needs a KMS configured for either (e.g. MINIO_KMS_SECRET_KEY)."
+        )
+    )
+    kms_key_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2048,
+        description=(
+            "SSE-KMS key id or ARN (AWS), or key name (MinIO's KMS); omit for the server's "
+            "default key."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _key_only_for_kms(self) -> Encryption:
+        if self.kms_key_id is not None and self.type != "SSE-KMS":
+            raise ValueError(SSE_KEY_MESSAGE)
+        return self
+
+
 class StorageSpec(ApiModel):
     """Where artefacts live: an S3-compatible object store (AWS S3 or MinIO).
 
@@ -241,6 +276,14 @@ class StorageSpec(ApiModel):
         description=(
             "Secret with the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. "
             "Omit to use the pod's ambient credentials."
+        ),
+    )
+    encryption: Encryption | None = Field(
+        None,
+        description=(
+            "Server-side encryption requested on every object the trainer, the model server "
+            "and the drift check write (models, baselines, logs, labels, reports). Omit for "
+            "the bucket's default."
         ),
     )
 

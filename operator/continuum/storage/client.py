@@ -123,10 +123,37 @@ class ObjectStore:
         if_absent: bool = False,
         content_type: str = "application/octet-stream",
     ) -> None:
-        """Write ``data``; with ``if_absent`` the write fails (ObjectExists) if ``key`` exists."""
+        """Write ``data``; with ``if_absent`` the write fails (ObjectExists) if ``key`` exists.
+
+        Every write asks for the settings' server-side encryption (``spec.storage.encryption``).
+        """
+        encryption: Any = self.settings.encryption_args()
+        with self._encryption_hint():
+            self._put(key, data, if_absent=if_absent, content_type=content_type, **encryption)
+
+    @contextmanager
+    def _encryption_hint(self) -> Iterator[None]:
+        """A write the server refuses for its encryption says where that was asked for."""
+        try:
+            yield
+        except (ObjectExists, StorageUnavailable, AccessDenied):
+            raise
+        except StorageError as exc:
+            if self.settings.sse is None:
+                raise
+            raise StorageError(
+                f"{exc.message}; the write asked for {self.settings.sse} encryption "
+                "(spec.storage.encryption): the S3 server needs a KMS configured for it "
+                "(MinIO: MINIO_KMS_SECRET_KEY or a KES server) and, for SSE-KMS, a key of that "
+                "name"
+            ) from exc
+
+    def _put(
+        self, key: str, data: bytes, *, if_absent: bool, content_type: str, **encryption: Any
+    ) -> None:
         if not if_absent:
             self._call("write", self.bucket, key, lambda: self._client.put_object(
-                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, **encryption
             ))  # fmt: skip
             return
 
@@ -134,7 +161,7 @@ class ObjectStore:
             try:
                 self._client.put_object(
                     Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
-                    IfNoneMatch="*",
+                    IfNoneMatch="*", **encryption,
                 )  # fmt: skip
             except ClientError as exc:
                 # An attempt that timed out may have been stored all the same, and the retry

@@ -23,6 +23,9 @@ ENV_BUCKET = "CONTINUUM_S3_BUCKET"
 ENV_REGIONS = ("AWS_REGION", "AWS_DEFAULT_REGION")
 ENV_CA_BUNDLE = "AWS_CA_BUNDLE"
 ENV_PATH_STYLE = "CONTINUUM_S3_PATH_STYLE"
+ENV_SSE = "CONTINUUM_S3_SSE"
+ENV_SSE_KMS_KEY_ID = "CONTINUUM_S3_SSE_KMS_KEY_ID"
+SSE_TYPES = ("SSE-S3", "SSE-KMS")
 DEFAULT_REGION = "us-east-1"
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
@@ -40,6 +43,30 @@ class S3Settings:
     ca_bundle: str | None = None
     # MinIO and most self-hosted servers only answer path-style requests (endpoint/bucket/key).
     path_style: bool = True
+    # spec.storage.encryption: SSE-S3 or SSE-KMS on every write, with an optional KMS key
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.sse is not None and self.sse not in SSE_TYPES:
+            raise ConfigError(
+                f"{ENV_SSE} must be SSE-S3 or SSE-KMS (spec.storage.encryption.type), "
+                f"got {self.sse!r}"
+            )
+        if self.sse_kms_key_id is not None and self.sse != "SSE-KMS":
+            raise ConfigError(
+                f"{ENV_SSE_KMS_KEY_ID} is set but {ENV_SSE} is {self.sse!r}: a KMS key id "
+                "needs SSE-KMS (spec.storage.encryption)"
+            )
+
+    def encryption_args(self) -> dict[str, str]:
+        """The PutObject arguments that ask the server to encrypt (none without ``sse``)."""
+        if self.sse == "SSE-S3":
+            return {"ServerSideEncryption": "AES256"}
+        if self.sse == "SSE-KMS":
+            key = {"SSEKMSKeyId": self.sse_kms_key_id} if self.sse_kms_key_id else {}
+            return {"ServerSideEncryption": "aws:kms", **key}
+        return {}
 
     @classmethod
     def from_env(
@@ -63,6 +90,8 @@ class S3Settings:
             session_token=env.get(ENV_SESSION_TOKEN) or None,
             ca_bundle=env.get(ENV_CA_BUNDLE) or None,
             path_style=_path_style(env),
+            sse=env.get(ENV_SSE, "").strip() or None,
+            sse_kms_key_id=env.get(ENV_SSE_KMS_KEY_ID, "").strip() or None,
         )
 
     def __str__(self) -> str:

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from continuum.api import StorageSpec, crd_filename, crd_manifests
-from continuum.api.common import CA_HTTPS_MESSAGE, CA_SOURCE_MESSAGE
+from continuum.api.common import CA_HTTPS_MESSAGE, CA_SOURCE_MESSAGE, SSE_KEY_MESSAGE
 
 HTTPS = "https://s3.example.internal:9443"
 SECRET_CA = {"secretKeyRef": {"name": "s3-ca", "key": "ca.crt"}}
@@ -103,3 +103,16 @@ def test_every_storage_schema_carries_the_cel_rules() -> None:
         }
         key = ca["properties"]["secretKeyRef"]["properties"]["key"]
         assert (key["pattern"], key["maxLength"]) == ("^[-._a-zA-Z0-9]+$", 253)
+
+
+def test_a_kms_key_needs_sse_kms() -> None:
+    with pytest.raises(ValidationError, match=SSE_KEY_MESSAGE):
+        storage(encryption={"type": "SSE-S3", "kmsKeyId": "k"})
+    with pytest.raises(ValidationError, match="SSE-S3' or 'SSE-KMS'"):
+        storage(encryption={"type": "AES256"})
+
+
+def test_every_storage_schema_carries_the_encryption_rule() -> None:
+    for where, schema in _storage_schemas():
+        (rule,) = schema["properties"]["encryption"]["x-kubernetes-validations"]
+        assert rule["message"] == SSE_KEY_MESSAGE, where

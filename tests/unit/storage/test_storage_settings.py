@@ -72,3 +72,15 @@ def test_ca_bundle_comes_from_aws_ca_bundle():
     settings = S3Settings.from_env({**ENV, "AWS_CA_BUNDLE": "/etc/continuum/s3-ca/ca-bundle.pem"})
     assert settings.ca_bundle == "/etc/continuum/s3-ca/ca-bundle.pem"
     assert S3Settings.from_env(ENV).ca_bundle is None
+
+
+def test_encryption_from_env_and_its_mistakes_named():
+    env = {"CONTINUUM_S3_BUCKET": "b", "CONTINUUM_S3_SSE": "SSE-KMS",
+           "CONTINUUM_S3_SSE_KMS_KEY_ID": "key-1"}  # fmt: skip
+    settings = S3Settings.from_env(env)
+    assert settings.encryption_args() == {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "key-1"}
+    assert S3Settings.from_env({"CONTINUUM_S3_BUCKET": "b"}).encryption_args() == {}
+    with pytest.raises(ConfigError, match="CONTINUUM_S3_SSE must be SSE-S3 or SSE-KMS"):
+        S3Settings.from_env({**env, "CONTINUUM_S3_SSE": "aes"})
+    with pytest.raises(ConfigError, match="a KMS key id needs SSE-KMS"):
+        S3Settings.from_env({**env, "CONTINUUM_S3_SSE": "SSE-S3"})

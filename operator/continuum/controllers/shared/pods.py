@@ -41,6 +41,8 @@ ENV_REGION = "AWS_REGION"
 ENV_ENDPOINT = "CONTINUUM_S3_ENDPOINT"
 ENV_PATH_STYLE = "CONTINUUM_S3_PATH_STYLE"
 ENV_CA_BUNDLE = "AWS_CA_BUNDLE"
+ENV_SSE = "CONTINUUM_S3_SSE"
+ENV_SSE_KMS_KEY_ID = "CONTINUUM_S3_SSE_KMS_KEY_ID"
 ACCESS_KEY = "AWS_ACCESS_KEY_ID"
 SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
 
@@ -99,6 +101,10 @@ def storage_env(storage: StorageSpec) -> list[dict[str, Any]]:
     env.append(var(ENV_PATH_STYLE, str(storage.path_style).lower()))
     if storage.ca_bundle is not None:
         env.append(var(ENV_CA_BUNDLE, CA_BUNDLE_PATH))
+    if storage.encryption is not None:
+        env.append(var(ENV_SSE, storage.encryption.type))
+        if storage.encryption.kms_key_id is not None:
+            env.append(var(ENV_SSE_KMS_KEY_ID, storage.encryption.kms_key_id))
     if storage.secret_ref is not None:
         secret = storage.secret_ref.name
         env += [secret_var(ACCESS_KEY, secret), secret_var(SECRET_KEY, secret)]

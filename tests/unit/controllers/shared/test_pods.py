@@ -155,3 +155,22 @@ def test_no_ca_volume_without_ca_bundle() -> None:
         assert [v["name"] for v in pod["volumes"]] == ["tmp"], name
         (container,) = pod["containers"]
         assert "AWS_CA_BUNDLE" not in {e["name"] for e in container["env"]}, name
+
+
+@pytest.mark.parametrize(
+    ("encryption", "args"),
+    [
+        ({"type": "SSE-S3"}, {"ServerSideEncryption": "AES256"}),
+        ({"type": "SSE-KMS"}, {"ServerSideEncryption": "aws:kms"}),
+        (
+            {"type": "SSE-KMS", "kmsKeyId": "arn:aws:kms:eu-west-1:1:key/abc"},
+            {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "arn:aws:kms:eu-west-1:1:key/abc"},
+        ),
+    ],
+)
+def test_encryption_reaches_every_put_as_the_s3_arguments(
+    encryption: dict[str, Any], args: dict[str, str]
+) -> None:
+    encrypted = StorageSpec.model_validate({"bucket": "continuum", "encryption": encryption})
+    env = {e["name"]: e["value"] for e in pods.storage_env(encrypted)}
+    assert S3Settings.from_env(env).encryption_args() == args
