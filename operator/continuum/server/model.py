@@ -70,11 +70,14 @@ class ServedModel:
         return tuple(feature.name for feature in self.features)
 
     @cached_property
-    def numeric_positions(self) -> dict[str, int] | None:
-        """Schema position of each feature when all are numeric (the decoder's fast branch)."""
-        if any(feature.kind != NUMERIC for feature in self.features):
-            return None
+    def positions(self) -> dict[str, int]:
+        """Schema position of each feature (the decoder's fast branch)."""
         return {feature.name: index for index, feature in enumerate(self.features)}
+
+    @cached_property
+    def categorical_names(self) -> frozenset[str]:
+        """The categorical features' names (the decoder's fast branch)."""
+        return frozenset(f.name for f in self.features if f.kind == CATEGORICAL)
 
     @cached_property
     def scorer(self) -> Scorer:

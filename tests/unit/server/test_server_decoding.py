@@ -26,11 +26,15 @@ from continuum.server.decoding import (
 )
 from continuum.server.errors import InputInvalid, ServingError
 from continuum.server.inputs import rows_from_tensors
-from continuum.server.model import NUMERIC, FeatureSpec, ServedModel
+from continuum.server.model import CATEGORICAL, NUMERIC, FeatureSpec, ServedModel
 from continuum.server.protocol import InferenceRequest
 
 FEATURES = (FeatureSpec("a", NUMERIC, False), FeatureSpec("b", NUMERIC, True))
 POSITIONS = {"a": 0, "b": 1}
+# The demo's shape: numbers and a category (nullable: the trainer imputes it by default)
+MIXED = (FeatureSpec("a", NUMERIC, False), FeatureSpec("plan", CATEGORICAL, True),
+         FeatureSpec("b", NUMERIC, True))  # fmt: skip
+MIXED_POSITIONS, PLAN = {"a": 0, "plan": 1, "b": 2}, frozenset({"plan"})
 
 
 def tensor(name: str, data: list[Any], datatype: str = "FP64", shape: Any = None) -> dict[str, Any]:
@@ -42,20 +46,27 @@ def encoded(message: Any) -> bytes:
     return json.dumps(message).encode()
 
 
-def full_path(body: bytes) -> tuple[str | None, list[str] | None, dict[str, np.ndarray]]:
+def full_path(
+    body: bytes, features: tuple[FeatureSpec, ...] = FEATURES
+) -> tuple[str | None, list[str] | None, dict[str, np.ndarray], int]:
     request = parse_body(InferenceRequest, body)
-    rows = rows_from_tensors(request_tensors(request, b""), FEATURES)
+    rows = rows_from_tensors(request_tensors(request, b""), features)
     outputs = None if request.outputs is None else [output.name for output in request.outputs]
-    return request.id, outputs, rows.columns
+    return request.id, outputs, rows.columns, rows.n_rows
 
 
-def assert_same_as_full_path(fast: DecodedRequest, body: bytes) -> None:
-    request_id, outputs, columns = full_path(body)
-    assert (fast.id, fast.outputs) == (request_id, outputs)
-    assert fast.rows.columns.keys() == columns.keys()
+def assert_same_as_full_path(
+    fast: DecodedRequest, body: bytes, features: tuple[FeatureSpec, ...] = FEATURES
+) -> None:
+    request_id, outputs, columns, n_rows = full_path(body, features)
+    assert (fast.id, fast.outputs, fast.rows.n_rows) == (request_id, outputs, n_rows)
+    assert list(fast.rows.columns) == list(columns)  # schema order
+    kinds = {feature.name: feature.kind for feature in features}
     for name, column in columns.items():
-        assert fast.rows.columns[name].dtype == column.dtype == np.float64
-        assert np.array_equal(fast.rows.columns[name], column)
+        ours = fast.rows.columns[name]
+        assert ours.dtype == column.dtype == (np.float64 if kinds[name] == NUMERIC else object)
+        assert np.array_equal(ours, column)
+        assert [type(value) for value in ours.tolist()] == [type(v) for v in column.tolist()]
 
 
 def test_the_common_body_is_read_as_the_full_path_reads_it() -> None:
@@ -109,9 +120,45 @@ def test_bodies_the_full_parser_must_judge_are_left_to_it(body: bytes) -> None:
     assert fast_path(body, POSITIONS) is None
 
 
-def test_a_model_with_a_categorical_feature_never_takes_the_fast_branch() -> None:
-    body = encoded({"inputs": [tensor("a", [1.0]), tensor("b", [2.0])]})
-    assert fast_path(body, None) is None
+def test_a_category_as_a_bytes_tensor_of_strings_takes_the_fast_branch() -> None:
+    message = {
+        "parameters": {"content_type": "pd"},
+        "inputs": [tensor("b", [2.5, 3.0]), tensor("plan", ["basic", "pré mium"], "BYTES"),
+                   tensor("a", [1.0, 2.0], shape=[2, 1])],
+        "outputs": [{"name": "predict"}],
+    }  # fmt: skip
+    body = json.dumps(message, ensure_ascii=False).encode()  # UTF-8, no \u escape
+    fast = fast_path(body, MIXED_POSITIONS, PLAN)
+    assert fast is not None
+    assert fast.rows.columns["plan"].tolist() == ["basic", "pré mium"]
+    assert_same_as_full_path(fast, body, MIXED)
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        tensor("plan", [None], "BYTES"),  # missing: the full branch checks it is imputed
+        tensor("plan", [1], "BYTES"),  # a number: the full branch makes it "1"
+        tensor("plan", [["basic"]], "BYTES"),  # nested
+        tensor("plan", ["basic"]),  # FP64 holding a string
+        tensor("plan", ["basic"], "INT64"),
+        tensor("plan", ["basic"], "BYTES", shape=[1, 1, 1]),
+        {"name": "plan", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": 9}},
+    ],
+)
+def test_a_category_of_any_other_form_takes_the_full_path(plan: dict[str, Any]) -> None:
+    body = encoded({"inputs": [tensor("a", [1.0]), plan, tensor("b", [2.0])]})
+    assert fast_path(body, MIXED_POSITIONS, PLAN) is None
+
+
+def test_a_string_is_never_read_as_a_number_nor_a_number_as_a_category() -> None:
+    numbers_as_plan = encoded({"inputs": [tensor("a", [1.0]), tensor("plan", [2.0]),
+                                          tensor("b", [2.0])]})  # fmt: skip
+    plan_as_number = encoded({"inputs": [tensor("a", ["x"], "BYTES"),
+                                         tensor("plan", ["basic"], "BYTES"),
+                                         tensor("b", [2.0])]})  # fmt: skip
+    assert fast_path(numbers_as_plan, MIXED_POSITIONS, PLAN) is None
+    assert fast_path(plan_as_number, MIXED_POSITIONS, PLAN) is None
 
 
 # decode_request reads only the model's features and outputs: no pipeline is needed here.
@@ -201,14 +248,18 @@ def near_common_bodies(draw: st.DrawFn) -> dict[str, Any]:
     return body
 
 
-def fast_branch_agrees_with_full_path(message: Any) -> bool:
+def fast_branch_agrees_with_full_path(
+    message: Any, features: tuple[FeatureSpec, ...] = FEATURES
+) -> bool:
     """Whether the fast branch accepted the body (failing the test if it read it differently)."""
     body = encoded(message)
-    fast = fast_path(body, POSITIONS)
+    positions = {feature.name: i for i, feature in enumerate(features)}
+    categorical = frozenset(f.name for f in features if f.kind == CATEGORICAL)
+    fast = fast_path(body, positions, categorical)
     if fast is None:
         return False
     try:
-        assert_same_as_full_path(fast, body)
+        assert_same_as_full_path(fast, body, features)
     except ServingError as exc:
         pytest.fail(f"fast branch accepted a body the full path refuses: {exc.message}\n{body!r}")
     return True
@@ -224,6 +275,40 @@ def test_whatever_the_fast_branch_accepts_the_full_path_reads_the_same() -> None
 
     check()
     # Not vacuous: some bodies were accepted, and some left to the full path.
+    assert 0.1 < sum(accepted) / len(accepted) < 0.9, f"{sum(accepted)} of {len(accepted)}"
+
+
+CATEGORIES = st.one_of(st.sampled_from(["basic", "premium", ""]), st.text(max_size=4))
+
+
+@st.composite
+def near_common_mixed_bodies(draw: st.DrawFn) -> dict[str, Any]:
+    """Bodies of numbers and a category, half of them with one thing changed (to anything)."""
+    n_rows = draw(st.integers(1, 3))
+    inputs = []
+    for feature in draw(st.permutations(list(MIXED))):
+        numeric = feature.kind == NUMERIC
+        values = draw(st.lists(NUMBERS if numeric else CATEGORIES, min_size=n_rows,
+                               max_size=n_rows))  # fmt: skip
+        shape = draw(st.sampled_from([[n_rows], [n_rows, 1]]))
+        datatype = draw(st.sampled_from(["FP64", "FP32"])) if numeric else "BYTES"
+        inputs.append({"name": feature.name, "shape": shape, "datatype": datatype,
+                       "data": values})  # fmt: skip
+    body: dict[str, Any] = {"inputs": inputs, "parameters": {"content_type": "pd"}}
+    if draw(st.booleans()):
+        draw(st.sampled_from(MUTATIONS))(body, draw(ODD))
+    return body
+
+
+def test_whatever_the_fast_branch_accepts_with_a_category_the_full_path_reads_the_same() -> None:
+    accepted: list[bool] = []
+
+    @settings(max_examples=400, deadline=None, derandomize=True, database=None)
+    @given(message=near_common_mixed_bodies())
+    def check(message: Any) -> None:
+        accepted.append(fast_branch_agrees_with_full_path(message, MIXED))
+
+    check()
     assert 0.1 < sum(accepted) / len(accepted) < 0.9, f"{sum(accepted)} of {len(accepted)}"
 
 
@@ -248,7 +333,8 @@ def numeric(store: MemoryObjectStore) -> TestClient:
 
 def test_fast_branch_and_full_path_requests_get_the_same_answers(numeric: TestClient) -> None:
     model = numeric.app.state.server.model  # type: ignore[attr-defined]
-    assert model.numeric_positions == {"x1": 0, "x2": 1}
+    assert model.positions == {"x1": 0, "x2": 1}
+    assert model.categorical_names == frozenset()
     x1, x2 = [0.5, -1.25, 2.0], [1.5, 0.25, -3.0]
     common = {"id": "q", "inputs": [tensor("x2", x2), tensor("x1", x1)]}
     matrix = {"id": "q", "inputs": [tensor("input", [v for row in zip(x1, x2, strict=True)
