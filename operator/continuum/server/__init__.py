@@ -22,6 +22,7 @@ import uvicorn
 
 from continuum.errors import ConfigError
 from continuum.server.app import create_app
+from continuum.server.http import HttpProtocol
 from continuum.server.rollout import rollout_from_env
 from continuum.server.settings import parse_settings
 from continuum.storage import ObjectStore
@@ -39,5 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"continuum serve: {exc.message}", file=sys.stderr)
         return 2
     app = create_app(settings, ObjectStore(settings.s3), rollout=rollout)
-    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_config=None)
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, access_log=False, log_config=None,
+        http=HttpProtocol,  # each response in one write (server/http.py)
+    )  # fmt: skip
     return 0
