@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from continuum.storage import ObjectStore
-from continuum.storage.inference_logs import list_batches, read_batch
+from continuum.storage.inference_logs import list_batches, list_batches_since, read_batch
 from continuum.storage.labels import ID, LABEL, ROW, TIME, resolve_duplicates
 
 TS, VERSION, PREDICTION, PROBA = "ts", "version", "prediction", "proba"
@@ -83,6 +83,16 @@ def read_predictions(
     """Every logged prediction of a model version (all its batches), oldest first."""
     batches = (read_batch(store, key) for key in list_batches(store, model, version))
     return predictions_frame((row for rows in batches for row in rows), features)
+
+
+def read_predictions_since(
+    store: ObjectStore, model: str, version: int, since: datetime, features: Sequence[str] = ()
+) -> pd.DataFrame:
+    """The logged predictions of a model version answered after ``since``, oldest first;
+    batches written before it are not downloaded."""
+    keys = list_batches_since(store, model, version, since)
+    frame = predictions_frame((row for key in keys for row in read_batch(store, key)), features)
+    return frame[frame[TS] > pd.Timestamp(since)].reset_index(drop=True)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 
+from continuum.monitor.performance_html import performance_section
+
 CHART_WIDTH = 520
 CHART_HEIGHT = 180
 MARGIN = 28
@@ -42,6 +44,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         _quality(report.get("quality")),
         _feature_table(report["features"]),
         _fairness(report.get("fairness")),
+        performance_section(report.get("performance"), report.get("fairness")),
         *(_feature_section(feature) for feature in report["features"]),
         _notes(report.get("notes", [])),
         "</body></html>",

@@ -16,6 +16,7 @@ from typing import Any
 
 from continuum.api.driftmonitor import SUMMARY_FEATURE_KEYS
 from continuum.monitor.check import CheckResult
+from continuum.monitor.performance import performance_summary
 from continuum.monitor.settings import CheckSettings, MonitorTarget
 from continuum.monitor.window import CurrentWindow
 
@@ -41,7 +42,10 @@ class ReportInputs:
     report_uri: str
 
 
-def build_report(inputs: ReportInputs, result: CheckResult) -> dict[str, Any]:
+def build_report(
+    inputs: ReportInputs, result: CheckResult, performance: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """report.json; ``performance`` is the live-performance section (monitor.live), if any."""
     verdict = result.verdict
     document = {
         "schemaVersion": REPORT_SCHEMA_VERSION,
@@ -61,6 +65,7 @@ def build_report(inputs: ReportInputs, result: CheckResult) -> dict[str, Any]:
         "features": [feature.to_json() for feature in result.features],
         "fairness": result.fairness.to_json() if result.fairness else None,
         "quality": quality_json(result, inputs.settings),
+        "performance": performance,
         "notes": list(result.notes),
     }
     cleaned: dict[str, Any] = finite(document)
@@ -109,6 +114,8 @@ def build_summary(report: Mapping[str, Any]) -> dict[str, Any]:
         "failures": [line[:SUMMARY_QUALITY_LINE] for line in failures[:SUMMARY_QUALITY_LINES]],
         "failuresTotal": len(failures),
     }
+    if report.get("performance"):
+        summary["performance"] = performance_summary(report["performance"])
     return fit_summary(summary)
 
 

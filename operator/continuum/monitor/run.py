@@ -10,6 +10,7 @@ from typing import Any
 from continuum.errors import StorageError
 from continuum.monitor.check import CheckResult, run_check
 from continuum.monitor.html import render_html
+from continuum.monitor.live import check_performance
 from continuum.monitor.privacy import redact_reference, redact_window
 from continuum.monitor.reference import Reference, load_reference
 from continuum.monitor.report import ReportInputs, build_report, build_summary
@@ -43,6 +44,7 @@ def run_monitor(
     result = run_check(reference, window.frame, settings, window.schema)
     result = replace(result, notes=(*notes, *result.notes))
     progress("checked", verdict=result.verdict.verdict, share=result.verdict.share)
+    performance = live_performance(store, target, settings, started, progress)
     inputs = ReportInputs(
         target=target,
         settings=settings,
@@ -53,7 +55,7 @@ def run_monitor(
         time=time,
         report_uri=report_uri(store.bucket, target.monitor, time),
     )
-    return publish(store, inputs, result, progress)
+    return publish(store, inputs, result, progress, performance=performance)
 
 
 def apply_retention(
@@ -98,11 +100,33 @@ def read_inputs(
     return reference, window, notes
 
 
+def live_performance(
+    store: ObjectStore,
+    target: MonitorTarget,
+    settings: CheckSettings,
+    now: datetime,
+    progress: Progress,
+) -> dict[str, Any] | None:
+    """The live-performance section (spec.performance), None when the spec has none."""
+    if settings.performance is None:
+        return None
+    section = check_performance(
+        store, target, settings.performance, now=now,
+        sensitive=settings.sensitive_feature, fairness_threshold=settings.fairness_threshold,
+    )  # fmt: skip
+    progress("performance", verdict=section["verdict"], basis=section["basis"])
+    return section
+
+
 def publish(
-    store: ObjectStore, inputs: ReportInputs, result: CheckResult, progress: Progress
+    store: ObjectStore,
+    inputs: ReportInputs,
+    result: CheckResult,
+    progress: Progress,
+    performance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write report.json, report.html and summary.json; return the summary."""
-    report = build_report(inputs, result)
+    report = build_report(inputs, result, performance)
     summary = build_summary(report)
     html = render_html(report)
     monitor = inputs.target.monitor

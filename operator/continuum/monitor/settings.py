@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from continuum.api.common import first_error
-from continuum.api.driftmonitor import DataQuality, DriftTests, Window
+from continuum.api.driftmonitor import DataQuality, DriftTests, Performance, Window
 from continuum.errors import ConfigError
 from continuum.storage.layout import check_name
 from continuum.storage.privacy import LogPolicy, policy_from_env
@@ -44,6 +44,7 @@ class CheckSettings:
     log_policy: LogPolicy = field(default_factory=LogPolicy)
     # spec.inferenceLog.retentionDays: older logs, labels and reports are pruned first
     retention_days: int | None = None
+    performance: Performance | None = None  # spec.performance: live performance (issue 16)
 
     def to_json(self) -> dict[str, Any]:
         """The settings as the report shows them (the policy's names, never its key)."""
@@ -57,6 +58,7 @@ class CheckSettings:
                 "drop": sorted(self.log_policy.drop),
                 "hash": sorted(self.log_policy.hashed),
             },
+            "performance": self.performance.model_dump(mode="json") if self.performance else None,
         }
 
 
@@ -74,6 +76,7 @@ def parse_check_settings(spec: Mapping[str, Any]) -> CheckSettings:
         window = Window.model_validate(spec.get("window") or {})
         tests = DriftTests.model_validate(spec.get("tests") or {})
         quality = DataQuality.model_validate(spec.get("quality") or {})
+        performance = _performance(spec.get("performance"))
     except ValidationError as exc:
         raise ConfigError(f"monitor spec is invalid: {first_error(exc)}") from exc
     threshold = spec.get("fairnessThreshold", DEFAULT_FAIRNESS_THRESHOLD)
@@ -82,7 +85,18 @@ def parse_check_settings(spec: Mapping[str, Any]) -> CheckSettings:
     sensitive = spec.get("sensitiveFeature")
     if sensitive is not None and not isinstance(sensitive, str):
         raise ConfigError(f"sensitiveFeature must be a column name, got {sensitive!r}")
-    return CheckSettings(window, tests, sensitive or None, float(threshold), quality)
+    return CheckSettings(
+        window, tests, sensitive or None, float(threshold), quality, performance=performance
+    )
+
+
+def _performance(value: Any) -> Performance | None:
+    if value is None:
+        return None
+    try:
+        return Performance.model_validate(value)
+    except ValidationError as exc:
+        raise ConfigError(f"monitor spec is invalid: performance.{first_error(exc)}") from exc
 
 
 def settings_from_env(env: Mapping[str, str]) -> tuple[MonitorTarget, CheckSettings]:

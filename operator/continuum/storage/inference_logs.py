@@ -71,5 +71,24 @@ def list_batches(store: ObjectStore, model: str, version: int) -> list[str]:
     return [item.key for item in store.list_objects(prefix) if item.key.endswith(SUFFIX)]
 
 
+def batch_time(key: str) -> datetime | None:
+    """When a batch was written, from its key (:func:`batch_key`); None for another name."""
+    stamp = key.rsplit("/", 1)[-1].split("Z-", 1)[0]
+    try:
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%S.%f").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def list_batches_since(store: ObjectStore, model: str, version: int, since: datetime) -> list[str]:
+    """Keys of the batches that can hold rows answered after ``since``, oldest first.
+
+    A batch is written after every row in it was answered, so a batch written before
+    ``since`` holds none of them and is not read; a key whose time cannot be read is kept.
+    """
+    keys = list_batches(store, model, version)
+    return [key for key in keys if (moment := batch_time(key)) is None or moment >= since]
+
+
 def read_batch(store: ObjectStore, key: str) -> list[dict[str, Any]]:
     return decode_rows(store.get_bytes(key), where=f"s3://{store.bucket}/{key}")

@@ -8,6 +8,7 @@
     models/<model>/<version>/claim.json             version marker, written first, write-once
     models/<model>/<version>/baseline/reference.parquet   bounded reference sample for drift
     models/<model>/<version>/baseline/stats.json    per-feature statistics of that sample
+    models/<model>/<version>/baseline/calibration.json   classifiers: probability calibration
     inference-logs/<model>/<version>/<batch>        logged rows and predictions
     labels/<model>/<any/path>.csv|.parquet|.jsonl    ground truth for logged predictions
     labels/<model>/feedback/<YYYY-MM-DD>/<batch>    the same, posted to the model server
@@ -27,6 +28,7 @@ RESULT_FILE = "result.json"
 CLAIM_FILE = "claim.json"
 REFERENCE_FILE = "baseline/reference.parquet"
 STATS_FILE = "baseline/stats.json"
+CALIBRATION_FILE = "baseline/calibration.json"  # isotonic curves per class (issue 16)
 
 # Versions are positive integers (the API's version numbers); the folder is the decimal number.
 _VERSION_PATTERN = re.compile(r"^[1-9][0-9]{0,8}$")

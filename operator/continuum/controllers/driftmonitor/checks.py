@@ -47,7 +47,9 @@ from continuum.controllers.shared.pods import (
 MONITOR_CONTAINER = "monitor"
 TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 CHECK_DEADLINE = 900
-CHECK_SPEC_KEYS = ("window", "tests", "sensitiveFeature", "fairnessThreshold", "quality")
+CHECK_SPEC_KEYS = (
+    "window", "tests", "sensitiveFeature", "fairnessThreshold", "quality", "performance"
+)  # fmt: skip
 
 
 def next_check_due(status: DriftMonitorStatus, spec: Spec, now: datetime) -> datetime:

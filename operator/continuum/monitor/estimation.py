@@ -1,0 +1,206 @@
+"""Performance estimated before labels arrive: confidence-based estimation (CBPE), issue 16.
+
+At training time the trainer fits, on the holdout, one isotonic curve per class from the
+model's probability to the observed frequency of that class (``baseline/calibration.json``
+beside the model: JSON arrays, no pickle; binary models have one curve, for the positive
+class). Here each logged probability row is mapped through those curves: if the curves are
+right, row i's true class is class c with probability p_i[c]. Then, for the rows of a window
+and the classes the model predicted for them:
+
+* the **expected confusion matrix** is E[cm][c, j] = sum of p_i[c] over the rows predicted j,
+  and the estimate of accuracy, precision, recall, f1 and f1_macro is that metric of the
+  expected matrix (NannyML's CBPE does the same for binary models);
+* the estimate of **roc_auc** is the AUC where row i counts p_i[c] as a positive and
+  1 - p_i[c] as a negative, ranked by the model's own (uncalibrated) score: the expected ROC
+  curve;
+* the **interval** is the spread of the metric the window's labels would give if the curves
+  are right: ``SIMULATIONS`` label vectors are drawn, y_i ~ Categorical(p_i), seeded, and the
+  metric of each is computed against the predictions; the percentile interval of those. It is
+  the sampling noise of the realised metric under calibration, not an error bar on the
+  calibration itself (a holdout of a few hundred rows makes the curves coarse).
+
+**What estimation cannot see**: it assumes P(y | x) is what it was on the holdout. It follows
+*covariate shift* (inputs moving towards regions where the model is unsure lower the estimate)
+but is blind to **concept drift**: when the same inputs now mean another label, the
+probabilities, and so the estimate, do not move. Only realised performance (labels) shows it;
+docs/performance.md says so to users.
+
+Regressors have no probabilities: nothing is estimated for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats  # type: ignore[import-untyped]
+
+from continuum.monitor.intervals import (
+    SEED,
+    FloatArray,
+    IntArray,
+    Interval,
+    auc_metric,
+    confusion_batch,
+    confusion_metric,
+    percentile_interval,
+)
+
+SIMULATIONS = 500
+BLOCK_CELLS = 4_000_000  # most simulated labels held at once
+CALIBRATION_SCHEMA_VERSION = 1
+ESTIMABLE = ("accuracy", "f1", "f1_macro", "precision", "recall", "roc_auc")
+
+
+class CalibrationError(ValueError):
+    """A calibration document that cannot be used (its message says why)."""
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A monotone piecewise-linear map from a probability to a calibrated one."""
+
+    x: FloatArray
+    y: FloatArray
+
+    def __call__(self, values: FloatArray) -> FloatArray:
+        # np.interp holds the end values outside [x[0], x[-1]]: isotonic's out_of_bounds="clip"
+        return np.interp(values, self.x, self.y)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The per-class curves of a model version, in the model's class order."""
+
+    classes: tuple[str, ...]
+    curves: Mapping[int, Curve]  # class index -> curve; binary: only the positive class
+    rows: int
+
+    def apply(self, proba: FloatArray) -> FloatArray:
+        """Calibrated probabilities (n x k, rows summing to 1) of raw ``proba`` (n x k)."""
+        k = len(self.classes)
+        if proba.ndim != 2 or proba.shape[1] != k:
+            raise CalibrationError(
+                f"probabilities have {proba.shape[-1]} columns, the model has {k} classes"
+            )
+        if k == 2:
+            positive = np.clip(self.curves[1](proba[:, 1]), 0.0, 1.0)
+            return np.column_stack([1 - positive, positive])
+        mapped = np.column_stack([self.curves[c](proba[:, c]) for c in range(k)])
+        total = mapped.sum(axis=1, keepdims=True)
+        # a row every curve maps to 0 keeps its raw probabilities (nothing better is known)
+        return np.where(total > 0, mapped / np.where(total > 0, total, 1), proba)
+
+
+def parse_calibration(document: Mapping[str, Any], where: str) -> Calibration:
+    """The calibration of ``baseline/calibration.json``; CalibrationError names the problem."""
+    try:
+        classes = tuple(str(c) for c in document["classes"])
+        curves = {int(c["class"]): _curve(c) for c in document["curves"]}
+        rows = int(document.get("rows", 0))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CalibrationError(f"{where} is not a calibration document: {exc}") from exc
+    needed = {1} if len(classes) == 2 else set(range(len(classes)))
+    if len(classes) < 2 or not needed <= set(curves):
+        raise CalibrationError(
+            f"{where} lacks curves for classes {sorted(needed - set(curves))}; "
+            "retrain to rebuild it"
+        )
+    return Calibration(classes, curves, rows)
+
+
+def _curve(entry: Mapping[str, Any]) -> Curve:
+    x = np.asarray(entry["x"], dtype=np.float64)
+    y = np.asarray(entry["y"], dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape or not x.size or np.any(np.diff(x) < 0):
+        raise ValueError("a curve needs equal-length x and y arrays with x ascending")
+    return Curve(x, y)
+
+
+# ---------------------------------------------------------------- the estimate
+
+
+def expected_confusion(calibrated: FloatArray, predicted: IntArray) -> FloatArray:
+    """E[cm][c, j]: the sum of p_i[c] over the rows predicted j."""
+    k = calibrated.shape[1]
+    onehot = np.eye(k)[predicted]  # n x k
+    return np.asarray(calibrated.T @ onehot, dtype=np.float64)
+
+
+def simulated_labels(calibrated: FloatArray, size: int, rng: np.random.Generator) -> IntArray:
+    """``size`` label vectors drawn row by row from the calibrated probabilities."""
+    cumulative = np.cumsum(calibrated, axis=1)
+    cumulative[:, -1] = 1.0  # rounding must not leave a draw above the last class
+    draws = rng.random((size, calibrated.shape[0], 1))
+    return np.asarray((draws > cumulative[None, :, :]).sum(axis=2), dtype=np.int64)
+
+
+def estimate(
+    metric: str,
+    calibrated: FloatArray,
+    predicted: IntArray,
+    scores: FloatArray,
+    *,
+    confidence: float,
+    seed: int = SEED,
+) -> Interval:
+    """The estimated ``metric`` of a window and its interval (module doc)."""
+    if metric not in ESTIMABLE:
+        raise ValueError(f"{metric} cannot be estimated without labels (estimable: {ESTIMABLE})")
+    n, k = calibrated.shape
+    if n == 0:
+        return Interval(None, None, None, 0, "none")
+    if metric == "roc_auc":
+        value = float(auc_metric(scores, calibrated, np.ones(n)))
+    else:
+        value = float(confusion_metric(metric, expected_confusion(calibrated, predicted)))
+    rng = np.random.default_rng(seed)
+    samples = np.concatenate(
+        [
+            _simulated_metric(metric, block, predicted, scores, k)
+            for block in _blocks(calibrated, rng)
+        ]
+    )
+    low, high = percentile_interval(samples, confidence)
+    return Interval(value, low, high, n, "cbpe-simulation")
+
+
+def _blocks(calibrated: FloatArray, rng: np.random.Generator) -> list[IntArray]:
+    n, k = calibrated.shape
+    per_block = max(1, BLOCK_CELLS // max(n * k, 1))
+    blocks, left = [], SIMULATIONS
+    while left > 0:
+        size = min(per_block, left)
+        blocks.append(simulated_labels(calibrated, size, rng))
+        left -= size
+    return blocks
+
+
+def _simulated_metric(
+    metric: str, truth: IntArray, predicted: IntArray, scores: FloatArray, k: int
+) -> FloatArray:
+    if metric != "roc_auc":
+        return confusion_metric(metric, confusion_batch(truth, predicted, k))
+    classes = [k - 1] if k == 2 else list(range(k))
+    aucs = [rank_auc(scores[:, c], truth == c) for c in classes]
+    return np.asarray(np.mean(aucs, axis=0), dtype=np.float64)
+
+
+def rank_auc(score: FloatArray, positive: np.ndarray[Any, Any]) -> FloatArray:
+    """ROC AUC of one score for each row of boolean labels (b x n), from the scores' average
+    ranks (ties half): one rank pass for all rows, then a product per row."""
+    ranks = stats.rankdata(score)
+    n1 = positive.sum(axis=-1).astype(np.float64)
+    n0 = positive.shape[-1] - n1
+    wins = positive.astype(np.float64) @ ranks - n1 * (n1 + 1) / 2
+    out = np.full(n1.shape, np.nan)
+    np.divide(wins, n1 * n0, out=out, where=(n1 * n0) > 0)
+    return out
+
+
+def class_codes(values: Sequence[Any], classes: Sequence[str]) -> IntArray:
+    """Each value's index in ``classes`` (compared as text), -1 where it is none of them."""
+    index = {str(c): i for i, c in enumerate(classes)}
+    return np.array([index.get(str(v), -1) for v in values], dtype=np.int64)

@@ -1,0 +1,446 @@
+"""Live performance of the served version, pure: joined predictions -> metric, interval, verdict.
+
+What a check with ``spec.performance`` computes (the I/O is :mod:`continuum.monitor.live`):
+
+* **realised**: the predictions answered in the ``windowSeconds`` before ``now -
+  labelDelaySeconds`` (matured: their labels had time to arrive), joined with their labels
+  (:func:`continuum.monitor.ground_truth.join_labels`), the metric on them with its interval
+  (:mod:`continuum.monitor.intervals`);
+* **estimated** (``estimate: true``, classifiers with logged probabilities and a calibration
+  beside the model): the metric estimated from the calibrated probabilities of the predictions
+  answered in the last ``windowSeconds`` (:mod:`continuum.monitor.estimation`), and, for the
+  realised window too, so the report shows estimate and realised side by side on the same rows;
+* the **verdict**: ``Degraded`` when the whole interval is past ``holdout - maxDrop`` (below it;
+  above ``holdout + maxDrop`` for rmse and mae), ``Held`` otherwise, on realised performance
+  when at least ``minLabels`` labelled predictions matured, else on the estimate when it covers
+  ``minLabels`` predictions, else ``InsufficientData``. Requiring the whole interval to clear
+  the allowed drop is the false-alarm discipline of the drift tests: a healthy model's window
+  is called degraded in at most about (1 - confidence) / 2 of checks, fewer with a maxDrop;
+  the operator then needs ``consecutiveChecks`` of them in a row;
+* a **timeline**: the span split into ``CHUNKS`` equal stretches of time, each with its
+  realised and estimated metric, for the report's plot; a confusion matrix of the realised
+  window; error-rate fairness when ``sensitiveFeature`` is set (:mod:`fairness`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from continuum.api.driftmonitor import Performance
+from continuum.monitor.estimation import ESTIMABLE, Calibration, class_codes, estimate
+from continuum.monitor.fairness import ErrorRateFairness, error_rates
+from continuum.monitor.ground_truth import PREDICTION, PROBA, TS, JoinCounts
+from continuum.monitor.intervals import (
+    Interval,
+    Labelled,
+    check_metric,
+    confusion,
+    higher_is_better,
+    is_classification,
+    realised,
+)
+from continuum.storage.labels import LABEL
+
+CHUNKS = 8
+MIN_CHUNK_ROWS = 20  # a chunk's metric over fewer rows is left out of the timeline
+DEGRADED, HELD, INSUFFICIENT = "Degraded", "Held", "InsufficientData"
+REALISED, ESTIMATED = "realised", "estimated"
+
+
+class PerformanceConfigError(ValueError):
+    """spec.performance does not fit the served version (the message says what to change)."""
+
+
+@dataclass(frozen=True)
+class Served:
+    """What the served version says about itself: task, classes, holdout metrics."""
+
+    task: str | None
+    classes: tuple[str, ...]  # the model's class order (probability columns); () regressors
+    holdout: Mapping[str, float]
+    qualified_on: str | None  # the manifest's evaluation.metric
+    calibration: Calibration | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    """The times of one check: now, and the spans judged (realised, estimated)."""
+
+    now: datetime
+    label_delay: timedelta
+    span: timedelta
+
+    @property
+    def matured_end(self) -> datetime:
+        return self.now - self.label_delay
+
+    @property
+    def start(self) -> datetime:
+        return self.matured_end - self.span
+
+    @property
+    def recent_start(self) -> datetime:
+        return self.now - self.span
+
+
+@dataclass(frozen=True)
+class Chunk:
+    start: datetime
+    end: datetime
+    rows: int
+    realised: Interval | None
+    estimated: Interval | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "rows": self.rows,
+            "realised": self.realised.to_json() if self.realised else None,
+            "estimated": self.estimated.to_json() if self.estimated else None,
+        }
+
+
+@dataclass(frozen=True)
+class PerformanceResult:
+    metric: str
+    holdout: float | None
+    verdict: str
+    basis: str | None
+    reason: str
+    realised: Interval | None
+    estimated: Interval | None  # newest window
+    estimated_on_realised: Interval | None  # the realised window's rows, for the comparison
+    confusion: Mapping[str, Any] | None
+    timeline: tuple[Chunk, ...]
+    join: JoinCounts | None
+    fairness: ErrorRateFairness | None
+    settings: Performance
+    window: Window
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        s, w = self.settings, self.window
+        return {
+            "metric": self.metric,
+            "higherIsBetter": higher_is_better(self.metric),
+            "holdout": self.holdout,
+            "maxDrop": s.max_drop,
+            "bound": _bound(self.metric, self.holdout, s.max_drop),
+            "confidence": s.confidence,
+            "verdict": self.verdict,
+            "basis": self.basis,
+            "reason": self.reason,
+            "realised": _json(self.realised),
+            "estimated": _json(self.estimated),
+            "estimatedOnRealisedWindow": _json(self.estimated_on_realised),
+            "window": {
+                "matured": [w.start.isoformat(), w.matured_end.isoformat()],
+                "recent": [w.recent_start.isoformat(), w.now.isoformat()],
+                "labelDelaySeconds": s.label_delay_seconds,
+                "windowSeconds": s.window_seconds,
+            },
+            "confusionMatrix": self.confusion,
+            "timeline": [chunk.to_json() for chunk in self.timeline],
+            "join": self.join.as_dict() if self.join else None,
+            "fairness": self.fairness.to_json() if self.fairness else None,
+            "notes": list(self.notes),
+        }
+
+
+def _json(interval: Interval | None) -> dict[str, Any] | None:
+    return interval.to_json() if interval else None
+
+
+SUMMARY_KEYS = ("metric", "verdict", "basis", "holdout", "maxDrop")
+INTERVAL_KEYS = ("value", "lower", "upper", "rows")
+MAX_SUMMARY_REASON = 300
+
+
+def performance_summary(section: Mapping[str, Any]) -> dict[str, Any]:
+    """The few numbers of a report's performance section that the operator puts in
+    status.performance and the gauges (the pod's termination message must stay small)."""
+    summary = {key: section.get(key) for key in SUMMARY_KEYS}
+    summary["reason"] = str(section.get("reason") or "")[:MAX_SUMMARY_REASON]
+    for kind in (REALISED, ESTIMATED):
+        interval = section.get(kind)
+        if isinstance(interval, Mapping) and interval.get("value") is not None:
+            summary[kind] = {k: interval.get(k) for k in INTERVAL_KEYS}
+        else:
+            summary[kind] = None
+    return summary
+
+
+def _bound(metric: str, holdout: float | None, max_drop: float) -> float | None:
+    if holdout is None:
+        return None
+    return holdout - max_drop if higher_is_better(metric) else holdout + max_drop
+
+
+# ---------------------------------------------------------------- settings against the model
+
+
+def chosen_metric(spec: Performance, served: Served) -> str:
+    """spec.performance.metric, else the one the version was qualified on; checked against
+    the model's task and, with ``estimate``, against what can be estimated."""
+    metric = spec.metric or served.qualified_on
+    if metric is None:
+        raise PerformanceConfigError(
+            "performance.metric is not set and the served version's manifest names no "
+            "evaluation.metric: set performance.metric"
+        )
+    check_metric(metric)
+    classifier = served.task == "classification"
+    if is_classification(metric) != classifier:
+        kind = "a classifier" if classifier else "a regressor"
+        raise PerformanceConfigError(
+            f"performance.metric {metric} does not fit the served version, {kind}: "
+            "r2, rmse and mae are for regressors, the others for classifiers"
+        )
+    return metric
+
+
+# ---------------------------------------------------------------- arrays from the joined frame
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """A frame's predictions as codes, its probabilities, and what had to be left out."""
+
+    predicted: np.ndarray[Any, Any]
+    truth: np.ndarray[Any, Any] | None  # None: no labels on this frame
+    scores: np.ndarray[Any, Any] | None  # n x k, None when some row lacks them
+    left_out: int  # rows whose prediction or label is not a class of the model
+
+
+def arrays(frame: pd.DataFrame, served: Served, *, labelled: bool) -> Arrays:
+    if served.task != "classification":
+        truth = frame[LABEL].to_numpy(np.float64) if labelled else None
+        return Arrays(frame[PREDICTION].to_numpy(np.float64), truth, None, 0)
+    predicted = class_codes(frame[PREDICTION].tolist(), served.classes)
+    keep = predicted >= 0
+    truth = class_codes(frame[LABEL].tolist(), served.classes) if labelled else None
+    if truth is not None:
+        keep &= truth >= 0
+    scores = _scores(frame[PROBA].tolist(), len(served.classes))
+    return Arrays(
+        predicted[keep],
+        truth[keep] if truth is not None else None,
+        scores[keep] if scores is not None else None,
+        int((~keep).sum()),
+    )
+
+
+def _scores(values: Sequence[Any], k: int) -> np.ndarray[Any, Any] | None:
+    """The logged probabilities as n x k, or None unless every row logged k of them."""
+    if not values or any(not isinstance(v, list) or len(v) != k for v in values):
+        return None
+    return np.asarray(values, dtype=np.float64)
+
+
+# ---------------------------------------------------------------- metrics of one frame
+
+
+def realised_of(metric: str, data: Arrays, served: Served, confidence: float) -> Interval:
+    assert data.truth is not None
+    labelled = Labelled(data.truth, data.predicted, data.scores, served.classes)
+    return realised(metric, labelled, confidence)
+
+
+def estimated_of(metric: str, data: Arrays, served: Served, confidence: float) -> Interval | None:
+    """The estimate, or None when it cannot be made (no calibration, no probabilities)."""
+    if served.calibration is None or data.scores is None or metric not in ESTIMABLE:
+        return None
+    calibrated = served.calibration.apply(data.scores)
+    return estimate(metric, calibrated, data.predicted, data.scores, confidence=confidence)
+
+
+def estimate_gaps(metric: str, served: Served, spec: Performance) -> list[str]:
+    """Why no estimate will be made, if it was asked for and cannot be."""
+    if not spec.estimate:
+        return []
+    if served.task != "classification":
+        return ["estimate: regressors give no probabilities; only realised performance"]
+    if metric not in ESTIMABLE:
+        return [f"estimate: {metric} cannot be estimated (estimable: {', '.join(ESTIMABLE)})"]
+    if served.calibration is None:
+        return [
+            "estimate: the served version has no baseline/calibration.json (trained before "
+            "issue 16, or a model without probabilities): retrain it to estimate performance"
+        ]
+    return []
+
+
+# ---------------------------------------------------------------- the check
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the verdict is drawn from."""
+
+    metric: str
+    holdout: float | None
+    realised: Interval | None
+    estimated: Interval | None
+    min_rows: int
+    max_drop: float
+
+
+def verdict(evidence: Evidence) -> tuple[str, str | None, str]:
+    """(verdict, basis, reason): realised first, then the estimate (module doc)."""
+    e = evidence
+    if e.holdout is None:
+        return INSUFFICIENT, None, f"the served version's manifest has no holdout {e.metric}"
+    for basis, interval in ((REALISED, e.realised), (ESTIMATED, e.estimated)):
+        if interval is None or interval.value is None or interval.rows < e.min_rows:
+            continue
+        found = judge(e.metric, e.holdout, interval, e.max_drop)
+        return found, basis, describe(e.metric, e.holdout, interval, e.max_drop, basis)
+    rows = e.realised.rows if e.realised else 0
+    return (
+        INSUFFICIENT,
+        None,
+        (
+            f"{rows} matured labelled predictions, fewer than minLabels={e.min_rows}"
+            + ("" if e.estimated is None else f"; estimate over {e.estimated.rows} predictions")
+        ),
+    )
+
+
+def judge(metric: str, holdout: float, interval: Interval, max_drop: float) -> str:
+    """Degraded when the whole interval is past the allowed drop, else Held."""
+    low, high = interval.lower, interval.upper
+    if low is None or high is None or not np.isfinite([low, high]).all():
+        return HELD
+    if higher_is_better(metric):
+        return DEGRADED if high < holdout - max_drop else HELD
+    return DEGRADED if low > holdout + max_drop else HELD
+
+
+def describe(metric: str, holdout: float, interval: Interval, max_drop: float, basis: str) -> str:
+    bound = _bound(metric, holdout, max_drop)
+    past = judge(metric, holdout, interval, max_drop) == DEGRADED
+    side = ("below" if higher_is_better(metric) else "above") if past else "reaches"
+    return (
+        f"{basis} {metric} {interval.value:.4g} [{interval.lower:.4g}, {interval.upper:.4g}] "
+        f"over {interval.rows} predictions {side} holdout {holdout:.4g} "
+        f"{'-' if higher_is_better(metric) else '+'} maxDrop {max_drop:g} = {bound:.4g}"
+    )
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every metric of one check is computed with."""
+
+    metric: str
+    served: Served
+    spec: Performance
+
+
+def timeline(
+    context: Context, labelled: pd.DataFrame, recent: pd.DataFrame, window: Window
+) -> tuple[Chunk, ...]:
+    """The span from the realised window's start to now in CHUNKS stretches of time."""
+    edges = pd.date_range(window.start, window.now, periods=CHUNKS + 1)
+    chunks = []
+    for start, end in itertools.pairwise(edges):
+        rows = recent[(recent[TS] > start) & (recent[TS] <= end)]
+        judged = labelled[(labelled[TS] > start) & (labelled[TS] <= end)]
+        chunks.append(_chunk(context, rows, judged, (start, end)))
+    return tuple(chunks)
+
+
+def _chunk(
+    context: Context,
+    rows: pd.DataFrame,
+    judged: pd.DataFrame,
+    span: tuple[pd.Timestamp, pd.Timestamp],
+) -> Chunk:
+    metric, served, confidence = context.metric, context.served, context.spec.confidence
+    real = est = None
+    if len(judged) >= MIN_CHUNK_ROWS:
+        real = realised_of(metric, arrays(judged, served, labelled=True), served, confidence)
+    if context.spec.estimate and len(rows) >= MIN_CHUNK_ROWS:
+        est = estimated_of(metric, arrays(rows, served, labelled=False), served, confidence)
+    return Chunk(span[0].to_pydatetime(), span[1].to_pydatetime(), len(rows), real, est)
+
+
+def confusion_json(data: Arrays, served: Served) -> dict[str, Any] | None:
+    if served.task != "classification" or data.truth is None or not data.truth.size:
+        return None
+    k = len(served.classes)
+    matrix = confusion(data.truth, data.predicted, k).astype(int)
+    return {"classes": list(served.classes), "rows": "true class", "columns": "predicted",
+            "matrix": matrix.tolist()}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """One check's joined and unjoined predictions (frames of ground_truth)."""
+
+    labelled: pd.DataFrame  # matured, joined with labels (join_labels().frame)
+    recent: pd.DataFrame  # every prediction answered in the recent window
+    join: JoinCounts | None
+    sensitive: str | None = None
+    fairness_threshold: float = 0.1
+    notes: tuple[str, ...] = ()
+
+
+def assess(spec: Performance, served: Served, window: Window, inputs: Inputs) -> PerformanceResult:
+    """The performance section of one check (module doc)."""
+    metric = chosen_metric(spec, served)
+    notes = [*inputs.notes, *estimate_gaps(metric, served, spec)]
+    labelled = inputs.labelled[inputs.labelled[TS] > pd.Timestamp(window.start)]
+    judged = arrays(labelled, served, labelled=True)
+    recent = arrays(inputs.recent, served, labelled=False)
+    notes += _left_out_notes(judged, recent)
+    real = realised_of(metric, judged, served, spec.confidence)
+    est = est_same = None
+    if spec.estimate:
+        est = estimated_of(metric, recent, served, spec.confidence)
+        if judged.predicted.size:
+            est_same = estimated_of(metric, judged, served, spec.confidence)
+    holdout = served.holdout.get(metric)
+    found = verdict(Evidence(metric, holdout, real, est, spec.min_labels, spec.max_drop))
+    return PerformanceResult(
+        metric=metric, holdout=holdout, verdict=found[0], basis=found[1], reason=found[2],
+        realised=real, estimated=est, estimated_on_realised=est_same,
+        confusion=confusion_json(judged, served),
+        timeline=timeline(Context(metric, served, spec), labelled, inputs.recent, window),
+        join=inputs.join, fairness=_fairness(labelled, served, inputs), settings=spec,
+        window=window, notes=tuple(notes),
+    )  # fmt: skip
+
+
+def _left_out_notes(judged: Arrays, recent: Arrays) -> list[str]:
+    notes = []
+    if judged.left_out:
+        notes.append(f"{judged.left_out} labelled predictions left out: prediction or label "
+                     "not a class of the model")  # fmt: skip
+    if recent.left_out:
+        notes.append(f"{recent.left_out} recent predictions left out: not a class of the model")
+    return notes
+
+
+def _fairness(labelled: pd.DataFrame, served: Served, inputs: Inputs) -> ErrorRateFairness | None:
+    feature = inputs.sensitive
+    if feature is None or served.task != "classification" or feature not in labelled.columns:
+        return None
+    if not len(labelled):
+        return None
+    positive = served.classes[-1]
+    return error_rates(
+        labelled[feature],
+        labelled[LABEL].astype(str).eq(positive),
+        labelled[PREDICTION].astype(str).eq(positive),
+        feature=feature,
+        positive=positive,
+        threshold=inputs.fairness_threshold,
+    )
