@@ -51,10 +51,10 @@ unit: setup ## Unit tests only (no cluster)
 .PHONY: test
 test: setup tools ## All tests: lint, unit, cluster (builds tools and brings the local cluster up when needed)
 	$(MAKE) lint
-	# The API fault proxy test (make test-faults) is left out until the operator converges under
-	# it: it does not yet (issue 15, docs/operations.md "API faults").
-	# CI length of the load test (make test-load runs the full 600 s).
-	CONTINUUM_LOAD_SECONDS=$${CONTINUUM_LOAD_SECONDS:-180} $(VENV)/bin/pytest tests -q -m 'not faults' --durations=25
+	# CI lengths: the load test 180 s (make test-load: 600), the API fault proxy's workload 90 s
+	# (make test-faults: 600), 3 leader kills in the HA test (make test-chaos: 10).
+	CONTINUUM_LOAD_SECONDS=$${CONTINUUM_LOAD_SECONDS:-180} CONTINUUM_FAULT_SECONDS=$${CONTINUUM_FAULT_SECONDS:-90} \
+	CONTINUUM_HA_KILLS=$${CONTINUUM_HA_KILLS:-3} $(VENV)/bin/pytest tests -q --durations=25
 
 .PHONY: test-reliability
 test-reliability: setup tools ## Only the reliability and security suite (bad input, fuzz, tampering, RBAC, secrets)
@@ -65,8 +65,8 @@ test-load: setup tools ## Only the load tests (the model server under load for C
 	$(VENV)/bin/pytest tests -q -m load
 
 .PHONY: test-chaos
-test-chaos: setup tools ## Only the fault-injection tests (operator kills, API server and MinIO outages)
-	$(VENV)/bin/pytest tests -q -m chaos
+test-chaos: setup tools ## Only the fault-injection tests (operator kills, API server and MinIO outages; CONTINUUM_HA_KILLS leader kills, default here 10)
+	CONTINUUM_HA_KILLS=$${CONTINUUM_HA_KILLS:-10} $(VENV)/bin/pytest tests -q -m chaos
 
 .PHONY: test-faults
 test-faults: setup tools ## Only the API fault proxy test, full length (CONTINUUM_FAULT_SECONDS, default here 600)

@@ -23,7 +23,8 @@ faults injected by kind, the operator's reconcile errors, and the time to conver
 
 The seed is printed; ``CONTINUUM_FAULT_SEED=<seed>`` replays the proxy's decisions (which
 request meets which fault still depends on the cluster's timing). ``CONTINUUM_FAULT_RATES``
-changes the rates (``error=0.1,throttle=0.1,reset=0.1,slow=0.1,watch=0.3`` by default, see
+changes the rates (by default ``total=0.1``: 10% of all requests faulted, split evenly between
+5xx, 429, resets and slow answers, and ``watch=0.3``: 30% of watch streams broken; see
 ``Rates``); each injected fault is logged to ``faults.log`` in the test's tmp_path.
 """
 

@@ -13,14 +13,28 @@ ServiceAccount and its leader-election Role. The test proves, in order:
 
 The takeover times are printed. Like test_helm.py, the release adopts the CRDs that other tests
 applied (``--take-ownership``, ``crds.keep=true``) and runs in namespaced mode only.
+
+``test_repeated_leader_kills_during_a_workload`` (chaos) then kills the leader
+``CONTINUUM_HA_KILLS`` times (3 in ``make test``, 10 in ``make test-chaos``) while TrainingJobs
+are being created, ``HA_ACTIVE`` in flight at a time: each kill at a seeded moment
+(``CONTINUUM_HA_SEED`` replays the schedule) 8-20 s after the last takeover, each takeover
+measured from the SIGKILL to a new identity holding the Lease. When the kills are done the
+workload stops and every TrainingJob must finish: exactly one Job each, the model's versions
+1..N once each, no TrainingJob the test did not create, and no status flapping (every
+TrainingJob's phase, sampled every second, only moves forward; its version, once set, never
+changes).
 """
 
 from __future__ import annotations
 
+import os
+import random
+import secrets
 import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -36,7 +50,7 @@ from tests.kit.cluster import (
 )
 from tests.kit.datasets import dataset_csv
 from tests.kit.helm import Release
-from tests.kit.kinds import TERMINAL, create_tj, get_tj, training_job
+from tests.kit.kinds import GROUP, TERMINAL, TRAININGJOBS, VERSION, create_tj, get_tj, training_job
 
 LEASE_DURATION, RETRY_PERIOD = 15, 2  # the chart's leaderElection defaults
 # A standby polls every retry period and may take a Lease once leaseDuration has passed since
@@ -45,6 +59,12 @@ CRASH_TAKEOVER_LIMIT = LEASE_DURATION + 2 * RETRY_PERIOD + 6
 # On SIGTERM the leader releases the Lease; a standby sees it free at its next poll.
 HANDOVER_LIMIT = 4 * RETRY_PERIOD + 4
 TRAIN_TIMEOUT = 300
+HA_KILLS = int(os.environ.get("CONTINUUM_HA_KILLS", "3"))
+HA_ACTIVE = 3  # TrainingJobs in flight during the kills (what 2 cores train at once)
+KILL_GAP = (8.0, 20.0)  # seconds from one takeover to the next kill, drawn from the seed
+SETTLE_TIMEOUT = 420.0  # after the last kill, for the TrainingJobs in flight to finish
+TRAINER_REQUESTS = {"cpu": "50m", "memory": "128Mi"}
+RANK = {None: 0, "Pending": 1, "Running": 2, "Succeeded": 3, "Failed": 3}
 
 
 def lease_holder(release: Release) -> str:
@@ -205,3 +225,149 @@ def check_one_leader(release: Release, leader: dict[str, Any]) -> None:
         return seen if seen.get(name) == 1 and others and all(v == 0 for v in others) else None
 
     wait_until(f"{name} alone to report continuum_operator_is_leader 1", agreed, 60)
+
+
+@dataclass
+class Workload:
+    """TrainingJobs of model ``ha-w`` created ``HA_ACTIVE`` at a time, and what was seen of
+    them (every phase and version sampled, in order)."""
+
+    api: client.ApiClient
+    namespace: str
+    body: Callable[[str], dict[str, Any]]
+    creating: bool = True
+    names: list[str] = field(default_factory=list)
+    phases: dict[str, list[str | None]] = field(default_factory=dict)
+    versions: dict[str, list[int]] = field(default_factory=dict)
+
+    def items(self) -> dict[str, dict[str, Any]]:
+        found = client.CustomObjectsApi(self.api).list_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, TRAININGJOBS
+        )
+        return {tj["metadata"]["name"]: tj for tj in found["items"]}
+
+    def tick(self) -> dict[str, dict[str, Any]]:
+        """Sample every TrainingJob, then top the workload up while ``creating``."""
+        items = self.items()
+        for name, tj in items.items():
+            status = tj.get("status") or {}
+            seen = self.phases.setdefault(name, [])
+            if not seen or seen[-1] != status.get("phase"):
+                seen.append(status.get("phase"))
+            version = (status.get("model") or {}).get("version")
+            if isinstance(version, int) and version not in self.versions.get(name, []):
+                self.versions.setdefault(name, []).append(version)
+        if self.creating:
+            unfinished = sum(_phase(items.get(n)) not in TERMINAL for n in self.names)
+            for _ in range(HA_ACTIVE - unfinished):
+                self.names.append(f"ha-w-{len(self.names) + 1:02d}")
+                create_tj(self.api, self.namespace, self.body(self.names[-1]))
+        return items
+
+    def unfinished(self, items: dict[str, dict[str, Any]]) -> list[str]:
+        return [n for n in self.names if _phase(items.get(n)) not in TERMINAL]
+
+
+def _phase(tj: dict[str, Any] | None) -> str | None:
+    return ((tj or {}).get("status") or {}).get("phase")
+
+
+def run_for(workload: Workload, seconds: float) -> None:
+    """Keep the workload going (a tick a second) for ``seconds``."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        workload.tick()
+        time.sleep(1)
+
+
+def kill_leader(release: Release, workload: Workload) -> float:
+    """SIGKILL the leader's container; seconds until another identity holds the Lease (the
+    workload keeps going meanwhile)."""
+    pod = wait_until("a leader to kill", lambda: leader_pod(release), 60, every=0.5)
+    killed = lease_holder(release)
+    sigkill(pod)
+    started = time.monotonic()
+    while True:
+        holder = lease_holder(release)
+        if holder and holder != killed:
+            return time.monotonic() - started
+        assert time.monotonic() - started < CRASH_TAKEOVER_LIMIT + 30, f"{killed} never replaced"
+        workload.tick()
+        time.sleep(0.5)
+
+
+def check_exactly_once(workload: Workload, items: dict[str, dict[str, Any]]) -> None:
+    """One Job per TrainingJob, versions 1..N once each, nothing the test did not create, no
+    phase going back, no version changing."""
+    assert sorted(items) == sorted(workload.names), "a TrainingJob the test did not create"
+    jobs = {name: len(jobs_of(workload.api, workload.namespace, name)) for name in items}
+    assert jobs == dict.fromkeys(items, 1), jobs
+    for name, tj in items.items():
+        assert _phase(tj) == "Succeeded", (name, tj.get("status"))
+    versions = sorted(tj["status"]["model"]["version"] for tj in items.values())
+    assert versions == list(range(1, len(items) + 1)), versions
+    for name, seen in workload.phases.items():
+        ranks = [RANK[p] for p in seen]
+        assert ranks == sorted(ranks), f"{name}'s phase flapped: {seen}"
+        assert len(seen) == len(set(seen)), f"{name}'s phase flapped: {seen}"
+    moved = {n: v for n, v in workload.versions.items() if len(v) > 1}
+    assert not moved, f"versions changed after being set: {moved}"
+
+
+@pytest.mark.chaos
+@pytest.mark.timeout(600 + HA_KILLS * 60)
+def test_repeated_leader_kills_during_a_workload(
+    api: client.ApiClient,
+    helm: Callable[..., Any],
+    make_namespace: Callable[[str], str],
+    namespace: str,
+    s3: S3Settings,
+    s3_bucket: str,
+    s3_secret: str,
+    project_image: str,
+) -> None:
+    seed = int(os.environ.get("CONTINUUM_HA_SEED") or secrets.randbits(32))
+    rng = random.Random(seed)
+    print(f"\n[ha] seed {seed} (CONTINUUM_HA_SEED replays the kill schedule); "
+          f"{HA_KILLS} kills (CONTINUUM_HA_KILLS)")  # fmt: skip
+    data = upload(s3, s3_bucket, "datasets/ha-w.csv", dataset_csv())
+
+    def body(name: str) -> dict[str, Any]:
+        spec = training_job(name, data, s3, s3_bucket, s3_secret,
+                            endpoint=s3.in_cluster_endpoint_url)  # fmt: skip
+        spec["spec"]["model"] = "ha-w"
+        spec["spec"]["resources"] = {"requests": TRAINER_REQUESTS}
+        return spec
+
+    workload = Workload(api, namespace, body)
+    release = Release(api, helm, f"ha-{uuid.uuid4().hex[:6]}", make_namespace("ha-sys"), namespace)
+    started = time.monotonic()
+    try:
+        release.install_watching_team("replicaCount=2")
+        wait_until("a leader", lambda: leader_pod(release), 60, every=0.5)
+        takeovers = []
+        for kill in range(1, HA_KILLS + 1):
+            run_for(workload, rng.uniform(*KILL_GAP))
+            takeovers.append(kill_leader(release, workload))
+            print(f"[ha] kill {kill}: takeover {takeovers[-1]:.1f} s; "
+                  f"{len(workload.names)} TrainingJobs so far")  # fmt: skip
+        workload.creating = False
+        settle = time.monotonic()
+        items = workload.tick()
+        while workload.unfinished(items):
+            assert time.monotonic() - settle < SETTLE_TIMEOUT, workload.unfinished(items)
+            time.sleep(1)
+            items = workload.tick()
+        print(f"[ha] {len(items)} TrainingJobs finished {time.monotonic() - settle:.0f} s after "
+              f"the last kill; takeovers {[round(t, 1) for t in takeovers]} s (max "
+              f"{max(takeovers):.1f}, limit {CRASH_TAKEOVER_LIMIT}); whole test "
+              f"{time.monotonic() - started:.0f} s")  # fmt: skip
+        check_exactly_once(workload, items)
+        assert max(takeovers) <= CRASH_TAKEOVER_LIMIT, takeovers
+        check_one_leader(release, wait_until("a leader", lambda: leader_pod(release), 60))
+    except BaseException:
+        print(f"[ha] seed {seed}; phases seen: {workload.phases}")
+        print(release.log())
+        raise
+    finally:
+        release.uninstall("--ignore-not-found", check=False)

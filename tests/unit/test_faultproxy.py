@@ -35,7 +35,7 @@ from tests.kit.faultproxy import (
     upstream_of,
 )
 
-NOTHING = Rates(error=0, throttle=0, reset=0, slow=0, watch=0)
+NOTHING = Rates(total=0, watch=0)
 EVENT_EVERY = 0.02
 
 
@@ -156,7 +156,8 @@ def test_server_errors_are_answered_by_the_proxy_with_a_status_body(
     backend: Backend, certificates: tuple[Certificate, Certificate]
 ) -> None:
     before = len(backend.seen)
-    with proxy(backend, certificates, Rates(error=1, throttle=0, reset=0, slow=0)) as running:
+    rates = Rates(total=1, error=1, throttle=0, reset=0, slow=0)
+    with proxy(backend, certificates, rates) as running:
         answers = [call(running) for _ in range(20)]
     assert {status for status, _, _ in answers} <= {500, 502, 503, 504}
     assert len({status for status, _, _ in answers}) > 1
@@ -169,7 +170,7 @@ def test_server_errors_are_answered_by_the_proxy_with_a_status_body(
 def test_throttling_says_when_to_come_back(
     backend: Backend, certificates: tuple[Certificate, Certificate]
 ) -> None:
-    rates = Rates(error=0, throttle=1, reset=0, slow=0, retry_after=3)
+    rates = Rates(total=1, error=0, throttle=1, reset=0, slow=0, retry_after=3)
     with proxy(backend, certificates, rates) as running:
         status, headers, data = call(running)
     assert status == 429
@@ -182,7 +183,8 @@ def test_resets_happen_before_and_after_the_api_server_acted(
     backend: Backend, certificates: tuple[Certificate, Certificate]
 ) -> None:
     before = len(backend.seen)
-    with proxy(backend, certificates, Rates(error=0, throttle=0, reset=1, slow=0)) as running:
+    rates = Rates(total=1, error=0, throttle=0, reset=1, slow=0)
+    with proxy(backend, certificates, rates) as running:
         for n in range(16):
             with pytest.raises(OSError):  # noqa: PT011 (reset by peer, or TLS's EOF: both OSError)
                 call(running, "POST", f"/api/v1/things?n={n}", "{}")
@@ -196,7 +198,7 @@ def test_resets_happen_before_and_after_the_api_server_acted(
 def test_slow_answers_are_held_back_then_forwarded(
     backend: Backend, certificates: tuple[Certificate, Certificate]
 ) -> None:
-    rates = Rates(error=0, throttle=0, reset=0, slow=1, slow_seconds=0.4)
+    rates = Rates(total=1, error=0, throttle=0, reset=0, slow=1, slow_seconds=0.4)
     with proxy(backend, certificates, rates) as running:
         started = time.monotonic()
         statuses = [call(running)[0] for _ in range(6)]
@@ -229,7 +231,7 @@ async def _watch(running: FaultProxy, events: int) -> tuple[int, list[dict[str, 
 def test_watches_are_broken_in_each_of_the_four_ways(
     backend: Backend, certificates: tuple[Certificate, Certificate]
 ) -> None:
-    rates = Rates(error=0, throttle=0, reset=0, slow=0, watch=1, watch_seconds=0.3)
+    rates = Rates(total=0, watch=1, watch_seconds=0.3)
     with proxy(backend, certificates, rates, seed=11) as running:
         outcomes = [watch(running) for _ in range(24)]
     assert set(running.counts) == set(WATCH_KINDS)
@@ -249,13 +251,24 @@ def test_watches_are_broken_in_each_of_the_four_ways(
 def test_a_watch_that_ends_before_its_break_is_passed_through_whole(
     backend: Backend, certificates: tuple[Certificate, Certificate]
 ) -> None:
-    rates = Rates(error=0, throttle=0, reset=0, slow=0, watch=1, watch_seconds=60)
+    rates = Rates(total=0, watch=1, watch_seconds=60)
     with proxy(backend, certificates, rates, seed=3) as running:
         outcomes = [watch(running, events=5) for _ in range(8)]
     streamed = [o for o in outcomes if o[2] != "refused"]
     assert streamed
     assert all(len(lines) == 5 and end == "ended" for _, lines, end in streamed)
     assert set(running.counts) <= {"watch-410-http"}
+
+
+def test_an_unbroken_watch_ends_cleanly_at_the_end_of_its_life(
+    backend: Backend, certificates: tuple[Certificate, Certificate]
+) -> None:
+    """As the API server ends a watch at its timeoutSeconds: more streams, more draws."""
+    rates = Rates(total=0, watch=0, watch_life=0.3)
+    with proxy(backend, certificates, rates, seed=3) as running:
+        outcomes = [watch(running) for _ in range(3)]
+    assert all(end == "ended" and 0 < len(lines) < 1000 for _, lines, end in outcomes)
+    assert sum(running.counts.values()) == 0, "not a fault"
 
 
 def test_the_same_seed_draws_the_same_faults_at_the_configured_rates() -> None:
@@ -269,23 +282,41 @@ def test_the_same_seed_draws_the_same_faults_at_the_configured_rates() -> None:
     assert first == again
     assert first != other
     kinds = Counter(f.kind for f in first)
+    assert 0.09 < sum(n for k, n in kinds.items() if k is not None) / 20000 < 0.11, kinds
     for kind in ("5xx", "429", "slow"):
-        assert 0.09 < kinds[kind] / 20000 < 0.11, kinds
-    assert 0.09 < (kinds["reset"] + kinds["reset-late"]) / 20000 < 0.11, kinds
+        assert 0.02 < kinds[kind] / 20000 < 0.03, kinds
+    assert 0.02 < (kinds["reset"] + kinds["reset-late"]) / 20000 < 0.03, kinds
     watches = [f for n, f in enumerate(first) if n % 5 == 0 and f.kind in {None, "slow"}]
     broken = sum(f.watch is not None for f in watches) / len(watches)
     assert 0.27 < broken < 0.33
     assert all(0 <= f.watch_after < rates.watch_seconds for f in first)
 
 
+def test_the_total_is_split_by_the_weights() -> None:
+    """``total`` is the share of all requests faulted, whatever the number of kinds."""
+    rates = Rates(total=0.2, error=3, throttle=1, reset=0, slow=0)
+    dice = Dice(5, rates)
+    kinds = Counter(dice.draw(watch=False).kind for _ in range(20000))
+    assert 0.14 < kinds["5xx"] / 20000 < 0.16, kinds
+    assert 0.04 < kinds["429"] / 20000 < 0.06, kinds
+    assert set(kinds) == {None, "5xx", "429"}
+    assert [rates.kind_at(x) for x in (0.0, 0.74, 0.75, 0.999)] == ["5xx", "5xx", "429", "429"]
+    assert "20% of requests faulted (5xx 15.0%, 429 5.0%, reset 0.0%, slow 0.0%)" in str(rates)
+
+
 def test_rates_parse_from_text_and_refuse_nonsense() -> None:
-    rates = Rates.parse("error=0.2, watch=0.5,retry_after=2")
-    assert (rates.error, rates.watch, rates.retry_after, rates.slow) == (0.2, 0.5, 2, 0.1)
+    rates = Rates.parse("total=0.2, error=2, watch=0.5,retry_after=2")
+    assert (rates.total, rates.error, rates.watch, rates.retry_after) == (0.2, 2.0, 0.5, 2)
+    assert rates.slow == 1.0
     assert Rates.parse("") == Rates()
     with pytest.raises(ValueError, match="unknown fault rate 'errors'"):
         Rates.parse("errors=0.1")
-    with pytest.raises(ValueError, match="add up to more than 1"):
-        Rates.parse("error=0.5,throttle=0.5,reset=0.1")
+    with pytest.raises(ValueError, match=r"total=1.5 is not in \[0, 1\]"):
+        Rates.parse("total=1.5")
+    with pytest.raises(ValueError, match="every fault kind's weight is 0"):
+        Rates.parse("error=0,throttle=0,reset=0,slow=0")
+    with pytest.raises(ValueError, match="negative"):
+        Rates.parse("slow=-1")
 
 
 def test_the_proxied_kubeconfig_points_at_the_proxy_and_keeps_the_user(tmp_path: Path) -> None:
