@@ -332,9 +332,6 @@ CASES: tuple[Case, ...] = (
          {"spec.quality": {"maxOutOfRangeShare": 1.5}},
          "spec.quality.maxOutOfRangeShare: Invalid value: 1.5: "
          f"spec.quality.maxOutOfRangeShare {RANGE} less than or equal to 1"),
-    Case("dm-retrain-no-template", DM, "retraining enabled without a template",
-         {"spec.retrain": {"enabled": True}},
-         f"spec.retrain: {CEL} retrain.template is required when retrain.enabled is true"),
     Case("dm-template-metric-vs-class", DM, "retrain template: classifier metric, regressor",
          {"spec.retrain.template.estimator.class": "RandomForestRegressor"},
          f"spec.retrain.template: {CEL} evaluation.metric must fit estimator.class"),

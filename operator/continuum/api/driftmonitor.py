@@ -30,7 +30,6 @@ WINDOW_MESSAGE = "window.minSamples must not exceed window.maxRows"
 # the days most windows are counted in are not in it, and one form keeps the message short.
 DURATION = r"^[1-9][0-9]{0,5}[mhd]$"
 LAST_MESSAGE = "window.last must be a whole number of minutes, hours or days, e.g. 30m, 6h or 7d"
-TEMPLATE_MESSAGE = "retrain.template is required when retrain.enabled is true"
 # The keys of each feature in the monitor's summary (the termination message the operator
 # reads): FeatureDrift's fields as spelled in JSON. A contract between the two sides: the
 # monitor writes exactly these, the DriftMonitor controller reads them into status.drift.
@@ -158,13 +157,14 @@ class DriftTests(ApiModel):
 class Retrain(ApiModel):
     """Automatic retraining when drift persists."""
 
-    model_config = ConfigDict(
-        json_schema_extra=validations(cel("!self.enabled || has(self.template)", TEMPLATE_MESSAGE))
-    )
-
     enabled: bool = Field(True, description="Whether sustained drift creates a TrainingJob.")
     template: TrainingJobSpec | None = Field(
-        None, description="Spec of the TrainingJobs created on drift."
+        None,
+        description=(
+            "Spec of the TrainingJobs created on drift. Omit to retrain with the spec of the "
+            "TrainingJob that produced the served version (same dataset URI, so a dataset "
+            "prefix that gains new files is read afresh)."
+        ),
     )
     cooldown_seconds: int = Field(
         3600, ge=0, le=2_592_000, description="Least time between two retrainings, in seconds."
@@ -172,12 +172,6 @@ class Retrain(ApiModel):
     max_concurrent: int = Field(
         1, ge=1, le=10, description="Most retraining TrainingJobs running at once."
     )
-
-    @model_validator(mode="after")
-    def _template(self) -> Retrain:
-        if self.enabled and self.template is None:
-            raise ValueError(TEMPLATE_MESSAGE)
-        return self
 
 
 class Performance(ApiModel):

@@ -208,13 +208,19 @@ def test_drift_monitor_defaults() -> None:
     assert spec.retrain.cooldown_seconds == 3600
 
 
+def test_drift_monitor_may_retrain_without_a_template() -> None:
+    """The served version's TrainingJob spec is used then (controllers/driftmonitor/retrain)."""
+    dm = load(DriftMonitor, {"spec": {**DM_SPEC, "retrain": {"enabled": True}}})
+    assert dm.spec.retrain is not None
+    assert dm.spec.retrain.template is None
+
+
 @pytest.mark.parametrize(
     ("changes", "fragment"),
     [
         ({"schedule": {"intervalSeconds": 10}}, "greater than or equal"),
         ({"window": {"maxRows": 100, "minSamples": 200}}, "must not exceed"),
         ({"tests": {"correction": "fdr"}}, "holm"),
-        ({"retrain": {"enabled": True}}, "template is required"),
         ({"retrain": {"template": {**TJ_SPEC, "evaluation": {"metric": "mae"}}}}, "regressor"),
     ],
 )

@@ -60,7 +60,9 @@ from continuum.controllers.driftmonitor.retrain import (
     apply_decision,
     decide_retrain,
     desired_training_job,
+    no_source,
     retrain_name,
+    served_training_spec,
 )
 from continuum.controllers.driftmonitor.verdicts import (
     CheckResult,
@@ -200,12 +202,29 @@ async def retrain(
     trainingjobs = await kube.list_custom_objects(GROUP, VERSION, TRAINING_JOBS, namespace)
     active = active_retrainings(trainingjobs, dm.metadata.uid)
     decision = decide_retrain(dm.spec, status, active, now, candidate=name)
+    source = None
+    if decision.create and dm.spec.retrain is not None and dm.spec.retrain.template is None:
+        decision, source = await retrain_source(kube, dm, trainingjobs, decision)
     if decision.create:
-        manifest = desired_training_job(dm, name, decision.reason, status.report_uri)
+        manifest = desired_training_job(dm, name, decision.reason, status.report_uri, source)
         tj, _created = await kube.create_custom_object(GROUP, VERSION, TRAINING_JOBS, manifest)
         if _owner_uid(tj) != dm.metadata.uid:
             raise kopf.TemporaryError(f"TrainingJob {name} belongs to another object", delay=30)
     return decision, name
+
+
+async def retrain_source(
+    kube: Kube, dm: DriftMonitor, trainingjobs: list[dict[str, Any]], decision: Decision
+) -> tuple[Decision, dict[str, Any] | None]:
+    """Without a template: the spec of the TrainingJob behind the served version, or the
+    decision turned into a suppressed one saying why there is none."""
+    md, _why = await served_deployment(kube, dm)
+    model = md.spec.model if md is not None else dm.spec.deployment
+    version = md.status.serving_version if md is not None else None
+    source = None if version is None else served_training_spec(trainingjobs, model, version)
+    if source is None:
+        return no_source(model, version), None
+    return decision, source
 
 
 async def _write(kube: Kube, body: Body, dm: DriftMonitor, status: DriftMonitorStatus) -> bool:

@@ -15,6 +15,10 @@ After a drifted check, ``decide_retrain`` asks, in order:
 7. ``maxConcurrent`` retraining TrainingJobs unfinished -> suppressed ("budget");
 8. otherwise create one.
 
+Without ``retrain.template`` the TrainingJob gets the spec of the TrainingJob that produced the
+served version (the same dataset URI, estimator, gate and storage); if that TrainingJob is
+gone, the trigger is suppressed ("no template") and says to set a template.
+
 A created TrainingJob resets ``consecutiveDrifts`` to 0: the next retraining needs drift to
 hold for ``consecutiveChecks`` fresh checks. A suppressed trigger keeps the count, so the next
 drifted check asks again. The TrainingJob's name derives from the report's time, so a retry
@@ -23,6 +27,7 @@ after a crash finds the one already created (HTTP 409) instead of making a secon
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -148,13 +153,46 @@ def retrain_labels(monitor: str, model: str) -> dict[str, str]:
     return managed_labels(COMPONENT_RETRAINING, own)
 
 
+def served_training_spec(
+    trainingjobs: Iterable[Mapping[str, Any]], model: str, version: int
+) -> dict[str, Any] | None:
+    """The spec of the TrainingJob that produced ``model`` version ``version`` (its status
+    names the version), copied; None when no TrainingJob of the namespace did."""
+    for tj in trainingjobs:
+        spec, status = tj.get("spec") or {}, tj.get("status") or {}
+        produced = (status.get("model") or {}).get("version")
+        if spec.get("model") == model and produced == version:
+            return copy.deepcopy(dict(spec))
+    return None
+
+
+def no_source(model: str, version: int | None) -> Decision:
+    """Suppressed: no template, and the served version's TrainingJob is not there to copy."""
+    served = f"{model}/{version}" if version is not None else f"model {model} (nothing served)"
+    return _suppress(
+        f"no template: spec.retrain.template is omitted and no TrainingJob of the namespace "
+        f"produced the served version {served} (deleted?): set spec.retrain.template"
+    )
+
+
 def desired_training_job(
-    dm: DriftMonitor, name: str, reason: str, report: str | None
+    dm: DriftMonitor,
+    name: str,
+    reason: str,
+    report: str | None,
+    source: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The TrainingJob a trigger creates: the template, linked to the monitor and report."""
+    """The TrainingJob a trigger creates: the template — or, without one, ``source``, the
+    spec of the TrainingJob that produced the served version — linked to monitor and report."""
     retrain = dm.spec.retrain
-    if retrain is None or retrain.template is None:
-        raise ValueError("the DriftMonitor has no retrain.template")
+    if retrain is None:
+        raise ValueError("the DriftMonitor has no spec.retrain")
+    if retrain.template is not None:
+        spec = dump(retrain.template)
+    elif source is not None:
+        spec = copy.deepcopy(dict(source))
+    else:
+        raise ValueError("the DriftMonitor has no retrain.template and no source spec")
     monitor = dm.metadata.name
     annotations = {REASON_ANNOTATION: reason[:1024]}
     if report is not None:
@@ -162,11 +200,10 @@ def desired_training_job(
     metadata = {
         "name": name,
         "namespace": dm.metadata.namespace,
-        "labels": retrain_labels(monitor, retrain.template.model),
+        "labels": retrain_labels(monitor, str(spec["model"])),
         "annotations": annotations,
         "ownerReferences": [monitor_reference(dm)],
     }
-    spec = dump(retrain.template)
     return {"apiVersion": API_VERSION, "kind": TRAINING_JOB, "metadata": metadata, "spec": spec}
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from continuum.api import DriftMonitor
 from continuum.controllers.driftmonitor.retrain import (
     MAX_RECORDS,
@@ -12,9 +14,18 @@ from continuum.controllers.driftmonitor.retrain import (
     apply_decision,
     decide_retrain,
     desired_training_job,
+    no_source,
     retrain_name,
+    served_training_spec,
 )
-from tests.unit.controllers.driftmonitor.builders import DM_UID, NOW, REPORT, drift_monitor
+from tests.unit.controllers.driftmonitor.builders import (
+    DM_UID,
+    NOW,
+    REPORT,
+    dm_spec,
+    drift_monitor,
+)
+from tests.unit.controllers.modeldeployment.builders import tj_body
 
 
 def drifted(
@@ -138,3 +149,39 @@ def test_active_retrainings_are_this_monitors_unfinished_ones() -> None:
     items = [tj("a", None), tj("b", "Running"), tj("c", "Succeeded"), tj("d", "Failed"),
              tj("e", "Running", uid="other"), {"metadata": {"name": "f"}}]  # fmt: skip
     assert active_retrainings(items, DM_UID) == ["a", "b"]
+
+
+def without_template() -> DriftMonitor:
+    spec = dm_spec()
+    del spec["retrain"]["template"]
+    return drifted(retrain=spec["retrain"])
+
+
+def test_without_a_template_the_served_versions_training_spec_is_copied() -> None:
+    produced = tj_body(3)
+    produced["spec"]["dataset"]["uri"] = "s3://continuum/datasets/iris/"
+    jobs = [tj_body(1), produced, tj_body(3, model="other")]
+    source = served_training_spec(jobs, "iris", 3)
+    assert source == produced["spec"]
+    assert source is not produced["spec"]  # a copy: the listed object is left alone
+    tj = desired_training_job(without_template(), "drift-retrain-x", "drift", REPORT, source)
+    assert tj["spec"] == produced["spec"]
+    assert tj["metadata"]["labels"]["continuum.dev/model"] == "iris"
+    assert tj["metadata"]["ownerReferences"][0]["uid"] == DM_UID
+
+
+def test_without_a_template_or_its_training_job_the_trigger_is_suppressed_saying_why() -> None:
+    assert served_training_spec([tj_body(1), tj_body(2, phase="Failed")], "iris", 2) is None
+    decision = no_source("iris", 2)
+    assert decision.suppressed
+    assert not decision.create
+    assert "served version iris/2" in decision.reason
+    assert "set spec.retrain.template" in decision.reason
+    with pytest.raises(ValueError, match=r"no retrain\.template and no source spec"):
+        desired_training_job(without_template(), "x", "drift", REPORT)
+
+
+def test_a_template_wins_over_the_served_versions_spec() -> None:
+    dm = drifted()
+    tj = desired_training_job(dm, "x", "drift", REPORT, {"model": "other"})
+    assert tj["spec"]["model"] == dm.spec.retrain.template.model
