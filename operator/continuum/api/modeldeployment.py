@@ -112,8 +112,13 @@ class InferenceLog(ApiModel):
 
     model_config = ConfigDict(
         json_schema_extra=validations(
-            cel("size(self.hash) == 0 || has(self.hashKey)", HASH_KEY_MESSAGE),
-            cel("self.hash.all(f, !(f in self.drop))", DROP_AND_HASH_MESSAGE),
+            # has() first: the fields have no schema default, and a rule reading an absent
+            # one fails ("no such key: hash"), refusing every ModelDeployment without them.
+            cel("!has(self.hash) || size(self.hash) == 0 || has(self.hashKey)", HASH_KEY_MESSAGE),
+            cel(
+                "!has(self.hash) || !has(self.drop) || self.hash.all(f, !(f in self.drop))",
+                DROP_AND_HASH_MESSAGE,
+            ),
         )
     )
 
