@@ -69,6 +69,8 @@ from continuum.controllers.driftmonitor.verdicts import (
     check_events,
     check_result,
     job_outcome,
+    performance_degraded,
+    performance_events,
     status_after_check,
     status_waiting,
 )
@@ -246,8 +248,12 @@ def announce(
     if decision.create:
         drifts = dm.spec.consecutive_checks  # the count that triggered, before its reset
     events = check_events(result, drifts, dm.spec.consecutive_checks)
+    events += performance_events(dm, result, status)
     post(body, events + decision_events(decision, name, status.report_uri))
     metrics.export_metrics(namespace, monitor, result, decision)
+    if result.verdict != "Failed":
+        degraded = performance_degraded(status)
+        metrics.export_performance(namespace, monitor, status.performance, degraded)
 
 
 def decision_events(decision: Decision, name: str, report: str | None) -> list[Event]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
+from continuum.api import PerformanceSummary
 from continuum.controllers.driftmonitor.retrain import Decision
 from continuum.controllers.driftmonitor.verdicts import CheckResult
 from continuum.controllers.shared.metrics import REGISTRY
@@ -62,6 +63,34 @@ RETRAININGS = Counter(
     ["namespace", "monitor", "outcome"],
     registry=REGISTRY,
 )
+
+PERFORMANCE = Gauge(
+    "continuum_model_performance",
+    "Live performance of the served version in the monitor's last check (spec.performance): "
+    "kind realised (labels) or estimated (calibrated probabilities, before labels); bound "
+    "value, lower or upper (the confidence interval).",
+    ["namespace", "monitor", "metric", "kind", "bound"],
+    registry=REGISTRY,
+)
+PERFORMANCE_HOLDOUT = Gauge(
+    "continuum_model_performance_holdout",
+    "The served version's holdout metric the live performance is compared with.",
+    ["namespace", "monitor", "metric"],
+    registry=REGISTRY,
+)
+PERFORMANCE_DEGRADED = Gauge(
+    "continuum_performance_degraded",
+    "1 while the monitor's PerformanceDegraded condition is True, else 0.",
+    ["namespace", "monitor"],
+    registry=REGISTRY,
+)
+PERFORMANCE_CHECKS = Counter(
+    "continuum_performance_checks_total",
+    "Checks with spec.performance, by monitor and verdict (Degraded, Held, InsufficientData).",
+    ["namespace", "monitor", "verdict"],
+    registry=REGISTRY,
+)
+KINDS, BOUNDS = ("realised", "estimated"), ("value", "lower", "upper")
 
 # By monitor: the (feature, test) pairs whose gauges the last check set, and the (feature,
 # check) pairs of its quality failures.
@@ -126,10 +155,49 @@ def export_quality(namespace: str, monitor: str, result: CheckResult) -> None:
     _quality[(namespace, monitor)] = fresh
 
 
+# By monitor: the metric its performance gauges were last set for.
+_performance: dict[tuple[str, str], str] = {}
+
+
+def export_performance(
+    namespace: str, monitor: str, found: PerformanceSummary | None, degraded: bool
+) -> None:
+    """The performance gauges of the monitor's last check; series it no longer has removed."""
+    if found is None:
+        return
+    PERFORMANCE_CHECKS.labels(namespace, monitor, found.verdict or "InsufficientData").inc()
+    PERFORMANCE_DEGRADED.labels(namespace, monitor).set(1 if degraded else 0)
+    metric = found.metric or ""
+    _clear_performance(namespace, monitor)
+    _performance[(namespace, monitor)] = metric
+    if found.holdout is not None:
+        PERFORMANCE_HOLDOUT.labels(namespace, monitor, metric).set(found.holdout)
+    for kind, interval in (("realised", found.realised), ("estimated", found.estimated)):
+        for bound in BOUNDS:
+            value = getattr(interval, bound) if interval is not None else None
+            if value is not None:
+                PERFORMANCE.labels(namespace, monitor, metric, kind, bound).set(value)
+
+
+def _clear_performance(namespace: str, monitor: str) -> None:
+    metric = _performance.pop((namespace, monitor), None)
+    if metric is None:
+        return
+    with suppress(KeyError):
+        PERFORMANCE_HOLDOUT.remove(namespace, monitor, metric)
+    for kind in KINDS:
+        for bound in BOUNDS:
+            with suppress(KeyError):
+                PERFORMANCE.remove(namespace, monitor, metric, kind, bound)
+
+
 def clear_metrics(namespace: str, monitor: str) -> None:
     """Remove a deleted monitor's gauges."""
     export_features(namespace, monitor, [])
     _features.pop((namespace, monitor), None)
+    _clear_performance(namespace, monitor)
+    with suppress(KeyError):
+        PERFORMANCE_DEGRADED.remove(namespace, monitor)
     for key in _quality.pop((namespace, monitor), set()):
         with suppress(KeyError):
             QUALITY_FEATURE_FAILED.remove(namespace, monitor, *key)

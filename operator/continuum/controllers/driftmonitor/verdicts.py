@@ -17,6 +17,15 @@ the first result (waiting for a serving version, or the first check running).
 Unknown when they did not run (disabled, too few rows, a failed check, a monitor image older
 than the checks). It does not change ``DriftDetected`` or the drift count; it holds back a
 retraining (``retrain.py``).
+
+With ``spec.performance`` the summary also has ``performance`` (``verdict``: Degraded, Held or
+InsufficientData, ``basis``, ``holdout``, ``realised`` and ``estimated`` intervals, ``reason``).
+``status.performance.consecutiveDegraded`` counts Degraded checks in a row as drift is counted
+(Held resets it, InsufficientData and failed checks leave it), and ``PerformanceDegraded`` is
+True once it reaches ``performance.consecutiveChecks`` and stays True while it does (a check
+without enough labels does not clear a drop it cannot see); before that a Degraded check is
+``PerformanceDropUnconfirmed``, a Held one ``PerformanceHeld``, and with neither so far
+Unknown (``InsufficientLabels``).
 """
 
 from __future__ import annotations
@@ -28,7 +37,15 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from continuum.api import DriftMonitor, DriftMonitorStatus, DriftSummary, FeatureDrift, load
+from continuum.api import (
+    DriftMonitor,
+    DriftMonitorStatus,
+    DriftSummary,
+    FeatureDrift,
+    MetricInterval,
+    PerformanceSummary,
+    load,
+)
 from continuum.api.driftmonitor import (
     MAX_QUALITY_LINE,
     QUALITY_CHECKS,
@@ -42,6 +59,11 @@ from continuum.api.vocabulary import (
     DATA_QUALITY_FAILED,
     DATASET_DRIFT,
     DRIFT_DETECTED,
+    INSUFFICIENT_LABELS,
+    PERFORMANCE_DEGRADED,
+    PERFORMANCE_DROP,
+    PERFORMANCE_DROP_UNCONFIRMED,
+    PERFORMANCE_HELD,
     QUALITY_CHECKS_FAILED,
     QUALITY_CHECKS_PASSED,
     QUALITY_NOT_CHECKED,
@@ -49,7 +71,7 @@ from continuum.api.vocabulary import (
     RECONCILING,
     STALLED,
 )
-from continuum.controllers.shared.conditions import Want, merge_conditions
+from continuum.controllers.shared.conditions import Want, find, merge_conditions
 from continuum.controllers.shared.objects import Event
 
 MAX_FEATURES = 20
@@ -190,7 +212,112 @@ def status_after_check(dm: DriftMonitor, result: CheckResult) -> DriftMonitorSta
     if result.verdict != "Failed":
         update["drift"] = drift_summary(result.summary)
         update["report_uri"] = result.report_uri
+    performance = dm.spec.performance
+    if performance is not None and result.verdict != "Failed":
+        update["performance"] = performance_status(old.performance, result.summary)
+        reason = _performance_reason(result.summary)
+        wants = performance_conditions(
+            update["performance"], performance.consecutive_checks, reason
+        )
+        update["conditions"] = merge_conditions(
+            update["conditions"], wants, generation=dm.metadata.generation, now=result.finished
+        )
     return old.model_copy(update=update)
+
+
+PERFORMANCE_VERDICTS = frozenset({"Degraded", "Held", "InsufficientData"})
+
+
+def performance_status(
+    old: PerformanceSummary | None, summary: Mapping[str, Any]
+) -> PerformanceSummary:
+    """status.performance from the check's summary, with the count of degraded checks."""
+    found = summary.get("performance")
+    found = found if isinstance(found, Mapping) else {}
+    verdict = found.get("verdict")
+    verdict = verdict if verdict in PERFORMANCE_VERDICTS else "InsufficientData"
+    previous = old.consecutive_degraded if old is not None else None
+    count = {"Degraded": (previous or 0) + 1, "Held": 0}.get(verdict, previous or 0)
+    basis = found.get("basis") if found.get("basis") in {"realised", "estimated"} else None
+    return PerformanceSummary(
+        metric=_text(found.get("metric"), 32),
+        verdict=verdict,
+        basis=basis,
+        holdout=_number(found.get("holdout")),
+        realised=_interval(found.get("realised")),
+        estimated=_interval(found.get("estimated")),
+        consecutive_degraded=count,
+    )
+
+
+def _interval(value: Any) -> MetricInterval | None:
+    if not isinstance(value, Mapping) or _number(value.get("value")) is None:
+        return None
+    rows = value.get("rows")
+    return MetricInterval(
+        value=_number(value.get("value")),
+        lower=_number(value.get("lower")),
+        upper=_number(value.get("upper")),
+        rows=rows if isinstance(rows, int) and rows >= 0 else None,
+    )
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _text(value: Any, limit: int) -> str | None:
+    return value[:limit] if isinstance(value, str) and value else None
+
+
+def _performance_reason(summary: Mapping[str, Any]) -> str:
+    found = summary.get("performance")
+    return _text(found.get("reason"), 300) or "" if isinstance(found, Mapping) else ""
+
+
+def performance_conditions(status: PerformanceSummary, needed: int, reason: str = "") -> list[Want]:
+    """PerformanceDegraded after a check (module doc); ``reason`` is the monitor's why."""
+    count = status.consecutive_degraded or 0
+    detail = describe_performance(status, needed, reason)
+    if count >= needed:
+        return [Want(PERFORMANCE_DEGRADED, "True", PERFORMANCE_DROP, detail)]
+    if status.verdict == "Degraded":
+        return [Want(PERFORMANCE_DEGRADED, "False", PERFORMANCE_DROP_UNCONFIRMED, detail)]
+    if status.verdict == "Held":
+        return [Want(PERFORMANCE_DEGRADED, "False", PERFORMANCE_HELD, detail)]
+    return [Want(PERFORMANCE_DEGRADED, "Unknown", INSUFFICIENT_LABELS, detail)]
+
+
+def describe_performance(status: PerformanceSummary, needed: int, reason: str = "") -> str:
+    """One line about live performance for the condition and the Event."""
+    count = status.consecutive_degraded or 0
+    chosen = status.realised if status.basis == "realised" else status.estimated
+    if status.verdict == "InsufficientData" or chosen is None or chosen.value is None:
+        head = f"{status.metric or 'performance'}: {reason or 'no verdict'}"
+    else:
+        head = (
+            f"{status.basis} {status.metric} {chosen.value:.4g} "
+            f"[{_shown(chosen.lower)}, {_shown(chosen.upper)}] over {chosen.rows} predictions, "
+            f"holdout {_shown(status.holdout)}"
+        )
+    return f"{head}; {count}/{needed} degraded checks in a row"[:MAX_MESSAGE]
+
+
+def _shown(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def performance_events(
+    dm: DriftMonitor, result: CheckResult, status: DriftMonitorStatus
+) -> list[Event]:
+    """A Warning for every degraded check (with the count so far); nothing otherwise."""
+    spec, found = dm.spec.performance, status.performance
+    if spec is None or found is None or result.verdict == "Failed":
+        return []
+    if found.verdict != "Degraded":
+        return []
+    message = describe_performance(found, spec.consecutive_checks)
+    return [Event("Warning", PERFORMANCE_DEGRADED, f"{message}; report {result.report_uri}")]
 
 
 def check_conditions(result: CheckResult) -> list[Want]:
@@ -302,3 +429,9 @@ def verdict_events(result: CheckResult, drifts: int, needed: int) -> list[Event]
     if result.verdict == "NoDrift":
         return [Event("Normal", "NoDrift", detail)]
     return [Event("Normal", "InsufficientData", detail)]
+
+
+def performance_degraded(status: DriftMonitorStatus) -> bool:
+    """Whether PerformanceDegraded is True in ``status`` (the gauge's value)."""
+    condition = find(status.conditions, PERFORMANCE_DEGRADED)
+    return condition is not None and condition.status == "True"
