@@ -65,6 +65,8 @@ class TrainingOutcome:
     test_rows: int
     fitted: Mapping[str, Any] = field(default_factory=dict)
     warnings: Sequence[str] = ()  # about the data, not fatal (validation.identifier_warnings)
+    # classifiers: the holdout's probability calibration (baseline/calibration.json, issue 16)
+    calibration: Mapping[str, Any] | None = None
 
 
 def build_manifest(

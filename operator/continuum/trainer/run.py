@@ -21,6 +21,7 @@ from continuum.storage import (
     list_dataset_objects,
 )
 from continuum.trainer import baseline
+from continuum.trainer.calibration import calibration_document
 from continuum.trainer.config import TrainingConfig
 from continuum.trainer.dataset import MEMORY, STREAM, choose_mode, load_dataset
 from continuum.trainer.evaluation import ChampionComparison, decide, evaluate
@@ -211,7 +212,19 @@ def assess(
         sha256="",
         train_rows=len(holdout.x_train),
         test_rows=len(holdout.x_test),
+        calibration=calibrate(pipeline, holdout, task),
     )
+
+
+def calibrate(pipeline: Any, holdout: Holdout, task: str) -> dict[str, Any] | None:
+    """The holdout's probability calibration (classifiers), so the monitor can estimate
+    performance before labels arrive; None for regressors and models without probabilities."""
+    if task != CLASSIFICATION:
+        return None
+    try:
+        return calibration_document(pipeline, holdout.x_test, holdout.y_test)
+    except Exception as exc:  # scikit-learn raises many types; report them all the same way
+        raise TrainingError(f"calibrating the probabilities on the holdout failed: {exc}") from exc
 
 
 def _evaluate_or_fail(pipeline: Any, holdout: Holdout, task: str) -> dict[str, float]:
@@ -256,6 +269,8 @@ def publish(
 
     store.put_bytes(key(layout.MODEL_FILE), model_bytes, if_absent=True)
     write_baseline(store, key, reference, outcome.schema)
+    if outcome.calibration is not None:
+        store.put_json(key(layout.CALIBRATION_FILE), dict(outcome.calibration), if_absent=True)
     manifest = build_manifest(
         config, version=version, bucket=store.bucket, dataset=dataset, outcome=outcome,
         created=datetime.now(UTC), image=os.environ.get(ENV_IMAGE),

@@ -27,6 +27,7 @@ def test_a_run_writes_a_complete_version(store, spec):
     assert keys == [
         f"models/churn/1/{name}"
         for name in (
+            "baseline/calibration.json",
             "baseline/reference.parquet",
             "baseline/stats.json",
             "claim.json",
@@ -78,6 +79,28 @@ def test_baseline_stats_cover_every_feature(store, spec):
     assert stats["features"]["x1"]["nullCount"] == 16
     assert len(stats["features"]["x2"]["histogram"]["counts"]) == 20
     assert set(stats["features"]["color"]["frequencies"]) == {"red", "green", "blue"}
+
+
+def test_classifiers_store_their_calibration_regressors_none(store, spec):
+    """Isotonic knots per class from the holdout (JSON arrays), read back by the monitor."""
+    from continuum.monitor.estimation import parse_calibration  # noqa: PLC0415
+
+    train(store, spec)
+    document = json.loads(store.get_bytes("models/churn/1/baseline/calibration.json"))
+    assert (document["method"], document["classes"], document["rows"]) == (
+        "isotonic", ["no", "yes"], 100)  # fmt: skip
+    (curve,) = document["curves"]  # binary: the positive class only
+    assert curve["class"] == 1
+    assert curve["x"] == sorted(curve["x"])
+    assert all(0 <= y <= 1 for y in curve["y"])
+    calibration = parse_calibration(document, "calibration.json")
+    assert calibration.classes == ("no", "yes")
+    spec |= {"model": "amount", "estimator": {"class": "Ridge"},
+             "evaluation": {"metric": "rmse"}}  # fmt: skip
+    spec["dataset"]["target"] = "amount"
+    spec["dataset"]["features"] = ["x1", "x2", "color"]
+    train(store, spec)
+    assert not store.exists("models/amount/1/baseline/calibration.json")
 
 
 def test_same_spec_and_data_give_identical_model_bytes_and_metrics(store, spec):
