@@ -11,9 +11,10 @@ row group, only the target and feature columns, in chunks of ``stream.CHUNK_ROWS
    GaussianNB) have the preprocessing fitted on the sample, then learn from every training
    row, chunk after chunk, ``passes`` times; the others are fitted on the sample;
 3. **evaluate**: every holdout row is scored, chunk by chunk, by the new model and by the
-   champion; only labels, predictions and class scores are kept (as codes: about 24 bytes a
-   holdout row for two classes), and the metrics are computed once at the end, so they are
-   the numbers scikit-learn gives on the whole holdout.
+   champion; only labels and predictions (1-byte codes below 128 classes) and class scores
+   (float64: one for two classes, else one per class) are kept, 10 bytes a holdout row for
+   two classes, and the metrics are computed once at the end, so they are the numbers
+   scikit-learn gives on the whole holdout.
 
 The split is a hash of each row's global index (``stream.holdout_mask``): the same rows for
 any chunking, ``testSize`` of them in expectation, not stratified. The same seed and the same
@@ -23,7 +24,7 @@ rows give the same model bytes.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -163,15 +164,13 @@ def scan_dataset(
     facts = DatasetFacts(first)
     sample, reference = BottomK(spec.dataset.sample_rows, narrow=True), BottomK(MAX_REFERENCE_ROWS)
     train_rows = test_rows = 0
-    for count, chunk in enumerate(iter_chunks(downloads, keys, columns), start=1):
+    for chunk in reported(iter_chunks(downloads, keys, columns), progress, "scan"):
         facts.add(chunk.frame(), spec, task)
         test = holdout_mask(chunk.start, chunk.rows, spec.split.seed, spec.split.test_size)
         _offer(sample, chunk, spec.split.seed, SAMPLE_SALT, ~test)
         _offer(reference, chunk, spec.split.seed, BASELINE_SALT, None)
         test_rows += int(test.sum())
         train_rows += chunk.rows - int(test.sum())
-        _report(progress, "scan", count, chunk)
-    progress("rows_read", phase="scan", rows=facts.rows)
     if not facts.rows:
         raise DatasetInvalid(None, "the dataset has no rows; add data")
     return Scan(facts, columns, train_rows, test_rows, _frame(sample), _frame(reference, True))
@@ -195,9 +194,18 @@ def _frame(sampler: BottomK, renumber: bool = False) -> pd.DataFrame:
     return frame
 
 
-def _report(progress: Progress, phase: str, count: int, chunk: Chunk) -> None:
-    if count % PROGRESS_EVERY_CHUNKS == 0:
-        progress("rows_read", phase=phase, rows=chunk.start + chunk.rows)
+def reported(chunks: Iterable[Chunk], progress: Progress, phase: str) -> Iterator[Chunk]:
+    """``chunks``, with a ``rows_read`` progress line every PROGRESS_EVERY_CHUNKS chunks and
+    one when the phase ends (rows: how many of the dataset's rows the phase has read)."""
+    rows = told = 0
+    for count, chunk in enumerate(chunks, start=1):
+        yield chunk
+        rows = chunk.start + chunk.rows
+        if count % PROGRESS_EVERY_CHUNKS == 0:
+            progress("rows_read", phase=phase, rows=rows)
+            told = rows
+    if rows != told or not rows:
+        progress("rows_read", phase=phase, rows=rows)
 
 
 # ---------------------------------------------------------------------------- fit
@@ -256,14 +264,12 @@ def _partial_fit(
     task = CLASSIFICATION if classes is not None else "regression"
     for done in range(spec.dataset.passes):
         phase = f"fit pass {done + 1}/{spec.dataset.passes}"
-        for count, chunk in enumerate(local.chunks(), start=1):
+        for chunk in reported(local.chunks(), progress, phase):
             train = ~holdout_mask(chunk.start, chunk.rows, spec.split.seed, spec.split.test_size)
             if train.any():
                 frame = chunk.frame()[train]
                 x = preprocess.transform(coerce_features(frame, features))
                 estimator.partial_fit(x, as_labels(frame[spec.dataset.target], task), **extra)
-            _report(progress, phase, count, chunk)
-        progress("rows_read", phase=phase, rows=chunk.start + chunk.rows)
 
 
 # ---------------------------------------------------------------------------- evaluate
@@ -291,7 +297,9 @@ class HoldoutScores:
         if self.task == CLASSIFICATION:
             self.y.append(self._codes(target))
             self.predicted.append(self._codes(predicted))
-            self.scores.append(np.asarray(self.model.predict_proba(x), dtype=np.float64))
+            scores = np.asarray(self.model.predict_proba(x), dtype=np.float64)
+            # Two classes: the metrics read only the second's score (roc_auc), so only it is kept.
+            self.scores.append(scores[:, -1:] if scores.shape[1] == 2 else scores)
         else:
             self.y.append(np.asarray(target, dtype=np.float64))
             self.predicted.append(predicted.astype(np.float64))
@@ -361,11 +369,8 @@ def _score_holdout(
 ) -> str | None:
     """Score every holdout row; the champion's first failure (as text) ends its scoring."""
     spec, error = config.spec, None
-    rows = 0
-    for count, chunk in enumerate(local.chunks(), start=1):
+    for chunk in reported(local.chunks(), progress, "evaluate"):
         test = holdout_mask(chunk.start, chunk.rows, spec.split.seed, spec.split.test_size)
-        rows = chunk.start + chunk.rows
-        _report(progress, "evaluate", count, chunk)
         if not test.any():
             continue
         frame = chunk.frame()[test]
@@ -376,7 +381,6 @@ def _score_holdout(
                 theirs.add(frame, target)
             except Exception as exc:  # incompatible features/classes: recorded, the gate says so
                 error = f"{type(exc).__name__}: {exc}"
-    progress("rows_read", phase="evaluate", rows=rows)
     return error
 
 
