@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -98,6 +99,7 @@ class ModelServer:
             self._serve(model)
             if candidate is not None:
                 self._serve_candidate(model, candidate)
+            freeze_heap()
         self.load_finished.set()
 
     async def _load_candidate(self, champion: ServedModel | None) -> ServedModel | None:
@@ -240,6 +242,24 @@ class ModelServer:
             self._in_flight -= 1
             self.metrics.in_flight.dec()
             self.metrics.request_done(endpoint, status, time.perf_counter() - started)
+
+
+def freeze_heap() -> None:
+    """Take everything alive once the model is loaded out of the garbage collector's sight.
+
+    The server's heap is some 240,000 objects after loading (numpy, pandas, scipy,
+    scikit-learn, FastAPI, the pipeline), nearly all of them alive until the process ends;
+    the collector's oldest generation walks them all whenever it runs, on the event loop, and
+    every request waiting meanwhile waits for it. Under ``wrk -c64`` on the demo's model (one
+    pinned CPU, 2026-12-04) that was a p99 of 94-164 ms against a p50 of 5 ms; with the heap
+    frozen here (collected first, so no garbage is kept), p99 6.5-12.5 ms, and 76-80 us of
+    CPU per request instead of 83-92. Objects made later (requests, their rows) are
+    collected as before.
+    """
+    gc.collect()
+    gc.freeze()
+    log.info("heap frozen after loading: %d objects left out of garbage collection",
+             gc.get_freeze_count())  # fmt: skip
 
 
 def _log_scoring(target: str, model: ServedModel) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -199,3 +201,27 @@ def test_requests_that_come_in_together_share_a_batch_even_when_predicting_is_ch
 
     assert asyncio.run(scenario()) == [[2 * i] for i in range(16)]
     assert sizes == [16]
+
+
+def test_a_cheap_predict_runs_on_the_loop_and_a_costly_one_sends_the_next_to_a_thread():
+    """Inline calls are timed by the wall clock, threaded ones by the thread's CPU: a call that
+    took 50 ms on the loop (over the 10 ms allowed) sends the next batch to a thread, where
+    sleeping costs no CPU, so the one after is inline again."""
+    threads: list[bool] = []
+    naps = iter([0.0, 0.0, 0.05, 0.05, 0.0])
+
+    def predict(columns: dict[str, np.ndarray]) -> Prediction:
+        threads.append(threading.current_thread() is threading.main_thread())
+        time.sleep(next(naps))
+        return doubling(columns)
+
+    async def scenario():
+        batcher = Batcher(predict, max_batch_size=4, max_latency=0.001, inline_cpu=0.01)
+        worker = asyncio.create_task(batcher.run())
+        for x in range(5):
+            await batcher.predict(rows(x))
+        worker.cancel()
+
+    asyncio.run(scenario())
+    # unknown cost: a thread; cheap: inline; 50 ms inline: next in a thread; no CPU: inline
+    assert threads == [False, True, True, False, True]

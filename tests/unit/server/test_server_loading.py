@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 from tests.kit.memory_store import MemoryObjectStore
@@ -59,3 +60,14 @@ def test_an_unavailable_store_is_retried():
     assert len(calls) == 2
     assert not finished
     assert reason.startswith("loading")
+
+
+def test_a_served_model_and_everything_alive_then_are_out_of_the_collectors_sight(client):
+    """The heap is frozen once the model is loaded (state.freeze_heap): a full collection
+    no longer walks the pipeline and the libraries, only what requests made since."""
+    model = client.app.state.server.model
+    assert model is not None
+    assert gc.get_freeze_count() > 10_000
+    assert not any(obj is model.pipeline for obj in gc.get_objects())  # frozen: not listed
+    made_later = [{"a": 1}]
+    assert any(obj is made_later for obj in gc.get_objects())
