@@ -2,10 +2,11 @@
 -- Reads the Available/Progressing/Degraded and kstatus Ready/Reconciling/Stalled conditions the
 -- operator writes; see deploy/argocd/README.md.
 --   a spec the operator has not observed yet, no status -> Progressing
---   Degraded=True or Stalled=True (a version did not become ready and was rolled back)
---                                                     -> Degraded
---   Progressing=True or Reconciling=True (rolling out, or waiting for a qualified version)
---                                                     -> Progressing
+--   Degraded=True or Stalled=True (a version did not become ready, or failed the analysis
+--   of a progressive rollout, and was rolled back)     -> Degraded
+--   Progressing=True, reason RolloutPaused (spec.rollout.paused holds a step) -> Suspended
+--   Progressing=True or Reconciling=True (rolling out, a shadow or canary step gathering
+--   evidence, or waiting for a qualified version)      -> Progressing
 --   Available=True, reason ScaledToZero (spec.replicas: 0) -> Suspended
 --   Ready=True                                         -> Healthy
 --   otherwise (e.g. Available=False NoReadyReplicas)   -> Degraded
@@ -57,6 +58,11 @@ end
 
 local progressing = condition(status, "Progressing")
 local reconciling = condition(status, "Reconciling")
+if is_true(progressing) and progressing.reason == "RolloutPaused" then
+  hs.status = "Suspended"
+  hs.message = text(progressing, "Rollout paused")
+  return hs
+end
 if is_true(progressing) or is_true(reconciling) then
   hs.status = "Progressing"
   hs.message = text(reconciling, text(progressing, "Rolling out"))

@@ -4,19 +4,24 @@ snippet that registers them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import yaml
 
-from continuum.api import dump
+from continuum.api import ModelDeployment, dump, load
 from continuum.controllers.driftmonitor import verdicts as drift
 from continuum.controllers.modeldeployment import rollout
+from continuum.controllers.modeldeployment.analysis import Counters, VersionCounts
 from continuum.controllers.shared.conditions import Want, merge_conditions
 from continuum.controllers.trainingjob import status
 from continuum.controllers.trainingjob.manifest import ManifestRead
-from tests.unit.controllers.modeldeployment.builders import model_deployment
+from tests.unit.controllers.modeldeployment.builders import (
+    deployment,
+    md_body,
+    model_deployment,
+)
 from tests.unit.controllers.trainingjob.builders import training_job
 from tests.unit.deploy.health import HEALTH, KINDS, REPO, health, lua_version
 
@@ -169,6 +174,42 @@ def test_model_deployment(resource: dict[str, Any], expected: str, message: str)
     got = health("ModelDeployment", resource)
     assert got["status"] == expected
     assert message in got["message"]
+
+
+PROMOTED_1 = {"version": 1, "time": "2026-02-01T00:00:00Z", "outcome": "Promoted"}
+
+
+def progressive_md(**kwargs: Any) -> dict[str, Any]:
+    """A ModelDeployment as rollout.plan leaves it in a progressive rollout (issue 18)."""
+    spec = {"strategy": "ShadowThenCanary", **kwargs.pop("rollout", {})}
+    body = md_body(status={"servingVersion": 1, "history": [PROMOTED_1]}, rollout=spec)
+    start = rollout.plan(load(ModelDeployment, body), {1: "iris-1", 2: "iris-2"}, deployment(1),
+                         now=NOW)  # fmt: skip
+    body["status"] = dump(start.status)
+    body["metadata"]["annotations"] = kwargs.pop("annotations", {})
+    step = rollout.plan(load(ModelDeployment, body), {1: "iris-1", 2: "iris-2"}, deployment(1),
+                        now=NOW + timedelta(seconds=5), **kwargs)  # fmt: skip
+    return {**body, "status": dump(step.status)}
+
+
+def test_a_shadow_or_canary_step_is_progressing_with_its_reason() -> None:
+    got = health("ModelDeployment", progressive_md())
+    assert got == {"status": "Progressing",
+                   "message": "Shadow: waiting for 0/200 requests compared"}  # fmt: skip
+
+
+def test_a_paused_rollout_is_suspended() -> None:
+    got = health("ModelDeployment", progressive_md(rollout={"paused": True}))
+    assert got["status"] == "Suspended"
+    assert "paused by spec.rollout.paused" in got["message"]
+
+
+def test_a_rolled_back_rollout_is_degraded_with_the_failed_signal() -> None:
+    side = VersionCounts(1000, 1000, 0, (0, 1000, 0), {"setosa": 1000})
+    disagreeing = Counters("v2-step0", (0.001, 0.002), side, side, 1000, 10)
+    got = health("ModelDeployment", progressive_md(evidence=rollout.Evidence(disagreeing)))
+    assert got["status"] == "Degraded"
+    assert "agreement 0.01 is below its threshold 0.95" in got["message"]
 
 
 def test_model_deployment_spec_not_yet_observed_is_progressing() -> None:
