@@ -26,6 +26,7 @@ ALERTS = {
     "ContinuumTrainingRunsFailing",
     "ContinuumRolloutRolledBack",
     "ContinuumDriftNotRetrained",
+    "ContinuumDataQualityFailing",
     "ContinuumReconcileErrors",
     "ContinuumOperatorAbsent",
     "ContinuumModelServerErrors",
