@@ -5,6 +5,7 @@
     continuum serve ...      serve one model version (continuum.server)
     continuum monitor ...    run one drift check (continuum.monitor)
     continuum lineage ...    print a model's drift -> training -> serving chain
+    continuum rollout ...    a progressive rollout: status, promote, abort, pause, resume
     continuum version        print the version
 
 Each workload parses its own options; `continuum <workload> --help` lists them. Workload
@@ -26,6 +27,7 @@ WORKLOADS: dict[str, str] = {
     "serve": "continuum.server",
     "monitor": "continuum.monitor",
     "lineage": "continuum.lineage",
+    "rollout": "continuum.rollouts",
 }
 
 

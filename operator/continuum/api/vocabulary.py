@@ -108,6 +108,8 @@ REPORT_ANNOTATION: Final = f"{GROUP}/report"
 REASON_ANNOTATION: Final = f"{GROUP}/reason"
 # promote-<version> or abort-<version>: act on that candidate of a progressive rollout now
 ROLLOUT_ACTION_ANNOTATION: Final = f"{GROUP}/rollout-action"
+ROLLOUT_PROMOTE: Final = "promote"  # the annotation's verbs: promote-<version>, abort-<version>
+ROLLOUT_ABORT: Final = "abort"
 # values of the component label
 COMPONENT_TRAINING: Final = "training"  # a TrainingJob's batch Job
 COMPONENT_SERVING: Final = "serving"  # a ModelDeployment's Deployment, Service and HPA

@@ -208,6 +208,22 @@ class Kube:
         path = _custom_path(group, version, plural, namespace, name)
         return await self._read(path, f"read {plural}.{group} {namespace}/{name}")
 
+    async def patch_custom_object(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str,
+        name: str,
+        *,
+        patch: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """Merge-patch a namespaced custom object (``continuum rollout``'s annotations and
+        ``spec.rollout.paused``; the operator itself never writes a spec)."""
+        path = _custom_path(group, version, plural, namespace, name)
+        what = f"patch {plural}.{group} {namespace}/{name}"
+        return await self._request("PATCH", path, what, patch, content_type=MERGE_PATCH)
+
     async def patch_status(
         self,
         group: str,

@@ -19,13 +19,19 @@ from datetime import datetime
 
 from continuum.api import RolloutProgress, RolloutSpec
 from continuum.api.rollout import Signal
-from continuum.api.vocabulary import ANALYSIS_FAILED, ROLLOUT_ABORTED, ROLLOUT_STEP
+from continuum.api.vocabulary import (
+    ANALYSIS_FAILED,
+    ROLLOUT_ABORT,
+    ROLLOUT_ABORTED,
+    ROLLOUT_PROMOTE,
+    ROLLOUT_STEP,
+)
 from continuum.controllers.modeldeployment.analysis import Counters, Decision, Stage, decide
 from continuum.controllers.modeldeployment.analysis import requests_of as counted
 from continuum.controllers.shared.objects import Event
 
-PROMOTE = "promote"
-ABORT = "abort"
+PROMOTE = ROLLOUT_PROMOTE
+ABORT = ROLLOUT_ABORT
 ABORTED = "aborted by the continuum.dev/rollout-action annotation"  # the records' wording
 
 
