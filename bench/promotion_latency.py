@@ -340,20 +340,23 @@ def markdown(label: str, results: dict[str, Any], command: str) -> list[str]:
 
 
 def replace_section(label: str, block: list[str]) -> None:
-    """Keep bench/RESULTS.md's other sections and other labels' runs; replace this label's."""
+    """Keep bench/RESULTS.md's other sections, the section's heading and summary, and other
+    labels' runs; replace this label's (the summary under the heading was dropped before)."""
     path = BENCH / "RESULTS.md"
     current = path.read_text() if path.exists() else ""
     runs: dict[str, str] = {}
+    title = "## ModelDeployment promotion latency (bench/promotion_latency.py)\n\n"
     if BEGIN in current and END in current:
         head, rest = current.split(BEGIN, 1)
         inner, tail = rest.split(END, 1)
-        for chunk in inner.split("\n### ")[1:]:
+        first, *chunks = inner.split("\n### ")
+        title = first.lstrip("\n").rstrip() + "\n\n"  # the heading and the summary under it
+        for chunk in chunks:
             runs[chunk.split("\n", 1)[0].strip()] = "### " + chunk.rstrip() + "\n"
     else:
         head, tail = current.rstrip() + "\n\n", "\n"
     runs[label] = "\n".join(block).rstrip() + "\n"
     body = "\n".join(runs[k] for k in sorted(runs))
-    title = "## ModelDeployment promotion latency (bench/promotion_latency.py)\n\n"
     path.write_text(f"{head}{BEGIN}\n{title}{body}{END}{tail}")
 
 
