@@ -17,7 +17,7 @@ from continuum.monitor.report import ReportInputs, build_report, build_summary
 from continuum.monitor.settings import CheckSettings, MonitorTarget
 from continuum.monitor.window import CurrentWindow, period_of, read_window
 from continuum.storage import ObjectStore, layout
-from continuum.storage.reports import report_time, report_uri, write_report
+from continuum.storage.reports import TIME_FORMAT, report_time, report_uri, write_report
 from continuum.storage.retention import cutoff_of, prune, retention_prefixes
 
 Progress = Callable[..., None]
@@ -44,7 +44,7 @@ def run_monitor(
     result = run_check(reference, window.frame, settings, window.schema)
     result = replace(result, notes=(*notes, *result.notes))
     progress("checked", verdict=result.verdict.verdict, share=result.verdict.share)
-    performance = live_performance(store, target, settings, started, progress)
+    performance = live_performance(store, target, settings, check_moment(time), progress)
     inputs = ReportInputs(
         target=target,
         settings=settings,
@@ -98,6 +98,12 @@ def read_inputs(
         "window_read", rows=window.rows, batches=window.batches_read, truncated=window.truncated
     )
     return reference, window, notes
+
+
+def check_moment(time: str) -> datetime:
+    """The check's time from its report folder's name: the scheduled slot the operator names
+    the Job and the folder after, so a rerun of the same check judges the same window."""
+    return datetime.strptime(time, TIME_FORMAT).replace(tzinfo=UTC)
 
 
 def live_performance(

@@ -30,6 +30,7 @@ from continuum.monitor.run import run_monitor
 from continuum.monitor.settings import MonitorTarget, parse_check_settings
 from continuum.storage import layout
 from continuum.storage.inference_logs import write_batch
+from continuum.storage.reports import report_time
 from continuum.trainer.calibration import calibration_document
 from tests.kit.datasets import as_parquet, churn_labels, customers
 from tests.kit.memory_store import MemoryObjectStore
@@ -118,13 +119,14 @@ def drop_labels(store: MemoryObjectStore, ids: list[str], labels: np.ndarray) ->
     store.put_bytes(f"labels/{MODEL}/2026/b.parquet", buffer.getvalue())
 
 
-def check(
-    store: MemoryObjectStore, time: str = "20261204T120000Z", **performance
-) -> tuple[dict, dict]:
+def check(store: MemoryObjectStore, later: int = 0, **performance) -> tuple[dict, dict]:
+    """One check at the current time (``later`` minutes on, for a second check): the report
+    folder's time is the check's time, as the operator names it after its slot."""
     settings = parse_check_settings(
         {"window": {"minSamples": 50}, "sensitiveFeature": "plan",
          "performance": {"windowSeconds": 86400, "minLabels": 200, **performance}}
     )  # fmt: skip
+    time = report_time(datetime.now(UTC) + timedelta(minutes=later))
     summary = run_monitor(store, TARGET, settings, time=time)
     report = store.get_json(f"reports/{TARGET.monitor}/{time}/report.json")
     return summary, report
@@ -160,9 +162,9 @@ def test_healthy_model_held_with_estimate_beside_realised(pipeline) -> None:
     assert sum(map(sum, section["confusionMatrix"]["matrix"])) == 3000
     assert len(section["timeline"]) == perf.CHUNKS
     assert section["fairness"]["equalOpportunityGap"] is not None
-    html = store.get_bytes(f"reports/{TARGET.monitor}/20261204T120000Z/report.html").decode()
-    assert "Performance" in html
-    assert "Confusion matrix" in html
+    html = store.get_bytes(report["reportURI"].removeprefix("s3://bucket/") + "report.html")
+    assert b"Performance" in html
+    assert b"Confusion matrix" in html
 
 
 def test_concept_drift_realised_degraded_estimate_blind(pipeline) -> None:
@@ -188,7 +190,7 @@ def test_before_labels_the_estimate_decides(pipeline) -> None:
     found = summary["performance"]
     assert (found["verdict"], found["basis"], found["realised"]) == ("Held", "estimated", None)
     assert report["performance"]["join"]["unlabelled"] == 1500
-    no_estimate, _ = check(store, "20261204T130000Z")
+    no_estimate, _ = check(store, later=1)
     assert no_estimate["performance"]["verdict"] == "InsufficientData"
     assert "fewer than minLabels=200" in no_estimate["performance"]["reason"]
 
