@@ -11,8 +11,12 @@ answering a request. The client sees 0 failed requests throughout.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
@@ -264,3 +268,91 @@ def disagreeing_candidate_is_stopped_in_shadow(ctx: Ctx, traffic: VersionClient)
     assert labels["continuum.dev/model-version"] == "2"
     assert "continuum.dev/rollout-step" not in labels
     assert traffic.versions().get("3", 0) == 0
+
+
+CANARY = {
+    "strategy": "Canary",
+    # The first step outlasts an operator restart; the second holds until promoted by hand.
+    "canary": {"steps": [{"weight": 10, "minRequests": 20, "minSeconds": 40},
+                         {"weight": 50, "minRequests": 100_000_000, "minSeconds": 0}]},
+    "analysis": {"maxLatencyRatio": 50},
+}  # fmt: skip
+
+
+def counted(candidate: int, step: int) -> Any:
+    def check(status: dict[str, Any]) -> bool:
+        return bool(at_step(candidate, step)(status) and status["rollout"].get("requests", 0) > 0)
+
+    return check
+
+
+def rolled_back(status: dict[str, Any]) -> bool:
+    return bool((status.get("history") or [{}])[-1].get("outcome") == "RolledBack")
+
+
+def rollout_command(kubeconfig: Path, namespace: str, action: str) -> str:
+    command = [str(Path(sys.executable).with_name("continuum")), "rollout", MD, action,
+               "-n", namespace]  # fmt: skip
+    done = subprocess.run(command, env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_restart_resumes_the_step_and_promote_and_abort_act_by_hand(
+    ctx: Ctx, kubectl: list[str], kubeconfig: Path
+) -> None:
+    traffic = VersionClient(ctx.api, ctx.namespace, "traffic")
+    try:
+        restart_promote_abort(ctx, traffic, kubeconfig)
+    finally:
+        counts = traffic.stop(kubectl) if "READY" in traffic.log() else None
+        stop_serving(ctx)
+    assert counts is not None
+    print(f"client: sent={counts.sent} ok={counts.ok} failed={counts.failed} "
+          f"refused={counts.refused} answered by version: {traffic.versions()}")  # fmt: skip
+    assert counts.failed == 0, counts.log
+
+
+def restart_promote_abort(ctx: Ctx, traffic: VersionClient, kubeconfig: Path) -> None:
+    assert ctx.train("churn-1") == 1
+    log = {"enabled": True, "flushRows": 10, "flushSeconds": 5, "drop": [], "hash": []}
+    body = model_deployment(ctx.s3, ctx.bucket, ctx.secret, rollout=CANARY, inferenceLog=log)
+    objs(ctx.api).create_namespaced_custom_object(GROUP, VERSION, ctx.namespace,
+                                                   MODELDEPLOYMENTS, body)  # fmt: skip
+    ctx.serving(1)
+    traffic.start_v2()
+    assert ctx.train("churn-2") == 2
+    md = wait_rollout(ctx, "version 2 at 10% with evidence", counted(2, 0))
+    before = md["status"]["rollout"]
+    ctx.op.stop()
+    time.sleep(5)
+    ctx.op.start()
+    md = wait_rollout(ctx, "a look after the restart",
+                      lambda s: s["rollout"].get("requests", 0) > before["requests"])  # fmt: skip
+    after = md["status"]["rollout"]
+    assert after["step"] >= before["step"], "the restart went back a step"
+    if after["step"] == before["step"]:
+        assert after["stepStartedAt"] == before["stepStartedAt"], "the step's clock restarted"
+    wait_rollout(ctx, "version 2 at 50%", at_step(2, 1))
+    print(rollout_command(kubeconfig, ctx.namespace, "status"))
+    assert "requested" in rollout_command(kubeconfig, ctx.namespace, "promote")
+    md = ctx.serving(2, timeout=180)
+    assert md["status"]["rollout"]["verdict"] == "Promote"
+    assert (
+        "promoted now by the continuum.dev/rollout-action annotation"
+        in (md["status"]["rollout"]["message"])
+    )
+    assert ctx.train("churn-3") == 3
+    wait_rollout(ctx, "version 3 at 10%", at_step(3, 0))
+    assert "requested" in rollout_command(kubeconfig, ctx.namespace, "abort")
+    md = wait_rollout(ctx, "version 3 aborted", rolled_back)
+    assert md["status"]["history"][-1]["version"] == 3
+    md = ctx.serving(2, timeout=120, true=("Available", "Degraded"))
+    degraded = {c["type"]: c for c in md["status"]["conditions"]}["Degraded"]
+    assert degraded["reason"] == "RolloutAborted", degraded
+    before_abort = traffic.versions().get("3", 0)
+    time.sleep(15)  # the pods with version 3 are replaced: it answers nothing more
+    settled = traffic.versions().get("3", 0)
+    time.sleep(5)
+    assert traffic.versions().get("3", 0) == settled, (before_abort, settled)
