@@ -9,6 +9,7 @@ champion keeps serving.
 
 from __future__ import annotations
 
+import json
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
@@ -168,3 +169,62 @@ def deleted_without_operator(ctx: Ctx) -> None:
 
     wait_until("the DriftMonitor to be deleted", gone, 30)
     ctx.op.start()
+
+
+def write_rows(s3: S3Settings, bucket: str, version: int, rows: list[dict[str, Any]]) -> None:
+    """``rows`` (feature dicts) logged now as one batch of model churn ``version``."""
+    stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    logged = [
+        {"ts": stamp, "request_id": f"q{i}", "model": "churn", "version": version,
+         "features": {name: row[name] for name in FEATURES}, "prediction": "yes"}
+        for i, row in enumerate(rows)
+    ]  # fmt: skip
+    key = batch_key("churn", version, datetime.now(UTC))
+    s3_client(s3).put_object(Bucket=bucket, Key=key, Body=encode_rows(logged))
+
+
+def test_a_window_failing_its_quality_checks_holds_the_retraining_back(ctx: Ctx) -> None:
+    """Drifted traffic whose colour is a value training never saw: the check (a Job of the
+    project image) drifts, fails its data-quality checks, and the retraining is suppressed."""
+    api, namespace = ctx.api, ctx.namespace
+    assert ctx.train("churn-1") == 1
+    rows = two_class_rows(300, 11, shift=6.0, gap=0.0, colours=("purple",), decimals=None)
+    write_rows(ctx.s3, ctx.bucket, 1, rows)
+    template = ctx.training_job("template")["spec"]
+    body = drift_monitor(template, window={"maxRows": 400, "minSamples": 50, "last": "1h"})
+    objs(api).create_namespaced_custom_object(GROUP, VERSION, namespace, DRIFTMONITORS, body)
+    objs(api).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "modeldeployments",
+        model_deployment(ctx.s3, ctx.bucket, ctx.secret),
+    )  # fmt: skip
+    ctx.serving(1)
+
+    dm = wait_dm(ctx, "the first check", lambda d: d.get("status", {}).get("lastCheckTime"))
+    status, cond = dm["status"], conditions(dm)
+    assert cond["DriftDetected"]["status"] == "True", status
+    quality = cond["DataQualityFailed"]
+    assert (quality["status"], quality["reason"]) == ("True", "QualityChecksFailed"), status
+    # shifted 6 sd, the numeric features also leave the training range
+    assert quality["message"].startswith("sepal: ")
+    assert "of values outside the training range" in quality["message"]
+    assert "colour: 100.0% of values unseen in training" in quality["message"]
+    assert "'purple' (300)" in quality["message"]
+    assert status["drift"]["quality"]["passed"] is False
+    by_name = {f["name"]: f.get("quality") for f in status["drift"]["features"]}
+    assert by_name["colour"] == ["unseenCategories"]
+    assert status["suppressed"][0]["reason"].startswith("data quality: the window failed")
+    assert not status.get("retrainings")
+    assert not retrain_jobs(api, namespace)
+    wait_until(
+        "QualityChecksFailed and RetrainingSuppressed Events",
+        lambda: (
+            {"QualityChecksFailed", "RetrainingSuppressed"}
+            <= set(event_reasons(api, namespace, DM, "DriftMonitor"))
+        ),
+        30,
+    )
+    report = s3_client(ctx.s3).get_object(
+        Bucket=ctx.bucket, Key=status["reportURI"].split("/", 3)[3] + "report.json"
+    )
+    window = json.loads(report["Body"].read())["window"]
+    assert (window["strategy"], window["last"], window["rows"]) == ("time", "1h", 300)
