@@ -16,13 +16,15 @@ applied (``--take-ownership``, ``crds.keep=true``) and runs in namespaced mode o
 
 ``test_repeated_leader_kills_during_a_workload`` (chaos) then kills the leader
 ``CONTINUUM_HA_KILLS`` times (3 in ``make test``, 10 in ``make test-chaos``) while TrainingJobs
-are being created, ``HA_ACTIVE`` in flight at a time: each kill at a seeded moment
-(``CONTINUUM_HA_SEED`` replays the schedule) 8-20 s after the last takeover, each takeover
-measured from the SIGKILL to a new identity holding the Lease. When the kills are done the
-workload stops and every TrainingJob must finish: exactly one Job each, the model's versions
-1..N once each, no TrainingJob the test did not create, and no status flapping (every
-TrainingJob's phase, sampled every second, only moves forward; its version, once set, never
-changes).
+of model ``ha-w`` are being created, ``HA_ACTIVE`` in flight at a time, and a ModelDeployment
+promotes ``churn-1`` and a DriftMonitor on it, fed drifted inference logs, retrains (once: its
+cooldown; its gate cannot be met). Each kill at a seeded moment (``CONTINUUM_HA_SEED`` replays
+the schedule) 8-20 s after the last takeover, each takeover measured from the SIGKILL to a new
+identity holding the Lease. When the kills are done the workload stops and everything must
+converge: exactly one Job per TrainingJob, ``ha-w``'s versions 1..N once each, churn-1
+promoted once, exactly one retraining TrainingJob, no other TrainingJob, and no status flapping
+(every TrainingJob's phase, sampled every second, only moves forward; its version, once set,
+never changes).
 """
 
 from __future__ import annotations
@@ -50,7 +52,24 @@ from tests.kit.cluster import (
 )
 from tests.kit.datasets import dataset_csv
 from tests.kit.helm import Release
-from tests.kit.kinds import GROUP, TERMINAL, TRAININGJOBS, VERSION, create_tj, get_tj, training_job
+from tests.kit.kinds import (
+    DM,
+    DRIFTMONITORS,
+    GROUP,
+    MD,
+    MODELDEPLOYMENTS,
+    TERMINAL,
+    TRAININGJOBS,
+    VERSION,
+    conditions,
+    create_tj,
+    drift_monitor,
+    get_tj,
+    model_deployment,
+    retrain_jobs,
+    training_job,
+    write_inference_log,
+)
 
 LEASE_DURATION, RETRY_PERIOD = 15, 2  # the chart's leaderElection defaults
 # A standby polls every retry period and may take a Lease once leaseDuration has passed since
@@ -64,6 +83,9 @@ HA_ACTIVE = 3  # TrainingJobs in flight during the kills (what 2 cores train at 
 KILL_GAP = (8.0, 20.0)  # seconds from one takeover to the next kill, drawn from the seed
 SETTLE_TIMEOUT = 420.0  # after the last kill, for the TrainingJobs in flight to finish
 TRAINER_REQUESTS = {"cpu": "50m", "memory": "128Mi"}
+SERVER_REQUESTS = {"cpu": "50m", "memory": "128Mi"}
+SHIFTED_ROWS, SHIFT = 300, 3.0  # drifted, within the data-quality check (write_inference_log)
+CHURN = "churn-1"  # the version the ModelDeployment promotes and the DriftMonitor watches
 RANK = {None: 0, "Pending": 1, "Running": 2, "Succeeded": 3, "Failed": 3}
 
 
@@ -229,16 +251,19 @@ def check_one_leader(release: Release, leader: dict[str, Any]) -> None:
 
 @dataclass
 class Workload:
-    """TrainingJobs of model ``ha-w`` created ``HA_ACTIVE`` at a time, and what was seen of
-    them (every phase and version sampled, in order)."""
+    """TrainingJobs of model ``ha-w`` created ``HA_ACTIVE`` at a time, churn-1's drifted
+    inference log written once it has a version, and what was seen of every TrainingJob
+    (each phase and version sampled, in order)."""
 
     api: client.ApiClient
     namespace: str
     body: Callable[[str], dict[str, Any]]
+    drift: Callable[[int], None]
     creating: bool = True
     names: list[str] = field(default_factory=list)
     phases: dict[str, list[str | None]] = field(default_factory=dict)
     versions: dict[str, list[int]] = field(default_factory=dict)
+    logged: bool = False
 
     def items(self) -> dict[str, dict[str, Any]]:
         found = client.CustomObjectsApi(self.api).list_namespaced_custom_object(
@@ -257,6 +282,9 @@ class Workload:
             version = (status.get("model") or {}).get("version")
             if isinstance(version, int) and version not in self.versions.get(name, []):
                 self.versions.setdefault(name, []).append(version)
+        if not self.logged and self.versions.get(CHURN):
+            self.drift(self.versions[CHURN][0])
+            self.logged = True
         if self.creating:
             unfinished = sum(_phase(items.get(n)) not in TERMINAL for n in self.names)
             for _ in range(HA_ACTIVE - unfinished):
@@ -264,8 +292,59 @@ class Workload:
                 create_tj(self.api, self.namespace, self.body(self.names[-1]))
         return items
 
-    def unfinished(self, items: dict[str, dict[str, Any]]) -> list[str]:
-        return [n for n in self.names if _phase(items.get(n)) not in TERMINAL]
+    def waiting(self, items: dict[str, dict[str, Any]]) -> str | None:
+        """What the workload still waits for, None once it has converged."""
+        unfinished = [n for n in [*self.names, CHURN] if _phase(items.get(n)) not in TERMINAL]
+        if unfinished:
+            return f"TrainingJobs unfinished: {unfinished}"
+        md = self.get(MODELDEPLOYMENTS, MD)
+        if not rollout_done(md, (self.versions.get(CHURN) or [None])[0]):
+            return f"the rollout of {CHURN}: {md.get('status')}"
+        retrains = self.get(DRIFTMONITORS, DM).get("status", {}).get("retrainings") or []
+        if not retrains:
+            return "the DriftMonitor's retraining"
+        if _phase(items.get(retrains[0]["trainingJob"])) not in TERMINAL:
+            return f"the retraining TrainingJob {retrains[0]['trainingJob']}"
+        return None
+
+    def get(self, plural: str, name: str) -> dict[str, Any]:
+        return dict(
+            client.CustomObjectsApi(self.api).get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, plural, name
+            )
+        )
+
+
+def rollout_done(md: dict[str, Any], version: int | None) -> bool:
+    """The ModelDeployment serves ``version`` with its rollout complete."""
+    cond = conditions(md)
+    return (
+        version is not None
+        and md.get("status", {}).get("servingVersion") == version
+        and cond.get("Progressing", {}).get("reason") == "RolloutComplete"
+        and cond.get("Available", {}).get("status") == "True"
+    )
+
+
+def start_monitoring(workload: Workload, s3: S3Settings, bucket: str, secret: str) -> None:
+    """The ModelDeployment of model churn (latestQualified), a DriftMonitor on it that
+    retrains with a gate that cannot be met, and TrainingJob churn-1."""
+    objects = client.CustomObjectsApi(workload.api)
+    md = model_deployment(
+        s3, bucket, secret, resources={"requests": SERVER_REQUESTS}, rolloutDeadlineSeconds=300
+    )
+    objects.create_namespaced_custom_object(
+        GROUP, VERSION, workload.namespace, MODELDEPLOYMENTS, md
+    )
+    template = workload.body("template")["spec"]
+    template["model"] = "churn"
+    template["evaluation"]["threshold"] = 1.5  # unreachable: the retrained model is not qualified
+    objects.create_namespaced_custom_object(
+        GROUP, VERSION, workload.namespace, DRIFTMONITORS, drift_monitor(template)
+    )
+    tj = workload.body(CHURN)
+    tj["spec"]["model"] = "churn"
+    create_tj(workload.api, workload.namespace, tj)
 
 
 def _phase(tj: dict[str, Any] | None) -> str | None:
@@ -297,15 +376,30 @@ def kill_leader(release: Release, workload: Workload) -> float:
 
 
 def check_exactly_once(workload: Workload, items: dict[str, dict[str, Any]]) -> None:
-    """One Job per TrainingJob, versions 1..N once each, nothing the test did not create, no
-    phase going back, no version changing."""
-    assert sorted(items) == sorted(workload.names), "a TrainingJob the test did not create"
+    """One Job per TrainingJob; ha-w's versions 1..N once each; churn-1 promoted once and one
+    retraining (version 2, not qualified); nothing the test did not create; no phase going
+    back, no version changing."""
+    retrains = [tj["metadata"]["name"] for tj in retrain_jobs(workload.api, workload.namespace)]
+    recorded = workload.get(DRIFTMONITORS, DM)["status"]["retrainings"]
+    assert [r["trainingJob"] for r in recorded] == retrains, (recorded, retrains)
+    assert len(retrains) == 1, retrains
+    expected = sorted([*workload.names, CHURN, *retrains])
+    assert sorted(items) == expected, "a TrainingJob the test did not create"
     jobs = {name: len(jobs_of(workload.api, workload.namespace, name)) for name in items}
     assert jobs == dict.fromkeys(items, 1), jobs
     for name, tj in items.items():
         assert _phase(tj) == "Succeeded", (name, tj.get("status"))
-    versions = sorted(tj["status"]["model"]["version"] for tj in items.values())
-    assert versions == list(range(1, len(items) + 1)), versions
+    ours = [tj for tj in items.values() if tj["spec"]["model"] == "ha-w"]
+    versions = sorted(tj["status"]["model"]["version"] for tj in ours)
+    assert versions == list(range(1, len(ours) + 1)), versions
+    churn = {n: (items[n]["status"]["model"]["version"], items[n]["status"]["qualified"])
+             for n in (CHURN, *retrains)}  # fmt: skip
+    assert churn == {CHURN: (1, True), retrains[0]: (2, False)}, churn
+    history = [
+        (h["version"], h["outcome"])
+        for h in workload.get(MODELDEPLOYMENTS, MD)["status"]["history"]
+    ]
+    assert history == [(1, "Promoted")], history
     for name, seen in workload.phases.items():
         ranks = [RANK[p] for p in seen]
         assert ranks == sorted(ranks), f"{name}'s phase flapped: {seen}"
@@ -339,12 +433,16 @@ def test_repeated_leader_kills_during_a_workload(
         spec["spec"]["resources"] = {"requests": TRAINER_REQUESTS}
         return spec
 
-    workload = Workload(api, namespace, body)
+    def drift(version: int) -> None:
+        write_inference_log(s3, s3_bucket, version, SHIFTED_ROWS, SHIFT)
+
+    workload = Workload(api, namespace, body, drift)
     release = Release(api, helm, f"ha-{uuid.uuid4().hex[:6]}", make_namespace("ha-sys"), namespace)
     started = time.monotonic()
     try:
         release.install_watching_team("replicaCount=2")
         wait_until("a leader", lambda: leader_pod(release), 60, every=0.5)
+        start_monitoring(workload, s3, s3_bucket, s3_secret)
         takeovers = []
         for kill in range(1, HA_KILLS + 1):
             run_for(workload, rng.uniform(*KILL_GAP))
@@ -354,11 +452,11 @@ def test_repeated_leader_kills_during_a_workload(
         workload.creating = False
         settle = time.monotonic()
         items = workload.tick()
-        while workload.unfinished(items):
-            assert time.monotonic() - settle < SETTLE_TIMEOUT, workload.unfinished(items)
+        while (waiting := workload.waiting(items)) is not None:
+            assert time.monotonic() - settle < SETTLE_TIMEOUT, waiting
             time.sleep(1)
             items = workload.tick()
-        print(f"[ha] {len(items)} TrainingJobs finished {time.monotonic() - settle:.0f} s after "
+        print(f"[ha] {len(items)} TrainingJobs converged {time.monotonic() - settle:.0f} s after "
               f"the last kill; takeovers {[round(t, 1) for t in takeovers]} s (max "
               f"{max(takeovers):.1f}, limit {CRASH_TAKEOVER_LIMIT}); whole test "
               f"{time.monotonic() - started:.0f} s")  # fmt: skip

@@ -13,12 +13,14 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
+from continuum.storage.inference_logs import batch_key, encode_rows
 from tests.kit.cluster import (
     IMAGE,
     Operator,
@@ -26,10 +28,11 @@ from tests.kit.cluster import (
     pod_logs,
     restricted_container,
     run_job,
+    s3_client,
     upload,
     wait_until,
 )
-from tests.kit.datasets import dataset_csv
+from tests.kit.datasets import FEATURES, dataset_csv, two_class_rows
 
 GROUP, VERSION = "continuum.dev", "v1alpha1"
 TRAININGJOBS, MODELDEPLOYMENTS, DRIFTMONITORS = "trainingjobs", "modeldeployments", "driftmonitors"
@@ -286,6 +289,30 @@ def get_dm(api: client.ApiClient, namespace: str) -> dict[str, Any]:
     return dict(
         objs(api).get_namespaced_custom_object(GROUP, VERSION, namespace, DRIFTMONITORS, DM)
     )
+
+
+def write_inference_log(
+    s3: S3Settings, bucket: str, version: int, rows: int, shift: float, model: str = "churn"
+) -> None:
+    """``rows`` rows of ``model`` ``version`` in its inference log as the server writes them,
+    the features moved by ``shift`` from the training data (``dataset_csv``: two unit
+    Gaussians 3 apart): 3.0 drifts and stays within the training range enough for the
+    DriftMonitor's data-quality check (1.3% out of range at 300 rows; its limit is 5%)."""
+    features = two_class_rows(rows, 11, shift=shift, gap=0.0, decimals=None)
+    stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    logged = [
+        {
+            "ts": stamp,
+            "request_id": f"r{i}",
+            "model": model,
+            "version": version,
+            "features": {name: row[name] for name in FEATURES},
+            "prediction": "yes",
+        }
+        for i, row in enumerate(features)
+    ]
+    key = batch_key(model, version, datetime.now(UTC))
+    s3_client(s3).put_object(Bucket=bucket, Key=key, Body=encode_rows(logged))
 
 
 def retrain_jobs(api: client.ApiClient, namespace: str) -> list[dict[str, Any]]:
