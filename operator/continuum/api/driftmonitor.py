@@ -11,9 +11,10 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal, get_args
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from continuum.api.common import (
+    SET_LIST,
     ApiModel,
     ColumnName,
     CustomObject,
@@ -21,6 +22,7 @@ from continuum.api.common import (
     ObjectName,
     cel,
     nested,
+    no_duplicates,
     validations,
 )
 from continuum.api.trainingjob import Metric, TrainingJobSpec
@@ -38,8 +40,14 @@ SUMMARY_FEATURE_KEYS = (
 )  # fmt: skip
 # The data-quality checks a feature can fail (FeatureDrift.quality, the report's names).
 QualityCheck = Literal[
-    "missingColumn", "typeMismatch", "outOfRange", "unseenCategories", "missingShare"
+    "missingColumn", "typeMismatch", "outOfRange", "unseenCategories", "missingShare",
+    "extraColumns",
 ]  # fmt: skip
+# The checks whose failure holds a retraining back by default: those that say the pipeline is
+# broken. A numeric shift beyond the training range or a new category is what drift looks
+# like too, and retraining is the answer to it (a 6 sd shift puts ~70% of the values out of
+# range: holding the retraining for it stopped the retraining the drift called for).
+HOLD_RETRAINING: tuple[QualityCheck, ...] = ("missingColumn", "typeMismatch", "missingShare")
 QUALITY_CHECKS: tuple[str, ...] = get_args(QualityCheck)
 MAX_QUALITY_LINE = 256
 QualityLine = Annotated[str, Field(max_length=MAX_QUALITY_LINE)]
@@ -292,6 +300,18 @@ class DataQuality(ApiModel):
             "reported). A feature absent from every logged row always fails it."
         ),
     )
+    hold_retraining: Annotated[list[QualityCheck], AfterValidator(no_duplicates)] = Field(
+        default_factory=lambda: list(HOLD_RETRAINING),
+        max_length=6,
+        json_schema_extra=SET_LIST,
+        description=(
+            "Failed checks that hold back a retraining the same check's drift calls for "
+            "(suppressed, reason 'data quality'): by default missingColumn, typeMismatch and "
+            "missingShare, signs of a broken pipeline. outOfRange and unseenCategories fail "
+            "the check but let the drift retrain: large real shifts leave the training range "
+            "too. [] never holds one back."
+        ),
+    )
 
 
 class DriftMonitorSpec(ApiModel):
@@ -398,6 +418,11 @@ class QualitySummary(ApiModel):
         default_factory=list,
         max_length=10,
         description="One line per failed check, naming the feature and the figure (at most 10).",
+    )
+    checks: list[QualityCheck] = Field(
+        default_factory=list,
+        max_length=6,
+        description="The kinds of check that failed, over every feature (quality.holdRetraining).",
     )
 
 

@@ -48,6 +48,7 @@ TYPE_MISMATCH = "typeMismatch"
 OUT_OF_RANGE = "outOfRange"
 UNSEEN = "unseenCategories"
 MISSING_SHARE = "missingShare"
+EXTRA_COLUMNS = "extraColumns"
 EXAMPLES = 3
 
 
@@ -113,6 +114,11 @@ class QualityResult:
             lines.append(extra_message(self.extra_columns))
         return [line[:MAX_QUALITY_LINE] for line in lines]
 
+    def failed_checks(self) -> list[str]:
+        """The kinds of check that failed over every feature (and extraColumns), sorted."""
+        kinds = {check for feature in self.features for check in feature.failed}
+        return sorted(kinds | ({EXTRA_COLUMNS} if self.extra_failed else set()))
+
     def of(self, name: str) -> FeatureQuality | None:
         return next((f for f in self.features if f.name == name), None)
 
@@ -121,6 +127,7 @@ class QualityResult:
             "enabled": True,
             "passed": self.passed,
             "failures": self.failures(),
+            "checks": self.failed_checks(),
             "missingColumns": [f.name for f in self.features if MISSING_COLUMN in f.failed],
             "extraColumns": dict(self.extra_columns),
             "thresholds": self.thresholds.model_dump(mode="json"),

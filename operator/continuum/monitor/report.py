@@ -113,6 +113,7 @@ def build_summary(report: Mapping[str, Any]) -> dict[str, Any]:
         "passed": quality.get("passed"),
         "failures": [line[:SUMMARY_QUALITY_LINE] for line in failures[:SUMMARY_QUALITY_LINES]],
         "failuresTotal": len(failures),
+        "checks": list(quality.get("checks") or []),
     }
     if report.get("performance"):
         summary["performance"] = performance_summary(report["performance"])

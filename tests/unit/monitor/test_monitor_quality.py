@@ -227,6 +227,7 @@ def test_report_summary_and_html_carry_the_quality_verdict(halves):
     summary = build_summary(report)
     assert summary["quality"]["passed"] is False
     assert summary["quality"]["failuresTotal"] == 3
+    assert summary["quality"]["checks"] == ["missingColumn", "missingShare", "unseenCategories"]
     assert {f["name"]: f["quality"] for f in summary["features"]}["region"] == ["missingColumn"]
     assert len(encode(summary)) <= MAX_SUMMARY_BYTES
     html = render_html(json.loads(json.dumps(report)))

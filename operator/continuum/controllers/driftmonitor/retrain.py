@@ -6,10 +6,12 @@ After a drifted check, ``decide_retrain`` asks, in order:
 2. is retraining configured? (``spec.retrain`` omitted: the monitor only watches)
 3. did this report already trigger a retraining? (``status.retrainings`` names its report:
    nothing to do, so the same report never triggers twice, across restarts too)
-4. did the window fail its data-quality checks (``status.drift.quality.passed`` false)? ->
-   suppressed ("data quality"): drift seen through broken data (a unit change, a column of
-   nulls, a new code) is the pipeline's fault, and a model retrained then learns nothing
-   about the traffic; the count is kept, so the next drifted check that passes retrains;
+4. did the window fail a data-quality check of ``spec.quality.holdRetraining`` (by default
+   missingColumn, typeMismatch, missingShare)? -> suppressed ("data quality"): drift seen
+   through a broken pipeline (a column gone, text for numbers, a column of nulls) is the
+   pipeline's fault, and a model retrained then learns nothing about the traffic; the count
+   is kept, so the next drifted check without them retrains. outOfRange and
+   unseenCategories do not hold it by default: real shifts leave the training range too;
 5. ``retrain.enabled`` false -> suppressed ("disabled");
 6. the last retraining less than ``cooldownSeconds`` ago -> suppressed ("cooldown");
 7. ``maxConcurrent`` retraining TrainingJobs unfinished -> suppressed ("budget");
@@ -82,13 +84,9 @@ def decide_retrain(
     drifts, needed = status.consecutive_drifts or 0, spec.consecutive_checks
     if drifts < needed or spec.retrain is None or _already(status):
         return NOTHING
-    quality = status.drift.quality if status.drift else None
-    if quality is not None and quality.passed is False:
-        first = f": {quality.failures[0]}" if quality.failures else ""
-        return _suppress(
-            f"data quality: the window failed {len(quality.failures) or 'its'} check(s){first}; "
-            "not retraining on data that fails its checks"
-        )
+    held = _held_by_quality(spec, status)
+    if held is not None:
+        return _suppress(held)
     if not spec.retrain.enabled:
         return _suppress("disabled: spec.retrain.enabled is false")
     held = _cooldown_left(spec.retrain.cooldown_seconds, status, now)
@@ -102,6 +100,21 @@ def decide_retrain(
         )
     share = f" (share {status.drift.share:.0%})" if status.drift and status.drift.share else ""
     return Decision(True, f"dataset drift in {drifts} consecutive checks{share}")
+
+
+def _held_by_quality(spec: Spec, status: DriftMonitorStatus) -> str | None:
+    """Why the window's failed quality checks hold the retraining back; None if they do not."""
+    quality = status.drift.quality if status.drift else None
+    if quality is None or quality.passed is not False:
+        return None
+    held = sorted(set(quality.checks) & set(spec.quality.hold_retraining))
+    if not held:
+        return None
+    first = f": {quality.failures[0]}" if quality.failures else ""
+    return (
+        f"data quality: the window failed {', '.join(held)} (quality.holdRetraining){first}; "
+        "not retraining while the pipeline looks broken"
+    )
 
 
 def _already(status: DriftMonitorStatus) -> bool:

@@ -184,7 +184,22 @@ def quality_summary(summary: Mapping[str, Any]) -> QualitySummary | None:
     """status.drift.quality; None when the summary has none (a monitor older than the checks)."""
     if not isinstance(summary.get("quality"), Mapping):
         return None
-    return QualitySummary(passed=quality_passed(summary), failures=quality_failures(summary))
+    return QualitySummary(
+        passed=quality_passed(summary),
+        failures=quality_failures(summary),
+        checks=failed_checks(summary),
+    )
+
+
+def failed_checks(summary: Mapping[str, Any]) -> list[str]:
+    """The kinds of check that failed: the summary's ``quality.checks``, or from a monitor that
+    does not send them, those its features name (the features that fit in the summary)."""
+    quality = summary.get("quality")
+    listed = quality.get("checks") if isinstance(quality, Mapping) else None
+    if not isinstance(listed, list):
+        features = summary.get("features") or []
+        listed = [c for f in features if isinstance(f, Mapping) for c in f.get("quality") or []]
+    return sorted({str(c) for c in listed} & set(QUALITY_CHECKS))
 
 
 def consecutive(previous: int | None, verdict: Verdict) -> int:

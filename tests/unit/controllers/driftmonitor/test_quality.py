@@ -92,7 +92,11 @@ def test_drift_seen_through_failed_data_does_not_retrain() -> None:
     decision = decide_retrain(dm.spec, status, [], NOW)
     assert decision.suppressed
     assert not decision.create
-    assert decision.reason.startswith(f"data quality: the window failed 2 check(s): {LINE}")
+    assert decision.reason == (
+        "data quality: the window failed missingColumn (quality.holdRetraining): "
+        f"{LINE}; not retraining while the pipeline looks broken"
+    )
+    assert status.drift.quality.checks == ["missingColumn", "unseenCategories"]
     clean = status_after_check(dm, result(with_quality(passed=True)))
     assert decide_retrain(dm.spec, clean, [], NOW).create
     assert decide_retrain(
@@ -118,3 +122,21 @@ def test_metrics_name_each_failed_feature_and_check_and_forget_them_when_fixed()
     metrics.clear_metrics("ns-q", "m")
     assert sample("continuum_data_quality_failed", **where) is None
     assert sample(failed, **where, feature="petal", check="missingColumn") is None
+
+
+def test_shifts_beyond_the_training_range_and_new_categories_still_retrain() -> None:
+    # A 6 sd shift puts ~70% of the values out of range: that is drift to retrain on.
+    document = with_quality()
+    document["features"][0]["quality"] = ["outOfRange"]
+    document["quality"]["checks"] = ["outOfRange", "unseenCategories"]
+    dm = drift_monitor({"consecutiveDrifts": 1})
+    status = status_after_check(dm, result(document))
+    assert conditions(status)["DataQualityFailed"][:2] == ("True", "QualityChecksFailed")
+    assert decide_retrain(dm.spec, status, [], NOW).create
+    strict = drift_monitor({"consecutiveDrifts": 1}, quality={"holdRetraining": ["outOfRange"]})
+    held = decide_retrain(strict.spec, status_after_check(strict, result(document)), [], NOW)
+    assert held.suppressed
+    assert "failed outOfRange (quality.holdRetraining)" in held.reason
+    never = drift_monitor({"consecutiveDrifts": 1}, quality={"holdRetraining": []})
+    broken = status_after_check(never, result(with_quality()))
+    assert decide_retrain(never.spec, broken, [], NOW).create
