@@ -39,23 +39,20 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from continuum.storage.inference_logs import batch_key, encode_rows
 from tests.kit.cluster import (
     Operator,
     S3Settings,
     operator_kubeconfig,
     pod_logs,
-    s3_client,
     upload,
 )
-from tests.kit.datasets import FEATURES, dataset_csv, two_class_rows
+from tests.kit.datasets import dataset_csv
 from tests.kit.faultproxy import FaultProxy, Rates, proxy_for
 from tests.kit.kinds import (
     DM,
@@ -70,6 +67,7 @@ from tests.kit.kinds import (
     drift_monitor,
     model_deployment,
     training_job,
+    write_inference_log,
 )
 
 pytestmark = [pytest.mark.reliability, pytest.mark.faults]
@@ -85,10 +83,9 @@ PROGRESS_EVERY = 30.0
 TRAINER_REQUESTS = {"cpu": "50m", "memory": "128Mi"}
 SERVER_REQUESTS = {"cpu": "50m", "memory": "128Mi"}
 SHIFTED_ROWS = 300
-# Far enough to drift (the training data is two unit Gaussians 3 apart, the log one at the upper
-# one's centre), near enough that the DriftMonitor's data-quality check passes: 1.3% of the
-# logged values fall outside the training range (its limit is 5%); at shift 6.0, 68-74% did,
-# and the retraining was suppressed as "not retraining on data that fails its checks".
+# Far enough to drift, near enough for the DriftMonitor's data-quality check (see
+# write_inference_log); at 6.0, 68-74% of the values were out of the training range and the
+# retraining was suppressed as "not retraining on data that fails its checks".
 SHIFT = 3.0
 RETRAIN_LABEL = f"continuum.dev/drift-monitor={DM}"
 
@@ -232,21 +229,7 @@ def start_monitoring(world: World) -> None:
 
 def write_shifted_log(world: World, version: int) -> None:
     """Inference-log rows of churn ``version`` away from its training data: a check drifts."""
-    rows = two_class_rows(SHIFTED_ROWS, 11, shift=SHIFT, gap=0.0, decimals=None)
-    stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    logged = [
-        {
-            "ts": stamp,
-            "request_id": f"r{i}",
-            "model": "churn",
-            "version": version,
-            "features": {name: row[name] for name in FEATURES},
-            "prediction": "yes",
-        }
-        for i, row in enumerate(rows)
-    ]
-    key = batch_key("churn", version, datetime.now(UTC))
-    s3_client(world.s3).put_object(Bucket=world.bucket, Key=key, Body=encode_rows(logged))
+    write_inference_log(world.s3, world.bucket, version, SHIFTED_ROWS, SHIFT)
 
 
 def rollout_done(md: dict[str, Any], version: int | None) -> bool:
