@@ -13,7 +13,10 @@ that fails verification leaves the pod unready), the share of requests the candi
   answers are compared: equal labels, or for a regressor a relative difference within
   ``CONTINUUM_AGREEMENT_TOLERANCE``;
 * a candidate that fails on a request routed to it is counted and the champion answers: the
-  client never sees the candidate's failure.
+  client never sees the candidate's failure. Rows are decoded against the champion's schema,
+  so a missing value the champion imputes but the candidate does not is the candidate's
+  error (``Rollout._check_candidate``), not a silent NaN: its pipeline would answer a label
+  with NaN probabilities (seen on a LogisticRegression trained with ``impute: none``).
 
 ``Counters.snapshot`` is the ``GET /v2/rollout`` answer the operator reads through the pod
 proxy (``controllers/modeldeployment/analysis.counters_from`` reads it). Counters live in
@@ -38,7 +41,7 @@ import numpy as np
 
 from continuum.errors import ConfigError
 from continuum.server.batching import Batcher
-from continuum.server.errors import ServingError
+from continuum.server.errors import InputInvalid, ServingError
 from continuum.server.inputs import FeatureRows
 from continuum.server.model import Prediction, ServedModel
 
@@ -113,6 +116,12 @@ def check_pair(champion: ServedModel, candidate: ServedModel) -> str | None:
         return (f"candidate {candidate.name}/{candidate.version} has features "
                 f"{list(candidate.feature_names)}, the champion {list(champion.feature_names)}: "
                 "a rollout compares both on the same requests")  # fmt: skip
+    kinds = [f"{a.name} ({a.kind} vs {b.kind})"
+             for a, b in zip(champion.features, candidate.features, strict=True)
+             if a.kind != b.kind]  # fmt: skip
+    if kinds:
+        return (f"candidate {candidate.name}/{candidate.version} reads features as another kind "
+                f"than the champion: {', '.join(kinds)}")  # fmt: skip
     if candidate.is_classifier != champion.is_classifier:
         return "candidate and champion are not both classifiers or both regressors"
     return None
@@ -153,6 +162,11 @@ class VersionTally:
             "labels": dict(self.labels),
             "moments": list(self.moments),
         }
+
+
+def _missing(value: Any) -> bool:
+    """A categorical value the decoder left missing (None, or the NaN it puts in its place)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def agreeing_rows(a: np.ndarray, b: np.ndarray, *, classifier: bool, tolerance: float) -> int:
@@ -207,6 +221,9 @@ class Rollout:
         self.classifier = champion.model.is_classifier
         self.counters = Counters(settings.step, champion.tally, candidate.tally, settings.weight)
         self._copies: set[asyncio.Task[None]] = set()
+        imputed = {f.name for f in champion.model.features if f.nullable}
+        # features the champion imputes and the candidate does not (usually none: no cost)
+        self._strict = [f for f in candidate.model.features if not f.nullable and f.name in imputed]
 
     async def predict(self, rows: FeatureRows, request_id: str) -> tuple[ServedModel, Prediction]:
         """The answering model and its prediction; the other version scores a copy."""
@@ -232,6 +249,8 @@ class Rollout:
     async def _score(self, side: Side, rows: FeatureRows) -> Prediction:
         started = time.perf_counter()
         try:
+            if side is self.candidate and self._strict:
+                self._check_candidate(rows)
             prediction = await side.batcher.predict(rows)
         except ServingError:
             side.tally.errors += 1
@@ -240,6 +259,20 @@ class Rollout:
         side.tally.timed(time.perf_counter() - started)
         side.tally.predicted(prediction.labels, self.classifier)
         return prediction
+
+    def _check_candidate(self, rows: FeatureRows) -> None:
+        """InputInvalid when a row misses a value the candidate does not impute."""
+        for feature in self._strict:
+            column = rows.columns[feature.name]
+            if column.dtype.kind == "f":
+                missing = np.isnan(column)
+            else:
+                missing = np.array([_missing(v) for v in column.tolist()], dtype=bool)
+            if missing.any():
+                raise InputInvalid(
+                    f"candidate {self.candidate.model.version}: feature {feature.name!r} is "
+                    f"missing in row {int(np.argmax(missing))} and the candidate does not impute it"
+                )
 
     def _copy(self, side: Side, rows: FeatureRows, answer: Prediction, *,
               champion_answered: bool) -> None:  # fmt: skip

@@ -23,13 +23,14 @@ from continuum.server.rollout import (
     LATENCY_BOUNDS,
     RolloutSettings,
     agreeing_rows,
+    check_pair,
     rollout_from_env,
     routes_to_candidate,
 )
 from continuum.storage import ObjectStore
 
 ROWS = make_frame(rows=5, seed=11)[["x1", "x2", "color"]]
-GOOD, FLIPPED, FAILING = 2, 3, 4
+GOOD, FLIPPED, FAILING, STRICT = 2, 3, 4, 5
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,13 @@ def versions(store: MemoryObjectStore) -> MemoryObjectStore:
     inverted = {**churn, "dataset": {**churn["dataset"], "uri": "s3://data/sets/flipped/"}}
     assert publish(copy, inverted) == FLIPPED
     assert publish(copy, churn) == FAILING
+    assert (
+        publish(
+            copy,
+            {**churn, "preprocessing": {**churn["preprocessing"], "numeric": {"impute": "none"}}},
+        )
+        == STRICT
+    )
     return copy
 
 
@@ -190,6 +198,24 @@ def test_a_failing_candidate_costs_no_client_request(versions: MemoryObjectStore
     assert found["champion"]["answered"] == 1
 
 
+def test_a_missing_value_the_candidate_does_not_impute_is_its_error(
+    versions: MemoryObjectStore,
+) -> None:
+    """The champion imputes x1, version 5 does not: its pipeline would answer NaN
+    probabilities for such a row; the server counts the candidate's error instead and the
+    champion answers."""
+    gap = per_feature_inputs(ROWS)
+    gap[0] = {**gap[0], "data": [None, *gap[0]["data"][1:]]}
+    for client in serving(versions, STRICT, weight=100):
+        reply = client.post("/v2/models/churn/infer", json={"id": "gap", "inputs": gap})
+        assert reply.status_code == 200, reply.text
+        assert reply.headers["x-model-version"] == "1"
+        assert infer(client, "full")[:2] == ("5", "5")
+        found = counters(client, compared=1)
+    assert found["candidate"]["errors"] == 1
+    assert found["candidate"]["answered"] == 1
+
+
 def test_a_tampered_candidate_is_never_loaded_and_the_pod_stays_unready(
     versions: MemoryObjectStore,
 ) -> None:
@@ -215,3 +241,19 @@ def test_without_a_candidate_there_is_no_rollout(client: TestClient) -> None:
     assert reply.json() == {"error": "no rollout: this server serves churn/1 alone"}
     answer = client.post("/v2/models/churn/infer", json={"inputs": per_feature_inputs(ROWS)})
     assert answer.headers["x-model-version"] == "1"
+
+
+def test_a_candidate_reading_a_feature_as_another_kind_is_refused(
+    versions: MemoryObjectStore,
+) -> None:
+    champion = load_served_model(versions, "churn", 1)
+    features = tuple(
+        dataclasses.replace(f, kind="numeric") if f.name == "color" else f
+        for f in champion.features
+    )
+    other = dataclasses.replace(champion, version=9, features=features)
+    assert check_pair(champion, champion) is None
+    assert check_pair(champion, other) == (
+        "candidate churn/9 reads features as another kind than the champion: "
+        "color (categorical vs numeric)"
+    )
