@@ -8,7 +8,8 @@ The tree below is the whole real one (``tests/unit/test_errors.py`` walks the cl
 compares). Three subtrees live beside the code that raises them, so that this module stays
 at the bottom of the import graph: ``KubeError`` in ``continuum.kube.errors``,
 ``ServingError`` in ``continuum.server.errors`` (each with its HTTP status) and
-``ModelIncompatible`` in ``continuum.server.model``.
+``ModelIncompatible`` in ``continuum.server.model``; ``Unsupported`` and ``EvidenceInvalid``
+beside the server's compiler and the rollout analysis.
 
 Names follow one rule:
 
@@ -50,6 +51,7 @@ Tree::
     │   ├── RequestThrottled       429: the API server shed the request (retryable)
     │   └── KubeUnavailable        5xx: the API server failed (retryable)
     ├── Unsupported                a pipeline the server's compiler cannot take (it falls back)
+    ├── EvidenceInvalid            a model server's rollout counters are not what the operator reads
     └── ServingError               500: the model server's answers, one HTTP status each
         ├── RequestInvalid         400: the body is not JSON, or not an inference request
         ├── ModelNotFound          404: unknown model name or version

@@ -30,6 +30,7 @@ from typing import Any
 
 from continuum.api import Analysis, SignalEvidence
 from continuum.api.rollout import Signal, Verdict
+from continuum.errors import ContinuumError
 
 P99 = 0.99
 TINY = 1e-12
@@ -82,12 +83,16 @@ class Decision:
     failed: Signal | None = None
 
 
-class CountersError(ValueError):
-    """A server's /v2/rollout answer is not what this operator reads."""
+class EvidenceInvalid(ContinuumError):  # noqa: N818 -- an outcome, named like the errors
+    """A server's /v2/rollout answer is not what this operator reads.
+
+    Under the package's root like every error it raises on purpose (``continuum.errors``
+    draws it): the reconcile names the pod and waits rather than failing.
+    """
 
 
 def counters_from(answer: Mapping[str, Any]) -> Counters:
-    """One pod's ``GET /v2/rollout`` answer as ``Counters`` (CountersError says what is off)."""
+    """One pod's ``GET /v2/rollout`` answer as ``Counters`` (EvidenceInvalid says what is off)."""
     try:
         compared = answer.get("compared") or {}
         return Counters(
@@ -99,7 +104,7 @@ def counters_from(answer: Mapping[str, Any]) -> Counters:
             agreed_rows=int(compared.get("agreed", 0)),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise CountersError(f"unexpected /v2/rollout answer ({exc!r}): {answer!r:.300}") from exc
+        raise EvidenceInvalid(f"unexpected /v2/rollout answer ({exc!r}): {answer!r:.300}") from exc
 
 
 def _version(data: Mapping[str, Any]) -> VersionCounts:
@@ -121,7 +126,7 @@ def merge(parts: Sequence[Counters]) -> Counters | None:
     first = parts[0]
     for other in parts[1:]:
         if other.step != first.step or other.bounds != first.bounds:
-            raise CountersError(f"pods disagree on step or buckets: {first.step} vs {other.step}")
+            raise EvidenceInvalid(f"pods disagree on step or buckets: {first.step} vs {other.step}")
     return Counters(
         step=first.step,
         bounds=first.bounds,

@@ -17,7 +17,7 @@ from continuum.api import ModelDeployment, RolloutProgress
 from continuum.api.vocabulary import ROLLOUT_STEP_LABEL
 from continuum.controllers.modeldeployment.analysis import (
     Counters,
-    CountersError,
+    EvidenceInvalid,
     counters_from,
     merge,
 )
@@ -59,7 +59,7 @@ async def read_counters(
 def _sum(parts: list[Counters], problems: list[str]) -> Counters | None:
     try:
         return merge(parts)
-    except CountersError as exc:
+    except EvidenceInvalid as exc:
         problems.append(str(exc))
         return None
 
@@ -73,7 +73,7 @@ async def _read_one(kube: Kube, namespace: str, pod: str, step: str) -> Counters
         return f"pod {pod} has no rollout (404 on {ROLLOUT_PATH})"
     try:
         counters = counters_from(answer)
-    except CountersError as exc:
+    except EvidenceInvalid as exc:
         return f"pod {pod}: {exc}"
     if counters.step != step:
         return f"pod {pod} counts for step {counters.step}, not {step}"

@@ -11,7 +11,7 @@ import pytest
 from continuum.api import Analysis
 from continuum.controllers.modeldeployment.analysis import (
     Counters,
-    CountersError,
+    EvidenceInvalid,
     Stage,
     VersionCounts,
     counters_from,
@@ -73,13 +73,13 @@ def test_a_pod_answer_is_read_and_pods_are_summed() -> None:
 def test_an_unreadable_answer_names_what_is_missing() -> None:
     broken = pod_answer()
     del broken["latencyBounds"]
-    with pytest.raises(CountersError, match="latencyBounds"):
+    with pytest.raises(EvidenceInvalid, match="latencyBounds"):
         counters_from(broken)
 
 
 def test_pods_of_another_step_are_not_summed_together() -> None:
     other = counters_from({**pod_answer(), "step": "v3-step0"})
-    with pytest.raises(CountersError, match="step"):
+    with pytest.raises(EvidenceInvalid, match="step"):
         merge([counters_from(pod_answer()), other])
     assert merge([]) is None
 
