@@ -78,6 +78,7 @@ TARGET_MESSAGE = "dataset.target must not be listed in dataset.features"
 CATEGORICAL_MESSAGE = "preprocessing.categorical.columns must be listed in dataset.features"
 CLASSES_MESSAGE = "dataset.validation.requiredClasses needs a classification metric"
 STREAM_MESSAGE = "dataset.mode stream needs dataset.format parquet"
+SEARCH_MESSAGE = "search needs an in-memory dataset: dataset.mode memory or auto"
 NATIVE_MESSAGE = (
     "preprocessing.categorical.encode native needs an estimator with native categorical "
     "support: HistGradientBoostingClassifier or HistGradientBoostingRegressor"
@@ -270,6 +271,50 @@ class Evaluation(ApiModel):
     )
 
 
+class Search(ApiModel):
+    """A hyperparameter search: trials scored by cross-validation on the training rows, the best
+    one refit on all of them and gated as usual."""
+
+    strategy: Literal["grid", "random"] = Field(
+        "grid",
+        description=(
+            "grid: every combination of the listed values (in scikit-learn's ParameterGrid "
+            "order); random: trials draws (ParameterSampler with seed) from the lists and ranges."
+        ),
+    )
+    space: dict[str, Any] = Field(
+        min_length=1,
+        max_length=16,
+        description=(
+            "Estimator parameter -> list of values, or (random) a range {uniform|logUniform|"
+            "randint: [low, high]}. Every candidate is validated against the estimator before "
+            "any data is read."
+        ),
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    trials: int = Field(
+        20, ge=1, le=256, description="Trial budget: grid points allowed, or random draws."
+    )
+    folds: int = Field(5, ge=2, le=10, description="Cross-validation folds of each trial.")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of the random draws.")
+
+
+class SearchSummary(ApiModel):
+    """What the search found."""
+
+    trials: int | None = Field(None, ge=0, description="Trials planned.")
+    failed: int | None = Field(None, ge=0, description="Trials that failed (never chosen).")
+    best_params: dict[str, Any] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="Parameters of the best trial (refit on all training rows).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    best_score: float | None = Field(
+        None, description="Mean cross-validated score of the best trial (evaluation.metric)."
+    )
+
+
 def _spec_rules() -> list[dict[str, str]]:
     reg_metric = f"self.evaluation.metric in {_cel_list(REGRESSION_METRICS)}"
     features = "!has(self.dataset.features) || "
@@ -298,6 +343,10 @@ def _spec_rules() -> list[dict[str, str]]:
             "(has(self.dataset.format) && self.dataset.format == 'parquet')",
             STREAM_MESSAGE,
         ),
+        cel(
+            "!has(self.search) || !has(self.dataset.mode) || self.dataset.mode != 'stream'",
+            SEARCH_MESSAGE,
+        ),
     ]
 
 
@@ -313,6 +362,13 @@ class TrainingJobSpec(ApiModel):
         Preprocessing, "Imputation, scaling and encoding before the estimator."
     )
     split: Split = nested(Split, "Train/test split.")
+    search: Search | None = Field(
+        None,
+        description=(
+            "Hyperparameter search over estimator parameters (in-memory datasets): the best "
+            "trial's parameters override estimator.params."
+        ),
+    )
     evaluation: Evaluation = Field(description="Metric and qualification gate.")
     storage: StorageSpec = Field(description="Object store for the model artefacts.")
     resources: ResourceRequirements | None = Field(
@@ -340,6 +396,8 @@ class TrainingJobSpec(ApiModel):
             raise ValueError(NATIVE_MESSAGE)
         if self.dataset.mode == "stream" and self.dataset.format != "parquet":
             raise ValueError(STREAM_MESSAGE)
+        if self.search is not None and self.dataset.mode == "stream":
+            raise ValueError(SEARCH_MESSAGE)
         return self
 
 
@@ -399,6 +457,7 @@ class TrainingJobStatus(CustomObjectStatus):
     )
     champion: Champion | None = Field(None, description="The version this run had to beat.")
     dataset: DatasetSummary | None = Field(None, description="Summary of the data read.")
+    search: SearchSummary | None = Field(None, description="What the search found.")
     qualified: bool | None = Field(
         None, description="Whether the version passed its gate and may be promoted."
     )

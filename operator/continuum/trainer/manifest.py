@@ -65,6 +65,7 @@ class TrainingOutcome:
     test_rows: int
     fitted: Mapping[str, Any] = field(default_factory=dict)
     warnings: Sequence[str] = ()  # about the data, not fatal (validation.identifier_warnings)
+    search: Mapping[str, Any] | None = None  # the search's plan and winner (run.search_summary)
     # classifiers: the holdout's probability calibration (baseline/calibration.json, issue 16)
     calibration: Mapping[str, Any] | None = None
 
@@ -94,6 +95,7 @@ def build_manifest(
         "image": image,
         "dataset": dataset.to_json() | {"objects": dataset.objects},
         **({"training": dict(dataset.training)} if dataset.training is not None else {}),
+        **({"search": dict(outcome.search)} if outcome.search is not None else {}),
         "task": outcome.task,
         "estimator": {
             "class": spec.estimator.class_,

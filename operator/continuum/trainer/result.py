@@ -34,9 +34,11 @@ class TrainingResult:
     reasons: tuple[str, ...]
     dataset: Mapping[str, Any]
     manifest: Mapping[str, Any] = field(repr=False, default_factory=dict)
+    search: Mapping[str, Any] | None = None  # trials, failed, bestParams, bestScore
 
     def summary(self) -> dict[str, Any]:
-        return {
+        search = {"search": dict(self.search)} if self.search is not None else {}
+        return search | {
             "status": "Succeeded",
             "model": self.model,
             "version": self.version,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +11,8 @@ from typing import Any
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from continuum.errors import TrainingError
+from continuum.api.trainingjob import Search
+from continuum.errors import ConfigError, TrainingError
 from continuum.modelio import coerce_features, load_verified_model, serialize_model, sha256_hex
 from continuum.storage import (
     ObjectInfo,
@@ -34,6 +35,14 @@ from continuum.trainer.pipeline import (
     task_of,
 )
 from continuum.trainer.result import TrainingResult
+from continuum.trainer.search import (
+    Selection,
+    Trial,
+    cv_folds,
+    plan_trials,
+    score_trial,
+    select,
+)
 from continuum.trainer.streamed import train_streamed
 from continuum.trainer.threads import available_cpus, cpu_limited
 from continuum.trainer.validation import (
@@ -81,6 +90,11 @@ def run_training(
     objects = list_dataset_objects(store, source.uri)
     mode = choose_mode(source, objects, config.max_dataset_bytes)
     threads = config.threads or available_cpus()
+    if mode == STREAM and config.spec.search is not None:
+        raise ConfigError(
+            f"spec.search needs the dataset in memory, but {source.uri} is streamed (over the "
+            "in-memory limit CONTINUUM_MAX_DATASET_BYTES): search a sample of it"
+        )
     if mode == STREAM:
         return run_streamed(config, store, objects, task=task, threads=threads,
                             champion_version=champion_version, progress=progress)  # fmt: skip
@@ -88,7 +102,13 @@ def run_training(
     progress("dataset_loaded", rows=dataset.rows, fingerprint=dataset.fingerprint, mode=MEMORY)
     schema = validate_dataset(dataset.frame, config.spec, task)
     holdout = split(dataset.frame, schema, config, task)
+    searched: dict[str, Any] | None = None
     with cpu_limited(threads):
+        search = config.spec.search
+        if search is not None:
+            selection = run_search(config, search, schema, holdout, task=task, progress=progress)
+            searched = search_summary(search, len(plan_search(config)), selection)
+            config = with_best(config, selection)
         pipeline = fit(config, schema, holdout)
         outcome = assess(config, store, holdout, pipeline, task=task,
                          champion_version=champion_version)  # fmt: skip
@@ -96,7 +116,7 @@ def run_training(
     outcome = replace(
         outcome, schema=tuple(schema), sha256=sha256_hex(model_bytes),
         fitted=fitted_facts(pipeline, threads),
-        warnings=tuple(identifier_warnings(dataset.frame, schema)),
+        warnings=tuple(identifier_warnings(dataset.frame, schema)), search=searched,
     )  # fmt: skip
     report_outcome(outcome, progress)
     summary = DatasetSummary(
@@ -150,8 +170,63 @@ def check_config(config: TrainingConfig) -> str:
     """
     spec = config.spec
     build_estimator(spec.estimator, spec.split.seed)
+    if spec.search is not None:  # every candidate checked against the estimator, no data yet
+        plan_search(config)
     layout.model_prefix(spec.model)  # the model name must be usable as a key segment
     return task_of(spec.estimator)
+
+
+def plan_search(config: TrainingConfig) -> list[Trial]:
+    search = config.spec.search
+    if search is None:
+        return []
+    return plan_trials(config.spec.estimator, search.space, strategy=search.strategy,
+                       budget=search.trials, seed=search.seed)  # fmt: skip
+
+
+def run_search(
+    config: TrainingConfig,
+    search: Search,
+    schema: list[Feature],
+    holdout: Holdout,
+    *,
+    task: str,
+    progress: Progress,
+) -> Selection:
+    """Every trial cross-validated on the training rows (one after the other), and the winner."""
+    spec = config.spec
+    trials = plan_search(config)
+    pipeline = pipeline_for(spec, schema)
+    folds = cv_folds(holdout.y_train, search.folds, task)
+    results = []
+    for trial in trials:
+        results.append(score_trial(pipeline, trial, holdout.x_train, holdout.y_train, folds,
+                                   metric=spec.evaluation.metric, task=task))  # fmt: skip
+        failed = sum(1 for r in results if r.error is not None)
+        progress("trial_done", trial=trial.index, done=len(results), of=len(trials),
+                 failed=failed, error=results[-1].error)  # fmt: skip
+    return select(results, spec.evaluation.metric)
+
+
+def with_best(config: TrainingConfig, selection: Selection) -> TrainingConfig:
+    """The config whose estimator params carry the best trial's on top of the spec's."""
+    estimator = config.spec.estimator
+    params = {**estimator.params, **selection.best.params}
+    spec = config.spec.model_copy(
+        update={"estimator": estimator.model_copy(update={"params": params})}
+    )
+    return replace(config, spec=spec)
+
+
+def search_summary(search: Search, planned: int, selection: Selection) -> dict[str, Any]:
+    """The manifest's ``search``: the plan, the winner and the best trials (at most 20)."""
+    return {
+        "strategy": search.strategy, "space": dict(search.space), "trials": search.trials,
+        "folds": search.folds, "seed": search.seed, "planned": planned,
+        "failed": selection.failed, "best": {"index": selection.best.index,
+        "params": dict(selection.best.params), "score": selection.mean},
+        "top": selection.summary,
+    }  # fmt: skip
 
 
 def split(frame: pd.DataFrame, schema: list[Feature], config: TrainingConfig, task: str) -> Holdout:
@@ -313,4 +388,14 @@ def _result(
         reasons=outcome.gate.reasons,
         dataset={k: v for k, v in manifest["dataset"].items() if k in RESULT_DATASET_FIELDS},
         manifest=manifest,
+        search=search_result(manifest.get("search")),
     )
+
+
+def search_result(search: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The search's part of the result summary (and of status): counts and the winner."""
+    if search is None:
+        return None
+    best = search["best"]
+    return {"trials": search["planned"], "failed": search["failed"],
+            "bestParams": best["params"], "bestScore": best["score"]}  # fmt: skip

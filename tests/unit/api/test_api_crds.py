@@ -17,7 +17,11 @@ Schema = dict[str, Any]
 ROOT = Path(__file__).resolve().parents[3]
 CRD_DIR = ROOT / "crds"
 CRDS = {crd_filename(crd): crd for crd in crd_manifests()}
-FREE_FORM = {"spec.estimator.params", "spec.retrain.template.estimator.params"}
+FREE_FORM = {
+    "spec.estimator.params", "spec.retrain.template.estimator.params",
+    # issue 19: a search space's values and the best trial's params are estimator params too
+    "spec.search.space", "spec.retrain.template.search.space", "status.search.bestParams",
+}  # fmt: skip
 FORBIDDEN_KEYS = {
     "$ref", "$defs", "definitions", "dependencies", "patternProperties", "readOnly",
     "writeOnly", "uniqueItems", "const", "oneOf", "allOf", "not", "title", "nullable",

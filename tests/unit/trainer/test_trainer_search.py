@@ -13,12 +13,18 @@ from sklearn.model_selection import (
     RandomizedSearchCV,
 )
 from tests.kit.datasets import as_parquet, real_shaped_frame
+from tests.kit.memory_store import MemoryObjectStore
 
 from continuum.api import TrainingJobSpec
+from continuum.controllers.trainingjob.status import result_fields, summary_of_manifest
 from continuum.errors import ConfigError, TrainingError
 from continuum.modelio import coerce_features
+from continuum.storage import read_manifest
+from continuum.trainer.config import TrainingConfig
+from continuum.trainer.dataset import load_dataset
 from continuum.trainer.evaluation import evaluate
 from continuum.trainer.pipeline import pipeline_for
+from continuum.trainer.run import run_training, split
 from continuum.trainer.search import (
     MAX_SUMMARY_TRIALS,
     TrialResult,
@@ -199,3 +205,64 @@ def test_the_summary_is_bounded_and_ranked():
     ranks = [row["rank"] for row in selection.summary]
     assert ranks == sorted(ranks)
     assert selection.best.index == 6  # the first of the best mean (6 % 7 == 6, 13, 20, ...)
+
+
+# ---------------------------------------------------------------------------- in a training run
+
+
+def run_spec(**search):
+    return {
+        "model": "churn",
+        "dataset": {"uri": "s3://data/sets/churn/", "target": "label", "format": "csv"},
+        "estimator": {"class": "LogisticRegression", "params": {"max_iter": 200}},
+        "preprocessing": {"categorical": {"columns": ["color"]}},
+        "split": {"testSize": 0.25, "seed": 7},
+        "evaluation": {"metric": "accuracy", "mustBeat": "none"},
+        "storage": {"bucket": "data"},
+        "search": {"space": {"C": [0.001, 0.01, 0.1, 1.0]}, "folds": 3, **search},
+    }
+
+
+def quiet(*_args, **_kwargs):
+    return None
+
+
+def test_a_run_refits_grid_search_cvs_winner_and_reports_it(store):
+    lines = []
+    config = TrainingConfig.from_spec(run_spec())
+    result = run_training(config, store, progress=lambda e, **k: lines.append((e, k)))
+    manifest = read_manifest(store, "churn", result.version)
+    frame = load_dataset(store, config.spec.dataset, max_bytes=10**9).frame
+    schema = validate_dataset(frame, config.spec, "classification")
+    holdout = split(frame, schema, config, "classification")
+    reference = GridSearchCV(
+        pipeline_for(config.spec, schema), {"estimator__C": [0.001, 0.01, 0.1, 1.0]}, cv=3,
+        scoring=scorer("accuracy"), refit=False,
+    ).fit(holdout.x_train, holdout.y_train)  # fmt: skip
+    best = reference.best_params_["estimator__C"]
+    assert manifest["search"]["best"]["params"] == {"C": best}
+    assert manifest["search"]["best"]["score"] == reference.best_score_
+    assert manifest["estimator"]["params"] == {"max_iter": 200, "C": best}
+    assert result.summary()["search"] == {
+        "trials": 4, "failed": 0, "bestParams": {"C": best}, "bestScore": reference.best_score_
+    }  # fmt: skip
+    assert result_fields(result.summary())["search"]["bestParams"] == {"C": best}
+    assert summary_of_manifest(manifest)["search"] == result.summary()["search"]
+    done = [k for e, k in lines if e == "trial_done"]
+    assert [(k["done"], k["of"]) for k in done] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    again = run_training(TrainingConfig.from_spec(run_spec()), store, progress=quiet)
+    assert again.sha256 == result.sha256
+
+
+def test_a_search_with_a_bad_candidate_fails_before_any_data():
+    empty = MemoryObjectStore("data")  # no dataset: the check must come first
+    spec = run_spec(space={"C": [1.0, -2.0]})
+    with pytest.raises(ConfigError, match=r"search candidate \{'C': -2.0\}"):
+        run_training(TrainingConfig.from_spec(spec), empty, progress=quiet)
+
+
+def test_a_search_needs_the_dataset_in_memory(store):
+    spec = run_spec()
+    spec["dataset"].update(format="parquet", mode="stream")
+    with pytest.raises(ConfigError, match="search needs an in-memory dataset"):
+        TrainingConfig.from_spec(spec)

@@ -219,6 +219,7 @@ def summary_of_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "dataset": dataset_fields(dataset),
         "champion": evaluation.get("champion"),
         "warnings": manifest.get("warnings") or [],
+        **_manifest_search(manifest.get("search")),
     }
 
 
@@ -309,6 +310,9 @@ def result_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
     }
     if data_warnings(summary):
         fields["warnings"] = data_warnings(summary)
+    search = summary.get("search")
+    if isinstance(search, Mapping):
+        fields["search"] = search_fields(search)
     champion = summary.get("champion")
     if isinstance(champion, Mapping) and champion.get("version") is not None:
         fields["champion"] = {
@@ -316,6 +320,29 @@ def result_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
             "metrics": _numbers(champion.get("metrics")),
         }
     return {k: _drop_none(v) for k, v in fields.items()}
+
+
+def search_fields(search: Mapping[str, Any]) -> dict[str, Any]:
+    """status.search from the summary's search: trials, failed, best params and score."""
+    params = search.get("bestParams")
+    score = search.get("bestScore")
+    return {
+        "trials": search.get("trials"),
+        "failed": search.get("failed"),
+        "bestParams": dict(params) if isinstance(params, Mapping) else {},
+        "bestScore": score
+        if isinstance(score, int | float) and not isinstance(score, bool)
+        else None,
+    }
+
+
+def _manifest_search(search: Any) -> dict[str, Any]:
+    if not isinstance(search, Mapping) or not isinstance(search.get("best"), Mapping):
+        return {}
+    best = search["best"]
+    found = {"trials": search.get("planned"), "failed": search.get("failed"),
+             "bestParams": best.get("params"), "bestScore": best.get("score")}  # fmt: skip
+    return {"search": found}
 
 
 def dataset_fields(dataset: Mapping[str, Any]) -> dict[str, Any]:
