@@ -14,10 +14,12 @@ and the classes the model predicted for them:
   1 - p_i[c] as a negative, ranked by the model's own (uncalibrated) score: the expected ROC
   curve;
 * the **interval** is the spread of the metric the window's labels would give if the curves
-  are right: ``SIMULATIONS`` label vectors are drawn, y_i ~ Categorical(p_i), seeded, and the
-  metric of each is computed against the predictions; the percentile interval of those. It is
-  the sampling noise of the realised metric under calibration, not an error bar on the
-  calibration itself (a holdout of a few hundred rows makes the curves coarse).
+  are right (y_i ~ Categorical(p_i), independent): for binary models the delta method on the
+  sums of Bernoullis the metric is made of (accuracy, precision, recall, f1, roc_auc: one pass
+  over the rows), otherwise ``SIMULATIONS`` seeded label draws and the percentile interval of
+  their metric. It is the sampling noise of the realised metric under calibration, not an
+  error bar on the calibration itself (a holdout of a few hundred rows makes the curves
+  coarse).
 
 **What estimation cannot see**: it assumes P(y | x) is what it was on the holdout. It follows
 *covariate shift* (inputs moving towards regions where the model is unsure lower the estimate)
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -46,6 +49,7 @@ from continuum.monitor.intervals import (
     confusion_batch,
     confusion_metric,
     percentile_interval,
+    weighted_auc,
 )
 
 SIMULATIONS = 500
@@ -152,6 +156,8 @@ def estimate(
     n, k = calibrated.shape
     if n == 0:
         return Interval(None, None, None, 0, "none")
+    if k == 2 and metric in DELTA_METHOD:
+        return _delta(metric, calibrated[:, 1], predicted, scores[:, 1], confidence)
     if metric == "roc_auc":
         value = float(auc_metric(scores, calibrated, np.ones(n)))
     else:
@@ -165,6 +171,113 @@ def estimate(
     )
     low, high = percentile_interval(samples, confidence)
     return Interval(value, low, high, n, "cbpe-simulation")
+
+
+# ---------------------------------------------------------------- binary: the delta method
+#
+# Under the calibration each row's label is an independent Bernoulli(p_i), so the counts the
+# metrics are made of are sums of independent Bernoullis with known means and variances, and
+# the delta method gives each metric's standard deviation in one pass over the rows. Measured
+# against the 500 simulations (beta(2, 2) probabilities, 1,000 and 5,000 rows): widths within
+# 6% of the simulation's (the unit test holds them to 10%), 0.3-2.5 ms instead of 30-350 ms;
+# that is what makes the estimate >= 10x faster than NannyML's CBPE (bench/RESULTS.md,
+# "Performance estimation vs NannyML CBPE"). Multiclass models and f1_macro keep the
+# simulation.
+
+
+def _bernoulli(p: FloatArray) -> FloatArray:
+    return np.asarray(p * (1 - p), dtype=np.float64)
+
+
+def _accuracy_sd(p: FloatArray, predicted: IntArray, _score: FloatArray) -> float:
+    right = np.where(predicted == 1, p, 1 - p)
+    return float(np.sqrt(_bernoulli(right).sum()) / p.size)
+
+
+def _counts(p: FloatArray, predicted: IntArray) -> tuple[float, float, float, float, float]:
+    """(E[TP], Var[TP], E[FN], Var[FN], rows predicted positive)."""
+    hit = predicted == 1
+    return (float(p[hit].sum()), float(_bernoulli(p[hit]).sum()), float(p[~hit].sum()),
+            float(_bernoulli(p[~hit]).sum()), float(hit.sum()))  # fmt: skip
+
+
+def _precision_sd(p: FloatArray, predicted: IntArray, _score: FloatArray) -> float:
+    _tp, var_tp, _fn, _var_fn, positive = _counts(p, predicted)
+    return float(np.sqrt(var_tp) / positive) if positive else 0.0
+
+
+def _recall_sd(p: FloatArray, predicted: IntArray, _score: FloatArray) -> float:
+    tp, var_tp, fn, var_fn, _positive = _counts(p, predicted)
+    total = tp + fn
+    if total <= 0:
+        return 0.0
+    return float(np.sqrt((fn / total**2) ** 2 * var_tp + (tp / total**2) ** 2 * var_fn))
+
+
+def _f1_sd(p: FloatArray, predicted: IntArray, _score: FloatArray) -> float:
+    """f1 = 2 TP / (TP + predicted positives + FN), TP and FN independent."""
+    tp, var_tp, fn, var_fn, positive = _counts(p, predicted)
+    base = tp + positive + fn
+    if base <= 0:
+        return 0.0
+    d_tp, d_fn = 2 * (positive + fn) / base**2, -2 * tp / base**2
+    return float(np.sqrt(d_tp**2 * var_tp + d_fn**2 * var_fn))
+
+
+def _delta(
+    metric: str, p: FloatArray, predicted: IntArray, score: FloatArray, confidence: float
+) -> Interval:
+    """A binary model's estimate and the delta method's interval (roc_auc: the expected ROC's
+    area, the scores sorted once for it and for the ranks)."""
+    if metric == "roc_auc":
+        order = np.argsort(score, kind="stable")
+        value = float(weighted_auc(score, p, 1 - p, order))
+        sd = _auc_sd(p, score, average_ranks(score, order))
+    else:
+        calibrated = np.column_stack([1 - p, p])
+        value = float(confusion_metric(metric, expected_confusion(calibrated, predicted)))
+        sd = STANDARD_DEVIATIONS[metric](p, predicted, score)
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)  # scipy's norm.ppf: 0.13 ms a call
+    return Interval(value, value - z * sd, value + z * sd, p.size, "cbpe-delta")
+
+
+def _auc_sd(p: FloatArray, score: FloatArray, ranks: FloatArray) -> float:
+    """AUC = (S - n1 (n1 + 1) / 2) / (n1 n0), S = sum of y_i r_i (r: average ranks of the
+    score), n1 = sum of y_i: the delta method on the pair (S, n1)."""
+    var = _bernoulli(p)
+    s, n1 = float((p * ranks).sum()), float(p.sum())
+    n0 = p.size - n1
+    if n1 <= 0 or n0 <= 0:
+        return 0.0
+    cov = np.array(
+        [[(var * ranks**2).sum(), (var * ranks).sum()], [(var * ranks).sum(), var.sum()]]
+    )
+    denominator = n1 * n0
+    d_s = 1 / denominator
+    d_n1 = (-(n1 + 0.5) * denominator - (s - n1 * (n1 + 1) / 2) * (n0 - n1)) / denominator**2
+    gradient = np.array([d_s, d_n1])
+    return float(np.sqrt(max(float(gradient @ cov @ gradient), 0.0)))
+
+
+def average_ranks(score: FloatArray, order: np.ndarray[Any, Any] | None = None) -> FloatArray:
+    """1-based ranks, ties sharing their average (scipy's rankdata; no more than the one
+    argsort when the scores are all distinct, as a model's probabilities nearly always are)."""
+    order = np.argsort(score, kind="stable") if order is None else order
+    ranked = score[order]
+    if ranked.size > 1 and np.any(ranked[1:] == ranked[:-1]):
+        return np.asarray(stats.rankdata(score), dtype=np.float64)
+    ranks = np.empty(score.size, dtype=np.float64)
+    ranks[order] = np.arange(1, score.size + 1)
+    return ranks
+
+
+STANDARD_DEVIATIONS = {
+    "accuracy": _accuracy_sd,
+    "precision": _precision_sd,
+    "recall": _recall_sd,
+    "f1": _f1_sd,
+}
+DELTA_METHOD = frozenset({*STANDARD_DEVIATIONS, "roc_auc"})
 
 
 def _blocks(calibrated: FloatArray, rng: np.random.Generator) -> list[IntArray]:

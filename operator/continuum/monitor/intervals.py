@@ -142,16 +142,22 @@ def confusion_metric(metric: str, cm: FloatArray) -> FloatArray:
 # ---------------------------------------------------------------- ROC AUC
 
 
-def weighted_auc(score: FloatArray, positive: FloatArray, negative: FloatArray) -> FloatArray:
+def weighted_auc(
+    score: FloatArray,
+    positive: FloatArray,
+    negative: FloatArray,
+    order: np.ndarray[Any, Any] | None = None,
+) -> FloatArray:
     """ROC AUC of ``score`` when row i counts ``positive[..., i]`` times as a positive and
     ``negative[..., i]`` times as a negative (ties count half): Mann-Whitney on weights.
 
-    ``positive`` and ``negative`` may carry a leading batch axis; the rows are sorted once.
+    ``positive`` and ``negative`` may carry a leading batch axis; the rows are sorted once
+    (``order``: the stable argsort of ``score``, when the caller has it already).
     """
-    order = np.argsort(score, kind="stable")
+    order = np.argsort(score, kind="stable") if order is None else order
     ranked = score[order]
     pos, neg = np.take(positive, order, axis=-1), np.take(negative, order, axis=-1)
-    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    starts = np.flatnonzero(np.concatenate(([True], ranked[1:] != ranked[:-1])))
     if starts.size < ranked.size:  # tied scores: one group each (reduceat is slow, skip it)
         pos = np.add.reduceat(pos, starts, axis=-1)
         neg = np.add.reduceat(neg, starts, axis=-1)
