@@ -294,6 +294,16 @@ class StorageSpec(ApiModel):
         return self
 
 
+class EffectiveStorage(StorageSpec):
+    """The storage an object uses, in its status: its own spec.storage or the namespace's
+    default (ConfigMap continuum-storage), and which."""
+
+    source: str = Field(
+        max_length=128,
+        description="spec, or ConfigMap/continuum-storage (the namespace default).",
+    )
+
+
 class ResourceList(ApiModel):
     """Amounts of CPU and memory."""
 

@@ -18,6 +18,7 @@ from continuum.api.common import (
     ColumnSet,
     CustomObject,
     CustomObjectStatus,
+    EffectiveStorage,
     ObjectName,
     ResourceRequirements,
     StorageSpec,
@@ -195,7 +196,13 @@ class ModelDeploymentSpec(ApiModel):
     )
     batching: Batching = nested(Batching, "Request micro-batching.")
     inference_log: InferenceLog = nested(InferenceLog, "Inference logging for drift monitoring.")
-    storage: StorageSpec = Field(description="Object store holding the model artefacts.")
+    storage: StorageSpec | None = Field(
+        None,
+        description=(
+            "Object store holding the model artefacts. Omit to use the namespace default: the "
+            "ConfigMap continuum-storage, key storage (the same block as YAML)."
+        ),
+    )
     resources: ResourceRequirements | None = Field(
         None, description="CPU and memory of each server pod."
     )
@@ -244,6 +251,9 @@ class ModelDeploymentStatus(CustomObjectStatus):
         None, max_length=2048, description="In-cluster URL of the prediction endpoint."
     )
     ready_replicas: int | None = Field(None, ge=0, description="Server replicas ready.")
+    storage: EffectiveStorage | None = Field(
+        None, description="The storage the servers use (spec.storage or the namespace default)."
+    )
     history: list[RolloutRecord] = Field(
         default_factory=list,
         max_length=20,

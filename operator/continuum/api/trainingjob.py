@@ -19,6 +19,7 @@ from continuum.api.common import (
     ColumnSet,
     CustomObject,
     CustomObjectStatus,
+    EffectiveStorage,
     LabelSet,
     ObjectName,
     ResourceRequirements,
@@ -370,7 +371,13 @@ class TrainingJobSpec(ApiModel):
         ),
     )
     evaluation: Evaluation = Field(description="Metric and qualification gate.")
-    storage: StorageSpec = Field(description="Object store for the model artefacts.")
+    storage: StorageSpec | None = Field(
+        None,
+        description=(
+            "Object store for the model artefacts. Omit to use the namespace default: the "
+            "ConfigMap continuum-storage, key storage (the same block as YAML)."
+        ),
+    )
     resources: ResourceRequirements | None = Field(
         None, description="CPU and memory of the training pod."
     )
@@ -462,6 +469,9 @@ class TrainingJobStatus(CustomObjectStatus):
         None, description="Whether the version passed its gate and may be promoted."
     )
     message: str | None = Field(None, max_length=4096, description="Human-readable summary.")
+    storage: EffectiveStorage | None = Field(
+        None, description="The storage this run uses (spec.storage or the namespace default)."
+    )
     warnings: list[Annotated[str, Field(max_length=512)]] = Field(
         default_factory=list,
         max_length=10,

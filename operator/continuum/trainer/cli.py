@@ -62,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def train(spec_path: str | None, champion: str | None, env: Mapping[str, str]) -> dict[str, Any]:
     config = load_config(spec_path, env)
     storage = config.spec.storage
+    if storage is None:  # the operator fills it in (spec or namespace default) before the Job
+        raise ConfigError("spec.storage is not set in CONTINUUM_SPEC: the operator sets it")
     settings = S3Settings.from_env(env, endpoint_url=storage.endpoint, bucket=storage.bucket)
     store = ObjectStore(settings, retry=s3_retry(env))
     store.check_bucket()  # a wrong endpoint, bucket or credential fails here, before any work

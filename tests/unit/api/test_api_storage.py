@@ -84,8 +84,9 @@ def test_every_storage_schema_carries_the_cel_rules() -> None:
     assert {where.split(".yaml.")[1] for where, _ in schemas} == {
         "spec.storage",  # TrainingJob, ModelDeployment
         "spec.retrain.template.storage",  # DriftMonitor
+        "status.storage",  # the effective storage: TrainingJob, ModelDeployment
     }
-    assert len(schemas) == 3
+    assert len(schemas) == 5
     for where, schema in schemas:
         rules = {r["rule"]: r["message"] for r in schema["x-kubernetes-validations"]}
         https = "!has(self.caBundle) || (has(self.endpoint) && self.endpoint.matches('^https://'))"
@@ -110,6 +111,16 @@ def test_a_kms_key_needs_sse_kms() -> None:
         storage(encryption={"type": "SSE-S3", "kmsKeyId": "k"})
     with pytest.raises(ValidationError, match="SSE-S3' or 'SSE-KMS'"):
         storage(encryption={"type": "AES256"})
+
+
+def test_storage_is_optional_and_its_effective_value_names_the_source() -> None:
+    """An object may omit spec.storage (the namespace default, controllers/shared/storage)."""
+    for where, schema in _storage_schemas():
+        if where.endswith("status.storage"):
+            assert "source" in schema["required"], where
+    for crd in crd_manifests():
+        spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        assert "storage" not in spec.get("required", []), crd_filename(crd)
 
 
 def test_every_storage_schema_carries_the_encryption_rule() -> None:

@@ -38,6 +38,7 @@ from continuum.controllers.shared.naming import child_name, label_value, managed
 from continuum.controllers.shared.objects import owner_reference
 from continuum.controllers.shared.pods import (
     log_policy_env,
+    required,
     storage_env,
     var,
     workload_container,
@@ -139,7 +140,7 @@ def desired_check_job(
         "ttlSecondsAfterFinished": max(3 * interval, 600),
         "template": {
             "metadata": {"labels": dict(labels)},
-            "spec": _pod_spec(check_env(dm, md, version, slot), image, md.spec.storage),
+            "spec": _pod_spec(check_env(dm, md, version, slot), image, required(md.spec.storage)),
         },
     }
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
@@ -165,7 +166,7 @@ def check_env(
         var("CONTINUUM_REPORT_TIME", compact_time(slot)),
         var("HOME", "/tmp"),
         # the served model's store: the monitor reads its baseline and inference log there
-        *storage_env(md.spec.storage),
+        *storage_env(required(md.spec.storage)),
         # what the log drops and hashes: the check leaves dropped features out and hashes
         # the reference sample's values of hashed ones with the same key
         *log_policy_env(md.spec.inference_log),

@@ -88,6 +88,7 @@ from continuum.controllers.shared.objects import (
 )
 from continuum.controllers.shared.pods import parse_summary
 from continuum.controllers.shared.queue import WorkQueue
+from continuum.controllers.shared.storage import resolve, with_storage
 from continuum.controllers.shared.streaks import StatusReporter
 from continuum.kube import Kube
 
@@ -164,6 +165,9 @@ async def served_deployment(kube: Kube, dm: DriftMonitor) -> tuple[ModelDeployme
         md = load(ModelDeployment, body)
     except ValidationError:
         return None, f"ModelDeployment {name} is invalid"
+    # the storage its servers use (recorded in its status), which the check reads from
+    storage = await resolve(kube, namespace, md.spec.storage, md.status.storage)
+    md = md.model_copy(update={"spec": with_storage(md.spec, storage)})
     return md, f"waiting for ModelDeployment {name} to serve a version"
 
 

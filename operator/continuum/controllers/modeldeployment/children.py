@@ -27,6 +27,7 @@ from continuum.controllers.shared.naming import label_value, managed_labels
 from continuum.controllers.shared.objects import owner_reference
 from continuum.controllers.shared.pods import (
     log_policy_env,
+    required,
     storage_env,
     var,
     workload_container,
@@ -102,14 +103,14 @@ def _template(md: ModelDeployment, version: int, image: str, pods: Pods | None) 
         labels[ROLLOUT_STEP_LABEL] = pods.step_id
     return {
         "metadata": {"labels": labels},
-        "spec": workload_pod(_container(md, version, image, pods), md.spec.storage),
+        "spec": workload_pod(_container(md, version, image, pods), required(md.spec.storage)),
     }
 
 
 def _container(md: ModelDeployment, version: int, image: str, pods: Pods | None) -> dict[str, Any]:
     env = [*server_env(md, version), *rollout_env(md, pods)]
     container = workload_container(
-        SERVER_CONTAINER, image, "serve", env, md.spec.storage,
+        SERVER_CONTAINER, image, "serve", env, required(md.spec.storage),
         ports=[{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
         readinessProbe=_probe(READY_PATH, period=2, failures=2),
         livenessProbe=_probe(LIVE_PATH, period=10, failures=3),
@@ -144,7 +145,7 @@ def server_env(md: ModelDeployment, version: int) -> list[dict[str, Any]]:
         var("CONTINUUM_INFERENCE_LOG_FLUSH_ROWS", str(log.flush_rows)),
         var("CONTINUUM_INFERENCE_LOG_FLUSH_SECONDS", str(log.flush_seconds)),
         *log_policy_env(log),
-        *storage_env(spec.storage),
+        *storage_env(required(spec.storage)),
         var("HOME", "/tmp"),
     ]
 

@@ -28,7 +28,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,6 +59,7 @@ from continuum.controllers.shared.objects import (
 )
 from continuum.controllers.shared.queue import Backoff, WorkQueue
 from continuum.controllers.shared.resync import TRIGGER as RESYNC
+from continuum.controllers.shared.storage import resolve, with_storage
 from continuum.controllers.shared.streaks import StatusReporter
 from continuum.kube import Kube
 
@@ -113,6 +114,8 @@ async def _reconcile_once(
     """Observe, plan, write status, apply children; False when the object changed meanwhile."""
     md = load_model_deployment(body)
     namespace, name = md.metadata.namespace, md.metadata.name
+    storage = await resolve(kube, namespace, md.spec.storage)
+    md = md.model_copy(update={"spec": with_storage(md.spec, storage)})
     deployment = await kube.read_deployment(namespace, name)
     if deployment is not None and not owned_by(deployment, md):
         raise kopf.PermanentError(f"Deployment {namespace}/{name} belongs to another object")
@@ -120,6 +123,7 @@ async def _reconcile_once(
     evidence = await observe_rollout(kube, md)
     now = datetime.now(UTC).replace(microsecond=0)
     step = plan(md, qualified, deployment, now=now, evidence=evidence)
+    step = replace(step, status=step.status.model_copy(update={"storage": storage}))
     if not await write_status(kube, MODEL_DEPLOYMENTS, body, step.status, md.status):
         return False
     await apply_children(kube, md, step.target, image, live=deployment, reapply=reapply,

@@ -125,6 +125,14 @@ def log_policy_env(log: InferenceLog) -> list[dict[str, Any]]:
     return env
 
 
+def required(storage: StorageSpec | None) -> StorageSpec:
+    """The storage of a spec the controller resolved (``controllers.shared.storage``: its own
+    or the namespace default) before building its pods."""
+    if storage is None:
+        raise ValueError("spec.storage is not resolved: controllers.shared.storage fills it in")
+    return storage
+
+
 def storage_volumes(storage: StorageSpec) -> list[dict[str, Any]]:
     """The pod volume holding the CA bundle (none without ``caBundle``)."""
     source = storage.ca_bundle

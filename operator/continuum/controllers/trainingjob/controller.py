@@ -40,7 +40,7 @@ from typing import Any
 
 import kopf
 
-from continuum.api import GROUP, VERSION, TrainingJob, TrainingJobStatus
+from continuum.api import GROUP, VERSION, EffectiveStorage, TrainingJob, TrainingJobStatus
 from continuum.api.vocabulary import (
     FAILED,
     JOB_CREATED,
@@ -66,7 +66,9 @@ from continuum.controllers.shared.objects import (
     write_status,
 )
 from continuum.controllers.shared.pacing import CreationsFirst
+from continuum.controllers.shared.pods import required
 from continuum.controllers.shared.queue import Backoff, WorkQueue
+from continuum.controllers.shared.storage import resolve, with_storage
 from continuum.controllers.trainingjob import metrics
 from continuum.controllers.trainingjob.job import TRAINER_CONTAINER, desired_job
 from continuum.controllers.trainingjob.manifest import ManifestRead, read_manifest
@@ -117,6 +119,7 @@ async def reconcile(kube: Kube, image: str, body: Body, *, look_first: bool = Tr
         queue.settle(key_of(body))
         _finished.pop(key_of(body), None)
         return
+    tj, _storage = await with_effective_storage(kube, tj)
     job, created = await ensure_job(kube, tj, image, look_first=look_first)
     if not owned_by(job, tj):
         raise kopf.TemporaryError(f"Job {name_of(job)} belongs to another object", delay=5)
@@ -182,8 +185,10 @@ async def _write(
     tj = load_training_job(body)
     if is_terminal(tj.status):
         return tj.status
+    tj, storage = await with_effective_storage(kube, tj)
     message = await sources.termination()
     status = status_from_job(tj, job, message, await sources.manifest(tj, message))
+    status = status.model_copy(update={"storage": storage})
     if same_status(status, tj.status):
         return status
     if not await write_status(kube, TRAINING_JOBS, body, status, tj.status,
@@ -191,6 +196,15 @@ async def _write(
         return None
     announce(body, tj, status)
     return status
+
+
+async def with_effective_storage(
+    kube: Kube, tj: TrainingJob
+) -> tuple[TrainingJob, EffectiveStorage]:
+    """``tj`` with its storage filled in — its own, the one its status recorded, else the
+    namespace default (``shared/storage.py``) — and that storage for the status."""
+    storage = await resolve(kube, tj.metadata.namespace, tj.spec.storage, tj.status.storage)
+    return tj.model_copy(update={"spec": with_storage(tj.spec, storage)}), storage
 
 
 def _wait_for_manifest(kube: Kube, image: str, ref: Ref, status: TrainingJobStatus) -> None:
@@ -233,7 +247,7 @@ class Sources:
         if wanted is None or self._read is not None:
             return self._read
         version, uri = wanted
-        storage, model = tj.spec.storage, tj.spec.model
+        storage, model = required(tj.spec.storage), tj.spec.model
         self._read = await read_manifest(
             self._kube, self._namespace, storage, model=model, version=version, uri=uri
         )

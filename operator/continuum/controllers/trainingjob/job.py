@@ -20,6 +20,7 @@ from continuum.api.vocabulary import (
 from continuum.controllers.shared.naming import child_name, managed_labels
 from continuum.controllers.shared.objects import owner_reference
 from continuum.controllers.shared.pods import (
+    required,
     storage_env,
     var,
     workload_container,
@@ -67,13 +68,13 @@ def desired_job(
 
 def _pod_spec(tj: TrainingJob, image: str, champion: int | str | None) -> dict[str, Any]:
     container = _container(tj, image, champion)
-    return workload_pod(container, tj.spec.storage, restartPolicy="Never")
+    return workload_pod(container, required(tj.spec.storage), restartPolicy="Never")
 
 
 def _container(tj: TrainingJob, image: str, champion: int | str | None) -> dict[str, Any]:
     env = trainer_env(tj, image, champion)
     container = workload_container(
-        TRAINER_CONTAINER, image, "train", env, tj.spec.storage,
+        TRAINER_CONTAINER, image, "train", env, required(tj.spec.storage),
         terminationMessagePolicy="FallbackToLogsOnError",
     )  # fmt: skip
     if tj.spec.resources is not None:
@@ -94,4 +95,4 @@ def trainer_env(
     ]
     if champion is not None:
         env.append(var("CONTINUUM_CHAMPION_VERSION", str(champion)))
-    return env + storage_env(tj.spec.storage)
+    return env + storage_env(required(tj.spec.storage))
