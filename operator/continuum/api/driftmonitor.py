@@ -484,8 +484,8 @@ class PerformanceSummary(ApiModel):
     basis: Literal["realised", "estimated"] | None = Field(
         None,
         description=(
-            "What the verdict rests on: realised (labels) when enough have matured, else the "
-            "estimate (spec.performance.estimate)."
+            "What the verdict rests on: realised (labels) or estimated (spec.performance."
+            "estimate); a degraded side decides, realised named first when both are."
         ),
     )
     holdout: float | None = Field(None, description="The served version's holdout metric.")

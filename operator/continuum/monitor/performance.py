@@ -11,12 +11,17 @@ What a check with ``spec.performance`` computes (the I/O is :mod:`continuum.moni
   answered in the last ``windowSeconds`` (:mod:`continuum.monitor.estimation`), and, for the
   realised window too, so the report shows estimate and realised side by side on the same rows;
 * the **verdict**: ``Degraded`` when the whole interval is past ``holdout - maxDrop`` (below it;
-  above ``holdout + maxDrop`` for rmse and mae), ``Held`` otherwise, on realised performance
-  when at least ``minLabels`` labelled predictions matured, else on the estimate when it covers
-  ``minLabels`` predictions, else ``InsufficientData``. Requiring the whole interval to clear
-  the allowed drop is the false-alarm discipline of the drift tests: a healthy model's window
-  is called degraded in at most about (1 - confidence) / 2 of checks, fewer with a maxDrop;
-  the operator then needs ``consecutiveChecks`` of them in a row;
+  above ``holdout + maxDrop`` for rmse and mae), ``Held`` otherwise. Each of the two counts
+  when it rests on at least ``minLabels`` predictions (labelled ones for realised); the
+  verdict is Degraded when either is (realised named first: labels outrank the estimate),
+  else Held when either is conclusive, else ``InsufficientData``. Either, not realised alone:
+  the two judge different stretches (realised the matured window, the estimate the newest),
+  and a covariate shift that hurts must show before its labels arrive, when the older matured
+  window still looks healthy. Requiring the whole interval to clear the allowed drop is the
+  false-alarm discipline of the drift tests: each side calls a healthy model degraded in at
+  most about (1 - confidence) / 2 of checks, so the verdict in at most 1 - confidence (5% at
+  0.95), fewer with a maxDrop; the operator then needs ``consecutiveChecks`` of them in a
+  row;
 * a **timeline**: the span split into ``CHUNKS`` equal stretches of time, each with its
   realised and estimated metric, for the report's plot; a confusion matrix of the realised
   window; error-rate fairness when ``sensitiveFeature`` is set (:mod:`fairness`).
@@ -294,14 +299,18 @@ class Evidence:
 
 
 def verdict(evidence: Evidence) -> tuple[str, str | None, str]:
-    """(verdict, basis, reason): realised first, then the estimate (module doc)."""
+    """(verdict, basis, reason): Degraded if either side is, realised first (module doc)."""
     e = evidence
     if e.holdout is None:
         return INSUFFICIENT, None, f"the served version's manifest has no holdout {e.metric}"
-    for basis, interval in ((REALISED, e.realised), (ESTIMATED, e.estimated)):
-        if interval is None or interval.value is None or interval.rows < e.min_rows:
-            continue
-        found = judge(e.metric, e.holdout, interval, e.max_drop)
+    conclusive = [
+        (basis, interval, judge(e.metric, e.holdout, interval, e.max_drop))
+        for basis, interval in ((REALISED, e.realised), (ESTIMATED, e.estimated))
+        if interval is not None and interval.value is not None and interval.rows >= e.min_rows
+    ]
+    ranked = sorted(conclusive, key=lambda item: item[2] != DEGRADED)  # stable: realised first
+    if ranked:
+        basis, interval, found = ranked[0]
         return found, basis, describe(e.metric, e.holdout, interval, e.max_drop, basis)
     rows = e.realised.rows if e.realised else 0
     return (

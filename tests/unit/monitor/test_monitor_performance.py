@@ -249,13 +249,21 @@ def test_degraded_only_when_the_whole_interval_clears_the_drop(metric, interval,
     assert found[:2] == (expected, "realised")
 
 
-def test_realised_first_then_estimate_then_insufficient() -> None:
-    few, enough = _interval(0.5, 0.1, 0.6, rows=50), _interval(0.5, 0.4, 0.6, rows=5000)
-    assert perf.verdict(perf.Evidence("accuracy", 0.9, few, enough, 100, 0.05))[:2] == (
-        "Degraded", "estimated")  # fmt: skip
-    assert perf.verdict(perf.Evidence("accuracy", 0.9, few, None, 100, 0.05))[0] == (
-        "InsufficientData")  # fmt: skip
-    assert perf.verdict(perf.Evidence("accuracy", None, enough, None, 100, 0.05))[2] == (
+def test_degraded_when_either_side_is_realised_first() -> None:
+    few, low = _interval(0.5, 0.1, 0.6, rows=50), _interval(0.5, 0.4, 0.6, rows=5000)
+    fine = _interval(0.9, 0.88, 0.92, rows=5000)
+
+    def found(realised, estimated, holdout=0.9):
+        return perf.verdict(perf.Evidence("accuracy", holdout, realised, estimated, 100, 0.05))
+
+    assert found(few, low)[:2] == ("Degraded", "estimated")  # too few labels: the estimate
+    assert found(fine, low)[:2] == ("Degraded", "estimated")  # older window fine, newest not
+    assert found(low, fine)[:2] == ("Degraded", "realised")
+    assert found(low, low)[:2] == ("Degraded", "realised")  # labels named first
+    assert found(fine, fine)[:2] == ("Held", "realised")
+    assert found(few, fine)[:2] == ("Held", "estimated")
+    assert found(few, None)[0] == "InsufficientData"
+    assert found(low, None, holdout=None)[2] == (
         "the served version's manifest has no holdout accuracy")  # fmt: skip
 
 
