@@ -9,8 +9,9 @@ reference sample in S3 stays as the trainer wrote it, and the check hashes its v
 check time with the same key, which the drift-check pod gets the way the server does (a
 ``secretKeyRef`` to ``spec.inferenceLog.hashKey``). Chosen over a second, hashed baseline
 written by someone else: the trainer does not know how a later ModelDeployment logs, a key
-rotation needs no baseline rewrite, and hashing a reference sample (at most 10,000 rows) costs
-~1 µs a value. Window values without the prefix — logged before hashing was turned on — are
+rotation needs no baseline rewrite, and hashing the reference sample is cheap: 26 ms for a
+5,000-row categorical column (MAX_REFERENCE_ROWS), 5 µs a value, measured 2026-12-04 on this
+2-core machine. Window values without the prefix — logged before hashing was turned on — are
 hashed too, so a window that straddles the change compares like with like. A hashed feature is
 tested as a categorical whatever its kind (a hash has no order), with a note.
 """
