@@ -45,11 +45,11 @@ lint: setup ## ruff, mypy --strict, the import-layer check and shellcheck over h
 	hack/shellcheck.sh
 
 .PHONY: unit
-unit: setup ## Unit tests only (no cluster)
+unit: setup browser ## Unit tests only (no cluster; installs chromium for the report's browser test)
 	$(VENV)/bin/pytest tests/unit -q
 
 .PHONY: test
-test: setup tools ## All tests: lint, unit, cluster (builds tools and brings the local cluster up when needed)
+test: setup tools browser ## All tests: lint, unit, cluster (builds tools and brings the local cluster up when needed)
 	$(MAKE) lint
 	# CI lengths: the load test 180 s (make test-load: 600), the API fault proxy's workload 90 s
 	# (make test-faults: 600), 3 leader kills in the HA test (make test-chaos: 10).
@@ -73,6 +73,10 @@ test-faults: setup tools ## Only the API fault proxy test, full length (CONTINUU
 	CONTINUUM_FAULT_SECONDS=$${CONTINUUM_FAULT_SECONDS:-600} $(VENV)/bin/pytest tests -q -m faults
 
 ##@ Local cluster (real Kubernetes built from source; needs root)
+.PHONY: browser
+browser: ## Install Debian's chromium (the HTML drift report's browser test)
+	hack/browser.sh
+
 .PHONY: tools
 tools: ## Build Kubernetes, etcd, MinIO, CoreDNS and Helm from the Go module proxy (cached)
 	hack/build-tools.sh
