@@ -171,12 +171,14 @@ def deleted_without_operator(ctx: Ctx) -> None:
     ctx.op.start()
 
 
-def write_rows(s3: S3Settings, bucket: str, version: int, rows: list[dict[str, Any]]) -> None:
-    """``rows`` (feature dicts) logged now as one batch of model churn ``version``."""
+def write_rows(
+    s3: S3Settings, bucket: str, version: int, rows: list[dict[str, Any]], features: tuple[str, ...]
+) -> None:
+    """``rows`` logged now as one batch of model churn ``version``, with only ``features``."""
     stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     logged = [
         {"ts": stamp, "request_id": f"q{i}", "model": "churn", "version": version,
-         "features": {name: row[name] for name in FEATURES}, "prediction": "yes"}
+         "features": {name: row[name] for name in features}, "prediction": "yes"}
         for i, row in enumerate(rows)
     ]  # fmt: skip
     key = batch_key("churn", version, datetime.now(UTC))
@@ -184,12 +186,13 @@ def write_rows(s3: S3Settings, bucket: str, version: int, rows: list[dict[str, A
 
 
 def test_a_window_failing_its_quality_checks_holds_the_retraining_back(ctx: Ctx) -> None:
-    """Drifted traffic whose colour is a value training never saw: the check (a Job of the
-    project image) drifts, fails its data-quality checks, and the retraining is suppressed."""
+    """Drifted traffic that lacks the colour column: the check (a Job of the project image)
+    drifts, fails its data-quality checks (colour missing, the shifted values out of range),
+    and the missing column (in quality.holdRetraining by default) suppresses the retraining."""
     api, namespace = ctx.api, ctx.namespace
     assert ctx.train("churn-1") == 1
-    rows = two_class_rows(300, 11, shift=6.0, gap=0.0, colours=("purple",), decimals=None)
-    write_rows(ctx.s3, ctx.bucket, 1, rows)
+    rows = two_class_rows(300, 11, shift=6.0, gap=0.0, decimals=None)
+    write_rows(ctx.s3, ctx.bucket, 1, rows, FEATURES[:3])
     template = ctx.training_job("template")["spec"]
     body = drift_monitor(template, window={"maxRows": 400, "minSamples": 50, "last": "1h"})
     objs(api).create_namespaced_custom_object(GROUP, VERSION, namespace, DRIFTMONITORS, body)
@@ -207,12 +210,15 @@ def test_a_window_failing_its_quality_checks_holds_the_retraining_back(ctx: Ctx)
     # shifted 6 sd, the numeric features also leave the training range
     assert quality["message"].startswith("sepal: ")
     assert "of values outside the training range" in quality["message"]
-    assert "colour: 100.0% of values unseen in training" in quality["message"]
-    assert "'purple' (300)" in quality["message"]
+    assert "colour: absent from all 300 logged rows (missing column)" in quality["message"]
     assert status["drift"]["quality"]["passed"] is False
+    assert status["drift"]["quality"]["checks"] == ["missingColumn", "outOfRange"]
     by_name = {f["name"]: f.get("quality") for f in status["drift"]["features"]}
-    assert by_name["colour"] == ["unseenCategories"]
-    assert status["suppressed"][0]["reason"].startswith("data quality: the window failed")
+    assert by_name["colour"] == ["missingColumn"]
+    assert by_name["sepal"] == ["outOfRange"]
+    assert status["suppressed"][0]["reason"].startswith(
+        "data quality: the window failed missingColumn (quality.holdRetraining): "
+    )
     assert not status.get("retrainings")
     assert not retrain_jobs(api, namespace)
     wait_until(
