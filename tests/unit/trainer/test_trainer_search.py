@@ -266,3 +266,9 @@ def test_a_search_needs_the_dataset_in_memory(store):
     spec["dataset"].update(format="parquet", mode="stream")
     with pytest.raises(ConfigError, match="search needs an in-memory dataset"):
         TrainingConfig.from_spec(spec)
+
+
+def test_status_keeps_a_best_param_that_is_none():
+    found = {"trials": 2, "failed": 0, "bestParams": {"C": 1.0, "class_weight": None},
+             "bestScore": 0.75}  # fmt: skip
+    assert result_fields({"search": found})["search"] == found

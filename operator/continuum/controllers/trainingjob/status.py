@@ -319,14 +319,15 @@ def result_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
             "version": champion["version"],
             "metrics": _numbers(champion.get("metrics")),
         }
-    return {k: _drop_none(v) for k, v in fields.items()}
+    # bestParams keeps its None values: class_weight None is a parameter, not a missing field.
+    return {k: v if k == "search" else _drop_none(v) for k, v in fields.items()}
 
 
 def search_fields(search: Mapping[str, Any]) -> dict[str, Any]:
     """status.search from the summary's search: trials, failed, best params and score."""
     params = search.get("bestParams")
     score = search.get("bestScore")
-    return {
+    fields = {
         "trials": search.get("trials"),
         "failed": search.get("failed"),
         "bestParams": dict(params) if isinstance(params, Mapping) else {},
@@ -334,6 +335,7 @@ def search_fields(search: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(score, int | float) and not isinstance(score, bool)
         else None,
     }
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _manifest_search(search: Any) -> dict[str, Any]:
