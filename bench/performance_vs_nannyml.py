@@ -15,7 +15,8 @@ accuracy, f1 and roc_auc per chunk from the same Parquet files:
   on the reference (the model's precomputed probabilities stand in for the pipeline), then
   ``monitor.estimation.estimate`` per chunk and metric with its 95% interval;
 * NannyML (bench/performance_nannyml_runner.py in its own venv at --nannyml-venv, created if
-  missing with nannyml==0.13.1 from the machine's PyPI mirror): ``CBPE.fit`` + ``estimate``.
+  missing with nannyml==0.13.1, pyarrow and statsmodels, which nannyml imports without
+  declaring it, from the machine's PyPI mirror): ``CBPE.fit`` + ``estimate``.
 
 Reported: per chunk and metric both estimates, our interval, NannyML's band, the realised
 metric from the labels; whether NannyML's estimate lies inside our interval (the target:
@@ -168,7 +169,8 @@ def ensure_nannyml(venv: Path) -> Path:
     log(f"creating {venv} (nannyml=={NANNYML_VERSION}) ...")
     subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "pip"), "install", "-q"]
-    subprocess.run([*pip, f"nannyml=={NANNYML_VERSION}", "pyarrow"], check=True)
+    # nannyml 0.13.1 imports statsmodels without declaring it (ModuleNotFoundError otherwise)
+    subprocess.run([*pip, f"nannyml=={NANNYML_VERSION}", "pyarrow", "statsmodels"], check=True)
     return python
 
 

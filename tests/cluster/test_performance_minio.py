@@ -1,4 +1,6 @@
-"""Concept drift against a real MinIO (issue 16): inputs unchanged, labels flipped for a segment.
+"""Live performance against a real MinIO (issue 16): concept drift, and covariate shift that hurts.
+
+Concept drift (inputs unchanged, labels flipped for a segment):
 
 A model trained by the trainer (which writes its calibration beside it) serves three hours of
 churn customers from one unchanging population; each prediction is logged as the server logs
@@ -9,6 +11,11 @@ check (``continuum monitor``'s own entry point, as in the check Job) then says: 
 not drift (NoDrift every hour), realised accuracy Held, then Degraded twice, and folded into
 the DriftMonitor's status as the operator folds it, PerformanceDegraded turns True after
 ``consecutiveChecks`` = 2, while the estimate, blind to concept drift, stays at the holdout.
+
+Covariate shift that hurts (``test_covariate_shift_estimated_before_labels_then_confirmed``):
+customers move to where the model is unsure; the estimate of the newest hour is Degraded
+before any of its labels exist (the older matured hour still Held), and when they arrive the
+next check's realised accuracy is Degraded too, inside the estimate's interval for those rows.
 """
 
 from __future__ import annotations
@@ -91,8 +98,9 @@ def monitor_env(s3, s3_bucket, trained, monkeypatch, tmp_path):
 
 
 def serve_hour(store: ObjectStore, version: int, frame: pd.DataFrame, hour: int) -> pd.DataFrame:
-    """``frame`` answered in ``hour`` (0-2) before END by the served model, logged in batches
-    of 200 rows as the server logs them; returns the ids, rows and true labels."""
+    """``frame`` answered in the hour that ends ``2 - hour`` hours before END (hour 3: the hour
+    after END) by the served model, logged in batches of 200 rows as the server logs them;
+    returns the ids and rows."""
     served = load_verified_model(store, MODEL, version)
     features = coerce_features(frame[FEATURES], served.manifest["features"])
     proba = served.pipeline.predict_proba(features)
@@ -129,12 +137,68 @@ def run_check(monkeypatch, log, moment: datetime) -> dict:
     return json.loads(log.read_text())
 
 
-def drift_monitor() -> DriftMonitor:
+def drift_monitor(performance: dict = PERFORMANCE) -> DriftMonitor:
     return load(DriftMonitor, {
         "apiVersion": "continuum.dev/v1alpha1", "kind": "DriftMonitor",
         "metadata": {"name": MONITOR, "namespace": "ml", "uid": "u", "generation": 1},
-        "spec": {"deployment": MODEL, "performance": PERFORMANCE},
+        "spec": {"deployment": MODEL, "performance": performance},
     })  # fmt: skip
+
+
+def shifted(rows: int, seed: int) -> pd.DataFrame:
+    """Covariate shift that hurts: each customer's tenure moves to where, given their charges
+    and plan, churn is a coin toss (churn_labels' threshold, give or take 4 months); labels
+    follow the same rule as in training (no concept drift)."""
+    rng = np.random.default_rng(seed)
+    frame = customers(rows, rng)
+    boundary = (0.03 * frame["charges"] + (frame["plan"] == "basic") - 0.3) / 0.05
+    frame["tenure"] = boundary + rng.normal(0, 4, rows)
+    frame["churned"] = churn_labels(frame, rng)
+    return frame
+
+
+def fold(dm: DriftMonitor, summary: dict, moment: datetime) -> DriftMonitor:
+    result = check_result("check", moment, True, "", summary)
+    return dm.model_copy(update={"status": status_after_check(dm, result)})
+
+
+def test_covariate_shift_estimated_before_labels_then_confirmed(
+    store, trained, monitor_env, monkeypatch
+):
+    """The issue's first case: the estimate drops on the newest predictions while the older,
+    matured window is healthy and before any of the new labels exist; the labels arriving a
+    labelDelay later confirm the drop in the next check, estimate and realised side by side."""
+    performance = PERFORMANCE | {"labelDelaySeconds": 3600}
+    spec = {"window": {"maxRows": 2000, "minSamples": 300}, "performance": performance}
+    monkeypatch.setenv("CONTINUUM_MONITOR_SPEC", json.dumps(spec))
+    dm = drift_monitor(performance)
+    calm = population(1200, 40)
+    label_hour(store, serve_hour(store, trained, calm, 1), calm["churned"].to_numpy(), 1)
+    moved = shifted(1200, 41)
+    moved_keys = serve_hour(store, trained, moved, 2)  # the hour before END: no labels yet
+
+    before = run_check(monkeypatch, monitor_env, END)
+    dm = fold(dm, before, END)
+    found = before["performance"]
+    assert (found["verdict"], found["basis"]) == ("Degraded", "estimated")
+    assert found["realised"]["lower"] <= found["holdout"] <= found["realised"]["upper"]
+    assert found["estimated"]["upper"] < found["holdout"] - found["maxDrop"]
+    assert found["estimated"]["rows"] == 1200
+
+    label_hour(store, moved_keys, moved["churned"].to_numpy(), 2)  # the labels arrive
+    later = shifted(1200, 42)
+    serve_hour(store, trained, later, 3)
+    after = run_check(monkeypatch, monitor_env, END + timedelta(hours=1))
+    dm = fold(dm, after, END + timedelta(hours=1))
+    found = after["performance"]
+    assert (found["verdict"], found["basis"]) == ("Degraded", "realised")
+    assert found["realised"]["rows"] == 1200
+    assert found["realised"]["upper"] < found["holdout"] - found["maxDrop"]
+    report = read_report(store, MONITOR, report_time(END + timedelta(hours=1)))
+    same = report["performance"]["estimatedOnRealisedWindow"]  # the estimate of those rows
+    assert same["lower"] <= found["realised"]["value"] <= same["upper"]
+    condition = next(c for c in dm.status.conditions if c.type == PERFORMANCE_DEGRADED)
+    assert (condition.status, condition.reason) == ("True", "PerformanceDrop")
 
 
 def test_concept_drift_degrades_realised_performance_after_consecutive_checks(
