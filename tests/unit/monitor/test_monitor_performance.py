@@ -290,3 +290,34 @@ def test_performance_spec_is_validated_like_the_crd() -> None:
     assert parse_check_settings({"performance": {}}).performance == Performance()
     with pytest.raises(ConfigError, match=r"monitor spec is invalid: performance\.confidence"):
         parse_check_settings({"performance": {"confidence": 1.5}})
+
+
+def test_html_section_escapes_data_and_draws_the_window() -> None:
+    from continuum.monitor.performance_html import performance_section  # noqa: PLC0415
+
+    interval = {"value": 0.8, "lower": 0.75, "upper": 0.85, "rows": 300}
+    section = {
+        "metric": "accuracy", "verdict": "Degraded", "basis": "realised", "reason": "<b>why</b>",
+        "holdout": 0.9, "maxDrop": 0.05, "bound": 0.85, "confidence": 0.95,
+        "realised": interval, "estimated": None, "estimatedOnRealisedWindow": interval,
+        "timeline": [{"start": "2026-12-01T00:00:00+00:00", "end": "2026-12-01T01:00:00+00:00",
+                      "rows": 300, "realised": interval, "estimated": interval}] * 3,
+        "confusionMatrix": {"classes": ["no", "<yes>"], "matrix": [[100, 20], [40, 140]]},
+        "fairness": {"feature": "plan", "positiveClass": "<yes>", "threshold": 0.1,
+                     "equalOpportunityGap": 0.2, "falsePositiveRateGap": 0.1,
+                     "equalisedOddsGap": 0.2, "flagged": True,
+                     "groups": [{"group": "<script>", "positives": 30, "negatives": 40,
+                                 "truePositiveRate": 0.5, "falsePositiveRate": 0.1}]},
+        "join": {"matched": 300, "unknownIds": 2}, "notes": ["a & b"],
+    }  # fmt: skip
+    html = performance_section(section, {"gap": 0.05})
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
+    assert "&lt;b&gt;why&lt;/b&gt;" in html
+    assert html.count("<circle") == 6  # realised and estimated in each of 3 stretches
+    assert "stroke-dasharray" in html  # the bound line
+    assert "<td>140</td>" in html
+    assert "a &amp; b" in html
+    assert performance_section(None) == ""
+    failed = performance_section({"verdict": "InsufficientData", "reason": "x", "error": "x"})
+    assert "Confusion" not in failed
