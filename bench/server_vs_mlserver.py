@@ -710,6 +710,94 @@ def bench_server(
         stop(process)
 
 
+INTERLEAVE_ROUNDS = 4  # ours and MLServer best side by side: rounds per concurrency
+PAIRED = ("continuum", "mlserver-best")
+
+
+def bench_pair(
+    servers: list[Server], model: str, short: str, *, workdir: Path, bodies: Path,
+    body_list: list[str], expected: np.ndarray, args: argparse.Namespace,
+) -> dict[str, Any]:  # fmt: skip
+    """Our server and MLServer best up at once, each concurrency measured in alternating runs.
+
+    The machine is shared: another process taking CPU 0 for a few seconds cut one server's
+    req/s and not the other's when they ran one after the other (three full runs of one
+    evening gave forest-cat at c=16 18.6x, 4.0x and 4.75x). Here each concurrency is
+    ``INTERLEAVE_ROUNDS`` runs of a quarter of the duration per server, taking turns (the
+    first alternating too), so both see the same background; per server, req/s and CPU per
+    request are over all its rounds, p50 and p99 the medians of its rounds'.
+    """
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        urls, bases, ready = [], [], {}
+        for server in servers:
+            log = workdir / f"{server.key}-{short}.log"
+            processes.append(server.start(model, log))
+            bases.append(f"http://{HOST}:{server.port}")
+            ready[server.key] = wait_ready(processes[-1], bases[-1], model, log)
+            urls.append(f"{bases[-1]}/v2/models/{model}/infer")
+            check_answers(urls[-1], body_list, expected)
+            run_wrk(urls[-1], bodies, 16, args.warmup)
+        seconds = max(1, round(args.duration / INTERLEAVE_ROUNDS))
+        runs: dict[str, list[dict[str, Any]]] = {server.key: [] for server in servers}
+        for connections in args.concurrency:
+            rounds: dict[str, list[dict[str, Any]]] = {server.key: [] for server in servers}
+            for round_ in range(INTERLEAVE_ROUNDS):
+                order = range(len(servers)) if round_ % 2 == 0 else reversed(range(len(servers)))
+                for i in order:
+                    rounds[servers[i].key].append(_measured_run(
+                        servers[i].key, bases[i], urls[i], pid=processes[i].pid,
+                        bodies=bodies, connections=connections, seconds=seconds,
+                    ))  # fmt: skip
+            for key, parts in rounds.items():
+                runs[key].append(_combined(parts, connections))
+                _say_run(short, key, runs[key][-1])
+        return {key: {"ready_s": ready[key], "runs": runs[key]} for key in runs}
+    finally:
+        for process in processes:
+            stop(process)
+
+
+def _measured_run(
+    key: str, base: str, url: str, *, pid: int, bodies: Path, connections: int, seconds: float
+) -> dict[str, Any]:
+    before, cpu_before = batch_rows(base, key), group_cpu_ns(pid)
+    result = run_wrk(url, bodies, connections, seconds)
+    result["mean_batch_rows"] = mean_batch(before, batch_rows(base, key))
+    result["cpu_ns"] = group_cpu_ns(pid) - cpu_before
+    return result
+
+
+def _combined(parts: list[dict[str, Any]], connections: int) -> dict[str, Any]:
+    """One figure per server and concurrency from its interleaved rounds."""
+    requests = sum(part["requests"] for part in parts)
+    good = sum(part["requests"] - part["errors_total"] for part in parts)
+    seconds = sum(part["requests"] / part["rps"] for part in parts if part["rps"])
+    batches = [part["mean_batch_rows"] for part in parts if part["mean_batch_rows"] is not None]
+    errors = {kind: sum(part["errors"][kind] for part in parts) for kind in parts[0]["errors"]}
+    return {
+        "connections": connections,
+        "requests": requests,
+        "errors": errors,
+        "errors_total": requests - good,
+        "rps": good / seconds if seconds else 0.0,
+        "p50_ms": float(np.median([part["p50_ms"] for part in parts])),
+        "p90_ms": float(np.median([part["p90_ms"] for part in parts])),
+        "p99_ms": float(np.median([part["p99_ms"] for part in parts])),
+        "max_ms": max(part["max_ms"] for part in parts),
+        "mean_batch_rows": float(np.mean(batches)) if batches else None,
+        "cpu_us_per_request": sum(part["cpu_ns"] for part in parts) / 1000 / max(1, requests),
+        "rounds": [{k: part[k] for k in ("rps", "p50_ms", "p99_ms")} for part in parts],
+    }
+
+
+def _say_run(short: str, key: str, result: dict[str, Any]) -> None:
+    say(f"  {short:6} {key:19} c={result['connections']:<3} {result['rps']:8.1f} req/s  "
+        f"p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms  "
+        f"CPU {result['cpu_us_per_request']:6.1f} us/request"
+        + (f"  ERRORS {result['errors']}" if result["errors_total"] else ""))  # fmt: skip
+
+
 def group_cpu_ns(group: int) -> int:
     """CPU time (ns, user + system, every thread) used so far by the processes of the session
     ``group`` leads (each server is started in a session of its own: MLServer's workers
@@ -1141,6 +1229,9 @@ def parse_args() -> argparse.Namespace:
                         help="also `continuum serve --max-batch-size 1`, and the c=1 trio "
                              "(issue 4's batched-vs-unbatched figure)")  # fmt: skip
     parser.add_argument("--no-results-md", action="store_true", help="do not touch RESULTS.md")
+    parser.add_argument("--no-interleave", action="store_true",
+                        help="run our server and MLServer best one after the other instead of "
+                             "side by side in alternating rounds")  # fmt: skip
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     args.models = [m for m in args.models.split(",") if m]
@@ -1148,6 +1239,24 @@ def parse_args() -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown model(s) {sorted(unknown)}; choose from {list(MODELS)}")
     return args
+
+
+def bench_model(
+    servers: list[Server], model: str, short: str, *, workdir: Path, bodies: Path,
+    body_list: list[str], expected: np.ndarray, args: argparse.Namespace,
+) -> dict[str, Any]:  # fmt: skip
+    """Every server on one model: ours and MLServer best side by side, the others alone."""
+    out: dict[str, Any] = {}
+    common = {"workdir": workdir, "bodies": bodies, "body_list": body_list,
+              "expected": expected, "args": args}  # fmt: skip
+    paired = [server for server in servers if server.key in PAIRED and not args.no_interleave]
+    if paired:
+        say(f"{short}: {' and '.join(server.label for server in paired)}, side by side")
+        out.update(bench_pair(paired, model, short, **common))
+    for server in (server for server in servers if server not in paired):
+        say(f"{short}: {server.label}")
+        out[server.key] = bench_server(server, model, short, **common)
+    return out
 
 
 def bench_servers(
@@ -1208,13 +1317,10 @@ def main() -> int:
             body_list = [request_body(row, model) for _, row in rows[short].iloc[:512].iterrows()]
             bodies.write_text("\n".join(body_list) + "\n")
             expected = np.asarray(model.pipeline.predict(rows[short].iloc[:20]))
-            results[short] = {}
-            for server in servers:
-                say(f"{short}: {server.label}")
-                results[short][server.key] = bench_server(
-                    server, model.name, short, workdir=workdir, bodies=bodies,
-                    body_list=body_list, expected=expected, args=args,
-                )  # fmt: skip
+            results[short] = bench_model(
+                servers, model.name, short, workdir=workdir, bodies=bodies,
+                body_list=body_list, expected=expected, args=args,
+            )  # fmt: skip
             if args.unbatched and 1 in args.concurrency:
                 say(f"{short}: concurrency-1 trio, batched, unbatched and an unbatched A/A "
                     "control side by side")  # fmt: skip
