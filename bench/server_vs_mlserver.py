@@ -1109,8 +1109,9 @@ def markdown(report: dict[str, Any], command: str) -> str:
         "",
         "Servers pinned to CPU 0, wrk (1 thread) to CPU 1, loopback only; one row per "
         f"request; {report['duration_s']:.0f} s per run after a {report['warmup_s']:.0f} s "
-        "warm-up. Pipelines (each trained by the project's trainer on a generated table, and "
-        "scored by `continuum serve` on the path its load-time check chose):",
+        f"warm-up{_interleaving(report)}. Pipelines (each trained by the project's trainer on "
+        "a generated table, and scored by `continuum serve` on the path its load-time check "
+        "chose):",
         "",
     ]
     for short, info in report["models"].items():
@@ -1192,6 +1193,20 @@ def markdown(report: dict[str, Any], command: str) -> str:
         f"Raw figures: `bench/results/{report['file']}` (not committed). Method: bench/README.md.",
     ]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _interleaving(report: dict[str, Any]) -> str:
+    """How our server and MLServer best took turns, if they did (their runs have rounds)."""
+    for per_server in report["results"].values():
+        rounds = per_server.get("continuum", {}).get("runs", [{}])[0].get("rounds")
+        if rounds:
+            seconds = max(1, round(report["duration_s"] / len(rounds)))
+            return (
+                f"; our server and MLServer best up side by side, each run {len(rounds)} rounds "
+                f"of {seconds} s per server taking turns (req/s and CPU over the rounds, p50 and "
+                "p99 their medians), MLServer default alone after them"
+            )
+    return ""
 
 
 def _cpu_ratio(theirs: dict[str, Any], ours: dict[str, Any]) -> str:
