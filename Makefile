@@ -78,7 +78,7 @@ browser: ## Install Debian's chromium (the HTML drift report's browser test)
 	hack/browser.sh
 
 .PHONY: tools
-tools: ## Build Kubernetes, etcd, MinIO, CoreDNS and Helm from the Go module proxy (cached)
+tools: ## Build Kubernetes, etcd, MinIO, CoreDNS, Helm, Prometheus and Argo CD from the Go module proxy (cached)
 	hack/build-tools.sh
 
 .PHONY: cluster-up

@@ -63,3 +63,8 @@ def promtool_binary() -> str | None:
 def prometheus() -> Path:
     """The Prometheus server built from the pinned release (API only, no web UI)."""
     return cached_tool(f"prometheus-v{pin('PROMETHEUS_VERSION')}", "prometheus")
+
+
+def argocd_folder() -> Path:
+    """hack/build-tools.sh's Argo CD folder: ``bin/argocd`` and the Application/AppProject CRDs."""
+    return cached_tool(f"argocd-v{pin('ARGOCD_VERSION')}", "argocd").parent.parent
