@@ -80,6 +80,7 @@ HANDOVER_LIMIT = 4 * RETRY_PERIOD + 4
 TRAIN_TIMEOUT = 300
 HA_KILLS = int(os.environ.get("CONTINUUM_HA_KILLS", "3"))
 HA_ACTIVE = 3  # TrainingJobs in flight during the kills (what 2 cores train at once)
+STANDBY_TIMEOUT = 180.0  # for the killed replica's restart (crash-loop backoff included)
 KILL_GAP = (8.0, 20.0)  # seconds from one takeover to the next kill, drawn from the seed
 SETTLE_TIMEOUT = 420.0  # after the last kill, for the TrainingJobs in flight to finish
 TRAINER_REQUESTS = {"cpu": "50m", "memory": "128Mi"}
@@ -359,10 +360,29 @@ def run_for(workload: Workload, seconds: float) -> None:
         time.sleep(1)
 
 
+def standby_up(release: Release) -> dict[str, Any] | None:
+    """The leader's pod, once another operator pod's container runs too (a standby)."""
+    leader = leader_pod(release)
+    if leader is None:
+        return None
+    others = [p for p in release.pods() if p["metadata"]["name"] != leader["metadata"]["name"]]
+    return leader if any(_running(p) for p in others) else None
+
+
 def kill_leader(release: Release, workload: Workload) -> float:
-    """SIGKILL the leader's container; seconds until another identity holds the Lease (the
-    workload keeps going meanwhile)."""
-    pod = wait_until("a leader to kill", lambda: leader_pod(release), 60, every=0.5)
+    """SIGKILL the leader's container once a standby runs; seconds until another identity
+    holds the Lease (the workload keeps going meanwhile).
+
+    Waiting for the standby matters: the kubelet restarts a killed container after a
+    crash-loop backoff (10 s, doubling per crash within 10 minutes), and a leader killed while
+    the other replica still waits for its restart has nobody to take over. With 10 kills in 5
+    minutes and no wait, the 8th and 9th takeovers took 31.2 and 28.0 s (the Lease's bound is
+    19 s): the restart, not the Lease, decided."""
+    waited = time.monotonic()
+    while (pod := standby_up(release)) is None:
+        assert time.monotonic() - waited < STANDBY_TIMEOUT, "no leader with a running standby"
+        workload.tick()
+        time.sleep(0.5)
     killed = lease_holder(release)
     sigkill(pod)
     started = time.monotonic()
@@ -462,7 +482,8 @@ def test_repeated_leader_kills_during_a_workload(
               f"{time.monotonic() - started:.0f} s")  # fmt: skip
         check_exactly_once(workload, items)
         assert max(takeovers) <= CRASH_TAKEOVER_LIMIT, takeovers
-        check_one_leader(release, wait_until("a leader", lambda: leader_pod(release), 60))
+        # the last killed replica may still be in its crash-loop backoff: wait for it
+        check_one_leader(release, wait_until("a standby", lambda: standby_up(release), 180))
     except BaseException:
         print(f"[ha] seed {seed}; phases seen: {workload.phases}")
         print(release.log())
