@@ -51,7 +51,11 @@ def test_the_quality_status_survives_the_api_server(api: client.ApiClient, names
         GROUP, VERSION, namespace, DRIFTMONITORS, DM, {"status": dump(status)}
     )
     written = get_dm(api, namespace)["status"]
-    assert written["drift"]["quality"] == {"passed": False, "failures": [LINE]}
+    assert written["drift"]["quality"] == {
+        "passed": False,
+        "failures": [LINE],
+        "checks": ["unseenCategories"],
+    }
     assert [f["quality"] for f in written["drift"]["features"]] == [["unseenCategories"], []]
     condition = {c["type"]: c for c in written["conditions"]}["DataQualityFailed"]
     assert condition["status"] == "True"
