@@ -7,6 +7,7 @@ import pytest
 from continuum.api import TrainingJob, TrainingJobSpec, dump, load
 from continuum.api.trainingjob import METRIC_MESSAGE, TARGET_MESSAGE
 from continuum.errors import ConfigError
+from continuum.trainer.cli import train
 from continuum.trainer.config import DEFAULT_MAX_DATASET_BYTES, TrainingConfig
 
 
@@ -67,7 +68,6 @@ def with_value(spec, path, value):
     ("path", "value", "message"),
     [
         (("model",), None, r"spec\.model is required"),
-        (("storage",), None, r"spec\.storage is required"),
         (
             ("dataset", "format"),
             "xlsx",
@@ -88,6 +88,15 @@ def test_bad_fields_are_named(spec, path, value, message):
     with pytest.raises(ConfigError, match=message) as info:
         TrainingConfig.from_spec(with_value(spec, path, value))
     assert str(info.value).startswith("the TrainingJob spec is invalid: spec.")
+
+
+def test_a_spec_without_storage_reads_but_the_trainer_refuses_to_start(spec):
+    """spec.storage is optional (the namespace's ConfigMap default); the operator fills it in."""
+    del spec["storage"]
+    assert TrainingConfig.from_spec(spec).spec.storage is None
+    env = {"CONTINUUM_SPEC": json.dumps(spec)}
+    with pytest.raises(ConfigError, match=r"spec\.storage is not set in CONTINUUM_SPEC"):
+        train(None, None, env)
 
 
 @pytest.mark.parametrize(
