@@ -268,7 +268,7 @@ def test_a_search_needs_the_dataset_in_memory(store):
         TrainingConfig.from_spec(spec)
 
 
-def test_status_keeps_a_best_param_that_is_none():
+def test_status_leaves_out_a_best_param_that_is_none_which_a_merge_patch_cannot_hold():
     found = {"trials": 2, "failed": 0, "bestParams": {"C": 1.0, "class_weight": None},
              "bestScore": 0.75}  # fmt: skip
-    assert result_fields({"search": found})["search"] == found
+    assert result_fields({"search": found})["search"] == found | {"bestParams": {"C": 1.0}}

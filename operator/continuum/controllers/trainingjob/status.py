@@ -319,8 +319,10 @@ def result_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
             "version": champion["version"],
             "metrics": _numbers(champion.get("metrics")),
         }
-    # bestParams keeps its None values: class_weight None is a parameter, not a missing field.
-    return {k: v if k == "search" else _drop_none(v) for k, v in fields.items()}
+    # A None in search.bestParams (class_weight: null) is dropped too: the status is written
+    # as a JSON merge patch, where null deletes the key, so status could never hold it (and a
+    # planned null would differ from every read, a write per reconcile). The manifest keeps it.
+    return {k: _drop_none(v) for k, v in fields.items()}
 
 
 def search_fields(search: Mapping[str, Any]) -> dict[str, Any]:
