@@ -8,8 +8,9 @@ The tree below is the whole real one (``tests/unit/test_errors.py`` walks the cl
 compares). Three subtrees live beside the code that raises them, so that this module stays
 at the bottom of the import graph: ``KubeError`` in ``continuum.kube.errors``,
 ``ServingError`` in ``continuum.server.errors`` (each with its HTTP status) and
-``ModelIncompatible`` in ``continuum.server.model``; ``Unsupported`` and ``EvidenceInvalid``
-beside the server's compiler and the rollout analysis.
+``ModelIncompatible`` in ``continuum.server.model``; ``Unsupported``, ``EvidenceInvalid``,
+``CalibrationInvalid``, ``PerformanceMismatch`` and ``RolloutActionRefused`` beside the server's
+compiler, the rollout analysis, the monitor's performance check and the rollout CLI.
 
 Names follow one rule:
 
@@ -41,7 +42,8 @@ Tree::
     ├── IntegrityError             a stored artefact does not match what its manifest says
     │   ├── DigestMismatch         the model file's sha256 differs from the manifest's
     │   ├── ManifestInvalid        a manifest is not JSON or lacks a required field
-    │   └── ModelIncompatible      made by a scikit-learn the model server cannot vouch for
+    │   ├── ModelIncompatible      made by a scikit-learn the model server cannot vouch for
+    │   └── CalibrationInvalid     a version's calibration.json cannot be used for estimation
     ├── VersionConflict            another writer took the model version we tried to claim
     ├── KubeError                  a Kubernetes API request failed (other statuses)
     │   ├── ResourceNotFound       404: the object (or its kind) does not exist
@@ -52,6 +54,8 @@ Tree::
     │   └── KubeUnavailable        5xx: the API server failed (retryable)
     ├── Unsupported                a pipeline the server's compiler cannot take (it falls back)
     ├── EvidenceInvalid            a model server's rollout counters are not what the operator reads
+    ├── PerformanceMismatch        spec.performance does not fit the served version (metric, task)
+    ├── RolloutActionRefused       `continuum rollout` cannot act: no such deployment or rollout
     └── ServingError               500: the model server's answers, one HTTP status each
         ├── RequestInvalid         400: the body is not JSON, or not an inference request
         ├── ModelNotFound          404: unknown model name or version

@@ -30,13 +30,14 @@ from continuum.api.vocabulary import (
     ROLLOUT_ACTION_ANNOTATION,
     ROLLOUT_PROMOTE,
 )
+from continuum.errors import ContinuumError
 from continuum.kube import Kube, KubeError
 
 ACTIONS = ("status", "promote", "abort", "pause", "resume")
 DECIDED = {"Promote", "RollBack"}
 
 
-class RolloutCommandError(Exception):
+class RolloutActionRefused(ContinuumError):  # noqa: N818 -- an outcome, named like the errors
     """The command cannot act on this ModelDeployment; the message says why."""
 
 
@@ -65,13 +66,13 @@ def describe(md: Mapping[str, Any]) -> str:
 
 
 def patch_for(action: str, md: Mapping[str, Any]) -> dict[str, Any]:
-    """The merge patch an action writes (RolloutCommandError when it cannot apply)."""
+    """The merge patch an action writes (RolloutActionRefused when it cannot apply)."""
     if action in {"pause", "resume"}:
         return {"spec": {"rollout": {"paused": action == "pause"}}}
     rollout = (md.get("status") or {}).get("rollout") or {}
     name = md.get("metadata", {}).get("name", "?")
     if not rollout or rollout.get("verdict") in DECIDED:
-        raise RolloutCommandError(
+        raise RolloutActionRefused(
             f"ModelDeployment {name} has no progressive rollout under way "
             f"(status.rollout verdict: {rollout.get('verdict', 'none')}); nothing to {action}"
         )
@@ -85,7 +86,7 @@ async def run(name: str, namespace: str, action: str) -> str:
     try:
         md = await kube.read_custom_object(GROUP, VERSION, MODEL_DEPLOYMENTS, namespace, name)
         if md is None:
-            raise RolloutCommandError(f"ModelDeployment {namespace}/{name} not found")
+            raise RolloutActionRefused(f"ModelDeployment {namespace}/{name} not found")
         if action == "status":
             return describe(md)
         patch = patch_for(action, md)
@@ -109,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         print(asyncio.run(run(args.deployment, args.namespace, args.action)), end="")
-    except (KubeError, RolloutCommandError) as exc:
+    except (KubeError, RolloutActionRefused) as exc:
         print(f"continuum rollout: {exc}", file=sys.stderr)
         return 1
     return 0

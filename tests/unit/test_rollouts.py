@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from continuum.rollouts import RolloutCommandError, describe, patch_for
+from continuum.rollouts import RolloutActionRefused, describe, patch_for
 
 
 def md(rollout: dict[str, Any] | None) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def test_pause_and_resume_set_the_spec() -> None:
 
 @pytest.mark.parametrize("rollout", [None, {**UNDER_WAY, "verdict": "RollBack"}])
 def test_nothing_to_promote_says_why(rollout: dict[str, Any] | None) -> None:
-    with pytest.raises(RolloutCommandError, match="no progressive rollout under way"):
+    with pytest.raises(RolloutActionRefused, match="no progressive rollout under way"):
         patch_for("promote", md(rollout))
 
 

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 from scipy import stats  # type: ignore[import-untyped]
 
+from continuum.errors import IntegrityError
 from continuum.monitor.intervals import (
     SEED,
     FloatArray,
@@ -58,7 +59,7 @@ CALIBRATION_SCHEMA_VERSION = 1
 ESTIMABLE = ("accuracy", "f1", "f1_macro", "precision", "recall", "roc_auc")
 
 
-class CalibrationError(ValueError):
+class CalibrationInvalid(IntegrityError):  # noqa: N818 -- an outcome, named like the errors
     """A calibration document that cannot be used (its message says why)."""
 
 
@@ -86,7 +87,7 @@ class Calibration:
         """Calibrated probabilities (n x k, rows summing to 1) of raw ``proba`` (n x k)."""
         k = len(self.classes)
         if proba.ndim != 2 or proba.shape[1] != k:
-            raise CalibrationError(
+            raise CalibrationInvalid(
                 f"probabilities have {proba.shape[-1]} columns, the model has {k} classes"
             )
         if k == 2:
@@ -99,16 +100,16 @@ class Calibration:
 
 
 def parse_calibration(document: Mapping[str, Any], where: str) -> Calibration:
-    """The calibration of ``baseline/calibration.json``; CalibrationError names the problem."""
+    """The calibration of ``baseline/calibration.json``; CalibrationInvalid names the problem."""
     try:
         classes = tuple(str(c) for c in document["classes"])
         curves = {int(c["class"]): _curve(c) for c in document["curves"]}
         rows = int(document.get("rows", 0))
     except (KeyError, TypeError, ValueError) as exc:
-        raise CalibrationError(f"{where} is not a calibration document: {exc}") from exc
+        raise CalibrationInvalid(f"{where} is not a calibration document: {exc}") from exc
     needed = {1} if len(classes) == 2 else set(range(len(classes)))
     if len(classes) < 2 or not needed <= set(curves):
-        raise CalibrationError(
+        raise CalibrationInvalid(
             f"{where} lacks curves for classes {sorted(needed - set(curves))}; "
             "retrain to rebuild it"
         )

@@ -27,12 +27,12 @@ import pandas as pd
 
 from continuum.api.driftmonitor import Performance
 from continuum.errors import ObjectNotFound
-from continuum.monitor.estimation import Calibration, CalibrationError, parse_calibration
+from continuum.monitor.estimation import Calibration, CalibrationInvalid, parse_calibration
 from continuum.monitor.ground_truth import TS, join_labels, read_predictions_since
 from continuum.monitor.performance import (
     INSUFFICIENT,
     Inputs,
-    PerformanceConfigError,
+    PerformanceMismatch,
     Served,
     Window,
     assess,
@@ -74,7 +74,7 @@ def _calibration(
         return None, []
     try:
         return parse_calibration(document, f"s3://{store.bucket}/{key}"), []
-    except CalibrationError as exc:
+    except CalibrationInvalid as exc:
         return None, [f"calibration not used: {exc}"]
 
 
@@ -127,7 +127,7 @@ def check_performance(
         inputs = replace(inputs, fairness_threshold=fairness_threshold,
                          notes=(*notes, *inputs.notes))  # fmt: skip
         result = assess(spec, served, window, inputs)
-    except (PerformanceConfigError, CalibrationError) as exc:
+    except (PerformanceMismatch, CalibrationInvalid) as exc:
         return unusable(str(exc))
     return result.to_json() | {"labels": labels}
 

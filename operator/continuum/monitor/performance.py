@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from continuum.api.driftmonitor import Performance
+from continuum.errors import ContinuumError
 from continuum.monitor.estimation import ESTIMABLE, Calibration, class_codes, estimate
 from continuum.monitor.fairness import ErrorRateFairness, error_rates
 from continuum.monitor.ground_truth import PREDICTION, PROBA, TS, JoinCounts
@@ -59,7 +60,7 @@ DEGRADED, HELD, INSUFFICIENT = "Degraded", "Held", "InsufficientData"
 REALISED, ESTIMATED = "realised", "estimated"
 
 
-class PerformanceConfigError(ValueError):
+class PerformanceMismatch(ContinuumError):  # noqa: N818 -- an outcome, named like the errors
     """spec.performance does not fit the served version (the message says what to change)."""
 
 
@@ -197,7 +198,7 @@ def chosen_metric(spec: Performance, served: Served) -> str:
     the model's task and, with ``estimate``, against what can be estimated."""
     metric = spec.metric or served.qualified_on
     if metric is None:
-        raise PerformanceConfigError(
+        raise PerformanceMismatch(
             "performance.metric is not set and the served version's manifest names no "
             "evaluation.metric: set performance.metric"
         )
@@ -205,7 +206,7 @@ def chosen_metric(spec: Performance, served: Served) -> str:
     classifier = served.task == "classification"
     if is_classification(metric) != classifier:
         kind = "a classifier" if classifier else "a regressor"
-        raise PerformanceConfigError(
+        raise PerformanceMismatch(
             f"performance.metric {metric} does not fit the served version, {kind}: "
             "r2, rmse and mae are for regressors, the others for classifiers"
         )

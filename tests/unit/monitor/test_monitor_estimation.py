@@ -167,16 +167,16 @@ def test_covariate_shift_towards_uncertainty_lowers_the_estimate(model) -> None:
 
 
 def test_bad_calibration_documents_are_named() -> None:
-    with pytest.raises(es.CalibrationError, match=r"cal\.json is not a calibration document"):
+    with pytest.raises(es.CalibrationInvalid, match=r"cal\.json is not a calibration document"):
         es.parse_calibration({"classes": ["a", "b"]}, "cal.json")
-    with pytest.raises(es.CalibrationError, match=r"lacks curves for classes \[2\]"):
+    with pytest.raises(es.CalibrationInvalid, match=r"lacks curves for classes \[2\]"):
         es.parse_calibration(
             {"classes": ["a", "b", "c"],
              "curves": [{"class": c, "x": [0, 1], "y": [0, 1]} for c in (0, 1)]},
             "cal.json",
         )  # fmt: skip
     calibration = es.parse_calibration(IDENTITY, "identity")
-    with pytest.raises(es.CalibrationError, match="3 columns, the model has 2 classes"):
+    with pytest.raises(es.CalibrationInvalid, match="3 columns, the model has 2 classes"):
         calibration.apply(np.ones((4, 3)) / 3)
     with pytest.raises(ValueError, match="rmse cannot be estimated"):
         es.estimate(
