@@ -32,7 +32,6 @@ under 0.05: the window's one-off values piled into one column the reference neve
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +39,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from pandas.api import types as ptypes
+
+from continuum.storage.privacy import value_text
 
 # Cochran's rule of thumb for the chi-square approximation: expected counts of at least 5.
 MIN_EXPECTED = 5.0
@@ -51,17 +52,12 @@ IntArray = npt.NDArray[np.int64]
 
 
 def category_label(value: Any) -> str:
-    """One label per category value, whichever dtype carried it (see the module docstring)."""
-    if isinstance(value, bool | np.bool_):
-        return "True" if value else "False"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        number = float(value)
-        return str(int(number)) if number.is_integer() else repr(number)
-    if isinstance(value, pd.Timestamp | dt.datetime | dt.date):
-        return value.isoformat()
-    return str(value)
+    """One label per category value, whichever dtype carried it (see the module docstring).
+
+    The definition is the payload log's (``continuum.storage.privacy.value_text``): a hashed
+    feature is hashed over this label by the model server, which cannot import the monitor.
+    """
+    return value_text(value)
 
 
 def observed_counts(values: pd.Series, like: pd.Series | None = None) -> tuple[Any, IntArray]:

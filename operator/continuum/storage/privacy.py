@@ -41,7 +41,7 @@ ENV_HASH_KEY = "CONTINUUM_INFERENCE_LOG_HASH_KEY"
 
 def value_text(value: Any) -> str:
     """The text a value is hashed as: the drift check's category label of it
-    (``continuum.monitor.categories.category_label``; a unit test holds the two equal)."""
+    (``continuum.monitor.categories.category_label`` returns it)."""
     if isinstance(value, bool | np.bool_):
         return "True" if value else "False"
     if isinstance(value, int | np.integer):
