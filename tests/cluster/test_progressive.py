@@ -217,10 +217,7 @@ def test_a_good_candidate_is_promoted_and_a_disagreeing_one_stopped_in_shadow(
 
 def promote_then_stop(ctx: Ctx, traffic: VersionClient) -> None:
     assert ctx.train("churn-1") == 1
-    # drop/hash spelled out: the CRD of bf42111 gives them no field default, so its CEL rules
-    # fail ('no such key: hash') on an inferenceLog that leaves them out (issue 20's defect).
-    log = {"enabled": True, "flushRows": 10, "flushSeconds": 5, "drop": [], "hash": []}
-    body = model_deployment(ctx.s3, ctx.bucket, ctx.secret, rollout=ROLLOUT, inferenceLog=log)
+    body = model_deployment(ctx.s3, ctx.bucket, ctx.secret, rollout=ROLLOUT)
     objs(ctx.api).create_namespaced_custom_object(GROUP, VERSION, ctx.namespace,
                                                    MODELDEPLOYMENTS, body)  # fmt: skip
     ctx.serving(1)
@@ -327,8 +324,7 @@ def test_restart_resumes_the_step_and_promote_and_abort_act_by_hand(
 
 def restart_promote_abort(ctx: Ctx, traffic: VersionClient, kubeconfig: Path) -> None:
     assert ctx.train("churn-1") == 1
-    log = {"enabled": True, "flushRows": 10, "flushSeconds": 5, "drop": [], "hash": []}
-    body = model_deployment(ctx.s3, ctx.bucket, ctx.secret, rollout=CANARY, inferenceLog=log)
+    body = model_deployment(ctx.s3, ctx.bucket, ctx.secret, rollout=CANARY)
     objs(ctx.api).create_namespaced_custom_object(GROUP, VERSION, ctx.namespace,
                                                    MODELDEPLOYMENTS, body)  # fmt: skip
     ctx.serving(1)
@@ -389,11 +385,10 @@ def test_a_candidate_erroring_on_part_of_the_traffic_is_rolled_back_at_the_first
 
 def erroring_candidate(ctx: Ctx, traffic: VersionClient) -> None:
     assert ctx.train("churn-1") == 1
-    log = {"enabled": True, "flushRows": 10, "flushSeconds": 5, "drop": [], "hash": []}
     rollout = {"strategy": "Canary", "canary": {"steps": [
         {"weight": 10, "minRequests": 10, "minSeconds": 5}, {"weight": 50}]},
         "analysis": {"maxLatencyRatio": 50}}  # fmt: skip
-    body = model_deployment(ctx.s3, ctx.bucket, ctx.secret, rollout=rollout, inferenceLog=log)
+    body = model_deployment(ctx.s3, ctx.bucket, ctx.secret, rollout=rollout)
     objs(ctx.api).create_namespaced_custom_object(GROUP, VERSION, ctx.namespace,
                                                    MODELDEPLOYMENTS, body)  # fmt: skip
     ctx.serving(1)
