@@ -37,7 +37,7 @@ from continuum.storage.inference_logs import write_batch
 from continuum.storage.reports import read_report, report_time
 from continuum.trainer.config import TrainingConfig
 from continuum.trainer.run import run_training
-from tests.kit.cluster import object_store
+from tests.kit.cluster import monitor_environment, object_store
 from tests.kit.datasets import churn_labels, customers
 
 pytestmark = pytest.mark.cluster
@@ -80,21 +80,16 @@ def trained(store, s3, s3_bucket) -> int:
 @pytest.fixture
 def monitor_env(s3, s3_bucket, trained, monkeypatch, tmp_path):
     spec = {"window": {"maxRows": 2000, "minSamples": 300}, "performance": PERFORMANCE}
-    for name, value in {
-        "CONTINUUM_MONITOR": MONITOR,
-        "CONTINUUM_MODEL": MODEL,
-        "CONTINUUM_MODEL_VERSION": str(trained),
-        "CONTINUUM_MONITOR_SPEC": json.dumps(spec),
-        "CONTINUUM_S3_ENDPOINT": s3.endpoint_url,
-        "CONTINUUM_S3_BUCKET": s3_bucket,
-        "AWS_ACCESS_KEY_ID": s3.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-        "AWS_REGION": s3.region,
-    }.items():
-        monkeypatch.setenv(name, value)
-    log = tmp_path / "termination-log"
-    monkeypatch.setenv("CONTINUUM_TERMINATION_LOG", str(log))
-    return log
+    return monitor_environment(
+        monkeypatch,
+        tmp_path,
+        s3,
+        s3_bucket,
+        monitor=MONITOR,
+        model=MODEL,
+        version=trained,
+        spec=spec,
+    )
 
 
 def serve_hour(store: ObjectStore, version: int, frame: pd.DataFrame, hour: int) -> pd.DataFrame:

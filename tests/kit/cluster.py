@@ -9,6 +9,7 @@ this cluster are in tests/kit/kinds.py.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -200,6 +201,29 @@ def s3_secret(api: client.ApiClient, namespace: str) -> str:
     copy = client.V1Secret(metadata=client.V1ObjectMeta(name="s3-credentials"), data=src.data)
     core.create_namespaced_secret(namespace, copy)
     return "s3-credentials"
+
+
+def monitor_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, s3: S3Settings, bucket: str,
+    *, monitor: str, model: str, version: int, spec: dict[str, Any],
+) -> Path:  # fmt: skip
+    """The environment a drift-check Job's pod gets, set for an in-process ``run_monitor``
+    against the real MinIO; returns the termination-log path the check writes its outcome to."""
+    log = tmp_path / "termination-log"
+    for name, value in {
+        "CONTINUUM_MONITOR": monitor,
+        "CONTINUUM_MODEL": model,
+        "CONTINUUM_MODEL_VERSION": str(version),
+        "CONTINUUM_MONITOR_SPEC": json.dumps(spec),
+        "CONTINUUM_S3_ENDPOINT": s3.endpoint_url,
+        "CONTINUUM_S3_BUCKET": bucket,
+        "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+        "AWS_REGION": s3.region,
+        "CONTINUUM_TERMINATION_LOG": str(log),
+    }.items():
+        monkeypatch.setenv(name, value)
+    return log
 
 
 def upload(s3: S3Settings, bucket: str, key: str, data: bytes) -> str:
