@@ -18,6 +18,7 @@ from continuum.api.common import (
     SecretRef,
     StorageSpec,
     dump,
+    dump_set,
     load,
 )
 from continuum.api.crd import KINDS, Kind, crd_filename, crd_manifests
@@ -135,5 +136,6 @@ __all__ = [
     "crd_filename",
     "crd_manifests",
     "dump",
+    "dump_set",
     "load",
 ]

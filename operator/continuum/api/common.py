@@ -406,6 +406,20 @@ def dump(obj: BaseModel) -> dict[str, Any]:
     return obj.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+def dump_set(obj: BaseModel) -> dict[str, Any]:
+    """Like :func:`dump`, without the fields that hold their API default: what a workload pod
+    is handed (the trainer's ``CONTINUUM_SPEC``, a check's ``CONTINUUM_MONITOR_SPEC``).
+
+    The API server writes every schema default into the stored object, so a full dump names
+    each field this release added. During an upgrade the operator runs ahead of the workload
+    image (tests/cluster/test_upgrade.py), and the previous trainer refused a retraining's spec
+    for ``dataset.passes`` and ``dataset.sampleRows`` it had never heard of, both at their
+    defaults. Left out, they mean the same to this release's workloads (they read the defaults
+    back) and nothing to an older one, which fails only on a new feature actually used.
+    """
+    return obj.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=True)
+
+
 def first_error(exc: ValidationError) -> str:
     """The first problem pydantic found, as ``<dotted.path>: <message>`` (the message alone at
     the top level): one line for a status message, an Event or an error."""

@@ -23,7 +23,7 @@ from continuum.api import (
     DriftMonitorStatus,
     ModelDeployment,
     StorageSpec,
-    dump,
+    dump_set,
 )
 from continuum.api import DriftMonitorSpec as Spec
 from continuum.api.vocabulary import (
@@ -182,7 +182,7 @@ def _retention_env(md: ModelDeployment) -> list[dict[str, Any]]:
 
 
 def check_spec_json(spec: Spec) -> str:
-    """Only the parts of the spec a check uses, as compact JSON."""
-    data = dump(spec)
+    """Only the parts of the spec a check uses and sets (``dump_set``), as compact JSON."""
+    data = dump_set(spec)
     parts = {k: data[k] for k in CHECK_SPEC_KEYS if k in data}
     return json.dumps(parts, sort_keys=True, separators=(",", ":"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from continuum.api import TrainingJob, dump
+from continuum.api import TrainingJob, dump, dump_set
 from continuum.api.vocabulary import (
     COMPONENT_TRAINING,
     MODEL_LABEL,
@@ -87,7 +87,7 @@ def trainer_env(
 ) -> list[dict[str, Any]]:
     """Environment of the trainer: the spec as JSON, names, then S3 (credential references)."""
     env = [
-        var("CONTINUUM_SPEC", json.dumps(dump(tj.spec), sort_keys=True, separators=(",", ":"))),
+        var("CONTINUUM_SPEC", json.dumps(dump_set(tj.spec), sort_keys=True, separators=(",", ":"))),
         var("CONTINUUM_TRAINING_JOB", tj.metadata.name),
         var("CONTINUUM_IMAGE", image),
         var("HOME", "/tmp"),
