@@ -56,7 +56,11 @@ EXPECTED: frozenset[Rule] = frozenset(
     + [("", "services", v) for v in ("create", "patch")]
     + [("autoscaling", "horizontalpodautoscalers", v) for v in ("create", "patch")]
     + [("", "pods", "list")]
-    + [("", "secrets", "get"), ("", "configmaps", "get")]  # the Secret a run's storage names
+    # GET only, through the API server: a progressive rollout reads each server pod's
+    # /v2/rollout counters (docs/architecture.md, "Progressive delivery").
+    + [("", "pods/proxy", "get")]
+    # The Secret and CA-bundle ConfigMap a run's storage names; the continuum-storage default.
+    + [("", "secrets", "get"), ("", "configmaps", "get")]
     + [("", "events", "create")]
 )
 NEVER_VERBS = {"delete", "deletecollection", "escalate", "bind", "impersonate", "*"}

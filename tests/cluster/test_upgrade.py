@@ -588,6 +588,7 @@ def upgrade_operator(
     """Step 1: this chart and operator image; the workloads stay on the previous image."""
     before = world.server_pods()
     template_before = deployment_template(world)
+    stored_before = get_md(world.api, world.team)  # as the previous release's CRD kept it
     world.start_training("upg-inflight", qualified=False)
     at = datetime.now(UTC)
     gap = swap_operator(release, previous.image, image)
@@ -598,7 +599,9 @@ def upgrade_operator(
     wait_until("the new operator to reconcile the ModelDeployment",
                lambda: release.reconciled("ModelDeployment"), 120)  # fmt: skip
     assert release.workload_image() == previous.image
-    changes = template_changes(*rendered_templates(world, previous.image, image, previous.image))
+    changes = template_changes(
+        *rendered_templates(world, stored_before, previous.image, image, previous.image)
+    )
     figures.notes.append(f"server pod template changed by the operator upgrade: {changes or 'no'}")
     inflight = world.trained("upg-inflight")
     assert inflight["status"]["qualified"] is False
@@ -632,12 +635,14 @@ def check_servers(
 
 
 def rendered_templates(
-    world: World, old_image: str, new_image: str, workload: str
+    world: World, stored_before: dict[str, Any], old_image: str, new_image: str, workload: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The pod templates the old and the new operator render for the live ModelDeployment."""
+    """The pod templates the old operator rendered for the ModelDeployment as it was stored
+    before the upgrade, and the new one renders for it now. The live object carries this tree's
+    defaults (spec.rollout, status.storage) that the previous release's API types refuse."""
     md = get_md(world.api, world.team)
     version = int(md["status"]["servingVersion"])
-    return pod_template(old_image, md, version, workload), pod_template(
+    return pod_template(old_image, stored_before, version, workload), pod_template(
         new_image, md, version, workload
     )
 
