@@ -12,12 +12,8 @@ stored.
 from __future__ import annotations
 
 import base64
-import os
 import secrets
-import socket
-import subprocess
 import tempfile
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,8 +27,8 @@ from continuum.errors import StorageError
 from continuum.storage import ObjectStore, S3Settings
 from continuum.storage.inference_logs import write_batch
 from continuum.storage.reports import write_report
-from tests.kit import versions
-from tests.kit.cluster import store_settings, wait_until
+from tests.kit.cluster import store_settings
+from tests.kit.minio import private_minio
 
 pytestmark = pytest.mark.cluster
 
@@ -60,63 +56,18 @@ class KmsMinio:
         return ObjectStore(settings)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def kms_minio() -> Iterator[KmsMinio]:
-    work = Path(tempfile.mkdtemp(prefix="continuum-kms-minio-"))
-    port = _free_port()
+    """A MinIO with a single-key KMS (MINIO_KMS_SECRET_KEY), so SSE-S3 and SSE-KMS work."""
     user, password = "continuum", secrets.token_hex(16)
     key = base64.b64encode(secrets.token_bytes(32)).decode()
-    env = {
-        **os.environ,
-        "MINIO_ROOT_USER": user,
-        "MINIO_ROOT_PASSWORD": password,
-        "MINIO_KMS_SECRET_KEY": f"{KMS_KEY}:{key}",
-        "MINIO_UPDATE": "off",
-        "MINIO_BROWSER": "off",
-    }
-    log = work / "minio.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                str(versions.minio()), "server", "--quiet",
-                "--address", f"127.0.0.1:{port}",
-                "--console-address", f"127.0.0.1:{_free_port()}", str(work / "data"),
-            ],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-
-        def up() -> bool:
-            assert process.poll() is None, log.read_text(errors="replace")
-            return _ready(f"{endpoint}/minio/health/ready")
-
-        wait_until(f"the KMS MinIO at {endpoint}", up, timeout=60, every=0.5)
+    env = {"MINIO_ROOT_USER": user, "MINIO_ROOT_PASSWORD": password,
+           "MINIO_KMS_SECRET_KEY": f"{KMS_KEY}:{key}"}  # fmt: skip
+    work = Path(tempfile.mkdtemp(prefix="continuum-kms-minio-"))
+    with private_minio(work, host="127.0.0.1", env=env) as endpoint:
         minio = KmsMinio(endpoint, user, password)
         minio.raw().create_bucket(Bucket=BUCKET)
         yield minio
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        subprocess.run(["rm", "-rf", str(work)], check=False)
 
 
 def stored_as(minio: KmsMinio, key: str) -> tuple[str | None, str | None]:

@@ -15,13 +15,9 @@ forwarded traffic; pod-to-node traffic is local delivery). Under the real operat
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
-import ssl
 import subprocess
 import tempfile
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +27,6 @@ import boto3
 import pytest
 from kubernetes import client
 
-from tests.kit import versions
 from tests.kit.cluster import Operator, S3Settings, pod_logs, wait_until
 from tests.kit.datasets import dataset_csv
 from tests.kit.kinds import (
@@ -45,6 +40,7 @@ from tests.kit.kinds import (
     serving,
     training_job,
 )
+from tests.kit.minio import private_minio
 
 NODE_IP = "172.31.250.1"
 BUCKET = "continuum-tls"
@@ -67,12 +63,6 @@ class TlsMinio:
             "s3", endpoint_url=self.endpoint, region_name="us-east-1", verify=str(self.ca_file),
             aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
         )  # fmt: skip
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -107,56 +97,15 @@ def make_certificates(out: Path) -> Path:
     return out / CA_KEY
 
 
-def _ready(url: str, ca_file: Path) -> bool:
-    context = ssl.create_default_context(cafile=str(ca_file))
-    try:
-        with urllib.request.urlopen(url, timeout=2, context=context) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def tls_minio(s3: S3Settings) -> Iterator[TlsMinio]:
     """A second MinIO, https only, on a free port of the node address; stopped afterwards."""
     work = Path(tempfile.mkdtemp(prefix="continuum-tls-minio-"))
     ca_file = make_certificates(work)
-    port = _free_port(NODE_IP)
-    env = {
-        **os.environ,
-        "MINIO_ROOT_USER": s3.access_key,
-        "MINIO_ROOT_PASSWORD": s3.secret_key,
-        "MINIO_UPDATE": "off",
-        "MINIO_BROWSER": "off",
-    }
-    log = work / "minio.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                str(versions.minio()), "server", "--quiet",
-                "--address", f"{NODE_IP}:{port}",
-                "--console-address", f"127.0.0.1:{_free_port('127.0.0.1')}",
-                "--certs-dir", str(work / "certs"), str(work / "data"),
-            ],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        endpoint = f"https://{NODE_IP}:{port}"
-
-        def up() -> bool:
-            assert process.poll() is None, log.read_text(errors="replace")
-            return _ready(f"{endpoint}/minio/health/ready", ca_file)
-
-        wait_until(f"the TLS MinIO at {endpoint}", up, timeout=60, every=0.5)
+    env = {"MINIO_ROOT_USER": s3.access_key, "MINIO_ROOT_PASSWORD": s3.secret_key}
+    args = ["--certs-dir", str(work / "certs")]
+    with private_minio(work, host=NODE_IP, env=env, args=args, ca_file=ca_file) as endpoint:
         yield TlsMinio(endpoint, ca_file.read_text(), ca_file, s3.access_key, s3.secret_key)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        subprocess.run(["rm", "-rf", str(work)], check=False)
 
 
 def tls_training_job(name: str, minio: TlsMinio, secret: str, **storage: Any) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import yaml
 from kubernetes import client
 
 from tests.kit import REPO
-from tests.kit.prometheus import free_port
+from tests.kit.cluster import free_port
 from tests.kit.versions import argocd_folder, kubectl
 
 GROUP, VERSION = "argoproj.io", "v1alpha1"

@@ -11,7 +11,6 @@ port named ``http`` (what the operator gives them). The host reaches pod IPs ove
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.kit.cluster import free_port
 from tests.kit.versions import prometheus
 
 SCRAPE_INTERVAL = "2s"  # the tests wait for series; production uses the chart's 30s
@@ -80,12 +80,6 @@ def _sd(role: str, namespaces: list[str], kubeconfig: Path) -> dict[str, Any]:
 
 def _copy(source: str, target: str) -> dict[str, Any]:
     return {"source_labels": [source], "target_label": target, "action": "replace"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
