@@ -106,6 +106,14 @@ DRIFT_MONITOR_LABEL: Final = f"{GROUP}/drift-monitor"
 CHECK_TIME_ANNOTATION: Final = f"{GROUP}/check-time"
 REPORT_ANNOTATION: Final = f"{GROUP}/report"
 REASON_ANNOTATION: Final = f"{GROUP}/reason"
+# what set off a retraining TrainingJob (one of RETRAIN_TRIGGERS) and its evidence (JSON:
+# the report URI, and for a performance trigger the metric, its basis and interval)
+TRIGGER_ANNOTATION: Final = f"{GROUP}/trigger"
+EVIDENCE_ANNOTATION: Final = f"{GROUP}/evidence"
+TRIGGER_DRIFT: Final = "drift"
+TRIGGER_PERFORMANCE: Final = "performance"
+TRIGGER_SCHEDULE: Final = "schedule"
+RETRAIN_TRIGGERS: Final = (TRIGGER_DRIFT, TRIGGER_PERFORMANCE, TRIGGER_SCHEDULE)
 # promote-<version> or abort-<version>: act on that candidate of a progressive rollout now
 ROLLOUT_ACTION_ANNOTATION: Final = f"{GROUP}/rollout-action"
 ROLLOUT_PROMOTE: Final = "promote"  # the annotation's verbs: promote-<version>, abort-<version>
