@@ -33,8 +33,11 @@ from continuum.api.driftmonitor import (
     Performance,
     PerformanceSummary,
     Retrain,
+    RetrainEvidence,
     RetrainingRecord,
     SuppressedRecord,
+    Trigger,
+    Triggers,
 )
 from continuum.api.modeldeployment import (
     Autoscaling,
@@ -119,6 +122,7 @@ __all__ = [
     "ResourceList",
     "ResourceRequirements",
     "Retrain",
+    "RetrainEvidence",
     "RetrainingRecord",
     "RolloutProgress",
     "RolloutRecord",
@@ -132,6 +136,8 @@ __all__ = [
     "TrainingJob",
     "TrainingJobSpec",
     "TrainingJobStatus",
+    "Trigger",
+    "Triggers",
     "VersionSelector",
     "crd_filename",
     "crd_manifests",
