@@ -132,8 +132,7 @@ class Feedback(ApiModel):
     model: ObjectName | None = Field(
         None,
         description=(
-            "Model whose inference logs (every version) and labels are read. Omit for "
-            "spec.model."
+            "Model whose inference logs (every version) and labels are read. Omit for spec.model."
         ),
     )
     since_seconds: int = Field(
@@ -157,8 +156,7 @@ class Feedback(ApiModel):
     include_base: bool = Field(
         True,
         description=(
-            "Union the labelled rows with the rows at dataset.uri (false: dataset.uri is not "
-            "read)."
+            "Union the labelled rows with the rows at dataset.uri (false: dataset.uri is not read)."
         ),
     )
 
