@@ -4,7 +4,7 @@
     continuum train ...      train one model inside a TrainingJob's Job (continuum.trainer)
     continuum serve ...      serve one model version (continuum.server)
     continuum monitor ...    run one drift check (continuum.monitor)
-    continuum lineage ...    print a model's drift -> training -> serving chain
+    continuum lineage ...    a model's trigger -> training -> serving chain, and what replays it
     continuum rollout ...    a progressive rollout: status, promote, abort, pause, resume
     continuum version        print the version
 

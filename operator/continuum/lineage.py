@@ -1,30 +1,46 @@
-"""``continuum lineage <model> [-n namespace]``: print a model's causal chain.
+"""``continuum lineage <model> [-n namespace] [-o json]``: print a model's causal chain.
 
-    drift report (DriftMonitor)  ->  TrainingJob  ->  model version  ->  ModelDeployment history
+    trigger (drift, performance, schedule or manual)  ->  TrainingJob  ->  model version
+        ->  ModelDeployment history
 
-Each link is read from the objects themselves: a retraining TrainingJob names its monitor
-(label ``continuum.dev/drift-monitor``) and report (annotation ``continuum.dev/report``); the
-TrainingJob's status names the version it produced; a ModelDeployment's ``status.history``
-names the versions it promoted or rolled back. ``format_lineage`` is pure; ``main`` reads the
-objects through ``continuum.kube`` (kubeconfig or in-cluster credentials).
+and, for every version, what it takes to replay its run: the dataset (the feedback snapshot,
+else the dataset URI) and its fingerprint, the image and its digest, the library versions,
+the estimator class and parameters (and the search's best ones), the split and search seeds.
+
+Each link is read from the objects themselves: a retraining TrainingJob says why it exists
+(annotations ``continuum.dev/trigger`` and ``continuum.dev/evidence``, a JSON object, written
+by the DriftMonitor controller; older ones only name their monitor, label
+``continuum.dev/drift-monitor``, and report, annotation ``continuum.dev/report``: shown as
+drift); a TrainingJob without either was created by a user (``manual``). Evidence that is not a
+JSON object is shown as written, never dropped. The TrainingJob's status names the version,
+snapshot, image and libraries (TrainingJobs from before those fields show them as unknown); a
+ModelDeployment's ``status.history`` names the versions it promoted or rolled back.
+``build_lineage`` and the formatters are pure; ``-o json`` prints one stable document (sorted
+keys, every field present, null when unknown) for scripts; ``main`` reads the objects through
+``continuum.kube`` (kubeconfig or in-cluster credentials).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from continuum.api import GROUP, VERSION
+from continuum.api.trainingjob import Split
 from continuum.api.vocabulary import (
     DRIFT_MONITOR_LABEL,
+    EVIDENCE_ANNOTATION,
     MODEL_DEPLOYMENTS,
     REASON_ANNOTATION,
     REPORT_ANNOTATION,
     TRAINING_JOBS,
+    TRIGGER_ANNOTATION,
+    TRIGGER_DRIFT,
 )
 from continuum.kube import Kube, KubeError
 
@@ -36,6 +52,59 @@ class Served:
     deployment: str
     outcome: str
     time: str
+
+
+MANUAL = "manual"  # the trigger of a TrainingJob a user created
+DEFAULT_SPLIT_SEED = Split().seed  # what the API server filled in where a spec omits it
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """Why a run exists: one of RETRAIN_TRIGGERS or ``manual``, and its evidence (the JSON
+    object, or the annotation's text as written when it is not one)."""
+
+    kind: str
+    evidence: Mapping[str, Any] | None = None
+    raw: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "evidence": dict(self.evidence) if self.evidence else None,
+                "evidenceRaw": self.raw}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What a run was made from, to make it again."""
+
+    dataset: str | None  # the snapshot trained on, else spec.dataset.uri
+    snapshot: bool
+    fingerprint: str | None
+    feedback_rows: int | None
+    base_rows: int | None
+    image: str | None
+    digest: str | None
+    libraries: Mapping[str, str]
+    estimator: str | None
+    params: Mapping[str, Any]
+    best_params: Mapping[str, Any] | None
+    split_seed: int | None
+    search_seed: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dataset": {"uri": self.dataset, "snapshot": self.snapshot,
+                        "fingerprint": self.fingerprint, "feedbackRows": self.feedback_rows,
+                        "baseRows": self.base_rows},
+            "image": {"name": self.image, "digest": self.digest},
+            "libraries": dict(self.libraries),
+            "estimator": {"class": self.estimator, "params": dict(self.params),
+                          "searchBestParams": _copy(self.best_params)},
+            "seeds": {"split": self.split_seed, "search": self.search_seed},
+        }  # fmt: skip
+
+
+def _copy(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return dict(value) if value is not None else None
 
 
 @dataclass(frozen=True)
@@ -52,6 +121,19 @@ class Link:
     report: str | None = None
     reason: str | None = None
     served: list[Served] = field(default_factory=list)
+    trigger: Trigger = field(default_factory=lambda: Trigger(MANUAL))
+    replay: Replay | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        served = [{"deployment": s.deployment, "outcome": s.outcome, "time": s.time}
+                  for s in self.served]  # fmt: skip
+        return {
+            "trainingJob": self.training_job, "created": self.created, "phase": self.phase,
+            "qualified": self.qualified, "version": self.version, "metrics": dict(self.metrics),
+            "trigger": self.trigger.to_json() | {"monitor": self.monitor, "report": self.report,
+                                                 "reason": self.reason},
+            **(self.replay.to_json() if self.replay is not None else {}), "served": served,
+        }  # fmt: skip
 
 
 def build_lineage(
@@ -79,7 +161,43 @@ def _link(tj: Mapping[str, Any], deployments: Sequence[Mapping[str, Any]]) -> Li
         report=(meta.get("annotations") or {}).get(REPORT_ANNOTATION),
         reason=(meta.get("annotations") or {}).get(REASON_ANNOTATION),
         served=_served(version, str(meta.get("name")), deployments),
+        trigger=trigger_of(meta),
+        replay=replay_of(tj.get("spec") or {}, status),
     )
+
+
+def trigger_of(meta: Mapping[str, Any]) -> Trigger:
+    """The run's trigger from its annotations (module doc): manual when there is none."""
+    annotations = meta.get("annotations") or {}
+    kind = annotations.get(TRIGGER_ANNOTATION)
+    legacy = DRIFT_MONITOR_LABEL in (meta.get("labels") or {}) or REPORT_ANNOTATION in annotations
+    if not isinstance(kind, str) or not kind:
+        kind = TRIGGER_DRIFT if legacy else MANUAL
+    text = annotations.get(EVIDENCE_ANNOTATION)
+    if not isinstance(text, str):
+        return Trigger(kind)
+    try:
+        evidence = json.loads(text)
+    except ValueError:
+        return Trigger(kind, raw=text)
+    return Trigger(kind, evidence) if isinstance(evidence, dict) else Trigger(kind, raw=text)
+
+
+def replay_of(spec: Mapping[str, Any], status: Mapping[str, Any]) -> Replay:
+    """What the run was made from, from its spec and (when it finished) its status."""
+    dataset, summary = spec.get("dataset") or {}, status.get("dataset") or {}
+    estimator, search = spec.get("estimator") or {}, spec.get("search")
+    image, snapshot = status.get("image") or {}, summary.get("snapshot")
+    best = (status.get("search") or {}).get("bestParams") if search else None
+    return Replay(
+        dataset=snapshot or dataset.get("uri"), snapshot=snapshot is not None,
+        fingerprint=summary.get("fingerprint"), feedback_rows=summary.get("feedbackRows"),
+        base_rows=summary.get("baseRows"), image=image.get("name"), digest=image.get("digest"),
+        libraries=dict(status.get("libraries") or {}), estimator=estimator.get("class"),
+        params=dict(estimator.get("params") or {}), best_params=best,
+        split_seed=(spec.get("split") or {}).get("seed", DEFAULT_SPLIT_SEED),
+        search_seed=search.get("seed", 0) if isinstance(search, Mapping) else None,
+    )  # fmt: skip
 
 
 def _served(version: Any, name: str, deployments: Sequence[Mapping[str, Any]]) -> list[Served]:
@@ -118,6 +236,9 @@ def _block(link: Link) -> list[str]:
         lines.append("  -> " + _training(link))
     else:
         lines.append(_training(link) + " (created directly)")
+    lines.append("     trigger: " + _trigger(link.trigger))
+    if link.replay is not None:
+        lines += ["     " + line for line in _replay(link.replay)]
     if link.version is not None:
         lines.append(f"  -> version {link.version}")
     lines += [f"  -> ModelDeployment {s.deployment}: {s.outcome} {s.time}" for s in link.served]
@@ -130,6 +251,53 @@ def _training(link: Link) -> str:
     gate = {True: ", qualified", False: ", not qualified"}.get(link.qualified, "")  # type: ignore[arg-type]
     scores = ", ".join(f"{k}={v:.4g}" for k, v in sorted(link.metrics.items()))
     return f"TrainingJob {link.training_job} ({link.phase}{gate}{', ' + scores if scores else ''})"
+
+
+def _trigger(trigger: Trigger) -> str:
+    if trigger.raw is not None:
+        return f"{trigger.kind}, evidence (not a JSON object): {trigger.raw}"
+    if not trigger.evidence:
+        return trigger.kind
+    return f"{trigger.kind}, evidence: {_compact(trigger.evidence)}"
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(", ", ": "), default=str)
+
+
+def _replay(replay: Replay) -> list[str]:
+    """The lines saying what the run was made from; '?' where the status does not say."""
+    kind = "snapshot" if replay.snapshot else "dataset"
+    counts = ""
+    if replay.feedback_rows is not None:
+        counts = f", {replay.feedback_rows} feedback + {replay.base_rows or 0} base rows"
+    image = replay.image or "?"
+    libraries = ", ".join(f"{k} {v}" for k, v in sorted(replay.libraries.items())) or "?"
+    best = f", search best {_compact(replay.best_params)}" if replay.best_params else ""
+    seeds = f"split seed {replay.split_seed}"
+    if replay.search_seed is not None:
+        seeds += f", search seed {replay.search_seed}"
+    return [
+        f"{kind}: {replay.dataset or '?'} (fingerprint {replay.fingerprint or '?'}{counts})",
+        f"image: {image}" + (f" ({replay.digest})" if replay.digest else " (digest ?)"),
+        f"libraries: {libraries}",
+        f"estimator: {replay.estimator or '?'} {_compact(dict(replay.params))}{best}; {seeds}",
+    ]
+
+
+def lineage_document(
+    model: str, namespace: str, links: Sequence[Link], serving: Mapping[str, int | None]
+) -> dict[str, Any]:
+    """The ``-o json`` document: the model, every TrainingJob oldest first, what serves."""
+    return {"model": model, "namespace": namespace,
+            "versions": [link.to_json() for link in links], "serving": dict(serving)}  # fmt: skip
+
+
+def format_json(
+    model: str, namespace: str, links: Sequence[Link], serving: Mapping[str, int | None]
+) -> str:
+    document = lineage_document(model, namespace, links, serving)
+    return json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
 
 
 def serving_versions(model: str, deployments: Iterable[Mapping[str, Any]]) -> dict[str, int | None]:
@@ -156,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="continuum lineage", description=__doc__)
     parser.add_argument("model", help="model name (TrainingJob spec.model)")
     parser.add_argument("-n", "--namespace", default="default", help="namespace (default: default)")
+    parser.add_argument(
+        "-o", "--output", choices=("text", "json"), default="text",
+        help="text (default) or json: one stable machine-readable document",
+    )  # fmt: skip
     return parser
 
 
@@ -167,5 +339,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"continuum lineage: {exc}", file=sys.stderr)
         return 1
     links = build_lineage(args.model, tjs, mds)
-    print(format_lineage(args.model, args.namespace, links, serving_versions(args.model, mds)))
+    render = format_json if args.output == "json" else format_lineage
+    print(render(args.model, args.namespace, links, serving_versions(args.model, mds)), end="")
     return 0

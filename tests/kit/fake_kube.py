@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from continuum.kube import ResourceConflict
+from continuum.kube import PodTermination, ResourceConflict
 
 PLURALS = {
     "Job": "jobs",
@@ -37,6 +37,7 @@ class FakeKube:
     def __init__(self, *objects: Mapping[str, Any]) -> None:
         self.objects: dict[Key, dict[str, Any]] = {}
         self.terminations: dict[str, str | None] = {}  # by Job name
+        self.images: dict[str, tuple[str, str]] = {}  # by Job name: the pod's image, imageID
         self.calls: list[str] = []
         self.written: list[tuple[str, dict[str, Any]]] = []  # (plural, status) of each write
         self.conflicts = 0  # the next N status writes are refused (someone else wrote first)
@@ -138,6 +139,16 @@ class FakeKube:
     ) -> str | None:
         self._call("read_pod_termination_message")
         return self.terminations.get(str(job["metadata"]["name"]))
+
+    async def read_pod_termination(
+        self, _namespace: str, job: Mapping[str, Any], _container: str
+    ) -> PodTermination | None:
+        self._call("read_pod_termination")
+        name = str(job["metadata"]["name"])
+        if name not in self.terminations and name not in self.images:
+            return None
+        image, image_id = self.images.get(name, (None, None))
+        return PodTermination(self.terminations.get(name), image, image_id)
 
     async def read_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         self._call("read_deployment")

@@ -21,7 +21,17 @@ from typing import Any
 
 from kubernetes import client
 
-from tests.kit.cluster import pod_logs, restricted_container, start_job, wait_until
+from continuum.storage.inference_logs import decode_rows
+from tests.kit.cluster import (
+    IMAGE,
+    S3Settings,
+    pod_logs,
+    restricted_container,
+    run_job,
+    s3_client,
+    start_job,
+    wait_until,
+)
 
 # argv: host, path, rows (JSON), workers, pause between a worker's requests, seconds at most.
 CLIENT = """
@@ -141,3 +151,38 @@ class Client:
         found = wait_until(f"client {self.name} to finish", final, timeout, every=2)
         fields = {k: int(v) for k, v in (kv.split("=") for kv in found.group(1).split())}
         return Counts(log=self.log()[-3000:], **fields)
+
+
+# One pass of OIP v2 infer requests (50 rows each) to the churn Service, from a pod.
+TRAFFIC = """
+import json, sys, urllib.request
+rows = json.loads(sys.argv[1])
+url = "http://churn/v2/models/churn/infer"
+for start in range(0, len(rows), 50):
+    part = rows[start:start + 50]
+    inputs = [{"name": f, "shape": [len(part)], "datatype": "FP64", "data": [r[f] for r in part]}
+              for f in ("sepal", "petal", "width")]
+    inputs.append({"name": "colour", "shape": [len(part)], "datatype": "BYTES",
+                   "data": [r["colour"] for r in part]})
+    req = urllib.request.Request(url, json.dumps({"inputs": inputs}).encode(),
+                                 {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as reply:
+        reply.read()
+print("SENT", len(rows), flush=True)
+"""
+
+
+def send(k8s: client.ApiClient, ns: str, name: str, data: list[dict[str, Any]]) -> None:
+    """POST the rows' features to the Service as OIP v2 infer requests, from a pod."""
+    features = [{k: v for k, v in row.items() if k != "label"} for row in data]
+    command = ["python", "-c", TRAFFIC, json.dumps(features)]
+    run_job(k8s, ns, name, restricted_container("traffic", IMAGE, command), timeout=180)
+
+
+def logged_rows(s3: S3Settings, bucket: str, version: int) -> int:
+    s3c = s3_client(s3)
+    listed = s3c.list_objects_v2(Bucket=bucket, Prefix=f"inference-logs/churn/{version}/")
+    total = 0
+    for obj in listed.get("Contents", []):
+        total += len(decode_rows(s3c.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()))
+    return total

@@ -69,6 +69,7 @@ class ObjectMeta(ApiModel):
     generation: int | None = None
     resource_version: str | None = None
     deletion_timestamp: str | None = None
+    creation_timestamp: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
 

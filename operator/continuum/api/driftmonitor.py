@@ -11,6 +11,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal, get_args
 
+from croniter import croniter
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from continuum.api.common import (
@@ -51,6 +52,39 @@ HOLD_RETRAINING: tuple[QualityCheck, ...] = ("missingColumn", "typeMismatch", "m
 QUALITY_CHECKS: tuple[str, ...] = get_args(QualityCheck)
 MAX_QUALITY_LINE = 256
 QualityLine = Annotated[str, Field(max_length=MAX_QUALITY_LINE)]
+# Cron: five fields of digits, ranges, lists, steps, names and wildcards, or a nickname.
+CRON_FIELD = r"[-0-9A-Za-z*/,?]+"
+CRON_NICKNAME = r"@(yearly|annually|monthly|weekly|daily|midnight|hourly)"
+CRON = rf"^({CRON_NICKNAME}|({CRON_FIELD} +){{4}}{CRON_FIELD})$"
+CRON_MESSAGE = (
+    "retrain.triggers.schedule must be a cron expression of five fields (minute hour "
+    "day-of-month month day-of-week, e.g. '0 3 * * 0') or @hourly, @daily, @weekly, @monthly"
+)
+PerformanceTrigger = Literal["realised", "estimated", "either", "none"]
+PERFORMANCE_TRIGGER_MESSAGE = (
+    "retrain.triggers.performance needs spec.performance (the live performance it acts on)"
+)
+ESTIMATED_TRIGGER_MESSAGE = (
+    "retrain.triggers.performance estimated or either needs spec.performance.estimate: true"
+)
+PERFORMANCE_TRIGGER_RULE = (
+    "!has(self.retrain) || !has(self.retrain.triggers) || "
+    "!has(self.retrain.triggers.performance) || self.retrain.triggers.performance == 'none' || "
+    "has(self.performance)"
+)
+ESTIMATED_TRIGGER_RULE = (
+    "!has(self.retrain) || !has(self.retrain.triggers) || "
+    "!has(self.retrain.triggers.performance) || "
+    "!(self.retrain.triggers.performance in ['estimated', 'either']) || "
+    "(has(self.performance) && has(self.performance.estimate) && self.performance.estimate)"
+)
+
+
+def valid_cron(expression: str) -> bool:
+    """Whether ``expression`` is a five-field cron line (or nickname) croniter can step."""
+    return re.fullmatch(CRON, expression) is not None and croniter.is_valid(expression)
+
+
 # The smallest normal double: a test's p-value below it is reported as this number, flagged.
 P_VALUE_FLOOR = 2.2250738585072014e-308
 
@@ -162,10 +196,50 @@ class DriftTests(ApiModel):
     )
 
 
-class Retrain(ApiModel):
-    """Automatic retraining when drift persists."""
+class Triggers(ApiModel):
+    """What sets off a retraining: input drift, a performance drop, a schedule."""
 
-    enabled: bool = Field(True, description="Whether sustained drift creates a TrainingJob.")
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(f"!has(self.schedule) || self.schedule.matches('{CRON}')", CRON_MESSAGE)
+        )
+    )
+
+    drift: bool = Field(
+        True, description="Retrain when input drift holds for consecutiveChecks checks in a row."
+    )
+    performance: PerformanceTrigger | None = Field(
+        None,
+        description=(
+            "Retrain when PerformanceDegraded turns True on this basis: realised (from labels), "
+            "estimated (before them), either, or none. Omit: realised when spec.performance is "
+            "set. Once per served version (a retraining that failed or did not qualify may be "
+            "followed by another after the cooldown)."
+        ),
+    )
+    schedule: str | None = Field(
+        None,
+        max_length=100,
+        description=(
+            "Also retrain on this cron schedule, in UTC: five fields (minute hour day-of-month "
+            "month day-of-week, e.g. '0 3 * * 0' for Sundays 03:00) or @hourly, @daily, "
+            "@weekly, @monthly, @yearly. Through the same cooldown and maxConcurrent; a tick "
+            "missed while the operator was down fires once, late."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _cron(self) -> Triggers:
+        if self.schedule is not None and not valid_cron(self.schedule):
+            raise ValueError(f"{CRON_MESSAGE}, not {self.schedule!r}")
+        return self
+
+
+class Retrain(ApiModel):
+    """Automatic retraining: on drift, a performance drop or a schedule (``triggers``)."""
+
+    enabled: bool = Field(True, description="Whether a trigger creates a TrainingJob.")
+    triggers: Triggers = nested(Triggers, "What sets off a retraining.")
     template: TrainingJobSpec | None = Field(
         None,
         description=(
@@ -317,6 +391,13 @@ class DataQuality(ApiModel):
 class DriftMonitorSpec(ApiModel):
     """What to watch, how to test it, and what to do about drift."""
 
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(PERFORMANCE_TRIGGER_RULE, PERFORMANCE_TRIGGER_MESSAGE),
+            cel(ESTIMATED_TRIGGER_RULE, ESTIMATED_TRIGGER_MESSAGE),
+        )
+    )
+
     deployment: ObjectName = Field(
         description="Name of the ModelDeployment (same namespace) to watch."
     )
@@ -339,7 +420,10 @@ class DriftMonitorSpec(ApiModel):
     consecutive_checks: int = Field(
         2, ge=1, le=100, description="Drifted checks in a row needed to act."
     )
-    retrain: Retrain | None = Field(None, description="Retraining on drift. Omit to only monitor.")
+    retrain: Retrain | None = Field(
+        None,
+        description="Retraining on drift, a performance drop or a schedule. Omit to only monitor.",
+    )
     performance: Performance | None = Field(
         None,
         description=(
@@ -347,6 +431,25 @@ class DriftMonitorSpec(ApiModel):
             "them. Omit: drift only."
         ),
     )
+
+    @model_validator(mode="after")
+    def _performance_trigger(self) -> DriftMonitorSpec:
+        chosen = self.retrain.triggers.performance if self.retrain is not None else None
+        if chosen in (None, "none"):
+            return self
+        if self.performance is None:
+            raise ValueError(PERFORMANCE_TRIGGER_MESSAGE)
+        if chosen in ("estimated", "either") and not self.performance.estimate:
+            raise ValueError(ESTIMATED_TRIGGER_MESSAGE)
+        return self
+
+    def performance_trigger(self) -> PerformanceTrigger:
+        """The basis a performance drop retrains on: the one set, else realised when live
+        performance is watched, else none."""
+        chosen = self.retrain.triggers.performance if self.retrain is not None else None
+        if chosen is not None:
+            return chosen
+        return "realised" if self.performance is not None else "none"
 
 
 class FeatureDrift(ApiModel):
@@ -441,22 +544,52 @@ class DriftSummary(ApiModel):
     )
 
 
+Trigger = Literal["drift", "performance", "schedule"]
+
+
+class RetrainEvidence(ApiModel):
+    """What a trigger saw: the check's report, the live metric and its interval, the tick."""
+
+    report: str | None = Field(
+        None, max_length=2048, description="s3:// URI of the check's report folder."
+    )
+    share: float | None = Field(None, ge=0, le=1, description="Drift: share of features drifted.")
+    metric: str | None = Field(None, max_length=32, description="Performance: the metric.")
+    basis: Literal["realised", "estimated"] | None = Field(
+        None, description="Performance: from labels (realised) or estimated."
+    )
+    value: float | None = Field(None, description="Performance: the metric on the window.")
+    lower: float | None = Field(None, description="Performance: its interval's lower end.")
+    upper: float | None = Field(None, description="Performance: its interval's upper end.")
+    holdout: float | None = Field(None, description="Performance: the served version's holdout.")
+    schedule: str | None = Field(None, max_length=100, description="Schedule: the cron line.")
+    tick: datetime | None = Field(None, description="Schedule: the tick that fired.")
+
+
 class RetrainingRecord(ApiModel):
-    """A TrainingJob created because of drift."""
+    """A TrainingJob a trigger created."""
 
     training_job: str = Field(max_length=253, description="Name of the TrainingJob created.")
     time: datetime = Field(description="When it was created.")
     reason: str = Field(max_length=1024, description="Why it was created.")
     report: str | None = Field(
-        None, max_length=2048, description="s3:// URI of the drift report that triggered it."
+        None, max_length=2048, description="s3:// URI of the check's report that triggered it."
     )
+    trigger: Trigger | None = Field(
+        None, description="What set it off: drift, performance or schedule (older: drift)."
+    )
+    version: int | None = Field(
+        None, ge=1, description="The version served when it was set off (its evidence's)."
+    )
+    evidence: RetrainEvidence | None = Field(None, description="What the trigger saw.")
 
 
 class SuppressedRecord(ApiModel):
-    """A retraining that drift called for but cooldown or budget held back."""
+    """A retraining a trigger called for but a brake (cooldown, budget, quality) held back."""
 
     time: datetime = Field(description="When it was suppressed.")
     reason: str = Field(max_length=1024, description="Why it was suppressed.")
+    trigger: Trigger | None = Field(None, description="The trigger held back.")
 
 
 class MetricInterval(ApiModel):
@@ -525,6 +658,13 @@ class DriftMonitorStatus(CustomObjectStatus):
     )
     performance: PerformanceSummary | None = Field(
         None, description="Live performance in the last check (spec.performance)."
+    )
+    last_schedule_tick: datetime | None = Field(
+        None,
+        description=(
+            "The last tick of retrain.triggers.schedule acted on (a retraining created or "
+            "suppressed); the next one is due after it."
+        ),
     )
 
 

@@ -121,6 +121,46 @@ class DatasetValidation(ApiModel):
     )
 
 
+MAX_FEEDBACK_SECONDS = 366 * 86400
+MAX_FEEDBACK_ROWS = 10_000_000
+
+
+class Feedback(ApiModel):
+    """A training set built from served traffic: the model's logged predictions joined with
+    the labels that came back, written once as an immutable Parquet snapshot and trained on."""
+
+    model: ObjectName | None = Field(
+        None,
+        description=(
+            "Model whose inference logs (every version) and labels are read. Omit for spec.model."
+        ),
+    )
+    since_seconds: int = Field(
+        2_592_000,
+        ge=60,
+        le=MAX_FEEDBACK_SECONDS,
+        description=(
+            "Window: predictions answered within this many seconds before the run started "
+            "(default 30 days, at most 366). A label present at the run's start counts."
+        ),
+    )
+    max_rows: int = Field(
+        100_000,
+        ge=1,
+        le=MAX_FEEDBACK_ROWS,
+        description=(
+            "Cap on the labelled rows kept: the newest ones (by answer time, then request id "
+            "and row) are kept."
+        ),
+    )
+    include_base: bool = Field(
+        True,
+        description=(
+            "Union the labelled rows with the rows at dataset.uri (false: dataset.uri is not read)."
+        ),
+    )
+
+
 class Dataset(ApiModel):
     """The training data: one object or a prefix of objects in S3."""
 
@@ -168,6 +208,14 @@ class Dataset(ApiModel):
         ge=1,
         le=100,
         description="Streamed only: passes of partial_fit over the training rows.",
+    )
+    feedback: Feedback | None = Field(
+        None,
+        description=(
+            "Add the model's served traffic with its labels (docs/feedback.md#training-on-"
+            "feedback): the trainer writes the union once as a content-addressed Parquet "
+            "snapshot (status.dataset.snapshot) and trains on that."
+        ),
     )
 
 
@@ -447,6 +495,32 @@ class DatasetSummary(ApiModel):
             "sample it was fitted on."
         ),
     )
+    snapshot: str | None = Field(
+        None,
+        max_length=2048,
+        description=(
+            "dataset.feedback: the s3:// URI of the Parquet snapshot trained on; a TrainingJob "
+            "with dataset.uri set to it (format parquet, no feedback) replays the run."
+        ),
+    )
+    feedback_rows: int | None = Field(
+        None, ge=0, description="dataset.feedback: labelled served rows in the snapshot."
+    )
+    base_rows: int | None = Field(
+        None, ge=0, description="dataset.feedback: rows of dataset.uri in the snapshot."
+    )
+
+
+class ImageRef(ApiModel):
+    """The container image the trainer ran, as the kubelet reported it."""
+
+    name: str | None = Field(None, max_length=512, description="Image reference of the pod.")
+    digest: str | None = Field(
+        None,
+        max_length=128,
+        pattern=r"^sha256:[a-f0-9]{64}$",
+        description="Content digest of the image that ran (from the pod's imageID).",
+    )
 
 
 class TrainingJobStatus(CustomObjectStatus):
@@ -479,6 +553,12 @@ class TrainingJobStatus(CustomObjectStatus):
             "Problems found in the data that did not stop training, e.g. a declared categorical "
             "that looks like an identifier (more than half of its values distinct)."
         ),
+    )
+    image: ImageRef | None = Field(None, description="The trainer's image and its digest.")
+    libraries: dict[str, Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=dict,
+        max_length=8,
+        description="Versions of Python and the libraries the model was trained with.",
     )
 
 

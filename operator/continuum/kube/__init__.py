@@ -18,12 +18,13 @@ from continuum.kube.errors import (
     ResourceNotFound,
 )
 from continuum.kube.login import login
-from continuum.kube.pods import termination_message
+from continuum.kube.pods import PodTermination, termination_message
 
 __all__ = [
     "Kube",
     "KubeError",
     "KubeUnavailable",
+    "PodTermination",
     "RequestForbidden",
     "RequestThrottled",
     "ResourceConflict",

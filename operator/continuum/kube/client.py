@@ -25,7 +25,7 @@ import kopf
 
 from continuum.kube.errors import KubeUnavailable, ResourceConflict, ResourceNotFound, error_for
 from continuum.kube.login import login
-from continuum.kube.pods import termination_message
+from continuum.kube.pods import PodTermination, termination_of
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -124,6 +124,13 @@ class Kube:
         self, namespace: str, job: Mapping[str, Any], container: str
     ) -> str | None:
         """The termination message ``container`` left in the last finished pod of ``job``."""
+        found = await self.read_pod_termination(namespace, job, container)
+        return found.message if found is not None else None
+
+    async def read_pod_termination(
+        self, namespace: str, job: Mapping[str, Any], container: str
+    ) -> PodTermination | None:
+        """``container``'s termination message and image in the last finished pod of ``job``."""
         uid = job.get("metadata", {}).get("uid")
         name = job["metadata"]["name"]
         selector = (
@@ -131,7 +138,7 @@ class Kube:
             if uid
             else f"batch.kubernetes.io/job-name={name}"
         )
-        return termination_message(await self.list_pods(namespace, selector), container)
+        return termination_of(await self.list_pods(namespace, selector), container)
 
     async def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply ``manifest`` (a Deployment, Service or HPA): create or update it.

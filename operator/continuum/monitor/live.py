@@ -28,7 +28,6 @@ import pandas as pd
 from continuum.api.driftmonitor import Performance
 from continuum.errors import ObjectNotFound
 from continuum.monitor.estimation import Calibration, CalibrationInvalid, parse_calibration
-from continuum.monitor.ground_truth import TS, join_labels, read_predictions_since
 from continuum.monitor.performance import (
     INSUFFICIENT,
     Inputs,
@@ -40,6 +39,7 @@ from continuum.monitor.performance import (
 from continuum.monitor.reference import load_reference
 from continuum.monitor.settings import MonitorTarget
 from continuum.storage import ObjectStore, layout
+from continuum.storage.ground_truth import TS, join_labels, read_predictions_since
 from continuum.storage.labels import LabelSchema, read_labels
 from continuum.storage.models import read_manifest
 

@@ -4,7 +4,7 @@ What a check with ``spec.performance`` computes (the I/O is :mod:`continuum.moni
 
 * **realised**: the predictions answered in the ``windowSeconds`` before ``now -
   labelDelaySeconds`` (matured: their labels had time to arrive), joined with their labels
-  (:func:`continuum.monitor.ground_truth.join_labels`), the metric on them with its interval
+  (:func:`continuum.storage.ground_truth.join_labels`), the metric on them with its interval
   (:mod:`continuum.monitor.intervals`);
 * **estimated** (``estimate: true``, classifiers with logged probabilities and a calibration
   beside the model): the metric estimated from the calibrated probabilities of the predictions
@@ -42,7 +42,6 @@ from continuum.api.driftmonitor import Performance
 from continuum.errors import ContinuumError
 from continuum.monitor.estimation import ESTIMABLE, Calibration, class_codes, estimate
 from continuum.monitor.fairness import ErrorRateFairness, error_rates
-from continuum.monitor.ground_truth import PREDICTION, PROBA, TS, JoinCounts
 from continuum.monitor.intervals import (
     Interval,
     Labelled,
@@ -52,6 +51,7 @@ from continuum.monitor.intervals import (
     is_classification,
     realised,
 )
+from continuum.storage.ground_truth import PREDICTION, PROBA, TS, JoinCounts
 from continuum.storage.labels import LABEL
 
 CHUNKS = 8

@@ -28,7 +28,7 @@ from typing import Any
 
 from continuum.errors import StorageError
 from continuum.storage.client import ObjectStore
-from continuum.storage.layout import inference_log_prefix
+from continuum.storage.layout import inference_log_prefix, inference_logs_prefix, parse_version
 
 CONTENT_TYPE = "application/x-ndjson"
 SUFFIX = ".jsonl"
@@ -63,6 +63,12 @@ def write_batch(
     key = batch_key(model, version, when)
     store.put_bytes(key, encode_rows(rows), if_absent=True, content_type=CONTENT_TYPE)
     return key
+
+
+def logged_versions(store: ObjectStore, model: str) -> list[int]:
+    """The versions of ``model`` with an inference log folder, oldest first."""
+    folders = store.list_folders(inference_logs_prefix(model))
+    return sorted(n for n in map(parse_version, folders) if n is not None)
 
 
 def list_batches(store: ObjectStore, model: str, version: int) -> list[str]:

@@ -13,6 +13,11 @@
     labels/<model>/<any/path>.csv|.parquet|.jsonl    ground truth for logged predictions
     labels/<model>/feedback/<YYYY-MM-DD>/<batch>    the same, posted to the model server
     reports/<monitor>/<time>/<file>                 drift reports
+    snapshots/<model>/<sha256[:32]>/data.parquet    training sets built from served traffic
+
+A snapshot's folder is the first 128 bits of the SHA-256 of its Parquet bytes: the key says
+what the object holds, so an object found at a snapshot's key is that snapshot, and writing
+the same training set twice writes nothing (issue 17, docs/feedback.md).
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ CLAIM_FILE = "claim.json"
 REFERENCE_FILE = "baseline/reference.parquet"
 STATS_FILE = "baseline/stats.json"
 CALIBRATION_FILE = "baseline/calibration.json"  # isotonic curves per class (issue 16)
+SNAPSHOT_FILE = "data.parquet"
+SNAPSHOT_DIGEST_CHARS = 32  # hex digits of the content's SHA-256 naming a snapshot's folder
+_DIGEST_PATTERN = re.compile(r"^[a-f0-9]{64}$")
 
 # Versions are positive integers (the API's version numbers); the folder is the decimal number.
 _VERSION_PATTERN = re.compile(r"^[1-9][0-9]{0,8}$")
@@ -73,12 +81,25 @@ def version_key(model: str, version: int, file: str) -> str:
 
 
 def inference_log_prefix(model: str, version: int) -> str:
-    return f"inference-logs/{check_name('model', model)}/{version_folder(version)}/"
+    return f"{inference_logs_prefix(model)}{version_folder(version)}/"
 
 
 def labels_prefix(model: str) -> str:
     """Where label files of ``model`` go, whoever writes them (continuum.storage.labels)."""
     return f"labels/{check_name('model', model)}/"
+
+
+def inference_logs_prefix(model: str) -> str:
+    """Where every version's inference log batches of ``model`` live."""
+    return f"inference-logs/{check_name('model', model)}/"
+
+
+def snapshot_key(model: str, content_sha256: str) -> str:
+    """``snapshots/<model>/<first 32 hex digits of the sha256>/data.parquet``."""
+    if not _DIGEST_PATTERN.match(content_sha256):
+        raise ValueError(f"{content_sha256!r} is not a hex SHA-256 digest")
+    folder = content_sha256[:SNAPSHOT_DIGEST_CHARS]
+    return f"snapshots/{check_name('model', model)}/{folder}/{SNAPSHOT_FILE}"
 
 
 def report_prefix(monitor: str, time: str) -> str:

@@ -42,12 +42,19 @@ class DatasetSummary:
     mode: str = "memory"  # memory | stream
     # Streamed: how the estimator saw the training rows (partial_fit over all, or a sample).
     training: Mapping[str, Any] | None = None
+    # spec.dataset.feedback: the snapshot trained on and where its rows came from
+    # (continuum.trainer.snapshot: uri, window, counts, base URI and fingerprint).
+    snapshot: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         fields = {"uri": self.uri, "fingerprint": self.fingerprint, "rows": self.rows,
                   "mode": self.mode}  # fmt: skip
         if self.training is not None and "sampledRows" in self.training:
             fields["sampledRows"] = self.training["sampledRows"]
+        if self.snapshot is not None:
+            fields |= {"snapshot": self.snapshot["uri"],
+                       "feedbackRows": self.snapshot["feedbackRows"],
+                       "baseRows": self.snapshot["baseRows"]}  # fmt: skip
         return fields
 
 
@@ -95,6 +102,7 @@ def build_manifest(
         "image": image,
         "dataset": dataset.to_json() | {"objects": dataset.objects},
         **({"training": dict(dataset.training)} if dataset.training is not None else {}),
+        **({"snapshot": dict(dataset.snapshot)} if dataset.snapshot is not None else {}),
         **({"search": dict(outcome.search)} if outcome.search is not None else {}),
         "task": outcome.task,
         "estimator": {

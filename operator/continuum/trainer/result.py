@@ -5,7 +5,8 @@ when the Job ends, so both success and failure are summarised there as one JSON 
 
     {"status": "Succeeded", "model": "iris", "version": 3, "uri": "s3://b/models/iris/3/",
      "sha256": "...", "metric": "accuracy", "metrics": {...}, "qualified": true, "reasons": [],
-     "dataset": {"uri": "...", "fingerprint": "sha256:...", "rows": 150}}
+     "dataset": {"uri": "...", "fingerprint": "sha256:...", "rows": 150},
+     "libraries": {"python": "3.12.3", "scikit-learn": "1.5.2", ...}}
     {"status": "Failed", "reason": "DatasetInvalid", "message": "dataset invalid: column ..."}
 
 The failure shape, the progress lines and the writing of the message are every workload's
@@ -49,6 +50,8 @@ class TrainingResult:
             "qualified": self.qualified,
             "reasons": list(self.reasons),
             "dataset": dict(self.dataset),
+            # what the operator records in status.libraries (lineage: what to replay with)
+            "libraries": dict(self.manifest.get("libraries") or {}),
         }
 
 

@@ -43,6 +43,7 @@ from continuum.trainer.search import (
     score_trial,
     select,
 )
+from continuum.trainer.snapshot import Snapshot, build_snapshot, on_snapshot
 from continuum.trainer.streamed import train_streamed
 from continuum.trainer.threads import available_cpus, cpu_limited
 from continuum.trainer.validation import (
@@ -58,7 +59,9 @@ ENV_IMAGE = "CONTINUUM_IMAGE"
 CLAIMANT = "continuum-trainer"  # recorded in claim.json when no TrainingJob name is known
 Progress = Callable[..., None]
 # The manifest's dataset fields the result summary (and so the status) repeats.
-RESULT_DATASET_FIELDS = ("uri", "fingerprint", "rows", "mode", "sampledRows")
+RESULT_DATASET_FIELDS = (
+    "uri", "fingerprint", "rows", "mode", "sampledRows", "snapshot", "feedbackRows", "baseRows",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -78,14 +81,23 @@ def run_training(
     *,
     champion_version: int | None = None,
     progress: Progress = emit,
+    now: datetime | None = None,
 ) -> TrainingResult:
     """Train, evaluate against the champion, and write ``models/<model>/<version>/``.
 
     The dataset is read in memory, or streamed when ``spec.dataset.mode`` (or ``auto`` on a
-    Parquet dataset over the in-memory limit) says so (``continuum.trainer.streamed``).
+    Parquet dataset over the in-memory limit) says so (``continuum.trainer.streamed``). With
+    ``spec.dataset.feedback`` the training set is first built from served traffic as of
+    ``now`` (default: the run's start) and written as a snapshot, which is then read as the
+    dataset (``continuum.trainer.snapshot``).
     """
     task = check_config(config)
     progress("config_checked", task=task, estimator=config.spec.estimator.class_)
+    snapshot = None
+    if config.spec.dataset.feedback is not None:
+        moment = now or datetime.now(UTC)
+        snapshot = build_snapshot(config, store, now=moment, task=task, progress=progress)
+        config = on_snapshot(config, snapshot.uri)
     source = config.spec.dataset
     objects = list_dataset_objects(store, source.uri)
     mode = choose_mode(source, objects, config.max_dataset_bytes)
@@ -97,7 +109,8 @@ def run_training(
         )
     if mode == STREAM:
         return run_streamed(config, store, objects, task=task, threads=threads,
-                            champion_version=champion_version, progress=progress)  # fmt: skip
+                            champion_version=champion_version, progress=progress,
+                            snapshot=snapshot)  # fmt: skip
     dataset = load_dataset(store, source, max_bytes=config.max_dataset_bytes, objects=objects)
     progress("dataset_loaded", rows=dataset.rows, fingerprint=dataset.fingerprint, mode=MEMORY)
     schema = validate_dataset(dataset.frame, config.spec, task)
@@ -120,8 +133,9 @@ def run_training(
     )  # fmt: skip
     report_outcome(outcome, progress)
     summary = DatasetSummary(
-        source.uri, dataset.fingerprint, dataset.rows, len(dataset.objects), mode=MEMORY
-    )
+        source.uri, dataset.fingerprint, dataset.rows, len(dataset.objects), mode=MEMORY,
+        snapshot=origin_of(snapshot),
+    )  # fmt: skip
     reference = reference_of(dataset.frame, schema, config)
     return publish(config, store, summary, reference, outcome, model_bytes=model_bytes,
                    progress=progress)  # fmt: skip
@@ -136,6 +150,7 @@ def run_streamed(
     threads: int,
     champion_version: int | None,
     progress: Progress,
+    snapshot: Snapshot | None = None,
 ) -> TrainingResult:
     """:func:`run_training` for a streamed dataset."""
     with cpu_limited(threads):
@@ -149,10 +164,14 @@ def run_streamed(
     report_outcome(outcome, progress)
     summary = DatasetSummary(
         config.spec.dataset.uri, streamed.fingerprint, streamed.rows, len(objects),
-        mode=STREAM, training=streamed.training,
+        mode=STREAM, training=streamed.training, snapshot=origin_of(snapshot),
     )  # fmt: skip
     return publish(config, store, summary, streamed.reference, outcome,
                    model_bytes=model_bytes, progress=progress)  # fmt: skip
+
+
+def origin_of(snapshot: Snapshot | None) -> Mapping[str, Any] | None:
+    return snapshot.origin if snapshot is not None else None
 
 
 def report_outcome(outcome: TrainingOutcome, progress: Progress) -> None:

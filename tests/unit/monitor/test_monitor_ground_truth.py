@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from continuum.monitor.ground_truth import join_labels, predictions_frame, read_predictions
 from continuum.server.inference_log import InferenceLogger
 from continuum.server.inputs import FeatureRows
 from continuum.server.metrics import ServerMetrics
 from continuum.server.model import Prediction
 from continuum.server.settings import InferenceLogSettings
+from continuum.storage.ground_truth import join_labels, predictions_frame, read_predictions
 from continuum.storage.inference_logs import write_batch
 from continuum.storage.labels import LabelSchema, parse_files
 from tests.kit.memory_store import MemoryObjectStore

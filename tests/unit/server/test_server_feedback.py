@@ -12,12 +12,12 @@ from tests.kit.memory_store import MemoryObjectStore
 from tests.unit.server.conftest import copy_of, make_frame, serve, settings_for
 
 from continuum.errors import StorageError
-from continuum.monitor.ground_truth import join_labels, read_predictions
 from continuum.server.errors import ServerUnavailable
 from continuum.server.feedback import FeedbackWriter
 from continuum.server.metrics import ServerMetrics
 from continuum.server.model import NUMERIC, FeatureSpec, ServedModel
 from continuum.server.settings import InferenceLogSettings
+from continuum.storage.ground_truth import join_labels, read_predictions
 from continuum.storage.labels import LabelSchema, list_label_files, read_labels
 
 ROWS = make_frame(rows=3, seed=5)[["x1", "x2", "color"]]

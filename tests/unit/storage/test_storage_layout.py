@@ -44,3 +44,13 @@ def test_s3_uri_parsing():
 def test_bad_s3_uris_say_how_to_write_one(uri):
     with pytest.raises(ConfigError, match="s3://<bucket>/<key-or-prefix>"):
         layout.parse_s3_uri(uri)
+
+
+def test_a_snapshot_key_names_its_content():
+    digest = "ab" * 32
+    assert layout.snapshot_key("churn", digest) == f"snapshots/churn/{'ab' * 16}/data.parquet"
+    with pytest.raises(ValueError, match="not a hex SHA-256"):
+        layout.snapshot_key("churn", "abc")
+    with pytest.raises(ConfigError, match="cannot be used in storage keys"):
+        layout.snapshot_key("../x", digest)
+    assert layout.inference_log_prefix("churn", 3) == "inference-logs/churn/3/"

@@ -9,6 +9,10 @@ Observe the DriftMonitor and its check Jobs; then exactly one of:
 * otherwise, when a check is due and the ModelDeployment serves a version, create the check
   Job (deterministic name per interval slot: at most one unfinished check at a time).
 
+Before all of that, a due tick of ``retrain.triggers.schedule`` is acted on (a TrainingJob
+named after the tick, or a suppressed record) and recorded in ``status.lastScheduleTick``;
+the status write's event runs the reconcile again for the checks.
+
 Every trigger (``handlers``: the monitor's events, a finished check Job, the schedule) runs
 this reconcile through the work queue, which serialises it per monitor and retries it when it
 fails. Status writes are guarded by ``resourceVersion`` (``shared.objects``).
@@ -59,10 +63,15 @@ from continuum.controllers.driftmonitor.retrain import (
     active_retrainings,
     apply_decision,
     decide_retrain,
+    decide_schedule,
     desired_training_job,
+    due_tick,
+    fired_triggers,
     no_source,
     retrain_name,
+    schedule_name,
     served_training_spec,
+    spent_versions,
 )
 from continuum.controllers.driftmonitor.verdicts import (
     CheckResult,
@@ -117,6 +126,9 @@ async def _reconcile_once(kube: Kube, image: str, body: Body) -> bool:
     """One pass; False when the object changed meanwhile (the caller re-reads it)."""
     dm = load_drift_monitor(body)
     now = _now()
+    tick = due_tick(dm.spec, dm.status, created_at(dm, now), now)
+    if tick is not None:
+        return await scheduled_retrain(kube, body, dm, tick, now)
     jobs = await check_jobs(kube, dm)
     pending = pending_check(jobs, dm.status)
     if pending is not None and job_outcome(pending) is None:
@@ -177,10 +189,10 @@ async def finish_check(
     """Fold a finished check into status, retrain if drift held; post Events after writing."""
     result = await read_result(kube, dm, job, now)
     status = status_after_check(dm, result)
-    decision, name = NOTHING, ""
-    if result.verdict == "Drift":
-        decision, name = await retrain(kube, dm, status, now)
-        status = apply_decision(status, decision, name, now)
+    decision, name, version = NOTHING, "", checked_version(job)
+    if result.verdict != "Failed" and fired_triggers(dm.spec, status, frozenset(), version):
+        decision, name = await retrain(kube, dm, status, now, version)
+        status = apply_decision(status, decision, name, now, version=version)
     if not await _write(kube, body, dm, status):
         return False
     announce(body, dm, result, status, decision=decision, name=name)
@@ -200,23 +212,70 @@ async def read_result(
 
 
 async def retrain(
-    kube: Kube, dm: DriftMonitor, status: DriftMonitorStatus, now: datetime
+    kube: Kube, dm: DriftMonitor, status: DriftMonitorStatus, now: datetime, version: int | None
 ) -> tuple[Decision, str]:
-    """Decide on a retraining and create its TrainingJob (409: it exists, from a retry)."""
-    namespace, monitor = dm.metadata.namespace, dm.metadata.name
-    name = retrain_name(monitor, status.report_uri, now)
-    trainingjobs = await kube.list_custom_objects(GROUP, VERSION, TRAINING_JOBS, namespace)
+    """Decide on a retraining after a check and create its TrainingJob (409: it exists, from
+    a retry)."""
+    name = retrain_name(dm.metadata.name, status.report_uri, now)
+    trainingjobs = await own_trainingjobs(kube, dm)
     active = active_retrainings(trainingjobs, dm.metadata.uid)
-    decision = decide_retrain(dm.spec, status, active, now, candidate=name)
+    spent = spent_versions(status, trainingjobs)
+    decision = decide_retrain(
+        dm.spec, status, active, now, candidate=name, spent=spent, version=version
+    )
+    decision = await create_retraining(
+        kube, dm, trainingjobs, decision, name=name, report=status.report_uri
+    )
+    return decision, name
+
+
+async def scheduled_retrain(
+    kube: Kube, body: Body, dm: DriftMonitor, tick: datetime, now: datetime
+) -> bool:
+    """Act on a due schedule tick: create its TrainingJob or record why not, and the tick."""
+    name = schedule_name(dm.metadata.name, tick)
+    trainingjobs = await own_trainingjobs(kube, dm)
+    active = active_retrainings(trainingjobs, dm.metadata.uid)
+    decision = decide_schedule(dm.spec, dm.status, active, tick, now, candidate=name)
+    decision = await create_retraining(kube, dm, trainingjobs, decision, name=name, report=None)
+    md, _why = await served_deployment(kube, dm) if decision.create else (None, "")
+    version = md.status.serving_version if md is not None else None
+    status = apply_decision(dm.status, decision, name, now, version=version)
+    status = status.model_copy(update={"last_schedule_tick": tick})
+    if not await _write(kube, body, dm, status):
+        return False
+    post(body, decision_events(decision, name, None))
+    metrics.export_decision(dm.metadata.namespace, dm.metadata.name, decision)
+    return True
+
+
+async def own_trainingjobs(kube: Kube, dm: DriftMonitor) -> list[dict[str, Any]]:
+    """The namespace's TrainingJobs (the served version's source may not be the monitor's)."""
+    namespace = dm.metadata.namespace
+    return await kube.list_custom_objects(GROUP, VERSION, TRAINING_JOBS, namespace)
+
+
+async def create_retraining(
+    kube: Kube,
+    dm: DriftMonitor,
+    trainingjobs: list[dict[str, Any]],
+    decision: Decision,
+    *,
+    name: str,
+    report: str | None,
+) -> Decision:
+    """Create the decided TrainingJob; without a template, from the served version's spec
+    (the decision turns suppressed when there is none)."""
     source = None
     if decision.create and dm.spec.retrain is not None and dm.spec.retrain.template is None:
         decision, source = await retrain_source(kube, dm, trainingjobs, decision)
-    if decision.create:
-        manifest = desired_training_job(dm, name, decision.reason, status.report_uri, source)
-        tj, _created = await kube.create_custom_object(GROUP, VERSION, TRAINING_JOBS, manifest)
-        if _owner_uid(tj) != dm.metadata.uid:
-            raise kopf.TemporaryError(f"TrainingJob {name} belongs to another object", delay=30)
-    return decision, name
+    if not decision.create:
+        return decision
+    manifest = desired_training_job(dm, name, decision, report, source)
+    tj, _created = await kube.create_custom_object(GROUP, VERSION, TRAINING_JOBS, manifest)
+    if _owner_uid(tj) != dm.metadata.uid:
+        raise kopf.TemporaryError(f"TrainingJob {name} belongs to another object", delay=30)
+    return decision
 
 
 async def retrain_source(
@@ -229,7 +288,7 @@ async def retrain_source(
     version = md.status.serving_version if md is not None else None
     source = None if version is None else served_training_spec(trainingjobs, model, version)
     if source is None:
-        return no_source(model, version), None
+        return no_source(model, version, decision), None
     return decision, source
 
 
@@ -261,12 +320,38 @@ def announce(
 
 
 def decision_events(decision: Decision, name: str, report: str | None) -> list[Event]:
+    where = f"; report {report}" if report is not None else ""
     if decision.create:
-        message = f"created TrainingJob {name}: {decision.reason}; report {report}"
+        message = f"created TrainingJob {name} ({decision.trigger}): {decision.reason}{where}"
         return [Event("Normal", RETRAINING_TRIGGERED, message)]
     if decision.suppressed:
-        return [Event("Warning", RETRAINING_SUPPRESSED, f"{decision.reason}; report {report}")]
+        message = f"{decision.trigger} retraining suppressed: {decision.reason}{where}"
+        return [Event("Warning", RETRAINING_SUPPRESSED, message)]
     return []
+
+
+def checked_version(job: Mapping[str, Any]) -> int | None:
+    """The model version a check Job judged (its CONTINUUM_MODEL_VERSION)."""
+    containers = (((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
+        "containers"
+    ) or []
+    for container in containers:
+        for var in container.get("env") or []:
+            if var.get("name") == "CONTINUUM_MODEL_VERSION":
+                return _int(var.get("value"))
+    return None
+
+
+def _int(text: Any) -> int | None:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def created_at(dm: DriftMonitor, now: datetime) -> datetime:
+    """When the monitor was created (a schedule's ticks count from then); now if unknown."""
+    return _parse_time(dm.metadata.creation_timestamp) or now
 
 
 def load_drift_monitor(body: Body) -> DriftMonitor:

@@ -3,7 +3,8 @@ through the controller's work queue (serialised per monitor, retried when it fai
 
 * ``driftmonitor``: any DriftMonitor event (created, changed, listed at start) → that one;
 * ``driftmonitor-check``: a check Job finished → its owner;
-* the schedule (a task): every ``TICK_SECONDS``, the monitors whose next check is due;
+* the schedule (a task): every ``TICK_SECONDS``, the monitors whose next check (or tick of
+  ``retrain.triggers.schedule``) is due;
 * the resync (``shared.resync``, ``--resync-seconds``): every DriftMonitor once per period.
 
 No finalizer: a kopf timer would put kopf's finalizer on every DriftMonitor (so deleting one
@@ -36,6 +37,7 @@ from continuum.api.vocabulary import (
 from continuum.controllers.driftmonitor import controller, metrics
 from continuum.controllers.driftmonitor.checks import is_due
 from continuum.controllers.driftmonitor.controller import Key, queue
+from continuum.controllers.driftmonitor.retrain import due_tick
 from continuum.controllers.driftmonitor.verdicts import job_outcome
 from continuum.controllers.lifecycle import image_of, kube_of, resync_with
 from continuum.controllers.shared import resync as resyncs
@@ -108,12 +110,14 @@ async def tick(memo: kopf.Memo, now: datetime) -> None:
 
 
 def due(body: Mapping[str, Any], now: datetime) -> bool:
-    """Whether the last-seen ``body`` has a check due (or a result to fold in)."""
+    """Whether the last-seen ``body`` has a check (or a result to fold in) or a scheduled
+    retraining due."""
     try:
         dm = load(DriftMonitor, body)
     except ValidationError:
         return False
-    return is_due(dm.status, dm.spec, now)
+    created = controller.created_at(dm, now)
+    return is_due(dm.status, dm.spec, now) or due_tick(dm.spec, dm.status, created, now) is not None
 
 
 def forget(namespace: str, name: str) -> None:

@@ -59,8 +59,9 @@ QUALITY_FEATURE_FAILED = Gauge(
 )
 RETRAININGS = Counter(
     "continuum_drift_retrainings_total",
-    "Retraining triggers, by monitor and outcome (Created or Suppressed).",
-    ["namespace", "monitor", "outcome"],
+    "Retraining triggers, by monitor, outcome (Created or Suppressed) and trigger (drift, "
+    "performance or schedule).",
+    ["namespace", "monitor", "outcome", "trigger"],
     registry=REGISTRY,
 )
 
@@ -98,12 +99,19 @@ _features: dict[tuple[str, str], set[tuple[str, str]]] = {}
 _quality: dict[tuple[str, str], set[tuple[str, str]]] = {}
 
 
+def export_decision(namespace: str, monitor: str, decision: Decision) -> None:
+    """Count a created or suppressed retraining by its trigger."""
+    if decision.create or decision.suppressed:
+        outcome = "Created" if decision.create else "Suppressed"
+        RETRAININGS.labels(
+            namespace=namespace, monitor=monitor, outcome=outcome, trigger=decision.trigger
+        ).inc()
+
+
 def export_metrics(namespace: str, monitor: str, result: CheckResult, decision: Decision) -> None:
     """Per-check counter, per-monitor gauges and per-feature statistics."""
     CHECKS.labels(namespace=namespace, monitor=monitor, verdict=result.verdict).inc()
-    if decision.create or decision.suppressed:
-        outcome = "Created" if decision.create else "Suppressed"
-        RETRAININGS.labels(namespace=namespace, monitor=monitor, outcome=outcome).inc()
+    export_decision(namespace, monitor, decision)
     if result.verdict not in {"Drift", "NoDrift"}:
         return
     export_quality(namespace, monitor, result)

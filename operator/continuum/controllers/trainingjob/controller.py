@@ -76,6 +76,7 @@ from continuum.controllers.trainingjob.status import (
     TERMINAL,
     JobState,
     awaiting_manifest,
+    image_fields,
     is_terminal,
     manifest_wanted,
     observe_job,
@@ -107,6 +108,7 @@ class Finished:
     job_uid: str
     message: str | None = None
     read: ManifestRead | None = None
+    image: dict[str, str] | None = None  # status.image: the trainer pod's image and digest
 
 
 async def reconcile(kube: Kube, image: str, body: Body, *, look_first: bool = True) -> None:
@@ -187,7 +189,8 @@ async def _write(
         return tj.status
     tj, storage = await with_effective_storage(kube, tj)
     message = await sources.termination()
-    status = status_from_job(tj, job, message, await sources.manifest(tj, message))
+    read = await sources.manifest(tj, message)
+    status = status_from_job(tj, job, message, read, image=sources.image)
     status = status.model_copy(update={"storage": storage})
     if same_status(status, tj.status):
         return status
@@ -235,12 +238,19 @@ class Sources:
 
     async def termination(self) -> str | None:
         if job_finished(self._job) and not self._terminated:
-            self._seen.message = await self._kube.read_pod_termination_message(
+            found = await self._kube.read_pod_termination(
                 self._namespace, self._job, TRAINER_CONTAINER
             )
+            if found is not None:
+                self._seen.message = found.message
+                self._seen.image = image_fields(found.image, found.image_id) or None
             self._terminated = True
             self._keep()
         return self._seen.message
+
+    @property
+    def image(self) -> dict[str, str] | None:
+        return self._seen.image
 
     async def manifest(self, tj: TrainingJob, message: str | None) -> ManifestRead | None:
         wanted = manifest_wanted(tj, self._job, message)

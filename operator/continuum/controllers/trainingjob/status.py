@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -48,6 +48,8 @@ TERMINAL = frozenset({"Succeeded", "Failed"})
 MAX_STATUS_MESSAGE = 4096
 MAX_LOG_TAIL = 500
 MAX_WARNINGS, MAX_WARNING = 10, 512  # TrainingJobStatus.warnings' bounds
+MAX_LIBRARIES, MAX_LIBRARY_VERSION = 8, 64  # TrainingJobStatus.libraries' bounds
+DIGEST = re.compile(r"sha256:[a-f0-9]{64}$")
 # Summary fields that must agree with the manifest of the version it names.
 CHECKED_FIELDS = ("model", "version", "uri", "sha256")
 
@@ -85,9 +87,11 @@ def status_from_job(
     manifest: ManifestRead | None = None,
     *,
     now: datetime | None = None,
+    image: Mapping[str, str] | None = None,
 ) -> TrainingJobStatus:
     """The status ``tj`` should have, given its Job (or None), the trainer's message and the
-    read of the manifest it names (``manifest_wanted`` says when one is needed)."""
+    read of the manifest it names (``manifest_wanted`` says when one is needed), and the
+    image the trainer's pod ran (``image_fields``: recorded once the Job has finished)."""
     if is_terminal(tj.status):
         return tj.status
     state = observe_job(job)
@@ -97,6 +101,8 @@ def status_from_job(
     outcome = outcome_of(state, summary, pod_termination_message)
     if outcome.phase == "Succeeded" and summary is not None:
         outcome = verified(tj, summary, manifest)
+    if image and outcome.phase in TERMINAL:
+        outcome = replace(outcome, result={**outcome.result, "image": dict(image)})
     moment = (now or datetime.now(UTC)).replace(microsecond=0)
     try:
         return _status(tj, job, state, outcome, moment)
@@ -219,6 +225,7 @@ def summary_of_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "dataset": dataset_fields(dataset),
         "champion": evaluation.get("champion"),
         "warnings": manifest.get("warnings") or [],
+        "libraries": manifest.get("libraries") or {},
         **_manifest_search(manifest.get("search")),
     }
 
@@ -310,6 +317,8 @@ def result_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
     }
     if data_warnings(summary):
         fields["warnings"] = data_warnings(summary)
+    if libraries_of(summary):
+        fields["libraries"] = libraries_of(summary)
     search = summary.get("search")
     if isinstance(search, Mapping):
         fields["search"] = search_fields(search)
@@ -356,10 +365,35 @@ def dataset_fields(dataset: Mapping[str, Any]) -> dict[str, Any]:
     mode = dataset.get("mode")
     if mode in ("memory", "stream"):
         fields["mode"] = mode
-    sampled = dataset.get("sampledRows")
-    if isinstance(sampled, int) and not isinstance(sampled, bool) and sampled >= 0:
-        fields["sampledRows"] = sampled
+    for name in ("sampledRows", "feedbackRows", "baseRows"):
+        if _count(dataset.get(name)):
+            fields[name] = dataset[name]
+    snapshot = dataset.get("snapshot")
+    if isinstance(snapshot, str) and snapshot.startswith("s3://"):
+        fields["snapshot"] = snapshot
     return fields
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def libraries_of(summary: Mapping[str, Any]) -> dict[str, str]:
+    """status.libraries: the versions the trainer reported (at most 8, 64 characters each)."""
+    found = summary.get("libraries")
+    if not isinstance(found, Mapping):
+        return {}
+    items = sorted((str(k), str(v)[:MAX_LIBRARY_VERSION]) for k, v in found.items())
+    return dict(items[:MAX_LIBRARIES])
+
+
+def image_fields(image: str | None, image_id: str | None) -> dict[str, str]:
+    """status.image from the pod's ``image`` and ``imageID``: the name and the sha256 digest
+    (``docker.io/x/continuum@sha256:…``, ``docker-pullable://…@sha256:…`` or a bare
+    ``sha256:…``, the image's id where the kubelet knows no repository digest)."""
+    fields = {"name": image[:512]} if image else {}
+    found = DIGEST.search(image_id or "")
+    return fields | ({"digest": found.group(0)} if found else {})
 
 
 def data_warnings(summary: Mapping[str, Any]) -> list[str]:

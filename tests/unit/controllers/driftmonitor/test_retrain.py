@@ -10,6 +10,7 @@ import pytest
 from continuum.api import DriftMonitor
 from continuum.controllers.driftmonitor.retrain import (
     MAX_RECORDS,
+    Decision,
     active_retrainings,
     apply_decision,
     decide_retrain,
@@ -126,16 +127,20 @@ def test_name_derives_from_the_report() -> None:
     assert len(retrain_name("m" * 63, REPORT, NOW)) <= 63
 
 
+DRIFT = Decision(True, "dataset drift")
+
+
 def test_training_job_from_the_template() -> None:
     dm = drifted(2)
-    tj = desired_training_job(dm, "drift-retrain-x", "dataset drift", REPORT)
+    tj = desired_training_job(dm, "drift-retrain-x", DRIFT, REPORT)
     assert tj["kind"] == "TrainingJob"
     assert tj["spec"]["model"] == "iris"
     assert tj["spec"]["dataset"]["uri"] == "s3://data/iris.csv"
     meta = tj["metadata"]
     assert meta["labels"]["continuum.dev/drift-monitor"] == "drift"
     assert meta["annotations"] == {"continuum.dev/report": REPORT,
-                                   "continuum.dev/reason": "dataset drift"}  # fmt: skip
+                                   "continuum.dev/reason": "dataset drift",
+                                   "continuum.dev/trigger": "drift"}  # fmt: skip
     assert meta["ownerReferences"][0]["kind"] == "DriftMonitor"
     assert meta["ownerReferences"][0]["uid"] == DM_UID
 
@@ -164,7 +169,7 @@ def test_without_a_template_the_served_versions_training_spec_is_copied() -> Non
     source = served_training_spec(jobs, "iris", 3)
     assert source == produced["spec"]
     assert source is not produced["spec"]  # a copy: the listed object is left alone
-    tj = desired_training_job(without_template(), "drift-retrain-x", "drift", REPORT, source)
+    tj = desired_training_job(without_template(), "drift-retrain-x", DRIFT, REPORT, source)
     assert tj["spec"] == produced["spec"]
     assert tj["metadata"]["labels"]["continuum.dev/model"] == "iris"
     assert tj["metadata"]["ownerReferences"][0]["uid"] == DM_UID
@@ -172,16 +177,16 @@ def test_without_a_template_the_served_versions_training_spec_is_copied() -> Non
 
 def test_without_a_template_or_its_training_job_the_trigger_is_suppressed_saying_why() -> None:
     assert served_training_spec([tj_body(1), tj_body(2, phase="Failed")], "iris", 2) is None
-    decision = no_source("iris", 2)
+    decision = no_source("iris", 2, DRIFT)
     assert decision.suppressed
     assert not decision.create
     assert "served version iris/2" in decision.reason
     assert "set spec.retrain.template" in decision.reason
     with pytest.raises(ValueError, match=r"no retrain\.template and no source spec"):
-        desired_training_job(without_template(), "x", "drift", REPORT)
+        desired_training_job(without_template(), "x", DRIFT, REPORT)
 
 
 def test_a_template_wins_over_the_served_versions_spec() -> None:
     dm = drifted()
-    tj = desired_training_job(dm, "x", "drift", REPORT, {"model": "other"})
+    tj = desired_training_job(dm, "x", DRIFT, REPORT, {"model": "other"})
     assert tj["spec"]["model"] == dm.spec.retrain.template.model

@@ -260,9 +260,9 @@ def test_pods_are_read_once_and_only_for_unfinished_records(events: Events) -> N
     kube = fake(body(), termination=message(SUCCESS))
     kube.conflicts = 1
     sync(kube, job("Complete"))
-    assert kube.count("read_pod_termination_message") == 1
+    assert kube.count("read_pod_termination") == 1
     sync(kube, job("Complete"))
-    assert kube.count("read_pod_termination_message") == 1, "a finished run needs no pod read"
+    assert kube.count("read_pod_termination") == 1, "a finished run needs no pod read"
 
 
 def test_a_created_training_job_creates_its_job_without_reading_first(events: Events) -> None:
@@ -302,7 +302,7 @@ def test_a_finished_job_is_read_once_across_retries_then_forgotten(
     assert trainingjob._finished, "kept for the retry"
     run(reconcile(gateway(kube), IMAGE, copy.deepcopy(stored(kube))))
     assert phases(kube) == ["Succeeded"]
-    assert kube.count("read_pod_termination_message") == 1
+    assert kube.count("read_pod_termination") == 1
     assert len(manifests.calls) == 1
     assert trainingjob._finished == {}, "dropped once the final status is written"
 
@@ -317,7 +317,7 @@ def test_a_new_job_of_the_same_name_is_read_afresh(
     other = job("Complete")
     other["metadata"]["uid"] = "another-job-uid"
     sync(kube, other)
-    assert kube.count("read_pod_termination_message") == 2, "another Job: its own pods"
+    assert kube.count("read_pod_termination") == 2, "another Job: its own pods"
 
 
 def test_a_deleted_job_forgets_what_it_told(events: Events, manifests: ManifestReads) -> None:
@@ -601,3 +601,14 @@ def test_a_requeue_stops_when_the_training_job_is_gone(
     assert queue.pending() == 0
     assert len(queue) == 0
     assert len(manifests.calls) == 1
+
+
+def test_the_trainer_pods_image_digest_reaches_the_status(
+    events: Events, manifests: ManifestReads
+) -> None:
+    kube = completed_run(manifests=manifests)
+    digest = "sha256:" + "f" * 64
+    kube.images[JOB] = ("registry.local/continuum:1.0", f"registry.local/continuum@{digest}")
+    sync(kube, job("Complete"))
+    assert last(kube)["phase"] == "Succeeded"
+    assert last(kube)["image"] == {"name": "registry.local/continuum:1.0", "digest": digest}

@@ -14,6 +14,7 @@ from continuum.controllers.shared.pods import parse_summary
 from continuum.controllers.trainingjob.manifest import ManifestRead
 from continuum.controllers.trainingjob.status import (
     awaiting_manifest,
+    image_fields,
     manifest_wanted,
     observe_job,
     status_from_job,
@@ -397,3 +398,50 @@ def test_a_run_without_data_warnings_has_none_in_its_status(tj: TrainingJob) -> 
     status = completed(tj)
     assert status.warnings == []
     assert "warning" not in (status.message or "")
+
+
+def test_a_feedback_run_records_its_snapshot_counts_and_libraries(tj: TrainingJob) -> None:
+    snapshot = "s3://continuum/snapshots/iris/" + "ab" * 16 + "/data.parquet"
+    dataset = {**SUCCESS["dataset"], "uri": snapshot, "snapshot": snapshot,
+               "feedbackRows": 120, "baseRows": 30}  # fmt: skip
+    summary = {**SUCCESS, "dataset": dataset}
+    manifest = manifest_of(summary) | {"libraries": {"python": "3.12.3", "scikit-learn": "1.5"}}
+    status = completed(tj, summary, manifest_read(manifest))
+    assert status.dataset is not None
+    assert (status.dataset.snapshot, status.dataset.feedback_rows) == (snapshot, 120)
+    assert status.dataset.base_rows == 30
+    assert status.libraries == {"python": "3.12.3", "scikit-learn": "1.5"}
+    assert dump(status)["dataset"]["feedbackRows"] == 120
+
+
+def test_an_old_manifest_without_libraries_leaves_them_out(tj: TrainingJob) -> None:
+    status = completed(tj)
+    assert status.libraries == {}
+    assert status.image is None
+
+
+def test_the_image_and_its_digest_are_recorded_once_the_job_finished(tj: TrainingJob) -> None:
+    digest = "sha256:" + "c" * 64
+    image = image_fields("ghcr.io/x/continuum:1.2", f"ghcr.io/x/continuum@{digest}")
+    assert image == {"name": "ghcr.io/x/continuum:1.2", "digest": digest}
+    read = manifest_read(manifest_of(SUCCESS))
+    done = status_from_job(tj, job("Complete"), message(SUCCESS), read, now=NOW, image=image)
+    assert done.image is not None
+    assert (done.image.name, done.image.digest) == ("ghcr.io/x/continuum:1.2", digest)
+    running = status_from_job(tj, job(ready=1), None, None, now=NOW, image=image)
+    assert running.image is None
+    failed = status_from_job(tj, job("Failed"), message(FAILURE), None, now=NOW, image=image)
+    assert failed.image is not None
+
+
+@pytest.mark.parametrize(
+    ("image_id", "digest"),
+    [
+        ("docker-pullable://repo/continuum@sha256:" + "d" * 64, "sha256:" + "d" * 64),
+        ("sha256:" + "e" * 64, "sha256:" + "e" * 64),
+        ("", None),
+        ("repo/continuum:latest", None),
+    ],
+)
+def test_image_ids_of_every_runtime_give_the_digest(image_id: str, digest: str | None) -> None:
+    assert image_fields(None, image_id).get("digest") == digest

@@ -1,4 +1,6 @@
-"""Logged predictions joined with their labels: the ground truth of a window (issue 16).
+"""Logged predictions joined with their labels: the ground truth of a window (issue 16), and
+of a training set built from served traffic (issue 17; it lives in the storage layer so the
+monitor and the trainer, which never import each other, both use it).
 
 Pure functions on frames; the readers (:func:`read_predictions`,
 :func:`continuum.storage.labels.read_labels`) fetch them. A prediction is identified by the
@@ -33,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from continuum.storage import ObjectStore
+from continuum.storage.client import ObjectStore
 from continuum.storage.inference_logs import list_batches, list_batches_since, read_batch
 from continuum.storage.labels import ID, LABEL, ROW, TIME, resolve_duplicates
 
