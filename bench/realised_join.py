@@ -219,8 +219,8 @@ def rss_mb() -> float:
 
 def run_ours(root: Path) -> dict[str, Any]:
     """monitor.live.read_inputs's calls, then the realised accuracy with its interval."""
-    from continuum.monitor.ground_truth import join_labels, read_predictions_since  # noqa: PLC0415 (the peer must not pay for our imports)
     from continuum.monitor.performance import Served, arrays, realised_of  # noqa: PLC0415 (the peer must not pay for our imports)
+    from continuum.storage.ground_truth import join_labels, read_predictions_since  # noqa: PLC0415 (the peer must not pay for our imports)
     from continuum.storage.labels import LabelSchema, read_labels  # noqa: PLC0415 (the peer must not pay for our imports)
 
     store, base = LocalStore(root), rss_mb()

@@ -1,6 +1,6 @@
 """The realised-metric join in bounded memory: hash partitions spilled to local disk (issue 16).
 
-:func:`continuum.monitor.ground_truth.join_labels` holds every prediction and every label of
+:func:`continuum.storage.ground_truth.join_labels` holds every prediction and every label of
 the window in one frame: at 1,000,000 x 1,000,000 its peak RSS grows about 10x with the data
 (bench/realised_join.py). :func:`bounded_realised` gives the same :class:`JoinCounts` and the
 same realised metric with its interval while holding one partition at a time:
@@ -37,7 +37,9 @@ import numpy as np
 import pandas as pd
 
 from continuum.monitor.estimation import class_codes
-from continuum.monitor.ground_truth import (
+from continuum.monitor.performance import Arrays, Served, arrays
+from continuum.storage import ObjectStore
+from continuum.storage.ground_truth import (
     PREDICTION,
     TS,
     JoinCounts,
@@ -45,8 +47,6 @@ from continuum.monitor.ground_truth import (
     legacy_rows,
     raw_predictions_frame,
 )
-from continuum.monitor.performance import Arrays, Served, arrays
-from continuum.storage import ObjectStore
 from continuum.storage.inference_logs import list_batches_since, read_batch
 from continuum.storage.labels import (
     ID,

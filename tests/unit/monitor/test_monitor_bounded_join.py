@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from continuum.monitor.bounded_join import bounded_realised, partitions_for
-from continuum.monitor.ground_truth import join_labels, read_predictions_since
 from continuum.monitor.performance import Served, arrays, realised_of
+from continuum.storage.ground_truth import join_labels, read_predictions_since
 from continuum.storage.inference_logs import write_batch
 from continuum.storage.labels import LabelSchema, read_labels
 from tests.kit.memory_store import MemoryObjectStore
