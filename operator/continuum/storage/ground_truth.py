@@ -51,6 +51,17 @@ def predictions_frame(
 
     ``row`` is nullable Int64: NA where an old row did not record it and cannot be inferred.
     """
+    frame = raw_predictions_frame(rows, features)
+    frame[ROW] = legacy_rows(frame[ID], frame[ROW])
+    return frame
+
+
+def raw_predictions_frame(
+    rows: Iterable[Mapping[str, Any]], features: Sequence[str] = ()
+) -> pd.DataFrame:
+    """:func:`predictions_frame` before a missing ``row`` is inferred: the legacy rule needs
+    every logged row of a request, so the bounded join (monitor.bounded_join) applies it per
+    partition, where all of an id's rows are."""
     columns: dict[str, list[Any]] = {name: [] for name in (*PREDICTION_COLUMNS, *features)}
     for row in rows:
         columns[ID].append(row.get("request_id"))
@@ -65,11 +76,11 @@ def predictions_frame(
     frame = pd.DataFrame(columns)
     frame[ID] = frame[ID].astype(object)
     frame[TS] = pd.to_datetime(frame[TS], utc=True, format="ISO8601")
-    frame[ROW] = _legacy_rows(frame[ID], pd.array(frame[ROW].tolist(), dtype="Int64"))
+    frame[ROW] = pd.Series(pd.array(frame[ROW].tolist(), dtype="Int64"), index=frame.index)
     return frame
 
 
-def _legacy_rows(ids: pd.Series, rows: Any) -> pd.Series:
+def legacy_rows(ids: pd.Series, rows: Any) -> pd.Series:
     """A row without an index is row 0 if it is its request's only logged row, else NA."""
     rows = pd.Series(rows, index=ids.index, dtype="Int64")
     missing = rows.isna()

@@ -1,0 +1,120 @@
+"""The bounded join (monitor.bounded_join) against join_labels on the same store: identical
+counts, rows and realised metrics with intervals, whatever the number of partitions."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from continuum.monitor.bounded_join import bounded_realised, partitions_for
+from continuum.monitor.performance import Served, arrays, realised_of
+from continuum.storage.ground_truth import join_labels, read_predictions_since
+from continuum.storage.inference_logs import write_batch
+from continuum.storage.labels import LabelSchema, read_labels
+from tests.kit.memory_store import MemoryObjectStore
+
+NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+SINCE, DELAY = NOW - timedelta(hours=30), timedelta(hours=2)
+SERVED = Served("classification", ("no", "yes"), {}, None)
+
+
+def logged_rows(rng: np.random.Generator, n: int) -> list[dict[str, object]]:
+    """Multi-row requests, reused ids (ambiguous), legacy rows without ``row``, some older
+    than SINCE, some younger than the delay; an unknown class now and then."""
+    rows, request = [], 0
+    while len(rows) < n:
+        rid = (
+            f"r{request}"
+            if rng.uniform() > 0.1
+            else f"r{rng.integers(max(0, request - 9), request + 1)}"
+        )
+        size = int(rng.integers(1, 4))
+        ts = NOW - timedelta(hours=float(rng.uniform(0, 36)))
+        for index in range(size):
+            p = float(rng.uniform())
+            prediction = "yes" if p > 0.5 else "no"
+            row = {"ts": f"{ts:%Y-%m-%dT%H:%M:%S.%f}Z", "request_id": rid, "row": index,
+                   "prediction": prediction if rng.uniform() > 0.05 else "maybe",
+                   "proba": [1 - p, p], "version": 1, "model": "churn"}  # fmt: skip
+            if rng.uniform() < 0.1:
+                del row["row"]  # legacy: joins only if its request logged one row
+            rows.append(row)
+        request += 1
+    return rows
+
+
+def label_frame(rng: np.random.Generator, rows: list[dict[str, object]]) -> pd.DataFrame:
+    ids = [str(r["request_id"]) for r in rows]
+    picked = rng.choice(len(rows), size=len(rows), replace=True)  # duplicates across files
+    out = pd.DataFrame({
+        "id": [ids[i] if rng.uniform() > 0.05 else f"x{i}" for i in picked],
+        "row": [int(rows[i].get("row", 0)) + int(rng.uniform() < 0.03) for i in picked],  # type: ignore[call-overload]
+        "label": rng.choice(["yes", "no"], size=len(picked)),
+        "time": rng.choice(["2026-12-05T10:00:00Z", "2026-12-05T11:00Z", None], size=len(picked)),
+    })  # fmt: skip
+    return out
+
+
+def store_with(seed: int, n: int) -> MemoryObjectStore:
+    rng = np.random.default_rng(seed)
+    store, rows = MemoryObjectStore(), logged_rows(rng, n)
+    for b, start in enumerate(range(0, len(rows), 37)):  # requests span batches
+        write_batch(store, "churn", 1, rows[start : start + 37], NOW - timedelta(hours=20 - b / 60))
+    labels = label_frame(rng, rows)
+    for i, at in enumerate(np.array_split(np.arange(len(labels)), 5)):
+        part = labels.iloc[at]
+        kind = (".csv", ".jsonl", ".parquet")[i % 3]
+        buffer = io.BytesIO()
+        if kind == ".csv":
+            part.to_csv(buffer, index=False)
+        elif kind == ".jsonl":
+            part.to_json(buffer, orient="records", lines=True)
+        else:
+            part.to_parquet(buffer, index=False)
+        store.put_bytes(f"labels/churn/part-{i}{kind}", buffer.getvalue())
+    return store
+
+
+def reference(store: MemoryObjectStore):
+    predictions = read_predictions_since(store, "churn", 1, SINCE)
+    labels = read_labels(store, "churn", LabelSchema(SERVED.classes))
+    joined = join_labels(predictions, labels.frame, now=NOW, label_delay=DELAY)
+    return joined.counts, arrays(joined.frame, SERVED, labelled=True), labels.summary()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("partitions", [1, 3, 8])
+def test_bounded_join_equals_join_labels(seed: int, partitions: int) -> None:
+    store = store_with(seed, 600)
+    counts, data, summary = reference(store)
+    got = bounded_realised(store, "churn", 1, SERVED, since=SINCE, now=NOW, label_delay=DELAY,
+                           partitions=partitions)  # fmt: skip
+    assert got.counts == counts
+    assert min(counts.duplicates, counts.ambiguous_predictions, counts.unindexed,
+               counts.waiting, counts.unknown_ids, counts.unknown_rows) > 0  # fmt: skip
+    assert got.labels == summary
+    assert got.data.left_out == data.left_out > 0
+    np.testing.assert_array_equal(got.data.predicted, data.predicted)
+    np.testing.assert_array_equal(got.data.truth, data.truth)
+    np.testing.assert_array_equal(got.data.scores, data.scores)
+    for metric in ("accuracy", "f1", "roc_auc"):
+        assert realised_of(metric, got.data, SERVED, 0.95) == realised_of(
+            metric, data, SERVED, 0.95
+        )
+
+
+def test_no_logs_no_labels() -> None:
+    got = bounded_realised(MemoryObjectStore(), "churn", 1, SERVED, since=SINCE, now=NOW,
+                           label_delay=DELAY, partitions=4)  # fmt: skip
+    assert got.counts.predictions == got.counts.labels == len(got.data.predicted) == 0
+
+
+def test_partitions_follow_the_budget() -> None:
+    assert partitions_for(0) == 1
+    assert partitions_for(100 << 20, 100 << 20) == 8
+    with pytest.raises(ValueError, match="must be positive"):
+        partitions_for(1, 0)
