@@ -38,6 +38,7 @@ from tests.kit.kinds import (
     get_dm,
     lineage,
     model_deployment,
+    monitor_served,
     objs,
     retrain_jobs,
     wait_dm,
@@ -195,12 +196,7 @@ def test_a_window_failing_its_quality_checks_holds_the_retraining_back(ctx: Ctx)
     write_rows(ctx.s3, ctx.bucket, 1, rows, FEATURES[:3])
     template = ctx.training_job("template")["spec"]
     body = drift_monitor(template, window={"maxRows": 400, "minSamples": 50, "last": "1h"})
-    objs(api).create_namespaced_custom_object(GROUP, VERSION, namespace, DRIFTMONITORS, body)
-    objs(api).create_namespaced_custom_object(
-        GROUP, VERSION, namespace, "modeldeployments",
-        model_deployment(ctx.s3, ctx.bucket, ctx.secret),
-    )  # fmt: skip
-    ctx.serving(1)
+    monitor_served(ctx, body)
 
     dm = wait_dm(ctx, "the first check", lambda d: d.get("status", {}).get("lastCheckTime"))
     status, cond = dm["status"], conditions(dm)

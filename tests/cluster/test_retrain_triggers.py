@@ -29,7 +29,7 @@ from tests.kit.kinds import (
     Ctx,
     conditions,
     drift_monitor,
-    model_deployment,
+    monitor_served,
     objs,
     retrain_jobs,
     wait_dm,
@@ -69,12 +69,7 @@ def test_a_realised_drop_with_unchanged_inputs_retrains_on_the_performance_trigg
     log_and_contradict(ctx, 1, 200)
     performance = {"labelDelaySeconds": 0, "minLabels": 50, "consecutiveChecks": 1}
     body = drift_monitor(unqualified_template(ctx), performance=performance)
-    objs(api).create_namespaced_custom_object(GROUP, VERSION, namespace, DRIFTMONITORS, body)
-    objs(api).create_namespaced_custom_object(
-        GROUP, VERSION, namespace, "modeldeployments",
-        model_deployment(ctx.s3, ctx.bucket, ctx.secret),
-    )  # fmt: skip
-    ctx.serving(1)
+    monitor_served(ctx, body)
 
     dm = wait_dm(ctx, "a retraining", lambda d: d.get("status", {}).get("retrainings"))
     status, cond = dm["status"], conditions(dm)

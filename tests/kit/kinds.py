@@ -285,6 +285,15 @@ def drift_monitor(template: dict[str, Any], **spec: Any) -> dict[str, Any]:
     }
 
 
+def monitor_served(ctx: Ctx, monitor: dict[str, Any]) -> None:
+    """Create the DriftMonitor ``monitor`` and the ModelDeployment it watches; wait for v1."""
+    create = objs(ctx.api).create_namespaced_custom_object
+    create(GROUP, VERSION, ctx.namespace, DRIFTMONITORS, monitor)
+    md = model_deployment(ctx.s3, ctx.bucket, ctx.secret)
+    create(GROUP, VERSION, ctx.namespace, MODELDEPLOYMENTS, md)
+    ctx.serving(1)
+
+
 def get_dm(api: client.ApiClient, namespace: str) -> dict[str, Any]:
     return dict(
         objs(api).get_namespaced_custom_object(GROUP, VERSION, namespace, DRIFTMONITORS, DM)

@@ -579,7 +579,7 @@ class RetrainingRecord(ApiModel):
         None, description="What set it off: drift, performance or schedule (older: drift)."
     )
     version: int | None = Field(
-        None, ge=1, description="The version served when it was set off (its evidence's)."
+        None, ge=1, description="The version a check-based trigger judged (none for a schedule)."
     )
     evidence: RetrainEvidence | None = Field(None, description="What the trigger saw.")
 

@@ -217,7 +217,7 @@ async def retrain(
     """Decide on a retraining after a check and create its TrainingJob (409: it exists, from
     a retry)."""
     name = retrain_name(dm.metadata.name, status.report_uri, now)
-    trainingjobs = await own_trainingjobs(kube, dm)
+    trainingjobs = await namespace_trainingjobs(kube, dm)
     active = active_retrainings(trainingjobs, dm.metadata.uid)
     spent = spent_versions(status, trainingjobs)
     decision = decide_retrain(
@@ -234,13 +234,12 @@ async def scheduled_retrain(
 ) -> bool:
     """Act on a due schedule tick: create its TrainingJob or record why not, and the tick."""
     name = schedule_name(dm.metadata.name, tick)
-    trainingjobs = await own_trainingjobs(kube, dm)
+    trainingjobs = await namespace_trainingjobs(kube, dm)
     active = active_retrainings(trainingjobs, dm.metadata.uid)
     decision = decide_schedule(dm.spec, dm.status, active, tick, now, candidate=name)
     decision = await create_retraining(kube, dm, trainingjobs, decision, name=name, report=None)
-    md, _why = await served_deployment(kube, dm) if decision.create else (None, "")
-    version = md.status.serving_version if md is not None else None
-    status = apply_decision(dm.status, decision, name, now, version=version)
+    # no version: only the performance trigger's once-per-version rule reads it
+    status = apply_decision(dm.status, decision, name, now)
     status = status.model_copy(update={"last_schedule_tick": tick})
     if not await _write(kube, body, dm, status):
         return False
@@ -249,7 +248,7 @@ async def scheduled_retrain(
     return True
 
 
-async def own_trainingjobs(kube: Kube, dm: DriftMonitor) -> list[dict[str, Any]]:
+async def namespace_trainingjobs(kube: Kube, dm: DriftMonitor) -> list[dict[str, Any]]:
     """The namespace's TrainingJobs (the served version's source may not be the monitor's)."""
     namespace = dm.metadata.namespace
     return await kube.list_custom_objects(GROUP, VERSION, TRAINING_JOBS, namespace)
