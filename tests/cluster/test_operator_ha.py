@@ -71,6 +71,8 @@ from tests.kit.kinds import (
     write_inference_log,
 )
 
+pytestmark = pytest.mark.serial  # Lease takeover times, and kills
+
 LEASE_DURATION, RETRY_PERIOD = 15, 2  # the chart's leaderElection defaults
 # A standby polls every retry period and may take a Lease once leaseDuration has passed since
 # the last renewal it saw: lease duration + 2 retry periods, plus the kubelet's restart noise.
@@ -103,11 +105,12 @@ def lease_holder(release: Release) -> str:
 
 
 def leader_pod(release: Release, other_than: str = "") -> dict[str, Any] | None:
-    """The running operator pod whose name the Lease holder carries (identity: pod_suffix)."""
+    """The running operator pod whose name the Lease holder carries (identity: pod_suffix),
+    when the holder is not the identity ``other_than``."""
     holder = lease_holder(release)
     for pod in release.pods():
         name = pod["metadata"]["name"]
-        if name != other_than and holder.startswith(f"{name}_") and _running(pod):
+        if holder != other_than and holder.startswith(f"{name}_") and _running(pod):
             return pod
     return None
 
@@ -174,7 +177,9 @@ def train(
 
 
 def takeover(release: Release, old: str, limit: float, what: str) -> tuple[dict[str, Any], float]:
-    """Wait for a pod other than ``old`` to lead; return it and the seconds it took."""
+    """Wait for a holder other than the identity ``old`` to lead; return its pod and the
+    seconds it took. After a crash that may be the standby or the crashed pod's restarted
+    container (a new identity): whichever finds the Lease expired first takes it."""
     started = time.monotonic()
     pod = wait_until(what, lambda: leader_pod(release, other_than=old), limit + 30, every=0.5)
     return pod, time.monotonic() - started
@@ -198,8 +203,9 @@ def test_one_leader_crash_takeover_and_handover(
         assert train("ha-1")["model"]["version"] == 1
         assert len(jobs_of(api, namespace, "ha-1")) == 1
 
+        crashed = lease_holder(release)
         sigkill(first)
-        second, crash = takeover(release, first["metadata"]["name"], CRASH_TAKEOVER_LIMIT,
+        second, crash = takeover(release, crashed, CRASH_TAKEOVER_LIMIT,
                                  "the standby to take the Lease after a crash")  # fmt: skip
         print(f"takeover after SIGKILL: {crash:.1f} s (limit {CRASH_TAKEOVER_LIMIT} s)")
         assert crash <= CRASH_TAKEOVER_LIMIT
@@ -207,8 +213,9 @@ def test_one_leader_crash_takeover_and_handover(
         assert len(jobs_of(api, namespace, "ha-1")) == 1, "the new leader redid ha-1's work"
         assert len(jobs_of(api, namespace, "ha-2")) == 1
 
+        released = lease_holder(release)
         client.CoreV1Api(api).delete_namespaced_pod(second["metadata"]["name"], release.system)
-        third, handover = takeover(release, second["metadata"]["name"], HANDOVER_LIMIT,
+        third, handover = takeover(release, released, HANDOVER_LIMIT,
                                    "another pod to take the released Lease")  # fmt: skip
         print(f"handover after the leader's pod was deleted: {handover:.1f} s "
               f"(limit {HANDOVER_LIMIT} s)")  # fmt: skip

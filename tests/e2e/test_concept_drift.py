@@ -40,6 +40,7 @@ from tests.kit.kinds import (
     get_dm,
     lineage,
     model_deployment,
+    only_version_pods,
     retrain_jobs,
     training_job,
     wait_dm,
@@ -78,7 +79,7 @@ def serve_and_label(ctx: Ctx, version: int, seed: int, name: str) -> list[dict[s
     wait_until(
         f"{name} traffic in the log",
         lambda: len(logged(ctx.s3, ctx.bucket, version)) >= ROWS,
-        90,
+        150,
     )
     by_features = {(r["sepal"], r["petal"], r["width"], r["colour"]): r for r in rows}
     labels = []
@@ -189,6 +190,7 @@ def test_concept_drift_retrains_on_served_traffic_and_the_metric_recovers(
     assert snapshot.startswith(f"s3://{s3_bucket}/snapshots/churn/"), done["dataset"]
     assert done["dataset"]["feedbackRows"] >= ROWS
     ctx.serving(2)
+    wait_until("v1's server pods to be gone", lambda: only_version_pods(api, namespace, 2), 120)
     marks["v2 serving"] = time.monotonic() - started
 
     dm = recovers(ctx, status["lastCheckTime"], dropped)

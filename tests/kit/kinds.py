@@ -161,6 +161,20 @@ def patch_spec(api: client.ApiClient, namespace: str, spec: dict[str, Any]) -> N
     )
 
 
+def only_version_pods(api: client.ApiClient, namespace: str, version: int) -> bool:
+    """Whether every model-server pod left serves ``version``: the status says a version
+    serves before the old version's pods are gone, and the Service still sends them requests
+    (which they log under the old version) until they are."""
+    pods = (
+        client.CoreV1Api(api)
+        .list_namespaced_pod(namespace, label_selector="app.kubernetes.io/name=continuum-server")
+        .items
+    )
+    return bool(pods) and all(
+        (p.metadata.labels or {}).get(f"{GROUP}/model-version") == str(version) for p in pods
+    )
+
+
 def serving(
     api: client.ApiClient,
     namespace: str,
