@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 STATE_DIR ?= /var/lib/continuum-cluster
 CACHE_DIR ?= /var/cache/continuum
 include hack/versions.env
+TEST_WORKERS ?= 2
 HELM ?= $(CACHE_DIR)/helm-v$(HELM_VERSION)-k1.$(HELM_K8S_MINOR)/bin/helm
 export KUBECONFIG ?= $(STATE_DIR)/kubeconfig
 
@@ -53,8 +54,14 @@ test: setup tools browser ## All tests: lint, unit, cluster (builds tools and br
 	$(MAKE) lint
 	# CI lengths: the load test 180 s (make test-load: 600), the API fault proxy's workload 90 s
 	# (make test-faults: 600), 3 leader kills in the HA test (make test-chaos: 10).
-	CONTINUUM_LOAD_SECONDS=$${CONTINUUM_LOAD_SECONDS:-180} CONTINUUM_FAULT_SECONDS=$${CONTINUUM_FAULT_SECONDS:-90} \
-	CONTINUUM_HA_KILLS=$${CONTINUUM_HA_KILLS:-3} $(VENV)/bin/pytest tests -q --durations=25
+	# Two parts: every test not marked serial, two at a time (pytest-xdist, a module per worker:
+	# the cluster tier mostly waits on pods and timers), then the serial ones alone. Both parts
+	# run whatever the first one's result; the target fails when either failed.
+	export CONTINUUM_LOAD_SECONDS=$${CONTINUUM_LOAD_SECONDS:-180} CONTINUUM_FAULT_SECONDS=$${CONTINUUM_FAULT_SECONDS:-90} \
+	  CONTINUUM_HA_KILLS=$${CONTINUUM_HA_KILLS:-3}; rc=0; \
+	$(VENV)/bin/pytest tests -q -m 'not serial' -n $(TEST_WORKERS) --dist loadscope --durations=25 || rc=$$?; \
+	$(VENV)/bin/pytest tests -q -m serial --durations=12 || rc=$$?; \
+	exit $$rc
 
 .PHONY: test-reliability
 test-reliability: setup tools ## Only the reliability and security suite (bad input, fuzz, tampering, RBAC, secrets)

@@ -16,11 +16,15 @@ from kubernetes import client
 from tests.kit.cluster import RESTRICTED
 from tests.kit.helm import Helm, helm_runner
 
+ALONE = ("chaos", "load", "faults")  # they stop, slow or time what every test shares
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/cluster/" in str(item.fspath):
             item.add_marker(pytest.mark.cluster)
+        if any(item.get_closest_marker(name) for name in ALONE):
+            item.add_marker(pytest.mark.serial)
 
 
 @pytest.fixture(scope="session")

@@ -43,6 +43,9 @@ from tests.kit.kinds import (
 )
 from tests.unit.deploy.test_dashboard import dashboard, panels
 
+# serial: its Prometheus scrapes every model server pod, and its alerts must stay quiet
+pytestmark = pytest.mark.serial
+
 RULE_API = "monitoring.coreos.com/v1/PrometheusRule"
 
 

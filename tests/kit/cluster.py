@@ -9,6 +9,8 @@ this cluster are in tests/kit/kinds.py.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -43,6 +45,21 @@ RESTRICTED = {
 
 # ---------------------------------------------------------------------------- the cluster
 
+SETUP_LOCK = Path(os.environ.get("CONTINUUM_SETUP_LOCK", "/tmp/continuum-test-setup.lock"))
+
+
+@contextlib.contextmanager
+def one_at_a_time() -> Iterator[None]:
+    """Hold the setup lock: under pytest-xdist every worker runs the session fixtures, and
+    two of them must not start the cluster or build the image at once (the second finds
+    the work done: hack/image.sh skips the load of an unchanged image)."""
+    with SETUP_LOCK.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
 
 def _cluster_is_up() -> bool:
     if not KUBECONFIG.exists():
@@ -59,12 +76,14 @@ def _cluster_is_up() -> bool:
 @pytest.fixture(scope="session")
 def kubeconfig() -> Path:
     """The admin kubeconfig of the running local cluster (started here if needed)."""
-    if not _cluster_is_up():
-        if os.geteuid() != 0:
-            pytest.fail(
-                "the local cluster is down and starting it needs root: run `sudo make cluster-up`"
-            )
-        subprocess.run([str(REPO / "hack/cluster-up.sh")], check=True)
+    with one_at_a_time():
+        if not _cluster_is_up():
+            if os.geteuid() != 0:
+                pytest.fail(
+                    "the local cluster is down and starting it needs root: "
+                    "run `sudo make cluster-up`"
+                )
+            subprocess.run([str(REPO / "hack/cluster-up.sh")], check=True)
     return KUBECONFIG
 
 
@@ -93,7 +112,8 @@ def namespace(api: client.ApiClient) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def project_image(kubeconfig: Path) -> str:
     """The project image, built offline and loaded into the cluster's containerd."""
-    subprocess.run([str(REPO / "hack/image.sh")], check=True)
+    with one_at_a_time():
+        subprocess.run([str(REPO / "hack/image.sh")], check=True)
     return "continuum:" + _project_version()
 
 
@@ -123,6 +143,11 @@ def loaded_image(kubectl: list[str]) -> str:
 @pytest.fixture(scope="session")
 def crds(kubectl: list[str]) -> None:
     """The continuum.dev CRDs, applied from crds/ and established."""
+    with one_at_a_time():
+        _apply_crds(kubectl)
+
+
+def _apply_crds(kubectl: list[str]) -> None:
     subprocess.run([*kubectl, "apply", "-f", str(REPO / "crds")], check=True, timeout=60)
     subprocess.run(
         [
@@ -356,7 +381,8 @@ def plain(api: client.ApiClient, obj: Any) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def operator_role(kubectl: list[str]) -> str:
     """The operator's ClusterRole, applied from deploy/rbac."""
-    subprocess.run([*kubectl, "apply", "-f", str(CLUSTER_ROLE)], check=True, timeout=60)
+    with one_at_a_time():
+        subprocess.run([*kubectl, "apply", "-f", str(CLUSTER_ROLE)], check=True, timeout=60)
     return str(yaml.safe_load(CLUSTER_ROLE.read_text())["metadata"]["name"])
 
 
