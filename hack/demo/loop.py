@@ -3,7 +3,11 @@
     generate data -> TrainingJob churn-v1 -> ModelDeployment churn (latestQualified) ->
     in-distribution traffic -> DriftMonitor: NoDrift -> new labelled data and shifted traffic ->
     DriftDetected (consecutiveChecks in a row) -> retraining TrainingJob -> v2 qualified ->
-    promoted -> `continuum lineage churn`, the drift report, where to look.
+    promoted; then outcomes: DriftMonitor churn-outcomes -> traffic like v2's training data,
+    labels back with premium customers' outcomes flipped (concept drift, inputs unmoved) ->
+    NoDrift, realised accuracy degraded -> a performance retraining on the labelled traffic (a
+    Parquet snapshot) -> v3 promoted -> new labelled traffic: v3 holds -> `continuum lineage
+    churn`, the drift report, where to look.
 
 Everything the user applies comes from examples/; the traffic runs in pods of the demo namespace
 (restricted Pod Security) and goes through the model's Service. Every wait has a timeout and,
@@ -55,6 +59,8 @@ S3_ENV = Path(os.environ.get("DEMO_S3_ENV", STATE_DIR / "s3.env"))
 T = TypeVar("T")
 
 MODEL, MD, DM, TJ = "churn", "churn", "churn-drift", "churn-v1"
+OUTCOMES = "churn-outcomes"  # the DriftMonitor of examples/driftmonitor-outcomes.yaml
+NEW_CONCEPT = "premium"  # the plan whose customers' outcomes flip in the second act
 TRAFFIC_ROWS = 300  # = the DriftMonitor's window.maxRows
 TRAIN_ROWS = 400
 SHIFT = 2.0  # in standard deviations of every numeric feature
@@ -105,6 +111,19 @@ def customers(count: int, seed: int, shift: float) -> list[dict[str, Any]]:
         row[TARGET] = "yes" if churned else "no"
         rows.append(row)
     return rows
+
+
+def like_v2(count: int, seed: int) -> list[dict[str, Any]]:
+    """Customers as version 2 was trained on them: half before the price rise, half after
+    (so its DriftMonitor sees no input drift)."""
+    return customers(count // 2, seed, 0) + customers(count - count // 2, seed + 1000, SHIFT)
+
+
+def new_truth(row: dict[str, Any]) -> str:
+    """The outcome after the concept moved: flipped for the NEW_CONCEPT plan."""
+    if row["plan"] != NEW_CONCEPT:
+        return str(row[TARGET])
+    return "no" if row[TARGET] == "yes" else "yes"
 
 
 def as_csv(rows: list[dict[str, Any]]) -> bytes:
@@ -239,12 +258,38 @@ def empty_bucket(s3: Any, name: str) -> None:
             s3.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
 
 
-def logged_rows(s3: Any, name: str, version: int) -> int:
+def logged(s3: Any, name: str, version: int) -> list[dict[str, Any]]:
+    """The inference log's rows of ``version`` (features, prediction, request id, row)."""
     listed = s3.list_objects_v2(Bucket=name, Prefix=f"inference-logs/{MODEL}/{version}/")
-    total = 0
+    rows: list[dict[str, Any]] = []
     for obj in listed.get("Contents", []):
-        total += len(decode_rows(s3.get_object(Bucket=name, Key=obj["Key"])["Body"].read()))
-    return total
+        rows += decode_rows(s3.get_object(Bucket=name, Key=obj["Key"])["Body"].read())
+    return rows
+
+
+def logged_rows(s3: Any, name: str, version: int) -> int:
+    return len(logged(s3, name, version))
+
+
+def label_file(
+    s3: Any, name: str, version: int, sent: list[dict[str, Any]], key: str
+) -> tuple[int, int]:
+    """What the users' systems do days later: a JSON-lines file of (request id, row, label)
+    under labels/<model>/ for every logged answer to ``sent``, labelled by the new concept.
+    Returns (labels written, labels that differ from the old concept)."""
+    fields = [*NUMERIC, "plan"]
+    by_features = {tuple(row[f] for f in fields): row for row in sent}
+    lines, flipped = [], 0
+    for entry in logged(s3, name, version):
+        row = by_features.get(tuple(entry["features"].get(f) for f in fields))
+        if row is None:
+            continue
+        label = new_truth(row)
+        flipped += label != row[TARGET]
+        lines.append(json.dumps({"id": entry["request_id"], "row": entry.get("row", 0),
+                                 "label": label}))  # fmt: skip
+    s3.put_object(Bucket=name, Key=f"labels/{MODEL}/{key}.jsonl", Body="\n".join(lines).encode())
+    return len(lines), flipped
 
 
 def download_report(s3: Any, uri: str, target: Path) -> Path:
@@ -407,11 +452,21 @@ def wait_serving(version: int, timeout: float = 240) -> dict[str, Any]:
             and cond.get("Available", {}).get("status") == "True"
             and cond.get("Progressing", {}).get("status") == "False"
         )
-        return md if ok else None
+        return md if ok and only_version_pods(version) else None
 
     return wait(f"ModelDeployment {MD} to serve version {version} (Available, not Progressing)",
                 serving, timeout, kind="md", name=MD,
                 selector="app.kubernetes.io/name=continuum-server")  # fmt: skip
+
+
+def only_version_pods(version: int) -> bool:
+    """Whether the old version's server pods are gone: until they are, the Service still
+    sends them some of the traffic (logged under the old version)."""
+    out = kubectl("-n", NS, "get", "pods", "-l", "app.kubernetes.io/name=continuum-server",
+                  "-o", "json", check=False)  # fmt: skip
+    pods = json.loads(out).get("items", []) if out.strip() else []
+    label = "continuum.dev/model-version"
+    return bool(pods) and all(p["metadata"]["labels"].get(label) == str(version) for p in pods)
 
 
 def serve_v1() -> None:
@@ -501,6 +556,93 @@ def promote(dm: dict[str, Any]) -> dict[str, Any]:
     return tj
 
 
+def performance_line(dm: dict[str, Any]) -> str:
+    """The last check's live performance, as kubectl describe would tell it."""
+    perf = dm.get("status", {}).get("performance") or {}
+    seen = perf.get("realised") or {}
+    if seen.get("value") is None:
+        return f"performance: {perf.get('verdict') or 'not judged yet'}"
+    return (f"performance: {perf.get('verdict')}, realised {perf.get('metric')} "
+            f"{seen['value']:.2f} (95% interval {seen.get('lower', 0):.2f}-"
+            f"{seen.get('upper', 0):.2f}, {seen.get('rows')} labels) against the holdout's "
+            f"{perf.get('holdout', 0):.2f}")  # fmt: skip
+
+
+def served_and_labelled(s3: Any, name: str, version: int, job: str, seed: int) -> str:
+    """Traffic like version 2's training data to the Service; once the server has logged it,
+    the label file. Returns the lastCheckTime of churn-outcomes before the labels arrived."""
+    rows = like_v2(TRAFFIC_ROWS, seed)
+    send(job, rows)
+    wait(f"{TRAFFIC_ROWS} rows of version {version} in the inference log",
+         lambda: logged_rows(s3, name, version) >= TRAFFIC_ROWS, 90, kind="md", name=MD,
+         selector="app.kubernetes.io/name=continuum-server")  # fmt: skip
+    before = get("dm", OUTCOMES).get("status", {}).get("lastCheckTime", "")
+    count, flipped = label_file(s3, name, version, rows, job)
+    log(f"labels came back: s3://{name}/labels/{MODEL}/{job}.jsonl, {count} answers, "
+        f"{flipped} of them ({NEW_CONCEPT} customers) the other way than before")  # fmt: skip
+    return str(before)
+
+
+def concept_drift(s3: Any, name: str) -> dict[str, Any]:
+    step(f"9. Watch outcomes: DriftMonitor {OUTCOMES} joins the answers with the labels that "
+         "come back and retrains when the served model is wrong")  # fmt: skip
+    apply_example("driftmonitor-outcomes.yaml")
+    step(f"10. The behaviour changes, not the inputs: {NEW_CONCEPT} customers now churn when "
+         "they look loyal and stay when they look like churners")  # fmt: skip
+    served_and_labelled(s3, name, 2, "traffic-concept", seed=23)
+
+    def retrained() -> dict[str, Any] | None:
+        dm = get("dm", OUTCOMES)
+        return dm if dm.get("status", {}).get("retrainings") else None
+
+    dm = wait(f"{OUTCOMES} to judge the labels and retrain", retrained, 240, kind="dm",
+              name=OUTCOMES, selector="app.kubernetes.io/component=drift-check")  # fmt: skip
+    inputs = conditions(dm).get("DriftDetected", {})
+    log(f"check: inputs {inputs.get('reason')} - {features_line(dm)}")
+    log(performance_line(dm))
+    record = dm["status"]["retrainings"][-1]
+    evidence = record.get("evidence") or {}
+    log(f"{OUTCOMES} created TrainingJob {record['trainingJob']}: trigger {record['trigger']}, "
+        f"realised {evidence.get('metric')} {evidence.get('value', 0):.2f} on version "
+        f"{record.get('version')} (holdout {evidence.get('holdout', 0):.2f})")  # fmt: skip
+    show("dm")
+    return dm
+
+
+def retrain_on_outcomes(dm: dict[str, Any]) -> dict[str, Any]:
+    name = dm["status"]["retrainings"][-1]["trainingJob"]
+    step(f"11. {name} trains version 3 on the labelled traffic (RandomForest), then it is "
+         "promoted")  # fmt: skip
+    tj = wait_training(name)
+    dataset = tj["status"].get("dataset") or {}
+    mark = str(dataset.get("fingerprint"))[:23]
+    log(f"its training set: {dataset.get('feedbackRows')} labelled served rows, written once as "
+        f"{dataset.get('snapshot')} (fingerprint {mark}...)")  # fmt: skip
+    if tj["status"]["model"]["version"] != 3:
+        raise DemoError(f"expected version 3, got {tj['status']['model']}")
+    wait_serving(3)
+    show("tj,md")
+    return tj
+
+
+def recovery(s3: Any, name: str) -> dict[str, Any]:
+    step("12. New traffic, labelled by the new behaviour: version 3 holds")
+    before = served_and_labelled(s3, name, 3, "traffic-recovered", seed=24)
+
+    def held() -> dict[str, Any] | None:
+        dm = get("dm", OUTCOMES)
+        status = dm.get("status", {})
+        newer = status.get("lastCheckTime", "") > before
+        verdict = (status.get("performance") or {}).get("verdict")
+        return dm if newer and verdict == "Held" else None
+
+    dm = wait(f"a check of version 3 that holds ({OUTCOMES})", held, 240, kind="dm",
+              name=OUTCOMES, selector="app.kubernetes.io/component=drift-check")  # fmt: skip
+    log(performance_line(dm))
+    show("dm")
+    return dm
+
+
 def lineage() -> str:
     command = [str(Path(sys.executable).with_name("continuum")), "lineage", MODEL, "-n", NS]
     env = dict(os.environ) if CURRENT else {**os.environ, "KUBECONFIG": KUBECONFIG}
@@ -512,15 +654,16 @@ def lineage() -> str:
 
 
 def summary(s3: Any, name: str, first: dict[str, Any], drifted: dict[str, Any]) -> None:
-    step("8. Lineage: drift report -> TrainingJob -> version -> ModelDeployment")
+    step("13. Lineage: trigger and evidence -> TrainingJob -> dataset or snapshot -> version")
     text = lineage()
     print("\n".join(f"      {line}" for line in text.rstrip().splitlines()), flush=True)
     record = drifted["status"]["retrainings"][-1]
     report = download_report(s3, record["report"], OUT / "report.html")
     calm = download_report(s3, first["status"]["reportURI"], OUT / "report-nodrift.html")
     took = time.time() - T0
-    step(f"Demo done in {took:.0f}s: v1 trained and served, drift detected, v2 trained, "
-         "qualified and promoted.")  # fmt: skip
+    step(f"Demo done in {took:.0f}s: v1 trained and served; input drift -> v2 trained on the "
+         "new data and promoted; outcomes wrong -> v3 trained on the labelled traffic, "
+         "promoted, and right again.")  # fmt: skip
     print(where_to_look(record["report"], report, calm, name), flush=True)
 
 
@@ -534,6 +677,7 @@ def where_to_look(report_uri: str, report: Path, calm: Path, name: str) -> str:
   Look around:
     {kubeconfig}kubectl{context} -n {NS} get tj,md,dm                  # the printer columns above
     kubectl{context} -n {NS} describe dm {DM}        # the story as Events
+    kubectl{context} -n {NS} describe dm {OUTCOMES}     # live performance and its Events
     kubectl{context} -n {NS} get pods                      # trainer, server, check and traffic pods
     {Path(sys.executable).with_name('continuum')} lineage {MODEL} -n {NS}
   The model server (OIP v2 and KServe v1):
@@ -579,6 +723,8 @@ def main() -> int:
         first = first_check()
         drifted = drift_and_retrain(s3, name, first)
         promote(drifted)
+        retrain_on_outcomes(concept_drift(s3, name))
+        recovery(s3, name)
         summary(s3, name, first, drifted)
     except DemoError as err:
         print(f"\nerror: {err}", file=sys.stderr, flush=True)

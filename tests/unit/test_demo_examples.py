@@ -50,8 +50,8 @@ def demo_loop() -> ModuleType:
 
 
 def test_the_three_kinds_have_an_example() -> None:
-    kinds = sorted(yaml.safe_load(path.read_text())["kind"] for path in manifests())
-    assert kinds == sorted(KINDS)
+    kinds = {yaml.safe_load(path.read_text())["kind"] for path in manifests()}
+    assert kinds == set(KINDS)
 
 
 @pytest.mark.parametrize("path", manifests(), ids=lambda p: p.name)
@@ -81,6 +81,47 @@ def test_examples_agree_with_each_other() -> None:
     assert dump(template) == dump(tj.spec)
     assert dump(md.spec.storage) == dump(tj.spec.storage)
     assert dm.spec.window.min_samples <= dm.spec.window.max_rows
+
+
+def test_the_outcomes_monitor_retrains_on_labelled_traffic_only() -> None:
+    """examples/driftmonitor-outcomes.yaml: the second act of the demo. It watches the same
+    deployment, acts on realised performance only, and its template differs from the
+    TrainingJob's in the estimator and the feedback data alone."""
+    tj = load(TrainingJob, read("trainingjob.yaml"))
+    dm = load(DriftMonitor, read("driftmonitor-outcomes.yaml"))
+    drift = load(DriftMonitor, read("driftmonitor.yaml"))
+    assert dm.spec.deployment == drift.spec.deployment
+    assert dm.metadata.name != drift.metadata.name
+    assert dm.spec.performance is not None
+    assert dm.spec.retrain is not None
+    assert dm.spec.retrain.triggers.drift is False
+    assert dm.spec.performance_trigger() == "realised"
+    template = dm.spec.retrain.template
+    assert isinstance(template, TrainingJobSpec)
+    feedback = template.dataset.feedback
+    assert feedback is not None
+    assert feedback.include_base is False
+    assert feedback.since_seconds >= dm.spec.performance.window_seconds
+    mine, theirs = dump(template), dump(tj.spec)
+    for body in (mine, theirs):
+        body.pop("estimator")
+        body["dataset"].pop("feedback", None)
+    assert mine == theirs
+
+
+def test_the_demo_labels_flip_one_plan_and_keep_the_inputs() -> None:
+    """The second act's concept drift: the outcomes of NEW_CONCEPT customers flip, nobody
+    else's; the traffic is drawn like version 2's training data (half shifted)."""
+    loop = demo_loop()
+    rows = loop.like_v2(300, seed=23)
+    assert len(rows) == 300
+    flipped = [row for row in rows if loop.new_truth(row) != row[loop.TARGET]]
+    assert flipped
+    assert {row["plan"] for row in flipped} == {loop.NEW_CONCEPT}
+    assert len(flipped) == sum(row["plan"] == loop.NEW_CONCEPT for row in rows)
+    spend = sorted(row["monthly_charges"] for row in rows)
+    assert spend[len(spend) // 4] < loop.NUMERIC["monthly_charges"][0] + 15  # unshifted half
+    assert spend[3 * len(spend) // 4] > loop.NUMERIC["monthly_charges"][0] + 30  # shifted half
 
 
 def test_the_demo_dataset_fits_the_examples() -> None:

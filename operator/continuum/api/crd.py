@@ -116,6 +116,8 @@ KINDS: tuple[Kind, ...] = (
         columns=[
             _column("Deployment", ".spec.deployment"),
             _column("Drift", ".status.drift.datasetDrift", "boolean"),
+            _column("Performance", ".status.performance.verdict"),
+            _column("Realised", ".status.performance.realised.value", "number"),
             _column("Last check", ".status.lastCheckTime", "date"),
             _column("Share", ".status.drift.share", "number", priority=1),
             _AGE,

@@ -243,7 +243,7 @@ class Retrain(ApiModel):
     template: TrainingJobSpec | None = Field(
         None,
         description=(
-            "Spec of the TrainingJobs created on drift. Omit to retrain with the spec of the "
+            "Spec of the TrainingJobs a trigger creates. Omit to retrain with the spec of the "
             "TrainingJob that produced the served version (same dataset URI, so a dataset "
             "prefix that gains new files is read afresh)."
         ),

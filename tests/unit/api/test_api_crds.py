@@ -231,7 +231,10 @@ def test_training_job_spec_is_immutable_but_template_is_not() -> None:
     [
         ("continuum.dev_trainingjobs.yaml", ["Model", "Version", "Phase", "Qualified", "Age"]),
         ("continuum.dev_modeldeployments.yaml", ["Model", "Serving", "Ready", "Available", "Age"]),
-        ("continuum.dev_driftmonitors.yaml", ["Deployment", "Drift", "Last check", "Age"]),
+        (
+            "continuum.dev_driftmonitors.yaml",
+            ["Deployment", "Drift", "Performance", "Realised", "Last check", "Age"],
+        ),
     ],
 )
 def test_default_printer_columns(name: str, columns: list[str]) -> None:
