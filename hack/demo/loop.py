@@ -584,10 +584,10 @@ def served_and_labelled(s3: Any, name: str, version: int, job: str, seed: int) -
 
 
 def concept_drift(s3: Any, name: str) -> dict[str, Any]:
-    step(f"9. Watch outcomes: DriftMonitor {OUTCOMES} joins the answers with the labels that "
+    step(f"8. Watch outcomes: DriftMonitor {OUTCOMES} joins the answers with the labels that "
          "come back and retrains when the served model is wrong")  # fmt: skip
     apply_example("driftmonitor-outcomes.yaml")
-    step(f"10. The behaviour changes, not the inputs: {NEW_CONCEPT} customers now churn when "
+    step(f"9. The behaviour changes, not the inputs: {NEW_CONCEPT} customers now churn when "
          "they look loyal and stay when they look like churners")  # fmt: skip
     served_and_labelled(s3, name, 2, "traffic-concept", seed=23)
 
@@ -611,7 +611,7 @@ def concept_drift(s3: Any, name: str) -> dict[str, Any]:
 
 def retrain_on_outcomes(dm: dict[str, Any]) -> dict[str, Any]:
     name = dm["status"]["retrainings"][-1]["trainingJob"]
-    step(f"11. {name} trains version 3 on the labelled traffic (RandomForest), then it is "
+    step(f"10. {name} trains version 3 on the labelled traffic (RandomForest), then it is "
          "promoted")  # fmt: skip
     tj = wait_training(name)
     dataset = tj["status"].get("dataset") or {}
@@ -626,7 +626,7 @@ def retrain_on_outcomes(dm: dict[str, Any]) -> dict[str, Any]:
 
 
 def recovery(s3: Any, name: str) -> dict[str, Any]:
-    step("12. New traffic, labelled by the new behaviour: version 3 holds")
+    step("11. New traffic, labelled by the new behaviour: version 3 holds")
     before = served_and_labelled(s3, name, 3, "traffic-recovered", seed=24)
 
     def held() -> dict[str, Any] | None:
@@ -654,7 +654,7 @@ def lineage() -> str:
 
 
 def summary(s3: Any, name: str, first: dict[str, Any], drifted: dict[str, Any]) -> None:
-    step("13. Lineage: trigger and evidence -> TrainingJob -> dataset or snapshot -> version")
+    step("12. Lineage: trigger and evidence -> TrainingJob -> dataset or snapshot -> version")
     text = lineage()
     print("\n".join(f"      {line}" for line in text.rstrip().splitlines()), flush=True)
     record = drifted["status"]["retrainings"][-1]
