@@ -34,6 +34,7 @@ def test_examples_pass_server_side_validation(
     assert result.returncode == 0, result.stderr
     assert sorted(result.stdout.splitlines()) == [
         "driftmonitor.continuum.dev/churn-drift created (server dry run)",
+        "driftmonitor.continuum.dev/churn-outcomes created (server dry run)",
         "modeldeployment.continuum.dev/churn created (server dry run)",
         "trainingjob.continuum.dev/churn-v1 created (server dry run)",
     ]

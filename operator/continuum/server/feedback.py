@@ -41,7 +41,6 @@ from continuum.storage import ObjectStore
 from continuum.storage.labels import (
     ID,
     LABEL,
-    LINE,
     ROW,
     TIME,
     Labels,
@@ -96,8 +95,10 @@ class FeedbackWriter:
         """Check the posted labels and buffer the good ones (module doc); never blocks."""
         items = _items(body)
         into = Labels(empty_frame())
-        raw = _objects(items, into)
-        frame = check_table(raw, "labels", self.schema, into, lambda n: f"labels[{n - 1}]")
+        raw, numbers = _objects(items, into)
+        frame = check_table(
+            raw, "labels", self.schema, into, lambda n: f"labels[{n - 1}]", lines=numbers
+        )
         lines = self._lines(frame)
         if lines and not self.writer.offer(LabelBatch(lines)):
             self.metrics.feedback_received("refused", len(items))
@@ -151,7 +152,7 @@ def _items(body: bytes) -> list[Any]:
     return labels
 
 
-def _objects(items: list[Any], into: Labels) -> pd.DataFrame:
+def _objects(items: list[Any], into: Labels) -> tuple[pd.DataFrame, list[int]]:
     """The items that are JSON objects, as a table numbered by their place in the list."""
     kept, numbers = [], []
     for number, item in enumerate(items, start=1):
@@ -160,6 +161,4 @@ def _objects(items: list[Any], into: Labels) -> pd.DataFrame:
             numbers.append(number)
         else:
             into.reject(f"labels[{number - 1}]: not a JSON object")
-    raw = pd.DataFrame.from_records(kept) if kept else pd.DataFrame()
-    raw.attrs[LINE] = numbers
-    return raw
+    return (pd.DataFrame.from_records(kept) if kept else pd.DataFrame()), numbers

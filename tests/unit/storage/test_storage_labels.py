@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -150,6 +151,17 @@ def test_json_lines_name_the_line_and_reject_wrong_types():
     assert "time 'yesterday' is not a time: write ISO 8601" in into.problems[4]
     assert "time 1733300000 is not a time" in into.problems[5]
     assert "row True is not a row index" in into.problems[6]
+
+
+def test_a_row_too_large_for_an_integer_is_rejected_without_a_cast_warning() -> None:
+    """The fuzz test sent 1e300 as a row: the int64 cast warned (invalid value) and kept it."""
+    data = b'{"id": "a", "row": 1e300, "label": "yes"}\n{"id": "b", "row": 3, "label": "no"}\n'
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got, into = parse("labels/churn/big.jsonl", data)
+    assert got["row"].tolist() == [3]
+    assert into.rejected == 1
+    assert "row 1e+300 is not a row index" in into.problems[0]
 
 
 def test_a_regressor_takes_finite_numbers_only():
