@@ -27,6 +27,7 @@ request); otherwise their index is unknown and they are left out (``unindexed``)
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -34,9 +35,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
 from continuum.storage.client import ObjectStore
-from continuum.storage.inference_logs import list_batches, list_batches_since, read_batch
+from continuum.storage.inference_logs import decode_rows, list_batches, list_batches_since
 from continuum.storage.labels import ID, LABEL, ROW, TIME, resolve_duplicates
 
 TS, VERSION, PREDICTION, PROBA = "ts", "version", "prediction", "proba"
@@ -73,11 +77,65 @@ def raw_predictions_frame(
         logged = row.get("features") or {}
         for name in features:
             columns[name].append(logged.get(name))
-    frame = pd.DataFrame(columns)
+    return _frame(columns)
+
+
+def _frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
+    """The decoded columns as a frame. A ``row`` that is not a whole number (never written by
+    the server) is taken as unknown, like a missing one: the legacy rule then applies."""
+    rows = [v if isinstance(v, int) and not isinstance(v, bool) else None for v in columns[ROW]]
+    frame = pd.DataFrame(columns | {ROW: pd.array(rows, dtype="Int64")})
     frame[ID] = frame[ID].astype(object)
     frame[TS] = pd.to_datetime(frame[TS], utc=True, format="ISO8601")
-    frame[ROW] = pd.Series(pd.array(frame[ROW].tolist(), dtype="Int64"), index=frame.index)
     return frame
+
+
+_LOGGED = pa.schema([("request_id", pa.string()), ("row", pa.int64()), ("ts", pa.string()),
+                     ("version", pa.int64()), ("proba", pa.list_(pa.float64()))])  # fmt: skip
+
+
+def decode_predictions(
+    data: bytes, features: Sequence[str] = (), where: str = "inference log batch"
+) -> pd.DataFrame:
+    """One log batch as :func:`raw_predictions_frame` makes of its decoded rows, equal value for
+    value, parsed by pyarrow's JSON reader: 1.1 s of Python ``json`` for 200,000 rows against
+    0.15 s (bench/realised_join.py). A batch it cannot take as it is (a field of an unexpected
+    type, a line that is not an object) goes the way of ``json`` (:func:`decode_rows`), which
+    names the problem; so one odd batch costs time, never a difference."""
+    try:
+        table = _arrow_table(data)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return raw_predictions_frame(decode_rows(data, where), features)
+    return _arrow_frame(table, features)
+
+
+def _arrow_table(data: bytes) -> pa.Table:
+    """The fields of _LOGGED typed, the others (prediction, features) inferred."""
+    options = pa_json.ParseOptions(explicit_schema=_LOGGED, unexpected_field_behavior="infer")
+    return pa_json.read_json(io.BytesIO(data), parse_options=options)
+
+
+def _arrow_frame(table: pa.Table, features: Sequence[str]) -> pd.DataFrame:
+    """The columns as Python lists, made into a frame the way the json path makes it."""
+
+    def values(name: str) -> list[Any]:
+        if name not in table.column_names:
+            return [None] * len(table)
+        return list(table.column(name).to_pylist())
+
+    logged = table.column("features") if "features" in table.column_names else None
+    columns = {ID: values("request_id"), ROW: values("row"), TS: values("ts"),
+               VERSION: values("version"), PREDICTION: values(PREDICTION),
+               PROBA: values(PROBA)}  # fmt: skip
+    return _frame(columns | {name: _feature(logged, name, len(table)) for name in features})
+
+
+def _feature(logged: pa.ChunkedArray | None, name: str, rows: int) -> list[Any]:
+    if logged is None or not pa.types.is_struct(logged.type):
+        return [None] * rows
+    if logged.type.get_field_index(name) < 0:
+        return [None] * rows
+    return list(pc.struct_field(logged, name).to_pylist())
 
 
 def legacy_rows(ids: pd.Series, rows: Any) -> pd.Series:
@@ -94,8 +152,7 @@ def read_predictions(
     store: ObjectStore, model: str, version: int, features: Sequence[str] = ()
 ) -> pd.DataFrame:
     """Every logged prediction of a model version (all its batches), oldest first."""
-    batches = (read_batch(store, key) for key in list_batches(store, model, version))
-    return predictions_frame((row for rows in batches for row in rows), features)
+    return _predictions(store, list_batches(store, model, version), features)
 
 
 def read_predictions_since(
@@ -103,9 +160,17 @@ def read_predictions_since(
 ) -> pd.DataFrame:
     """The logged predictions of a model version answered after ``since``, oldest first;
     batches written before it are not downloaded."""
-    keys = list_batches_since(store, model, version, since)
-    frame = predictions_frame((row for key in keys for row in read_batch(store, key)), features)
+    frame = _predictions(store, list_batches_since(store, model, version, since), features)
     return frame[frame[TS] > pd.Timestamp(since)].reset_index(drop=True)
+
+
+def _predictions(store: ObjectStore, keys: Sequence[str], features: Sequence[str]) -> pd.DataFrame:
+    """The batches' rows (:func:`decode_predictions`), each batch decoded as it arrives."""
+    frames = [decode_predictions(store.get_bytes(key), features, f"s3://{store.bucket}/{key}")
+              for key in keys]  # fmt: skip
+    frame = pd.concat(frames, ignore_index=True) if frames else raw_predictions_frame([], features)
+    frame[ROW] = legacy_rows(frame[ID], frame[ROW])
+    return frame
 
 
 @dataclass(frozen=True)
