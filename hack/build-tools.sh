@@ -124,7 +124,10 @@ build_prometheus() {
 build_argocd() {
   local v=$ARGOCD_VERSION d; d=$(tool_dir argocd "v$v")
   ensure_debian_packages redis-server
-  already_built argocd "v$v" && { log "argocd v$v: cached in $d"; return; }
+  if already_built argocd "v$v"; then
+    install_git_verify_wrapper "$d"
+    log "argocd v$v: cached in $d"; return
+  fi
   step "Building Argo CD v$v (application-controller, repo-server, server: one binary) with $ARGOCD_GO_TOOLCHAIN"
   export GOTOOLCHAIN=$ARGOCD_GO_TOOLCHAIN
   local root=github.com/argoproj/argo-cd/v3 engine=github.com/argoproj/argo-cd/gitops-engine/v3
@@ -141,7 +144,18 @@ build_argocd() {
   with_heartbeat "build argocd" nice -n 10 go build -p 1 -ldflags "$f" -o "$d/bin/argocd" ./cmd
   "$d/bin/argocd" version --client --short 2>&1 | grep "v$v" >/dev/null || die "argocd does not report v$v"
   cp manifests/crds/application-crd.yaml manifests/crds/appproject-crd.yaml "$d/"
+  install_git_verify_wrapper "$d"
   touch "$d/.complete"
+}
+
+# The repo-server runs `git-verify-wrapper.sh <revision>` from $PATH for every manifest it
+# generates, GPG on or off (v3.6: the deprecated signature check is unconditional), and answers
+# "permission denied" when it is missing. Upstream's image ships it from hack/; so does our bin/.
+install_git_verify_wrapper() {
+  local d=$1
+  [[ -x $d/bin/git-verify-wrapper.sh ]] && return
+  [[ -f $d/src/hack/git-verify-wrapper.sh ]] || die "no $d/src/hack/git-verify-wrapper.sh: rebuild Argo CD (rm -rf $d; hack/build-tools.sh argocd)"
+  install -m 0755 "$d/src/hack/git-verify-wrapper.sh" "$d/bin/git-verify-wrapper.sh"
 }
 
 build_all() {

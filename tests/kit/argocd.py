@@ -55,11 +55,25 @@ def install_crds(kubeconfig: Path) -> None:
     apply = [*base, "apply", "--server-side", "--force-conflicts"]
     apply += ["--field-manager", "continuum-tests", *(f"--filename={f}" for f in files)]
     crds = ["crd/applications.argoproj.io", "crd/appprojects.argoproj.io"]
-    wait = [*base, "wait", "--for=condition=Established", *crds, "--timeout=120s"]
-    for args in (apply, wait):
-        done = subprocess.run(args, capture_output=True, text=True, timeout=150, check=False)
-        if done.returncode != 0:
-            pytest.fail(f"{' '.join(args[3:5])} of Argo CD's CRDs failed:\n{done.stderr}")
+    wait = [*base, "wait", "--for=condition=Established", *crds, "--timeout=20s"]
+    _kubectl_or_fail(apply, "apply")
+    # kubectl wait fails at once ("status.conditions accessor error") while a new CRD has no
+    # status yet, instead of waiting: asked again until Established, for 120 s at most.
+    deadline = time.monotonic() + 120
+    while (done := _kubectl(wait)).returncode != 0 and time.monotonic() < deadline:
+        time.sleep(1)
+    if done.returncode != 0:
+        pytest.fail(f"Argo CD's CRDs not Established in 120 s:\n{done.stderr}")
+
+
+def _kubectl(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=150, check=False)
+
+
+def _kubectl_or_fail(args: list[str], what: str) -> None:
+    done = _kubectl(args)
+    if done.returncode != 0:
+        pytest.fail(f"kubectl {what} of Argo CD's CRDs failed:\n{done.stderr}")
 
 
 def settings(api: client.ApiClient, namespace: str) -> None:
@@ -139,7 +153,11 @@ def start(namespace: str, kubeconfig: Path, folder: Path) -> ArgoCD:
     redis_port, repo_port = free_port(), free_port()
     work = folder / "tmp"
     work.mkdir(parents=True, exist_ok=True)
+    wrapper = argocd_folder() / "bin/git-verify-wrapper.sh"
+    if not wrapper.exists():
+        pytest.fail(f"no {wrapper}: the repo-server needs it on PATH; run `make tools`")
     env = {
+        "PATH": f"{wrapper.parent}:{os.environ.get('PATH', '')}",
         "TMPDIR": str(work),  # the repo-server's checkouts
         "HOME": str(folder),
         "KUBECONFIG": str(kubeconfig),
@@ -164,7 +182,10 @@ def start(namespace: str, kubeconfig: Path, folder: Path) -> ArgoCD:
          "--namespace", namespace, "--repo-server", f"127.0.0.1:{repo_port}",
          "--repo-server-plaintext", "--redis", f"127.0.0.1:{redis_port}",
          "--metrics-port", str(free_port()), "--app-resync", "10", "--app-resync-jitter", "0",
-         "--status-processors", "2", "--operation-processors", "2", "--loglevel", "info"],
+         "--status-processors", "2", "--operation-processors", "2", "--loglevel", "info",
+         # each resource's health in the Application's status.resources (v3 keeps it only in
+         # the resource tree in Redis by default, which the API server, not run here, serves)
+         "--persist-resource-health"],
         env,
     )  # fmt: skip
     return argo
