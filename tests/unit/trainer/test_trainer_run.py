@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from tests.kit.memory_store import MemoryObjectStore
 
 from continuum.errors import ConfigError, DatasetInvalid
 from continuum.storage import list_versions, read_manifest
@@ -183,3 +184,35 @@ def test_an_identifier_like_categorical_is_warned_about_in_the_manifest(store, s
 
 def test_a_plain_dataset_has_no_data_warnings(store, spec):
     assert read_manifest(store, "churn", train(store, spec).version)["warnings"] == []
+
+
+def parquet_store(frame):
+    store = MemoryObjectStore("data")
+    store.put_bytes("sets/churn/part-0.parquet", frame.to_parquet(index=False))
+    return store
+
+
+def published(store):
+    files = ("model.skops", "baseline/reference.parquet", "baseline/stats.json")
+    return {f: store.get_bytes(f"models/churn/1/{f}") for f in files}
+
+
+def test_category_columns_train_the_model_their_text_columns_train(spec, frame):
+    # The category path converts once per category (continuum.distinct); its result must be
+    # the text path's, byte for byte, down to the stratified split.
+    spec["dataset"]["format"] = "parquet"
+    text_store, category_store = (
+        parquet_store(frame),
+        parquet_store(frame.astype({"color": "category", "label": "category"})),
+    )
+    text, category = train(text_store, spec), train(category_store, spec)
+    assert category.metrics == text.metrics
+    assert [(f["name"], f["kind"], f["categories"]) for f in category.manifest["features"]] == [
+        (f["name"], f["kind"], f["categories"]) for f in text.manifest["features"]
+    ]  # the dtypes differ: "category" and "str"
+    assert category.manifest["split"] == text.manifest["split"]
+    assert published(category_store)["model.skops"] == published(text_store)["model.skops"]
+    assert (
+        published(category_store)["baseline/stats.json"]
+        == (published(text_store)["baseline/stats.json"])
+    )
