@@ -73,10 +73,10 @@ class LocalStore(ObjectStore):
 
     def list_objects(self, prefix: str, *, bucket: str | None = None) -> list[ObjectInfo]:
         paths = (p for p in self.root.rglob("*") if p.is_file())
-        keys = sorted(str(p.relative_to(self.root)) for p in paths)
+        found = sorted((str(p.relative_to(self.root)), p.stat().st_size) for p in paths)
         return [
-            ObjectInfo(k, hashlib.md5(k.encode()).hexdigest(), 0)
-            for k in keys
+            ObjectInfo(k, hashlib.md5(k.encode()).hexdigest(), size)
+            for k, size in found
             if k.startswith(prefix)
         ]
 
@@ -241,6 +241,24 @@ def run_ours(root: Path) -> dict[str, Any]:
     }
 
 
+def run_bounded(root: Path) -> dict[str, Any]:
+    """The same through monitor.bounded_join (hash partitions spilled to disk, sized by its
+    default budget; not what the check runs: docs/performance.md "Limits")."""
+    from continuum.monitor.bounded_join import bounded_realised, stored_partitions  # noqa: PLC0415 (the peer must not pay for our imports)
+    from continuum.monitor.performance import Served, realised_of  # noqa: PLC0415 (the peer must not pay for our imports)
+
+    store, base = LocalStore(root), rss_mb()
+    started = time.perf_counter()
+    served = Served("classification", CLASSES, {}, None)
+    found = bounded_realised(store, MODEL, VERSION, served, since=NOW - SPAN, now=NOW,
+                             label_delay=DELAY)  # fmt: skip
+    interval = realised_of("accuracy", found.data, served, 0.95)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "accuracy": interval.value, "rows": interval.rows,
+            "interval": [interval.lower, interval.upper], "counts": found.counts.as_dict(),
+            "partitions": stored_partitions(store, MODEL, VERSION), "baseRssMb": base}  # fmt: skip
+
+
 def run_peer(root: Path) -> dict[str, Any]:
     """pandas reads the same files, one merge on (id, row), sklearn's accuracy_score."""
     from sklearn.metrics import accuracy_score  # noqa: PLC0415 (the peer must not pay for our imports)
@@ -270,7 +288,7 @@ def read_label_file(path: Path) -> pd.DataFrame:
 
 
 def child(side: str, root: Path) -> None:
-    result = (run_ours if side == "ours" else run_peer)(root)
+    result = {"ours": run_ours, "bounded": run_bounded, "peer": run_peer}[side](root)
     print(json.dumps(result | {"peakRssMb": peak_rss_mb()}))
 
 
@@ -295,12 +313,17 @@ def one_size(n: int, seed: int) -> dict[str, Any]:
         ours = measure("ours", root)
         log(f"N={n:,}: Continuum {ours['seconds']:.1f} s, {ours['peakRssMb']:.0f} MB; peer")
         peer = measure("peer", root)
-        log(f"N={n:,}: peer {peer['seconds']:.1f} s, {peer['peakRssMb']:.0f} MB")
+        log(f"N={n:,}: peer {peer['seconds']:.1f} s, {peer['peakRssMb']:.0f} MB; bounded join")
+        bounded = measure("bounded", root)
+        log(f"N={n:,}: bounded {bounded['seconds']:.1f} s, {bounded['peakRssMb']:.0f} MB")
+        if (bounded["counts"], bounded["interval"]) != (ours["counts"], ours["interval"]):
+            raise RuntimeError(f"the bounded join differs: {bounded} vs {ours}")
     ratios = {
         "time": ours["seconds"] / peer["seconds"],
         "memory": ours["peakRssMb"] / peer["peakRssMb"],
     }
-    return {"size": n, "data": data, "ours": ours, "peer": peer, "ratios": ratios}
+    return {"size": n, "data": data, "ours": ours, "peer": peer, "bounded": bounded,
+            "ratios": ratios}  # fmt: skip
 
 
 def agreement(n: int, seed: int) -> dict[str, Any]:
@@ -362,6 +385,14 @@ def section_text(report: dict[str, Any]) -> str:
         f"- memory growth (peak above the post-import RSS) "
         f"{report['runs'][0]['size']:,} -> {report['runs'][-1]['size']:,}: "
         f"Continuum {g['ours']:.1f}x, peer {g['peer']:.1f}x.",
+        "- the bounded join (monitor.bounded_join: hash partitions spilled to disk; not what "
+        "the check runs), the same counts and interval: "
+        + "; ".join(
+            f"{run['size']:,}: {run['bounded']['partitions']} partition(s), "
+            f"{run['bounded']['seconds']:.1f} s, {run['bounded']['peakRssMb']:.0f} MB"
+            for run in report["runs"]
+        )
+        + f"; growth {g['bounded']:.1f}x.",
         "- the accuracies differ because the peer counts every duplicate label (2%, half "
         "disagreeing) and the unripe last hour; ours applies the duplicate rule and the "
         "label delay (counts in the JSON).",
@@ -404,7 +435,7 @@ def main() -> None:
         "measured": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "runs": runs,
         "agreement": agreed,
-        "growth": {side: growth(runs, side) for side in ("ours", "peer")},
+        "growth": {side: growth(runs, side) for side in ("ours", "peer", "bounded")},
         "file": str(out.relative_to(ROOT)),
     }
     out.parent.mkdir(exist_ok=True)
@@ -412,7 +443,7 @@ def main() -> None:
     (HERE / "results" / f"{stamp}-realised-join.md").write_text("\n".join(table(report)) + "\n")
     write_section(report)
     print("\n".join(table(report)))
-    log(f"growth: Continuum {report['growth']['ours']:.1f}x, peer {report['growth']['peer']:.1f}x")
+    log("growth: " + ", ".join(f"{k} {v:.1f}x" for k, v in report["growth"].items()))
 
 
 if __name__ == "__main__":

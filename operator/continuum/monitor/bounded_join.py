@@ -15,11 +15,18 @@ same realised metric with its interval while holding one partition at a time:
    each label's position among all labels, and put back in that order at the end: the rows
    :func:`join_labels` gives, in its order, so even the seeded bootstrap intervals are equal.
 
-What stays in memory besides one partition is those codes: about 2 x 8 bytes a row plus
-8 x k for probabilities, against several hundred bytes a row for the frames. It is not wired
-into the check: the check's assessment also needs the joined frame itself (timeline chunks,
-the fairness feature) and the recent predictions for estimation (docs/performance.md
-"Limits").
+Besides one partition, what stays in memory is each joined row's time, prediction, label
+and probabilities (:data:`KEPT`), not its id, row, version or label file: 1M x 1M peaks at
+712 MB against 1,008 MB in memory, in 16.6 s against 9.3 s (bench/realised_join.py, 7
+partitions, 2026-12-06); with only class codes kept (the first version) it peaked at 492 MB.
+
+:func:`bounded_join` gives what the check's assessment reads (the joined rows' time,
+prediction, label, probabilities and sensitive feature; the recent predictions for the
+estimate), equal to monitor.live.read_inputs's (unit-tested). It is not wired into the check,
+for a measured reason: those rows as frames hold Python objects (a list of probabilities, a
+string) per row, and with them the peak at 1M x 1M was 983 MB against 1,006 MB in memory, for
+11.1 s against 8.6 s. Bounded memory needs the assessment to take codes and arrays, not frames
+(docs/performance.md "Limits").
 """
 
 from __future__ import annotations
@@ -36,18 +43,19 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
-from continuum.monitor.estimation import class_codes
 from continuum.monitor.performance import Arrays, Served, arrays
 from continuum.storage import ObjectStore
 from continuum.storage.ground_truth import (
     PREDICTION,
+    PROBA,
     TS,
     JoinCounts,
+    decode_predictions,
     join_labels,
     legacy_rows,
     raw_predictions_frame,
 )
-from continuum.storage.inference_logs import list_batches_since, read_batch
+from continuum.storage.inference_logs import list_batches_since
 from continuum.storage.labels import (
     ID,
     LABEL,
@@ -125,6 +133,21 @@ class BoundedRealised:
     labels: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class BoundedJoin:
+    """What :func:`join_labels` gives (its counts; of its frame the columns the check's
+    assessment reads: :data:`KEPT` and the sensitive feature, in its order), the predictions
+    answered after ``recent_since`` (the same columns but the label), and the labels' summary."""
+
+    counts: JoinCounts
+    labelled: pd.DataFrame
+    recent: pd.DataFrame
+    labels: dict[str, Any]
+
+
+KEPT = (TS, PREDICTION, LABEL, PROBA)  # what performance.assess reads of a joined row
+
+
 def bounded_realised(
     store: ObjectStore,
     model: str,
@@ -138,23 +161,61 @@ def bounded_realised(
 ) -> BoundedRealised:
     """read_predictions_since + read_labels + join_labels + performance.arrays, partition by
     partition (module doc); ``partitions`` None: :func:`partitions_for` the stored bytes."""
-    keys = list_batches_since(store, model, version, since)
+    span = Span(since, now, label_delay)
+    found = bounded_join(store, (model, version), served, span, partitions=partitions)
+    return BoundedRealised(found.counts, arrays(found.labelled, served, labelled=True),
+                           found.labels)  # fmt: skip
+
+
+def bounded_join(
+    store: ObjectStore,
+    target: tuple[str, int],
+    served: Served,
+    span: Span,
+    *,
+    recent_since: datetime | None = None,
+    features: Sequence[str] = (),
+    partitions: int | None = None,
+) -> BoundedJoin:
+    """monitor.live.read_inputs's join, one partition in memory at a time (module doc)."""
+    model, version = target
+    keys = list_batches_since(store, model, version, span.since)
     files, others = list_label_files(store, model)
-    count = partitions or _sized(store, model, version)
+    count = partitions or stored_partitions(store, model, version)
+    recent_at = pd.Timestamp(recent_since or span.now)
     with tempfile.TemporaryDirectory(prefix="continuum-join-") as folder:
         predictions = Spill(Path(folder), "predictions", count)
-        for key in keys:
-            predictions.add(raw_predictions_frame(read_batch(store, key)))
+        recent = [_spill_batch(store, key, features, predictions, recent_at) for key in keys]
         predictions.close()
         schema = LabelSchema(served.classes if served.task == "classification" else None)
         labels_spill = Spill(Path(folder), "labels", count)
         labels = _spill_labels(store, (files, others), schema, labels_spill)
-        span = Span(since, now, label_delay)
-        parts = [_join_part((predictions, labels_spill), i, served, span) for i in range(count)]
-    return BoundedRealised(_summed([c for c, _, _ in parts]), _ordered(parts), labels)
+        columns = [*KEPT, *features]
+        parts = [_join_part((predictions, labels_spill), i, span, columns) for i in range(count)]
+    kept = [TS, PREDICTION, PROBA, *features]
+    return BoundedJoin(_summed([c for c, _ in parts]), _ordered(parts, columns),
+                       _recent(recent, kept), labels)  # fmt: skip
 
 
-def _sized(store: ObjectStore, model: str, version: int) -> int:
+def _spill_batch(
+    store: ObjectStore, key: str, features: Sequence[str], spill: Spill, recent_at: pd.Timestamp
+) -> pd.DataFrame:
+    """One log batch into the spill; its rows answered after ``recent_at`` are returned."""
+    frame = decode_predictions(store.get_bytes(key), features, f"s3://{store.bucket}/{key}")
+    spill.add(frame)
+    return frame[frame[TS] > recent_at]
+
+
+def _recent(frames: Sequence[pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:
+    kept = [frame[list(columns)] for frame in frames if len(frame)]
+    if not kept:
+        return raw_predictions_frame([], [c for c in columns if c not in KEPT])[list(columns)]
+    return pd.concat(kept, ignore_index=True)
+
+
+def stored_partitions(store: ObjectStore, model: str, version: int) -> int:
+    """How many partitions the version's logs and the model's labels need
+    (:func:`partitions_for` their stored bytes); 1: they fit in memory whole."""
     prefixes = (inference_log_prefix(model, version), labels_prefix(model))
     return partitions_for(sum(o.size for p in prefixes for o in store.list_objects(p)))
 
@@ -179,33 +240,22 @@ def _spill_labels(
 
 
 def _join_part(
-    spills: tuple[Spill, Spill], i: int, served: Served, span: Span
-) -> tuple[JoinCounts, Arrays | None, np.ndarray[Any, Any]]:
-    """Partition ``i`` (predictions, labels) through join_labels; its rows as codes with
-    their label positions."""
+    spills: tuple[Spill, Spill], i: int, span: Span, columns: Sequence[str]
+) -> tuple[JoinCounts, pd.DataFrame]:
+    """Partition ``i`` (predictions, labels) through join_labels; of its joined rows
+    ``columns`` and each row's label position (:data:`POSITION`)."""
     predictions, labels = spills
-    logged = predictions.load(i, raw_predictions_frame([]))
+    logged = predictions.load(i, raw_predictions_frame([], [c for c in columns if c not in KEPT]))
     logged[ROW] = legacy_rows(logged[ID], logged[ROW])
     logged = logged[logged[TS] > pd.Timestamp(span.since)].reset_index(drop=True)
     given = labels.load(i, empty_frame().assign(**{POSITION: np.array([], dtype=np.int64)}))
     joined = join_labels(
         logged, given.drop(columns=POSITION), now=span.now, label_delay=span.label_delay
     )
-    if not len(joined.frame):
-        return joined.counts, None, np.array([], dtype=np.int64)
     winners = resolve_duplicates(given).frame[[ID, ROW, POSITION]]  # the labels joined
     at = joined.frame[[ID, ROW]].merge(winners, on=[ID, ROW], how="left")
-    keep = _kept(joined.frame, served)
-    return joined.counts, arrays(joined.frame, served, labelled=True), at[POSITION].to_numpy()[keep]
-
-
-def _kept(frame: pd.DataFrame, served: Served) -> np.ndarray[Any, Any]:
-    """The rows performance.arrays keeps: prediction and label both classes of the model."""
-    if served.task != "classification":
-        return np.ones(len(frame), dtype=bool)
-    predicted = class_codes(frame[PREDICTION].tolist(), served.classes)
-    truth = class_codes(frame[LABEL].tolist(), served.classes)
-    return np.asarray((predicted >= 0) & (truth >= 0), dtype=bool)
+    part = joined.frame[list(columns)].reset_index(drop=True)
+    return joined.counts, part.assign(**{POSITION: at[POSITION].to_numpy()})
 
 
 def _summed(counts: Sequence[JoinCounts]) -> JoinCounts:
@@ -213,17 +263,11 @@ def _summed(counts: Sequence[JoinCounts]) -> JoinCounts:
     return JoinCounts(**{name: sum(getattr(c, name) for c in counts) for name in names})
 
 
-def _ordered(parts: Sequence[tuple[JoinCounts, Arrays | None, np.ndarray[Any, Any]]]) -> Arrays:
-    """The partitions' rows back in label order: join_labels' joined frame order."""
-    got = [(data, at) for _, data, at in parts if data is not None]
-    left_out = sum(data.left_out for data, _ in got)
-    if not got:
-        empty = np.array([], dtype=np.int64)
-        return Arrays(empty, empty, None, left_out)
-    order = np.argsort(np.concatenate([at for _, at in got]), kind="stable")
-    predicted = np.concatenate([d.predicted for d, _ in got])[order]
-    truth = np.concatenate([d.truth for d, _ in got if d.truth is not None])[order]
-    scores = None
-    if all(d.scores is not None for d, _ in got):
-        scores = np.concatenate([d.scores for d, _ in got if d.scores is not None])[order]
-    return Arrays(predicted, truth, scores, left_out)
+def _ordered(
+    parts: Sequence[tuple[JoinCounts, pd.DataFrame]], columns: Sequence[str]
+) -> pd.DataFrame:
+    """The partitions' joined rows back in label order: join_labels' frame order."""
+    frames = [frame for _, frame in parts]
+    merged = pd.concat(frames, ignore_index=True)
+    order = np.argsort(merged[POSITION].to_numpy(), kind="stable")
+    return merged.iloc[order][list(columns)].reset_index(drop=True)

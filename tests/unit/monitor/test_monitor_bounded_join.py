@@ -4,16 +4,27 @@ counts, rows and realised metrics with intervals, whatever the number of partiti
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from continuum.monitor.bounded_join import bounded_realised, partitions_for
-from continuum.monitor.performance import Served, arrays, realised_of
+from continuum.api.driftmonitor import Performance
+from continuum.monitor.bounded_join import (
+    KEPT,
+    Span,
+    bounded_join,
+    bounded_realised,
+    partitions_for,
+    stored_partitions,
+)
+from continuum.monitor.live import read_inputs
+from continuum.monitor.performance import Served, Window, arrays, assess, realised_of
+from continuum.monitor.settings import MonitorTarget
 from continuum.storage.ground_truth import join_labels, read_predictions_since
-from continuum.storage.inference_logs import write_batch
+from continuum.storage.inference_logs import decode_rows, encode_rows, write_batch
 from continuum.storage.labels import LabelSchema, read_labels
 from tests.kit.memory_store import MemoryObjectStore
 
@@ -118,3 +129,43 @@ def test_partitions_follow_the_budget() -> None:
     assert partitions_for(100 << 20, 100 << 20) == 8
     with pytest.raises(ValueError, match="must be positive"):
         partitions_for(1, 0)
+
+
+def with_plan(store: MemoryObjectStore, seed: int) -> MemoryObjectStore:
+    """The store's log rows given a sensitive feature (``plan``, missing now and then)."""
+    rng = np.random.default_rng(seed)
+    for key in [item.key for item in store.list_objects("inference-logs/")]:
+        rows = decode_rows(store.get_bytes(key))
+        for row in rows:
+            row["features"] = {"plan": rng.choice(["basic", "plus", None]), "tenure": 1.5}
+        store.put_bytes(key, encode_rows(rows))
+    return store
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("sensitive", [None, "plan"])
+def test_bounded_join_gives_the_checks_inputs(seed: int, sensitive: str | None) -> None:
+    """What live.read_inputs gives, through partitions: the same counts, joined rows (of the
+    columns assess reads), recent predictions and label summary, so the same assessment."""
+    store = with_plan(store_with(seed, 600), seed)
+    window = Window(NOW, DELAY, timedelta(hours=20))
+    features = [sensitive] if sensitive else []
+    memory, summary = read_inputs(store, MonitorTarget("m", "churn", 1), SERVED, window, sensitive)
+    assert stored_partitions(store, "churn", 1) == 1  # so read_inputs joined in memory
+    span = Span(window.start, window.now, window.label_delay)
+    found = bounded_join(store, ("churn", 1), SERVED, span, recent_since=window.recent_start,
+                         features=features, partitions=5)  # fmt: skip
+    assert found.labels == summary
+    assert found.counts == memory.join
+    labelled = [*KEPT, *features]
+    pd.testing.assert_frame_equal(found.labelled, memory.labelled[labelled].reset_index(drop=True))
+    recent = ["ts", "prediction", "proba", *features]
+    pd.testing.assert_frame_equal(found.recent, memory.recent[recent].reset_index(drop=True))
+    assert len(found.labelled) > 50
+    assert len(found.recent) > 50
+    bounded = replace(memory, labelled=found.labelled, recent=found.recent)
+    spec = Performance(metric="accuracy", estimate=False, min_labels=10)
+    result = assess(spec, SERVED, window, bounded)
+    assert result == assess(spec, SERVED, window, memory)
+    assert (result.fairness is not None) == (sensitive is not None)
+    assert result.realised is not None
