@@ -245,9 +245,8 @@ def good_candidate_goes_shadow_10_50_100(ctx: Ctx, traffic: VersionClient) -> No
     after = traffic.versions()
     assert after.get("1", 0) == before.get("1", 0), "version 1 still answers after promotion"
     assert after.get("2", 0) > before.get("2", 0)
-    reasons = event_reasons(ctx.api, ctx.namespace, MD, "ModelDeployment")
+    reasons = wait_until("the rollout's Events", lambda: _reasons_once(ctx, "Promoted"), 30)
     assert reasons.count("RolloutStep") >= 4, reasons  # shadow, 10%, 50%, promoting
-    assert "Promoted" in reasons
 
 
 def disagreeing_candidate_is_stopped_in_shadow(ctx: Ctx, traffic: VersionClient) -> None:
@@ -269,13 +268,20 @@ def disagreeing_candidate_is_stopped_in_shadow(ctx: Ctx, traffic: VersionClient)
     degraded = {c["type"]: c for c in md["status"]["conditions"]}["Degraded"]
     assert degraded["reason"] == "AnalysisFailed", degraded
     assert "agreement" in degraded["message"]
-    assert "AnalysisFailed" in event_reasons(ctx.api, ctx.namespace, MD, "ModelDeployment")
+    wait_until("an AnalysisFailed Event", lambda: _reasons_once(ctx, "AnalysisFailed"), 30)
     time.sleep(15)  # never retried: the Deployment stays on version 2 alone
     live = plain(ctx.api, client.AppsV1Api(ctx.api).read_namespaced_deployment(MD, ctx.namespace))
     labels = live["spec"]["template"]["metadata"]["labels"]
     assert labels["continuum.dev/model-version"] == "2"
     assert "continuum.dev/rollout-step" not in labels
     assert traffic.versions().get("3", 0) == 0
+
+
+def _reasons_once(ctx: Ctx, reason: str) -> list[str] | None:
+    """The ModelDeployment's Event reasons once ``reason`` is among them (kopf posts Events
+    from a queue, shortly after the status that records the decision)."""
+    reasons = event_reasons(ctx.api, ctx.namespace, MD, "ModelDeployment")
+    return reasons if reason in reasons else None
 
 
 CANARY = {

@@ -126,9 +126,10 @@ async def _reconcile_once(
     step = replace(step, status=step.status.model_copy(update={"storage": storage}))
     if not await write_status(kube, MODEL_DEPLOYMENTS, body, step.status, md.status):
         return False
+    announce(body, md, step)  # decided once the status is written: a failed apply that is
+    # retried must not lose the Event (the retry sees the decision already recorded)
     await apply_children(kube, md, step.target, image, live=deployment, reapply=reapply,
                          pods=step.pods)  # fmt: skip
-    announce(body, md, step)
     poll_rollout(kube, image, versions, md, step)
     return True
 
