@@ -23,7 +23,7 @@ from pydantic import ConfigDict, Field, model_validator
 from continuum.api.common import ApiModel, cel, dump, nested, validations
 
 Strategy = Literal["Immediate", "Shadow", "Canary", "ShadowThenCanary"]
-Signal = Literal["errorRate", "latencyRatio", "agreement", "distributionDistance"]
+Signal = Literal["errorRate", "latencyRatio", "agreement", "distributionDistance", "realisedDrop"]
 Verdict = Literal["Wait", "Advance", "Promote", "RollBack", "Paused"]
 STEP_WEIGHTS_MESSAGE = "rollout.canary.steps: weights must increase from step to step"
 
@@ -120,6 +120,26 @@ class Analysis(ApiModel):
         ge=0,
         le=100,
         description="Regressors: answers agree when their relative difference is at most this.",
+    )
+    max_realised_drop: float = Field(
+        0.05,
+        ge=0,
+        le=100,
+        description=(
+            "When labels come back during a step (the feedback endpoint): highest loss of the "
+            "candidate against the champion on the same labelled rows. Classifiers: accuracy "
+            "points (0.05: five points); regressors: relative increase of the mean absolute "
+            "error (0.05: 5% larger)."
+        ),
+    )
+    min_labels: int = Field(
+        30,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Labelled rows needed before realisedDrop is judged; with fewer (or no labels at "
+            "all) the signal is shown, not judged, and never holds a step."
+        ),
     )
 
 

@@ -171,6 +171,8 @@ def _v2_model_routes(app: FastAPI, server: ModelServer, prefix: str) -> None:
             call = Call(FEEDBACK, name, version, headers, request.stream())
             body = await read_body(call, server.settings.max_request_bytes)
             verdict = await asyncio.to_thread(writer.receive, body)
+            if server.rollout is not None:  # in the loop, where the rollout's answers change
+                server.rollout.labelled(verdict.kept)
         return JSONResponse(verdict.body, status_code=verdict.status)
 
 

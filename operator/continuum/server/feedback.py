@@ -68,6 +68,7 @@ class LabelBatch:
 class Verdict:
     status: int
     body: dict[str, Any]
+    kept: list[dict[str, Any]]  # the labels kept, as written (a rollout scores both versions)
 
 
 class FeedbackWriter:
@@ -111,7 +112,7 @@ class FeedbackWriter:
         status = 422 if into.rejected and not lines else 200
         problems = sorted(into.problems, key=_item_number)  # in the order of the items
         body_out = {"accepted": len(lines), "rejected": into.rejected, "problems": problems}
-        return Verdict(status, body_out)
+        return Verdict(status, body_out, lines)
 
     def _lines(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
         received = utc_timestamp(self._now())

@@ -18,6 +18,16 @@ that fails verification leaves the pod unready), the share of requests the candi
   error (``Rollout._check_candidate``), not a silent NaN: its pipeline would answer a label
   with NaN probabilities (seen on a LogisticRegression trained with ``impute: none``).
 
+**Realised comparison, when labels come back during the step.** Both versions score every
+request (one answers, the other scores the copy), so the pod remembers both answers of the
+last ``RECENT_REQUESTS`` compared requests by request id (``Recent``). A label posted to this
+pod's feedback endpoint for one of them (``Rollout.labelled``) scores both versions on that
+same row: equal labels for a classifier (accuracy), the absolute error for a regressor. The
+comparison is paired — the same rows for both versions — so it stays fair whichever share of
+the requests gets labels, and whichever pod a label reaches: a label for a request another
+pod (or an older, forgotten request) compared is counted as ``unmatched`` and nothing else.
+A repeated label for the same row counts once.
+
 ``Counters.snapshot`` is the ``GET /v2/rollout`` answer the operator reads through the pod
 proxy (``controllers/modeldeployment/analysis.counters_from`` reads it). Counters live in
 memory: a restarted pod counts from zero again.
@@ -33,7 +43,8 @@ import logging
 import math
 import time
 from collections import Counter as Tally
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +66,10 @@ MAX_COPIES_IN_FLIGHT = 256
 # a p99 read from them is within 25% before interpolation; the last bucket is +Inf.
 LATENCY_BOUNDS = tuple(round(2e-5 * 1.25**i, 9) for i in range(59))
 TINY = 1e-12
+# Requests whose two answers are kept for labels posted during the step. One one-row request
+# costs about 0.4 KB (two small arrays, its id, the dict entry): 20,000 is ~8 MB per pod, and at
+# 100 req/s keeps the last 200 s, the horizon of a label posted by a live feedback loop.
+RECENT_REQUESTS = 20_000
 
 
 @dataclass(frozen=True)
@@ -179,6 +194,75 @@ def agreeing_rows(a: np.ndarray, b: np.ndarray, *, classifier: bool, tolerance: 
 
 
 @dataclass
+class Pair:
+    """Both versions' answers to one compared request, and the rows labelled so far."""
+
+    champion: np.ndarray
+    candidate: np.ndarray
+    labelled: set[int] = field(default_factory=set)
+
+
+class Recent:
+    """The last ``capacity`` compared requests by id (the oldest forgotten first)."""
+
+    def __init__(self, capacity: int = RECENT_REQUESTS) -> None:
+        self.capacity = capacity
+        self._pairs: OrderedDict[str, Pair] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def remember(self, request_id: str, champion: np.ndarray, candidate: np.ndarray) -> None:
+        self._pairs[request_id] = Pair(champion, candidate)
+        self._pairs.move_to_end(request_id)
+        while len(self._pairs) > self.capacity:
+            self._pairs.popitem(last=False)
+
+    def get(self, request_id: str) -> Pair | None:
+        return self._pairs.get(request_id)
+
+
+@dataclass
+class Realised:
+    """Both versions scored on the labelled rows: correct answers (classifier) or the sum of
+    absolute errors (regressor), over the same ``rows``."""
+
+    classifier: bool
+    rows: int = 0
+    champion: float = 0.0
+    candidate: float = 0.0
+    unmatched: int = 0  # labels for a request (or row) this pod did not compare
+    repeated: int = 0  # labels for a row already counted
+
+    def score(self, pair: Pair, row: int, label: Any) -> None:
+        if row >= len(pair.champion) or row >= len(pair.candidate):
+            self.unmatched += 1
+            return
+        if row in pair.labelled:
+            self.repeated += 1
+            return
+        pair.labelled.add(row)
+        self.rows += 1
+        self.champion += self._score(pair.champion[row], label)
+        self.candidate += self._score(pair.candidate[row], label)
+
+    def _score(self, answer: Any, label: Any) -> float:
+        if self.classifier:
+            return 1.0 if str(answer) == str(label) else 0.0
+        return abs(float(answer) - float(label))
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "metric": "accuracy" if self.classifier else "meanAbsoluteError",
+            "rows": self.rows,
+            "champion": self.champion,
+            "candidate": self.candidate,
+            "unmatched": self.unmatched,
+            "repeated": self.repeated,
+        }
+
+
+@dataclass
 class Counters:
     """What this pod measured for its step (``GET /v2/rollout``)."""
 
@@ -190,6 +274,7 @@ class Counters:
     compared_rows: int = 0
     agreed_rows: int = 0
     copies_skipped: int = 0
+    realised: Realised = field(default_factory=lambda: Realised(classifier=True))
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -200,6 +285,7 @@ class Counters:
             "candidate": self.candidate.snapshot(),
             "compared": {"requests": self.compared_requests, "rows": self.compared_rows,
                          "agreed": self.agreed_rows, "skipped": self.copies_skipped},
+            "realised": self.realised.snapshot(),
         }  # fmt: skip
 
 
@@ -219,7 +305,9 @@ class Rollout:
         self.settings = settings
         self.champion, self.candidate = champion, candidate
         self.classifier = champion.model.is_classifier
-        self.counters = Counters(settings.step, champion.tally, candidate.tally, settings.weight)
+        self.counters = Counters(settings.step, champion.tally, candidate.tally, settings.weight,
+                                 realised=Realised(self.classifier))  # fmt: skip
+        self.recent = Recent()
         self._copies: set[asyncio.Task[None]] = set()
         imputed = {f.name for f in champion.model.features if f.nullable}
         # features the champion imputes and the candidate does not (usually none: no cost)
@@ -235,11 +323,21 @@ class Rollout:
                             self.candidate.model.version, exc.message)  # fmt: skip
                 return self.champion.model, await self._answer(self.champion, rows)
             self.candidate.tally.answered += 1
-            self._copy(self.champion, rows, answer, champion_answered=False)
+            self._copy(self.champion, rows, answer, request_id, champion_answered=False)
             return self.candidate.model, answer
         answer = await self._answer(self.champion, rows)
-        self._copy(self.candidate, rows, answer, champion_answered=True)
+        self._copy(self.candidate, rows, answer, request_id, champion_answered=True)
         return self.champion.model, answer
+
+    def labelled(self, labels: Iterable[Mapping[str, Any]]) -> None:
+        """Score both versions on the rows these labels (``id``, ``row``, ``label``) are for."""
+        realised = self.counters.realised
+        for label in labels:
+            pair = self.recent.get(str(label["id"]))
+            if pair is None:
+                realised.unmatched += 1
+                continue
+            realised.score(pair, int(label.get("row") or 0), label["label"])
 
     async def _answer(self, side: Side, rows: FeatureRows) -> Prediction:
         prediction = await self._score(side, rows)
@@ -274,17 +372,23 @@ class Rollout:
                     f"missing in row {int(np.argmax(missing))} and the candidate does not impute it"
                 )
 
-    def _copy(self, side: Side, rows: FeatureRows, answer: Prediction, *,
+    def _copy(self, side: Side, rows: FeatureRows, answer: Prediction, request_id: str, *,
               champion_answered: bool) -> None:  # fmt: skip
         if len(self._copies) >= MAX_COPIES_IN_FLIGHT:
             self.counters.copies_skipped += 1
             return
-        task = asyncio.create_task(self._compare(side, rows, answer, champion_answered))
+        compare = self._compare(side, rows, answer, request_id, champion_answered)
+        task = asyncio.create_task(compare)
         self._copies.add(task)
         task.add_done_callback(self._copies.discard)
 
     async def _compare(
-        self, side: Side, rows: FeatureRows, answer: Prediction, champion_answered: bool
+        self,
+        side: Side,
+        rows: FeatureRows,
+        answer: Prediction,
+        request_id: str,
+        champion_answered: bool,
     ) -> None:
         try:
             other = await self._score(side, rows)
@@ -294,6 +398,7 @@ class Rollout:
         counters = self.counters
         counters.compared_requests += 1
         counters.compared_rows += len(champion.labels)
+        self.recent.remember(request_id, champion.labels, candidate.labels)
         counters.agreed_rows += agreeing_rows(champion.labels, candidate.labels,
                                               classifier=self.classifier,
                                               tolerance=self.settings.tolerance)  # fmt: skip

@@ -21,6 +21,8 @@ def test_default_is_immediate_with_filled_stages() -> None:
         "minAgreement": 0.95,
         "maxDistributionDistance": 0.1,
         "regressionTolerance": 0.05,
+        "maxRealisedDrop": 0.05,
+        "minLabels": 30,
     }
 
 

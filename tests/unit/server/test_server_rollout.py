@@ -21,6 +21,7 @@ from continuum.server.app import create_app
 from continuum.server.model import Prediction, ServedModel, load_served_model
 from continuum.server.rollout import (
     LATENCY_BOUNDS,
+    Recent,
     RolloutSettings,
     agreeing_rows,
     check_pair,
@@ -257,3 +258,40 @@ def test_a_candidate_reading_a_feature_as_another_kind_is_refused(
         "candidate churn/9 reads features as another kind than the champion: "
         "color (categorical vs numeric)"
     )
+
+
+def test_labels_posted_during_a_rollout_score_both_versions_on_the_same_rows(
+    versions: MemoryObjectStore,
+) -> None:
+    """In shadow the champion answers; the labels posted are its answers, so the champion is
+    right on every labelled row and the candidate trained on inverted labels mostly wrong."""
+    for client in serving(versions, FLIPPED, weight=0):
+        answers = {f"q{i}": infer(client, f"q{i}")[2] for i in range(8)}
+        counters(client, compared=8)
+        labels = [
+            {"id": rid, "row": row, "label": label}
+            for rid, answered in answers.items()
+            for row, label in enumerate(answered)
+        ]
+        extra = [
+            labels[0],
+            {"id": "never-seen", "label": "yes"},
+            {"id": "q0", "row": 9, "label": "no"},
+        ]
+        reply = client.post("/v2/models/churn/feedback", json={"labels": labels + extra})
+        assert reply.status_code == 200, reply.text
+        found = client.get("/v2/rollout").json()["realised"]
+    assert found["metric"] == "accuracy"
+    assert found["rows"] == 40, "8 requests of 5 rows, each labelled once"
+    assert found["champion"] == 40.0
+    assert found["candidate"] < 8
+    assert (found["repeated"], found["unmatched"]) == (1, 2), "a repeat; an unknown id and row"
+
+
+def test_the_recent_answers_are_bounded() -> None:
+    recent = Recent(capacity=3)
+    for i in range(5):
+        recent.remember(f"r{i}", np.array(["a"]), np.array(["b"]))
+    assert len(recent) == 3
+    assert recent.get("r1") is None
+    assert recent.get("r4") is not None

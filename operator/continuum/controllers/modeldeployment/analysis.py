@@ -13,7 +13,12 @@ prediction distribution. ``counters_from`` reads one pod's answer, ``merge`` sum
   equal labels; regressor: relative difference within ``regressionTolerance``, counted by
   the server, which is told the tolerance);
 * ``distributionDistance``: classifier, total variation between the label shares; regressor,
-  the difference of the means in champion standard deviations.
+  the difference of the means in champion standard deviations;
+* ``realisedDrop``, when labels come back during the step (posted to the servers' feedback
+  endpoint, which score both versions on each labelled row they compared): classifier, the
+  champion's accuracy minus the candidate's; regressor, the candidate's mean absolute error
+  over the champion's, minus 1. Paired (same rows for both), judged from ``minLabels``
+  labelled rows on; below that it never holds a step: labels may never come.
 
 No signal is judged before the step has its minimum requests: a verdict on 3 requests would
 be noise. Then a failed signal rolls back at once; a step with its minimum requests *and*
@@ -49,6 +54,17 @@ class VersionCounts:
 
 
 @dataclass(frozen=True)
+class RealisedCounts:
+    """Both versions on the labelled rows: correct answers (``accuracy``) or the sum of
+    absolute errors (``meanAbsoluteError``), over the same ``rows``."""
+
+    metric: str = "accuracy"
+    rows: int = 0
+    champion: float = 0.0
+    candidate: float = 0.0
+
+
+@dataclass(frozen=True)
 class Counters:
     """What the servers of one step measured."""
 
@@ -59,6 +75,7 @@ class Counters:
     compared_rows: int = 0
     agreed_rows: int = 0
     pods: int = 1
+    realised: RealisedCounts = RealisedCounts()
 
 
 @dataclass(frozen=True)
@@ -102,9 +119,19 @@ def counters_from(answer: Mapping[str, Any]) -> Counters:
             candidate=_version(answer["candidate"]),
             compared_rows=int(compared.get("rows", 0)),
             agreed_rows=int(compared.get("agreed", 0)),
+            realised=_realised(answer.get("realised") or {}),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise EvidenceInvalid(f"unexpected /v2/rollout answer ({exc!r}): {answer!r:.300}") from exc
+
+
+def _realised(data: Mapping[str, Any]) -> RealisedCounts:
+    """A server before realised counting answers none: no labelled rows."""
+    metric = str(data.get("metric", "accuracy"))
+    if metric not in ("accuracy", "meanAbsoluteError"):
+        raise ValueError(f"realised metric {metric!r}")
+    return RealisedCounts(metric, int(data.get("rows", 0)), float(data.get("champion", 0.0)),
+                          float(data.get("candidate", 0.0)))  # fmt: skip
 
 
 def _version(data: Mapping[str, Any]) -> VersionCounts:
@@ -135,6 +162,19 @@ def merge(parts: Sequence[Counters]) -> Counters | None:
         compared_rows=sum(p.compared_rows for p in parts),
         agreed_rows=sum(p.agreed_rows for p in parts),
         pods=sum(p.pods for p in parts),
+        realised=_sum_realised([p.realised for p in parts]),
+    )
+
+
+def _sum_realised(parts: Sequence[RealisedCounts]) -> RealisedCounts:
+    metrics = {p.metric for p in parts if p.rows}
+    if len(metrics) > 1:
+        raise EvidenceInvalid(f"pods disagree on the realised metric: {sorted(metrics)}")
+    return RealisedCounts(
+        metric=metrics.pop() if metrics else parts[0].metric,
+        rows=sum(p.rows for p in parts),
+        champion=math.fsum(p.champion for p in parts),
+        candidate=math.fsum(p.candidate for p in parts),
     )
 
 
@@ -229,6 +269,18 @@ def mean_shift(
     return shift / std0
 
 
+def realised_drop(c: Counters, min_labels: int) -> float | None:
+    """How much worse the candidate did than the champion on the same labelled rows."""
+    r = c.realised
+    if r.rows < max(min_labels, 1):
+        return None
+    if r.metric == "accuracy":
+        return (r.champion - r.candidate) / r.rows
+    if r.champion <= TINY:
+        return 0.0 if r.candidate <= TINY else math.inf
+    return r.candidate / r.champion - 1.0
+
+
 def evidence(c: Counters | None, analysis: Analysis, *, enough: bool) -> list[SignalEvidence]:
     """Each signal with its threshold; ``passed`` is left unset until the step has ``enough``."""
     values: dict[Signal, float | None] = {
@@ -236,6 +288,7 @@ def evidence(c: Counters | None, analysis: Analysis, *, enough: bool) -> list[Si
         "latencyRatio": latency_ratio(c) if c else None,
         "agreement": agreement(c) if c else None,
         "distributionDistance": distribution_distance(c) if c else None,
+        "realisedDrop": realised_drop(c, analysis.min_labels) if c else None,
     }
     return [_judge(signal, value, analysis, enough) for signal, value in values.items()]
 
@@ -246,6 +299,7 @@ def threshold_of(signal: Signal, analysis: Analysis) -> float:
         "latencyRatio": analysis.max_latency_ratio,
         "agreement": analysis.min_agreement,
         "distributionDistance": analysis.max_distribution_distance,
+        "realisedDrop": analysis.max_realised_drop,
     }[signal]
 
 

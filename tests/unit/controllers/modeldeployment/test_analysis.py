@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from continuum.api import Analysis
 from continuum.controllers.modeldeployment.analysis import (
     Counters,
     EvidenceInvalid,
+    RealisedCounts,
     Stage,
     VersionCounts,
     counters_from,
@@ -21,6 +23,7 @@ from continuum.controllers.modeldeployment.analysis import (
     mean_shift,
     merge,
     quantile,
+    realised_drop,
     total_variation,
 )
 from tests.unit.controllers.modeldeployment.builders import NOW
@@ -134,6 +137,7 @@ def test_a_good_shadow_with_enough_requests_and_time_advances() -> None:
     assert found.verdict == "Advance"
     assert {e.signal: e.passed for e in found.evidence} == {
         "errorRate": True, "latencyRatio": True, "agreement": True, "distributionDistance": True,
+        "realisedDrop": None,  # no labels came back: shown, not judged, holds nothing
     }  # fmt: skip
     assert verdict(counters(), last=True)[0] == "Promote"
 
@@ -193,3 +197,46 @@ def test_thresholds_come_from_the_spec() -> None:
 
 def test_no_counters_at_all_waits() -> None:
     assert verdict(None) == ("Wait", "Shadow: waiting for 0/100 requests compared")
+
+
+# ---------------------------------------------------------------- realised, with labels
+
+
+def labelled(rows: int, champion: float, candidate: float, metric: str = "accuracy") -> Counters:
+    realised = RealisedCounts(metric, rows, champion, candidate)
+    return dataclasses.replace(counters(), realised=realised)
+
+
+def test_realised_drop_is_paired_accuracy_points_or_relative_error() -> None:
+    assert realised_drop(labelled(100, 90, 80), 30) == pytest.approx(0.10)
+    assert realised_drop(labelled(100, 80, 90), 30) == pytest.approx(-0.10), "better: negative"
+    assert realised_drop(labelled(29, 29, 0), 30) is None, "too few labels: not measured"
+    mae = "meanAbsoluteError"
+    assert realised_drop(labelled(50, 10.0, 12.0, mae), 30) == pytest.approx(0.2)
+    assert realised_drop(labelled(50, 0.0, 0.0, mae), 30) == 0.0
+    assert realised_drop(labelled(50, 0.0, 1.0, mae), 30) == math.inf
+
+
+def test_a_candidate_worse_on_labels_rolls_back_and_too_few_labels_never_hold() -> None:
+    worse = decide(labelled(60, 54, 45), SHADOW, Analysis(), started=LONG_AGO, now=NOW,
+                   last=False)  # fmt: skip
+    assert (worse.verdict, worse.failed) == ("RollBack", "realisedDrop")
+    assert "realisedDrop 0.15 is above its threshold 0.05" in worse.message
+    few = decide(labelled(10, 10, 0), SHADOW, Analysis(), started=LONG_AGO, now=NOW, last=False)
+    assert few.verdict == "Advance"
+    lenient = Analysis(max_realised_drop=0.2, min_labels=100)
+    assert decide(labelled(100, 90, 75), SHADOW, lenient, started=LONG_AGO, now=NOW,
+                  last=False).verdict == "Advance"  # fmt: skip
+
+
+def test_realised_counts_are_read_and_summed_over_pods() -> None:
+    realised = {"metric": "accuracy", "rows": 40, "champion": 36.0, "candidate": 30.0,
+                "unmatched": 5, "repeated": 0}  # fmt: skip
+    one = counters_from({**pod_answer(), "realised": realised})
+    assert one.realised == RealisedCounts("accuracy", 40, 36.0, 30.0)
+    both = merge([one, one])
+    assert both is not None
+    assert both.realised == RealisedCounts("accuracy", 80, 72.0, 60.0)
+    assert counters_from(pod_answer()).realised.rows == 0, "a server without realised counting"
+    with pytest.raises(EvidenceInvalid, match="realised metric 'f1'"):
+        counters_from({**pod_answer(), "realised": {**realised, "metric": "f1"}})

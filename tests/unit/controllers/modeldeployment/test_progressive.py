@@ -87,7 +87,7 @@ def test_advancing_restarts_the_clock_and_the_evidence() -> None:
 def test_waiting_keeps_the_step_and_records_the_evidence() -> None:
     nxt = walk(spec(), good(requests=50))
     assert (nxt.progress.step, nxt.progress.verdict, nxt.progress.requests) == (0, "Wait", 50)
-    assert len(nxt.progress.evidence) == 4
+    assert len(nxt.progress.evidence) == 5  # realisedDrop shown, not judged
     assert nxt.pods == Pods(2, 3, 0, "v3-step0")
     assert nxt.events == []
 
