@@ -58,14 +58,15 @@ ROLLOUT = {
     "analysis": {"maxLatencyRatio": 50},
 }  # fmt: skip
 
-# argv: host, rows (JSON), workers, pause, seconds, gap. OIP v2; counts answers per
+# argv: host, rows (JSON), workers, pause, seconds, gap, feedback. OIP v2; counts answers per
 # model_version. With gap N > 0 every Nth request has its first row's "width" missing (the
-# served models impute it).
+# served models impute it). With feedback 1 each request carries an x-request-id and the
+# labels it was answered are posted back to the feedback endpoint.
 CLIENT = """
 import http.client, json, os, sys, threading, time
 host, rows = sys.argv[1], json.loads(sys.argv[2])
 workers, pause, seconds = int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
-gap = int(sys.argv[6])
+gap, feedback = int(sys.argv[6]), sys.argv[7] == "1"
 names = [k for k in rows[0]]
 inputs = []
 for name in names:
@@ -90,7 +91,9 @@ def once():
         with lock:
             sent[0] += 1
             this = body_gap if gap and sent[0] % gap == 0 else body
-        conn.request("POST", "/v2/models/churn/infer", this, {"Content-Type": "application/json"})
+            rid = f"{os.getpid()}-{sent[0]}-{time.monotonic_ns()}"
+        headers = {"Content-Type": "application/json", "x-request-id": rid}
+        conn.request("POST", "/v2/models/churn/infer", this, headers)
         reply = conn.getresponse()
         answer = reply.read()
         if reply.status != 200:
@@ -98,6 +101,16 @@ def once():
         decoded = json.loads(answer)
         if len(decoded["outputs"][0]["data"]) != len(rows):
             return f"short answer: {answer[:200]!r}", None
+        if feedback:
+            labels = next(o["data"] for o in decoded["outputs"] if o["name"] == "predict")
+            posted = json.dumps({"labels": [{"id": rid, "row": i, "label": label}
+                                            for i, label in enumerate(labels)]}).encode()
+            conn.request("POST", "/v2/models/churn/feedback", posted,
+                         {"Content-Type": "application/json"})
+            got = conn.getresponse()
+            text = got.read()
+            if got.status != 200:
+                return f"feedback status {got.status}: {text[:200]!r}", None
         return "ok", decoded["model_version"]
     except Exception as exc:
         return repr(exc), None
@@ -155,9 +168,16 @@ class VersionClient(Client):
     """The traffic kit's client, on OIP v2, counting answers per version."""
 
     def start_v2(
-        self, *, workers: int = 2, pause: float = 0.05, seconds: float = 1500, gap: int = 0
+        self,
+        *,
+        workers: int = 2,
+        pause: float = 0.05,
+        seconds: float = 1500,
+        gap: int = 0,
+        feedback: bool = False,
     ) -> None:
-        args = [MD, json.dumps(ROWS), str(workers), str(pause), str(seconds), str(gap)]
+        args = [MD, json.dumps(ROWS), str(workers), str(pause), str(seconds), str(gap),
+                "1" if feedback else "0"]  # fmt: skip
         container = restricted_container("client", IMAGE, ["python", "-c", CLIENT, *args])
         start_job(self.api, self.namespace, self.name, container)
         wait_until(f"client {self.name} answered once", lambda: "READY" in self.log(), 180)
@@ -415,3 +435,49 @@ def erroring_candidate(ctx: Ctx, traffic: VersionClient) -> None:
     md = ctx.serving(1, timeout=120, true=("Available", "Degraded"))
     degraded = {c["type"]: c for c in md["status"]["conditions"]}["Degraded"]
     assert degraded["reason"] == "AnalysisFailed", degraded
+
+
+def test_a_candidate_worse_on_the_labels_posted_in_shadow_is_rolled_back(
+    ctx: Ctx, kubectl: list[str]
+) -> None:
+    """Labels come back during the shadow step and confirm the champion's answers (in shadow
+    the champion answers every request, and the client posts what it was answered). Version 2,
+    trained on inverted labels, is wrong on them; agreement and distribution distance are not
+    judged here (thresholds 0 and 1), so realisedDrop is the signal that rolls it back."""
+    traffic = VersionClient(ctx.api, ctx.namespace, "traffic")
+    try:
+        worse_on_labels(ctx, traffic)
+    finally:
+        counts = traffic.stop(kubectl) if "READY" in traffic.log() else None
+        stop_serving(ctx)
+    assert counts is not None
+    assert counts.failed == 0, counts.log
+
+
+def worse_on_labels(ctx: Ctx, traffic: VersionClient) -> None:
+    assert ctx.train("churn-1") == 1
+    rollout = {"strategy": "Shadow", "shadow": {"minRequests": 60, "minSeconds": 5},
+               "analysis": {"maxLatencyRatio": 50, "minAgreement": 0,
+                            "maxDistributionDistance": 1}}  # fmt: skip
+    body = model_deployment(ctx.s3, ctx.bucket, ctx.secret, rollout=rollout)
+    objs(ctx.api).create_namespaced_custom_object(GROUP, VERSION, ctx.namespace,
+                                                   MODELDEPLOYMENTS, body)  # fmt: skip
+    ctx.serving(1)
+    traffic.start_v2(feedback=True)
+    inverted = as_csv(two_class_rows(240, 7, labels=("yes", "no")))
+    data = upload(ctx.s3, ctx.bucket, "datasets/inverted.csv", inverted)
+    job = training_job("churn-2", data, ctx.s3, ctx.bucket, ctx.secret)
+    objs(ctx.api).create_namespaced_custom_object(GROUP, VERSION, ctx.namespace,
+                                                   "trainingjobs", job)  # fmt: skip
+    assert ctx.finished("churn-2")["status"]["qualified"] is True
+    md = wait_rollout(ctx, "version 2 rolled back", rolled_back)
+    last = md["status"]["history"][-1]
+    assert (last["version"], last["failedSignal"]) == (2, "realisedDrop"), last
+    found = {e["signal"]: e for e in md["status"]["rollout"]["evidence"]}
+    print(f"evidence at the rollback: {found}")
+    assert found["realisedDrop"]["value"] > 0.5, found
+    assert found["agreement"]["passed"] is True, "only the labels could tell"
+    assert traffic.versions().get("2", 0) == 0, "version 2 answered in shadow"
+    md = ctx.serving(1, timeout=120, true=("Available", "Degraded"))
+    degraded = {c["type"]: c for c in md["status"]["conditions"]}["Degraded"]
+    assert "realisedDrop" in degraded["message"], degraded
