@@ -10,12 +10,14 @@ answering a request. The client sees 0 failed requests throughout.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,7 @@ from tests.kit.kinds import (
     stop_serving,
     training_job,
 )
-from tests.kit.traffic import Client
+from tests.kit.traffic import Client, Counts
 
 ROLLOUT = {
     "strategy": "ShadowThenCanary",
@@ -219,12 +221,14 @@ def at_step(candidate: int, step: int) -> Any:
     return check
 
 
-def test_a_good_candidate_is_promoted_and_a_disagreeing_one_stopped_in_shadow(
-    ctx: Ctx, kubectl: list[str]
-) -> None:
+def with_traffic(
+    ctx: Ctx, kubectl: list[str], scenario: Callable[[Ctx, VersionClient], None]
+) -> Counts:
+    """Run ``scenario`` with a client pod calling the Service throughout; it never fails a
+    request (the client's counts, printed, are returned)."""
     traffic = VersionClient(ctx.api, ctx.namespace, "traffic")
     try:
-        promote_then_stop(ctx, traffic)
+        scenario(ctx, traffic)
     finally:
         counts = traffic.stop(kubectl) if "READY" in traffic.log() else None
         stop_serving(ctx)
@@ -232,6 +236,13 @@ def test_a_good_candidate_is_promoted_and_a_disagreeing_one_stopped_in_shadow(
     print(f"client: sent={counts.sent} ok={counts.ok} failed={counts.failed} "
           f"refused={counts.refused} answered by version: {traffic.versions()}")  # fmt: skip
     assert counts.failed == 0, counts.log
+    return counts
+
+
+def test_a_good_candidate_is_promoted_and_a_disagreeing_one_stopped_in_shadow(
+    ctx: Ctx, kubectl: list[str]
+) -> None:
+    counts = with_traffic(ctx, kubectl, promote_then_stop)
     assert counts.ok > 300, counts.log
 
 
@@ -336,19 +347,10 @@ def rollout_command(kubeconfig: Path, namespace: str, action: str) -> str:
 def test_restart_resumes_the_step_and_promote_and_abort_act_by_hand(
     ctx: Ctx, kubectl: list[str], kubeconfig: Path
 ) -> None:
-    traffic = VersionClient(ctx.api, ctx.namespace, "traffic")
-    try:
-        restart_promote_abort(ctx, traffic, kubeconfig)
-    finally:
-        counts = traffic.stop(kubectl) if "READY" in traffic.log() else None
-        stop_serving(ctx)
-    assert counts is not None
-    print(f"client: sent={counts.sent} ok={counts.ok} failed={counts.failed} "
-          f"refused={counts.refused} answered by version: {traffic.versions()}")  # fmt: skip
-    assert counts.failed == 0, counts.log
+    with_traffic(ctx, kubectl, functools.partial(restart_promote_abort, kubeconfig=kubeconfig))
 
 
-def restart_promote_abort(ctx: Ctx, traffic: VersionClient, kubeconfig: Path) -> None:
+def restart_promote_abort(ctx: Ctx, traffic: VersionClient, *, kubeconfig: Path) -> None:
     assert ctx.train("churn-1") == 1
     body = model_deployment(ctx.s3, ctx.bucket, ctx.secret, rollout=CANARY)
     objs(ctx.api).create_namespaced_custom_object(GROUP, VERSION, ctx.namespace,
@@ -397,16 +399,7 @@ def test_a_candidate_erroring_on_part_of_the_traffic_is_rolled_back_at_the_first
     """Version 2 does not impute ``width``, which a quarter of the live requests miss (version
     1 imputes it): it fails those requests, the champion answers them, and the error rate rolls
     it back at its first canary step."""
-    traffic = VersionClient(ctx.api, ctx.namespace, "traffic")
-    try:
-        erroring_candidate(ctx, traffic)
-    finally:
-        counts = traffic.stop(kubectl) if "READY" in traffic.log() else None
-        stop_serving(ctx)
-    assert counts is not None
-    print(f"client: sent={counts.sent} ok={counts.ok} failed={counts.failed} "
-          f"refused={counts.refused} answered by version: {traffic.versions()}")  # fmt: skip
-    assert counts.failed == 0, counts.log
+    with_traffic(ctx, kubectl, erroring_candidate)
 
 
 def erroring_candidate(ctx: Ctx, traffic: VersionClient) -> None:
@@ -444,14 +437,7 @@ def test_a_candidate_worse_on_the_labels_posted_in_shadow_is_rolled_back(
     the champion answers every request, and the client posts what it was answered). Version 2,
     trained on inverted labels, is wrong on them; agreement and distribution distance are not
     judged here (thresholds 0 and 1), so realisedDrop is the signal that rolls it back."""
-    traffic = VersionClient(ctx.api, ctx.namespace, "traffic")
-    try:
-        worse_on_labels(ctx, traffic)
-    finally:
-        counts = traffic.stop(kubectl) if "READY" in traffic.log() else None
-        stop_serving(ctx)
-    assert counts is not None
-    assert counts.failed == 0, counts.log
+    with_traffic(ctx, kubectl, worse_on_labels)
 
 
 def worse_on_labels(ctx: Ctx, traffic: VersionClient) -> None:

@@ -270,9 +270,9 @@ def _interval(value: Any) -> MetricInterval | None:
         return None
     rows = value.get("rows")
     return MetricInterval(
-        value=_shown(value.get("value")),
-        lower=_shown(value.get("lower")),
-        upper=_shown(value.get("upper")),
+        value=_rounded(value.get("value")),
+        lower=_rounded(value.get("lower")),
+        upper=_rounded(value.get("upper")),
         rows=rows if isinstance(rows, int) and rows >= 0 else None,
     )
 
@@ -280,7 +280,7 @@ def _interval(value: Any) -> MetricInterval | None:
 STATUS_DECIMALS = 4  # kubectl's Realised column showed 0.6433333333333333; the report keeps all
 
 
-def _shown(value: Any) -> float | None:
+def _rounded(value: Any) -> float | None:
     number = _number(value)
     return None if number is None else round(number, STATUS_DECIMALS)
 

@@ -158,7 +158,8 @@ def test_status_shows_the_metric_to_four_decimals() -> None:
     interval = {"value": 0.6433333333333333, "lower": 0.61237, "upper": 2 / 3, "rows": 300}
     result = checked("Degraded", realised=interval)
     status = status_after_check(dm, result)
-    assert status.performance is not None and status.performance.realised is not None
+    assert status.performance is not None
+    assert status.performance.realised is not None
     realised = status.performance.realised
     assert (realised.value, realised.lower, realised.upper) == (0.6433, 0.6124, 0.6667)
     assert realised.rows == 300
