@@ -20,13 +20,13 @@ and probabilities (:data:`KEPT`), not its id, row, version or label file: 1M x 1
 712 MB against 1,008 MB in memory, in 16.6 s against 9.3 s (bench/realised_join.py, 7
 partitions, 2026-12-06); with only class codes kept (the first version) it peaked at 492 MB.
 
-:func:`bounded_join` gives what the check's assessment reads (the joined rows' time,
-prediction, label, probabilities and sensitive feature; the recent predictions for the
-estimate), equal to monitor.live.read_inputs's (unit-tested). It is not wired into the check,
-for a measured reason: those rows as frames hold Python objects (a list of probabilities, a
-string) per row, and with them the peak at 1M x 1M was 983 MB against 1,006 MB in memory, for
-11.1 s against 8.6 s. Bounded memory needs the assessment to take codes and arrays, not frames
-(docs/performance.md "Limits").
+:func:`bounded_join` gives what the check's assessment reads (the joined rows and the recent
+predictions as :class:`~continuum.monitor.performance.Rows`: times, class codes,
+probabilities, sensitive groups), equal to the in-memory join's (unit-tested); the check
+takes it when the window's logs and labels would not fit the budget in memory
+(:func:`continuum.monitor.live.read_inputs`). Only Rows outlive their partition: kept as
+frames, the joined rows' Python objects (a list of probabilities and two strings a row) held
+the peak at 983 MB for 1M x 1M, against 1,006 MB all in memory.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
-from continuum.monitor.performance import Arrays, Served, arrays
+from continuum.monitor.performance import Arrays, Rows, Served, joined_rows, rows_of
 from continuum.storage import ObjectStore
 from continuum.storage.ground_truth import (
     PREDICTION,
@@ -135,17 +135,17 @@ class BoundedRealised:
 
 @dataclass(frozen=True)
 class BoundedJoin:
-    """What :func:`join_labels` gives (its counts; of its frame the columns the check's
-    assessment reads: :data:`KEPT` and the sensitive feature, in its order), the predictions
-    answered after ``recent_since`` (the same columns but the label), and the labels' summary."""
+    """What :func:`join_labels` gives (its counts; its frame's rows as the assessment reads
+    them, in its order), the predictions answered after ``recent_since`` (Rows without
+    labels), and the labels' summary."""
 
     counts: JoinCounts
-    labelled: pd.DataFrame
-    recent: pd.DataFrame
+    labelled: Rows
+    recent: Rows
     labels: dict[str, Any]
 
 
-KEPT = (TS, PREDICTION, LABEL, PROBA)  # what performance.assess reads of a joined row
+KEPT = (TS, PREDICTION, LABEL, PROBA)  # what performance.rows_of reads of a joined row
 
 
 def bounded_realised(
@@ -163,8 +163,7 @@ def bounded_realised(
     partition (module doc); ``partitions`` None: :func:`partitions_for` the stored bytes."""
     span = Span(since, now, label_delay)
     found = bounded_join(store, (model, version), served, span, partitions=partitions)
-    return BoundedRealised(found.counts, arrays(found.labelled, served, labelled=True),
-                           found.labels)  # fmt: skip
+    return BoundedRealised(found.counts, found.labelled.arrays(served), found.labels)
 
 
 def bounded_join(
@@ -174,7 +173,7 @@ def bounded_join(
     span: Span,
     *,
     recent_since: datetime | None = None,
-    features: Sequence[str] = (),
+    sensitive: str | None = None,
     partitions: int | None = None,
 ) -> BoundedJoin:
     """monitor.live.read_inputs's join, one partition in memory at a time (module doc)."""
@@ -182,35 +181,48 @@ def bounded_join(
     keys = list_batches_since(store, model, version, span.since)
     files, others = list_label_files(store, model)
     count = partitions or stored_partitions(store, model, version)
-    recent_at = pd.Timestamp(recent_since or span.now)
+    features = [sensitive] if sensitive else []
+    reader = Reader(served, sensitive, pd.Timestamp(recent_since or span.now))
     with tempfile.TemporaryDirectory(prefix="continuum-join-") as folder:
         predictions = Spill(Path(folder), "predictions", count)
-        recent = [_spill_batch(store, key, features, predictions, recent_at) for key in keys]
+        recent = [_spill_batch(store, key, reader, predictions) for key in keys]
         predictions.close()
         schema = LabelSchema(served.classes if served.task == "classification" else None)
         labels_spill = Spill(Path(folder), "labels", count)
         labels = _spill_labels(store, (files, others), schema, labels_spill)
-        columns = [*KEPT, *features]
-        parts = [_join_part((predictions, labels_spill), i, span, columns) for i in range(count)]
-    kept = [TS, PREDICTION, PROBA, *features]
-    return BoundedJoin(_summed([c for c, _ in parts]), _ordered(parts, columns),
-                       _recent(recent, kept), labels)  # fmt: skip
+        parts = [_join_part((predictions, labels_spill), i, span, reader) for i in range(count)]
+    return BoundedJoin(_summed([c for c, _, _ in parts]), _ordered(parts),
+                       joined_rows(recent or [reader.rows(_empty(features), False)]),
+                       labels)  # fmt: skip
 
 
-def _spill_batch(
-    store: ObjectStore, key: str, features: Sequence[str], spill: Spill, recent_at: pd.Timestamp
-) -> pd.DataFrame:
-    """One log batch into the spill; its rows answered after ``recent_at`` are returned."""
-    frame = decode_predictions(store.get_bytes(key), features, f"s3://{store.bucket}/{key}")
+@dataclass(frozen=True)
+class Reader:
+    """How a partition's or a batch's frame becomes Rows: for which model, with which
+    sensitive feature; ``recent_at``: the recent window's start."""
+
+    served: Served
+    sensitive: str | None
+    recent_at: pd.Timestamp
+
+    @property
+    def features(self) -> list[str]:
+        return [self.sensitive] if self.sensitive else []
+
+    def rows(self, frame: pd.DataFrame, labelled: bool) -> Rows:
+        return rows_of(frame, self.served, labelled=labelled, sensitive=self.sensitive)
+
+
+def _empty(features: Sequence[str]) -> pd.DataFrame:
+    return raw_predictions_frame([], features)
+
+
+def _spill_batch(store: ObjectStore, key: str, reader: Reader, spill: Spill) -> Rows:
+    """One log batch into the spill; its rows answered after ``reader.recent_at`` as Rows."""
+    where = f"s3://{store.bucket}/{key}"
+    frame = decode_predictions(store.get_bytes(key), reader.features, where)
     spill.add(frame)
-    return frame[frame[TS] > recent_at]
-
-
-def _recent(frames: Sequence[pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:
-    kept = [frame[list(columns)] for frame in frames if len(frame)]
-    if not kept:
-        return raw_predictions_frame([], [c for c in columns if c not in KEPT])[list(columns)]
-    return pd.concat(kept, ignore_index=True)
+    return reader.rows(frame[frame[TS] > reader.recent_at], False)
 
 
 def stored_partitions(store: ObjectStore, model: str, version: int) -> int:
@@ -240,12 +252,12 @@ def _spill_labels(
 
 
 def _join_part(
-    spills: tuple[Spill, Spill], i: int, span: Span, columns: Sequence[str]
-) -> tuple[JoinCounts, pd.DataFrame]:
-    """Partition ``i`` (predictions, labels) through join_labels; of its joined rows
-    ``columns`` and each row's label position (:data:`POSITION`)."""
+    spills: tuple[Spill, Spill], i: int, span: Span, reader: Reader
+) -> tuple[JoinCounts, Rows, np.ndarray[Any, Any]]:
+    """Partition ``i`` (predictions, labels) through join_labels: its counts, its joined rows
+    and each one's label position (:data:`POSITION`)."""
     predictions, labels = spills
-    logged = predictions.load(i, raw_predictions_frame([], [c for c in columns if c not in KEPT]))
+    logged = predictions.load(i, _empty(reader.features))
     logged[ROW] = legacy_rows(logged[ID], logged[ROW])
     logged = logged[logged[TS] > pd.Timestamp(span.since)].reset_index(drop=True)
     given = labels.load(i, empty_frame().assign(**{POSITION: np.array([], dtype=np.int64)}))
@@ -254,8 +266,7 @@ def _join_part(
     )
     winners = resolve_duplicates(given).frame[[ID, ROW, POSITION]]  # the labels joined
     at = joined.frame[[ID, ROW]].merge(winners, on=[ID, ROW], how="left")
-    part = joined.frame[list(columns)].reset_index(drop=True)
-    return joined.counts, part.assign(**{POSITION: at[POSITION].to_numpy()})
+    return joined.counts, reader.rows(joined.frame, True), at[POSITION].to_numpy(np.int64)
 
 
 def _summed(counts: Sequence[JoinCounts]) -> JoinCounts:
@@ -263,11 +274,7 @@ def _summed(counts: Sequence[JoinCounts]) -> JoinCounts:
     return JoinCounts(**{name: sum(getattr(c, name) for c in counts) for name in names})
 
 
-def _ordered(
-    parts: Sequence[tuple[JoinCounts, pd.DataFrame]], columns: Sequence[str]
-) -> pd.DataFrame:
+def _ordered(parts: Sequence[tuple[JoinCounts, Rows, np.ndarray[Any, Any]]]) -> Rows:
     """The partitions' joined rows back in label order: join_labels' frame order."""
-    frames = [frame for _, frame in parts]
-    merged = pd.concat(frames, ignore_index=True)
-    order = np.argsort(merged[POSITION].to_numpy(), kind="stable")
-    return merged.iloc[order][list(columns)].reset_index(drop=True)
+    positions = np.concatenate([at for _, _, at in parts])
+    return joined_rows([rows for _, rows, _ in parts]).take(np.argsort(positions, kind="stable"))

@@ -12,6 +12,11 @@ rest, pure):
   matured predictions. Labels of predictions older than the window were not read with them,
   so they count among ``unknownIds`` of the join; the report says so.
 
+The join runs in memory when the version's logs and the model's labels fit the budget of
+:mod:`continuum.monitor.bounded_join` (256 MB of frames), else partition by partition through
+local disk, with the same result: in memory it is faster (1M x 1M: 9.3 s against 16.6 s), and
+partitioned its peak stops growing with the data (bench/realised_join.py).
+
 A spec that does not fit the version (a regression metric on a classifier) does not fail the
 drift check: the section says what to change, with verdict ``InsufficientData``.
 """
@@ -27,6 +32,7 @@ import pandas as pd
 
 from continuum.api.driftmonitor import Performance
 from continuum.errors import ObjectNotFound
+from continuum.monitor.bounded_join import Span, bounded_join, stored_partitions
 from continuum.monitor.estimation import Calibration, CalibrationInvalid, parse_calibration
 from continuum.monitor.performance import (
     INSUFFICIENT,
@@ -35,6 +41,7 @@ from continuum.monitor.performance import (
     Served,
     Window,
     assess,
+    rows_of,
 )
 from continuum.monitor.reference import load_reference
 from continuum.monitor.settings import MonitorTarget
@@ -89,9 +96,19 @@ def _classes(
 
 
 def read_inputs(
-    store: ObjectStore, target: MonitorTarget, served: Served, window: Window, sensitive: str | None
+    store: ObjectStore,
+    target: MonitorTarget,
+    served: Served,
+    window: Window,
+    sensitive: str | None,
+    *,
+    partitions: int | None = None,
 ) -> tuple[Inputs, dict[str, Any]]:
-    """The window's predictions joined with their labels, and the labels' own summary."""
+    """The window's predictions joined with their labels, and the labels' own summary; in
+    ``partitions`` (None: as many as the stored bytes need, 1 in memory; module doc)."""
+    count = partitions or stored_partitions(store, target.model, target.version)
+    if count > 1:
+        return _partitioned(store, target, served, window, (sensitive, count))
     model, version = target.model, target.version
     features = [sensitive] if sensitive else []
     predictions = read_predictions_since(store, model, version, window.start, features)
@@ -101,8 +118,28 @@ def read_inputs(
     recent = predictions[predictions[TS] > pd.Timestamp(window.recent_start)]
     notes = [JOIN_NOTE, *labels.problems[:5]]
     return Inputs(
-        joined.frame, recent, joined.counts, sensitive, notes=tuple(notes)
-    ), labels.summary()
+        rows_of(joined.frame, served, labelled=True, sensitive=sensitive),
+        rows_of(recent, served, labelled=False, sensitive=sensitive),
+        joined.counts, sensitive, notes=tuple(notes),
+    ), labels.summary()  # fmt: skip
+
+
+def _partitioned(
+    store: ObjectStore,
+    target: MonitorTarget,
+    served: Served,
+    window: Window,
+    how: tuple[str | None, int],
+) -> tuple[Inputs, dict[str, Any]]:
+    """read_inputs through :func:`bounded_join`: ``how`` (sensitive feature, partitions)."""
+    sensitive, count = how
+    span = Span(window.start, window.now, window.label_delay)
+    found = bounded_join(store, (target.model, target.version), served, span,
+                         recent_since=window.recent_start, sensitive=sensitive,
+                         partitions=count)  # fmt: skip
+    problems = found.labels.get("problems") or []
+    notes = (JOIN_NOTE, *[str(p) for p in problems[:5]])
+    return Inputs(found.labelled, found.recent, found.counts, sensitive, notes=notes), found.labels
 
 
 def check_performance(

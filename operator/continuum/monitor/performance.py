@@ -37,11 +37,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from continuum.api.driftmonitor import Performance
 from continuum.errors import ContinuumError
 from continuum.monitor.estimation import ESTIMABLE, Calibration, class_codes, estimate
-from continuum.monitor.fairness import ErrorRateFairness, error_rates
+from continuum.monitor.fairness import MISSING_GROUP, ErrorRateFairness, error_rates
 from continuum.monitor.intervals import (
     Interval,
     Labelled,
@@ -213,35 +214,122 @@ def chosen_metric(spec: Performance, served: Served) -> str:
     return metric
 
 
-# ---------------------------------------------------------------- arrays from the joined frame
+# ---------------------------------------------------------------- rows from the joined frame
 
 
 @dataclass(frozen=True)
 class Arrays:
-    """A frame's predictions as codes, its probabilities, and what had to be left out."""
+    """Rows' predictions as codes, their probabilities, and what had to be left out."""
 
     predicted: np.ndarray[Any, Any]
-    truth: np.ndarray[Any, Any] | None  # None: no labels on this frame
+    truth: np.ndarray[Any, Any] | None  # None: no labels on these rows
     scores: np.ndarray[Any, Any] | None  # n x k, None when some row lacks them
     left_out: int  # rows whose prediction or label is not a class of the model
 
 
-def arrays(frame: pd.DataFrame, served: Served, *, labelled: bool) -> Arrays:
+@dataclass(frozen=True)
+class Rows:
+    """Predictions as the assessment reads them: answer times, codes, probabilities, groups.
+
+    Why not the joined frame: a frame row holds Python objects (two strings, a list of
+    probabilities), about 250 bytes, where these arrays take about 40 (8 + 8 + 8 + 8k + a
+    group code). Built a frame at a time (:func:`rows_of`) and joined (:func:`joined_rows`),
+    they let the bounded join keep one partition's frames at a time (monitor.bounded_join).
+    """
+
+    ts: np.ndarray[Any, Any]  # answer times, int64 ns since the epoch (UTC); NaT the minimum
+    predicted: np.ndarray[Any, Any]  # class codes, -1 none of the classes; values (regressors)
+    truth: np.ndarray[Any, Any] | None  # the labels the same way; None: unlabelled rows
+    scores: np.ndarray[Any, Any] | None  # n x k probabilities; None when some row lacks them
+    groups: pd.Categorical | None  # the sensitive feature's group names; None: none asked for
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def take(self, keep: np.ndarray[Any, Any]) -> Rows:
+        """The rows a boolean mask or an index array picks, in its order."""
+        return Rows(
+            self.ts[keep], self.predicted[keep], _picked(self.truth, keep),
+            _picked(self.scores, keep),
+            self.groups[keep] if self.groups is not None else None,
+        )  # fmt: skip
+
+    def within(self, start: datetime | pd.Timestamp, end: datetime | pd.Timestamp) -> Rows:
+        """The rows answered after ``start``, up to ``end`` included."""
+        return self.take((self.ts > _ns(start)) & (self.ts <= _ns(end)))
+
+    def after(self, start: datetime | pd.Timestamp) -> Rows:
+        return self.take(self.ts > _ns(start))
+
+    def arrays(self, served: Served) -> Arrays:
+        """The rows whose prediction (and label) is a class of the model, as the metrics
+        take them; regressors' rows all count."""
+        if served.task != "classification":
+            return Arrays(self.predicted, self.truth, None, 0)
+        keep = self.predicted >= 0
+        if self.truth is not None:
+            keep &= self.truth >= 0
+        return Arrays(self.predicted[keep], _picked(self.truth, keep),
+                      _picked(self.scores, keep), int((~keep).sum()))  # fmt: skip
+
+
+def _picked(values: np.ndarray[Any, Any] | None, keep: np.ndarray[Any, Any]) -> Any:
+    return values[keep] if values is not None else None
+
+
+def _ns(moment: datetime | pd.Timestamp) -> int:
+    return int(pd.Timestamp(moment).as_unit("ns").value)
+
+
+def rows_of(
+    frame: pd.DataFrame, served: Served, *, labelled: bool, sensitive: str | None = None
+) -> Rows:
+    """A frame of storage.ground_truth (joined with labels when ``labelled``) as Rows."""
+    ts = pd.DatetimeIndex(pd.to_datetime(frame[TS], utc=True)).as_unit("ns").asi8
+    groups = group_names(frame[sensitive]) if sensitive in frame.columns else None
     if served.task != "classification":
         truth = frame[LABEL].to_numpy(np.float64) if labelled else None
-        return Arrays(frame[PREDICTION].to_numpy(np.float64), truth, None, 0)
+        return Rows(ts, frame[PREDICTION].to_numpy(np.float64), truth, None, groups)
     predicted = class_codes(frame[PREDICTION].tolist(), served.classes)
-    keep = predicted >= 0
     truth = class_codes(frame[LABEL].tolist(), served.classes) if labelled else None
-    if truth is not None:
-        keep &= truth >= 0
     scores = _scores(frame[PROBA].tolist(), len(served.classes))
-    return Arrays(
-        predicted[keep],
-        truth[keep] if truth is not None else None,
-        scores[keep] if scores is not None else None,
-        int((~keep).sum()),
+    return Rows(ts, predicted, truth, scores, groups)
+
+
+def group_names(values: pd.Series) -> pd.Categorical:
+    """The sensitive feature's values as the group names fairness reports (missing ones
+    named :data:`MISSING_GROUP`), one code a row."""
+    names = values.astype(object).where(values.notna(), MISSING_GROUP).astype(str)
+    return pd.Categorical(names)
+
+
+def joined_rows(parts: Sequence[Rows]) -> Rows:
+    """The parts one after the other (at least one part). Probabilities only when every
+    non-empty part has them, as :func:`rows_of` of their frames joined would give."""
+    filled = [part for part in parts if len(part)] or [parts[0]]
+    return Rows(
+        np.concatenate([part.ts for part in parts]),
+        np.concatenate([part.predicted for part in parts]),
+        _joined([part.truth for part in parts]),
+        _joined([part.scores for part in filled]),
+        _joined_groups([part.groups for part in parts]),
     )
+
+
+def _joined(arrays: Sequence[np.ndarray[Any, Any] | None]) -> np.ndarray[Any, Any] | None:
+    present = [a for a in arrays if a is not None]
+    return np.concatenate(present) if len(present) == len(arrays) else None
+
+
+def _joined_groups(groups: Sequence[pd.Categorical | None]) -> pd.Categorical | None:
+    if any(g is None for g in groups):
+        return None
+    return union_categoricals(list(groups))
+
+
+def arrays(frame: pd.DataFrame, served: Served, *, labelled: bool) -> Arrays:
+    """A frame's rows (:func:`rows_of`) as the metrics take them (:meth:`Rows.arrays`)."""
+    return rows_of(frame, served, labelled=labelled).arrays(served)
 
 
 def _scores(values: Sequence[Any], k: int) -> np.ndarray[Any, Any] | None:
@@ -354,31 +442,25 @@ class Context:
     spec: Performance
 
 
-def timeline(
-    context: Context, labelled: pd.DataFrame, recent: pd.DataFrame, window: Window
-) -> tuple[Chunk, ...]:
+def timeline(context: Context, labelled: Rows, recent: Rows, window: Window) -> tuple[Chunk, ...]:
     """The span from the realised window's start to now in CHUNKS stretches of time."""
     edges = pd.date_range(window.start, window.now, periods=CHUNKS + 1)
     chunks = []
     for start, end in itertools.pairwise(edges):
-        rows = recent[(recent[TS] > start) & (recent[TS] <= end)]
-        judged = labelled[(labelled[TS] > start) & (labelled[TS] <= end)]
+        rows, judged = recent.within(start, end), labelled.within(start, end)
         chunks.append(_chunk(context, rows, judged, (start, end)))
     return tuple(chunks)
 
 
 def _chunk(
-    context: Context,
-    rows: pd.DataFrame,
-    judged: pd.DataFrame,
-    span: tuple[pd.Timestamp, pd.Timestamp],
+    context: Context, rows: Rows, judged: Rows, span: tuple[pd.Timestamp, pd.Timestamp]
 ) -> Chunk:
     metric, served, confidence = context.metric, context.served, context.spec.confidence
     real = est = None
     if len(judged) >= MIN_CHUNK_ROWS:
-        real = realised_of(metric, arrays(judged, served, labelled=True), served, confidence)
+        real = realised_of(metric, judged.arrays(served), served, confidence)
     if context.spec.estimate and len(rows) >= MIN_CHUNK_ROWS:
-        est = estimated_of(metric, arrays(rows, served, labelled=False), served, confidence)
+        est = estimated_of(metric, rows.arrays(served), served, confidence)
     return Chunk(span[0].to_pydatetime(), span[1].to_pydatetime(), len(rows), real, est)
 
 
@@ -393,10 +475,10 @@ def confusion_json(data: Arrays, served: Served) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class Inputs:
-    """One check's joined and unjoined predictions (frames of ground_truth)."""
+    """One check's joined and unjoined predictions (:func:`rows_of` their frames)."""
 
-    labelled: pd.DataFrame  # matured, joined with labels (join_labels().frame)
-    recent: pd.DataFrame  # every prediction answered in the recent window
+    labelled: Rows  # matured, joined with labels (join_labels().frame), its order
+    recent: Rows  # every prediction answered in the recent window
     join: JoinCounts | None
     sensitive: str | None = None
     fairness_threshold: float = 0.1
@@ -407,9 +489,8 @@ def assess(spec: Performance, served: Served, window: Window, inputs: Inputs) ->
     """The performance section of one check (module doc)."""
     metric = chosen_metric(spec, served)
     notes = [*inputs.notes, *estimate_gaps(metric, served, spec)]
-    labelled = inputs.labelled[inputs.labelled[TS] > pd.Timestamp(window.start)]
-    judged = arrays(labelled, served, labelled=True)
-    recent = arrays(inputs.recent, served, labelled=False)
+    labelled = inputs.labelled.after(window.start)
+    judged, recent = labelled.arrays(served), inputs.recent.arrays(served)
     notes += _left_out_notes(judged, recent)
     real = realised_of(metric, judged, served, spec.confidence)
     est = est_same = None
@@ -439,17 +520,17 @@ def _left_out_notes(judged: Arrays, recent: Arrays) -> list[str]:
     return notes
 
 
-def _fairness(labelled: pd.DataFrame, served: Served, inputs: Inputs) -> ErrorRateFairness | None:
+def _fairness(labelled: Rows, served: Served, inputs: Inputs) -> ErrorRateFairness | None:
     feature = inputs.sensitive
-    if feature is None or served.task != "classification" or feature not in labelled.columns:
+    if feature is None or served.task != "classification" or labelled.groups is None:
         return None
-    if not len(labelled):
+    if not len(labelled) or labelled.truth is None:
         return None
-    positive = served.classes[-1]
+    positive, code = served.classes[-1], len(served.classes) - 1
     return error_rates(
-        labelled[feature],
-        labelled[LABEL].astype(str).eq(positive),
-        labelled[PREDICTION].astype(str).eq(positive),
+        pd.Series(labelled.groups),
+        pd.Series(labelled.truth == code),
+        pd.Series(labelled.predicted == code),
         feature=feature,
         positive=positive,
         threshold=inputs.fairness_threshold,

@@ -4,7 +4,6 @@ counts, rows and realised metrics with intervals, whatever the number of partiti
 from __future__ import annotations
 
 import io
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -13,7 +12,6 @@ import pytest
 
 from continuum.api.driftmonitor import Performance
 from continuum.monitor.bounded_join import (
-    KEPT,
     Span,
     bounded_join,
     bounded_realised,
@@ -21,7 +19,7 @@ from continuum.monitor.bounded_join import (
     stored_partitions,
 )
 from continuum.monitor.live import read_inputs
-from continuum.monitor.performance import Served, Window, arrays, assess, realised_of
+from continuum.monitor.performance import Rows, Served, Window, arrays, assess, realised_of
 from continuum.monitor.settings import MonitorTarget
 from continuum.storage.ground_truth import join_labels, read_predictions_since
 from continuum.storage.inference_logs import decode_rows, encode_rows, write_batch
@@ -142,30 +140,57 @@ def with_plan(store: MemoryObjectStore, seed: int) -> MemoryObjectStore:
     return store
 
 
+def assert_rows_equal(got: Rows, want: Rows) -> None:
+    np.testing.assert_array_equal(got.ts, want.ts)
+    np.testing.assert_array_equal(got.predicted, want.predicted)
+    for name in ("truth", "scores"):
+        left, right = getattr(got, name), getattr(want, name)
+        assert (left is None) == (right is None), name
+        if left is not None:
+            np.testing.assert_array_equal(left, right)
+    assert (got.groups is None) == (want.groups is None)
+    if got.groups is not None:
+        assert list(got.groups) == list(want.groups)
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("sensitive", [None, "plan"])
 def test_bounded_join_gives_the_checks_inputs(seed: int, sensitive: str | None) -> None:
-    """What live.read_inputs gives, through partitions: the same counts, joined rows (of the
-    columns assess reads), recent predictions and label summary, so the same assessment."""
+    """What live.read_inputs gives in memory, through partitions: the same counts, joined rows
+    (as the assessment reads them), recent predictions and label summary, so the same
+    assessment; and read_inputs takes that path when asked for partitions."""
     store = with_plan(store_with(seed, 600), seed)
     window = Window(NOW, DELAY, timedelta(hours=20))
-    features = [sensitive] if sensitive else []
-    memory, summary = read_inputs(store, MonitorTarget("m", "churn", 1), SERVED, window, sensitive)
+    target = MonitorTarget("m", "churn", 1)
+    memory, summary = read_inputs(store, target, SERVED, window, sensitive)
     assert stored_partitions(store, "churn", 1) == 1  # so read_inputs joined in memory
     span = Span(window.start, window.now, window.label_delay)
     found = bounded_join(store, ("churn", 1), SERVED, span, recent_since=window.recent_start,
-                         features=features, partitions=5)  # fmt: skip
+                         sensitive=sensitive, partitions=5)  # fmt: skip
     assert found.labels == summary
     assert found.counts == memory.join
-    labelled = [*KEPT, *features]
-    pd.testing.assert_frame_equal(found.labelled, memory.labelled[labelled].reset_index(drop=True))
-    recent = ["ts", "prediction", "proba", *features]
-    pd.testing.assert_frame_equal(found.recent, memory.recent[recent].reset_index(drop=True))
+    assert_rows_equal(found.labelled, memory.labelled)
+    assert_rows_equal(found.recent, memory.recent)
     assert len(found.labelled) > 50
     assert len(found.recent) > 50
-    bounded = replace(memory, labelled=found.labelled, recent=found.recent)
+    assert found.labelled.scores is not None
+    partitioned, summary_too = read_inputs(store, target, SERVED, window, sensitive, partitions=5)
+    assert summary_too == summary
+    assert partitioned.notes == memory.notes
     spec = Performance(metric="accuracy", estimate=False, min_labels=10)
-    result = assess(spec, SERVED, window, bounded)
+    result = assess(spec, SERVED, window, partitioned)
     assert result == assess(spec, SERVED, window, memory)
     assert (result.fairness is not None) == (sensitive is not None)
     assert result.realised is not None
+    assert result.join == memory.join
+
+
+def test_a_window_with_no_logs_partitioned() -> None:
+    window = Window(NOW, DELAY, timedelta(hours=20))
+    empty, _ = read_inputs(MemoryObjectStore(), MonitorTarget("m", "churn", 1), SERVED, window,
+                           "plan", partitions=3)  # fmt: skip
+    assert len(empty.labelled) == len(empty.recent) == 0
+    assert empty.labelled.truth is not None
+    assert empty.recent.truth is None
+    result = assess(Performance(metric="accuracy", estimate=False), SERVED, window, empty)
+    assert result.verdict == "InsufficientData"
