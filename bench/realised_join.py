@@ -6,8 +6,8 @@ For each size N, N logged predictions and about N labels are generated (seeded) 
 as the server and the users write them: inference-log batches of 10,000 rows in the
 storage.inference_logs encoding (request ids, row indices, ts, version, prediction, proba,
 features incl. a categorical string; requests of 1-3 rows; 1% legacy one-row requests without
-``row``), and label files in a mix of Parquet, JSON lines and CSV (2% duplicates across
-files, 1% unknown ids, the last hour's predictions unripe for the 1 h label delay). Then, each
+``row``), and label files of at most 100,000 labels in a mix of Parquet, JSON lines and
+CSV (2% duplicates across files, 1% unknown ids, the last hour's predictions unripe for the 1 h label delay). Then, each
 in a fresh subprocess so the peak RSS (VmHWM) is that run's alone:
 
 * Continuum: exactly the check's calls (monitor.live.read_inputs, its default: in memory
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import subprocess
 import sys
@@ -52,6 +53,7 @@ MODEL, VERSION, CLASSES = "churn", 1, ("no", "yes")
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 DELAY, SPAN = timedelta(hours=1), timedelta(days=7)
 BATCH_ROWS = 10_000
+LABEL_FILE_ROWS = 100_000  # a label file's rows at most (a day's drop, say)
 SECTION = "## Realised-metric join vs pandas merge + scikit-learn"
 BEGIN, END = "<!-- BEGIN realised-join -->", "<!-- END realised-join -->"
 
@@ -171,10 +173,12 @@ def labels_table(frame: pd.DataFrame, rng: np.random.Generator, clean: bool) -> 
 
 
 def write_labels(root: Path, labels: pd.DataFrame) -> list[str]:
-    """A third each as Parquet, JSON lines and CSV (the duplicates land in later files)."""
+    """Files of at most LABEL_FILE_ROWS labels (at least 6), Parquet, JSON lines and CSV in
+    turn (the duplicates land in later files): labels arrive as drops over time, as the
+    feedback endpoint writes them, so the files grow in number with the data, not in size."""
     folder = root / labels_prefix(MODEL)
     folder.mkdir(parents=True, exist_ok=True)
-    parts = np.array_split(np.arange(len(labels)), 6)
+    parts = np.array_split(np.arange(len(labels)), max(6, -(-len(labels) // LABEL_FILE_ROWS)))
     names = []
     for i, at in enumerate(parts):
         part = labels.iloc[at]
@@ -372,8 +376,13 @@ def section_text(report: dict[str, Any]) -> str:
         "",
         f"- memory growth (peak above the post-import RSS) "
         f"{report['runs'][0]['size']:,} -> {report['runs'][-1]['size']:,}: "
-        f"Continuum {g['ours']:.1f}x, peer {g['peer']:.1f}x; between the two largest "
-        f"sizes Continuum {report['lastGrowth']:.1f}x.",
+        f"Continuum {g['ours']:.1f}x, peer {g['peer']:.1f}x; from one size to the next: "
+        + "; ".join(
+            f"{s['from']:,} -> {s['to']:,} ({s['to'] / s['from']:g}x the data): Continuum "
+            f"{s['ours']:.1f}x, peer {s['peer']:.1f}x"
+            for s in report["steps"]
+        )
+        + ".",
         "- Continuum is what the check runs (monitor.live.read_inputs): in memory while the "
         "window's logs and labels fit its budget, else hash partitions spilled to local disk "
         "(monitor.bounded_join). All in memory (one partition), the same counts and interval: "
@@ -426,7 +435,11 @@ def main() -> None:
         "runs": runs,
         "agreement": agreed,
         "growth": {side: growth(runs, side) for side in ("ours", "peer", "memory")},
-        "lastGrowth": growth(runs[-2:], "ours"),
+        "steps": [
+            {"from": a["size"], "to": b["size"], "ours": growth([a, b], "ours"),
+             "peer": growth([a, b], "peer")}
+            for a, b in itertools.pairwise(runs)
+        ],  # fmt: skip
         "file": str(out.relative_to(ROOT)),
     }
     out.parent.mkdir(exist_ok=True)

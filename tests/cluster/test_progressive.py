@@ -402,24 +402,35 @@ def test_a_candidate_erroring_on_part_of_the_traffic_is_rolled_back_at_the_first
     with_traffic(ctx, kubectl, erroring_candidate)
 
 
-def erroring_candidate(ctx: Ctx, traffic: VersionClient) -> None:
+def serving_churn_1(ctx: Ctx, rollout: dict[str, Any]) -> None:
+    """churn-1 trained and served by a ModelDeployment that rolls out as ``rollout`` says."""
     assert ctx.train("churn-1") == 1
-    rollout = {"strategy": "Canary", "canary": {"steps": [
-        {"weight": 10, "minRequests": 10, "minSeconds": 5}, {"weight": 50}]},
-        "analysis": {"maxLatencyRatio": 50}}  # fmt: skip
     body = model_deployment(ctx.s3, ctx.bucket, ctx.secret, rollout=rollout)
     objs(ctx.api).create_namespaced_custom_object(GROUP, VERSION, ctx.namespace,
                                                    MODELDEPLOYMENTS, body)  # fmt: skip
     ctx.serving(1)
-    traffic.start_v2(gap=4)
-    strict = ctx.training_job("churn-2")
-    strict["spec"]["preprocessing"]["numeric"] = {"impute": "none"}
+
+
+def rolled_back_by(ctx: Ctx, churn_2: dict[str, Any], signal: str) -> dict[str, Any]:
+    """The TrainingJob ``churn_2`` created, qualified, and its version 2 rolled back by
+    ``signal``: the ModelDeployment then."""
     objs(ctx.api).create_namespaced_custom_object(GROUP, VERSION, ctx.namespace,
-                                                   "trainingjobs", strict)  # fmt: skip
+                                                   "trainingjobs", churn_2)  # fmt: skip
     assert ctx.finished("churn-2")["status"]["qualified"] is True
     md = wait_rollout(ctx, "version 2 rolled back", rolled_back)
     last = md["status"]["history"][-1]
-    assert (last["version"], last["failedSignal"]) == (2, "errorRate"), last
+    assert (last["version"], last["failedSignal"]) == (2, signal), last
+    return md
+
+
+def erroring_candidate(ctx: Ctx, traffic: VersionClient) -> None:
+    serving_churn_1(ctx, {"strategy": "Canary", "canary": {"steps": [
+        {"weight": 10, "minRequests": 10, "minSeconds": 5}, {"weight": 50}]},
+        "analysis": {"maxLatencyRatio": 50}})  # fmt: skip
+    traffic.start_v2(gap=4)
+    strict = ctx.training_job("churn-2")
+    strict["spec"]["preprocessing"]["numeric"] = {"impute": "none"}
+    md = rolled_back_by(ctx, strict, "errorRate")
     assert md["status"]["rollout"]["step"] == 0, "rolled back at the first canary step"
     assert md["status"]["rollout"]["stepName"] == "Canary 10%"
     error_rate = next(e for e in md["status"]["rollout"]["evidence"] if e["signal"] == "errorRate")
@@ -441,24 +452,14 @@ def test_a_candidate_worse_on_the_labels_posted_in_shadow_is_rolled_back(
 
 
 def worse_on_labels(ctx: Ctx, traffic: VersionClient) -> None:
-    assert ctx.train("churn-1") == 1
-    rollout = {"strategy": "Shadow", "shadow": {"minRequests": 60, "minSeconds": 5},
-               "analysis": {"maxLatencyRatio": 50, "minAgreement": 0,
-                            "maxDistributionDistance": 1}}  # fmt: skip
-    body = model_deployment(ctx.s3, ctx.bucket, ctx.secret, rollout=rollout)
-    objs(ctx.api).create_namespaced_custom_object(GROUP, VERSION, ctx.namespace,
-                                                   MODELDEPLOYMENTS, body)  # fmt: skip
-    ctx.serving(1)
+    serving_churn_1(ctx, {"strategy": "Shadow", "shadow": {"minRequests": 60, "minSeconds": 5},
+                          "analysis": {"maxLatencyRatio": 50, "minAgreement": 0,
+                                       "maxDistributionDistance": 1}})  # fmt: skip
     traffic.start_v2(feedback=True)
     inverted = as_csv(two_class_rows(240, 7, labels=("yes", "no")))
     data = upload(ctx.s3, ctx.bucket, "datasets/inverted.csv", inverted)
     job = training_job("churn-2", data, ctx.s3, ctx.bucket, ctx.secret)
-    objs(ctx.api).create_namespaced_custom_object(GROUP, VERSION, ctx.namespace,
-                                                   "trainingjobs", job)  # fmt: skip
-    assert ctx.finished("churn-2")["status"]["qualified"] is True
-    md = wait_rollout(ctx, "version 2 rolled back", rolled_back)
-    last = md["status"]["history"][-1]
-    assert (last["version"], last["failedSignal"]) == (2, "realisedDrop"), last
+    md = rolled_back_by(ctx, job, "realisedDrop")
     found = {e["signal"]: e for e in md["status"]["rollout"]["evidence"]}
     print(f"evidence at the rollback: {found}")
     assert found["realisedDrop"]["value"] > 0.5, found

@@ -15,10 +15,11 @@ same realised metric with its interval while holding one partition at a time:
    each label's position among all labels, and put back in that order at the end: the rows
    :func:`join_labels` gives, in its order, so even the seeded bootstrap intervals are equal.
 
-Besides one partition, what stays in memory is each joined row's time, prediction, label
-and probabilities (:data:`KEPT`), not its id, row, version or label file: 1M x 1M peaks at
-712 MB against 1,008 MB in memory, in 16.6 s against 9.3 s (bench/realised_join.py, 7
-partitions, 2026-12-06); with only class codes kept (the first version) it peaked at 492 MB.
+Besides one partition, what stays in memory is each joined row's time, class codes,
+probabilities and sensitive group (:class:`~continuum.monitor.performance.Rows`, about 50
+bytes), not its id, row, version or label file: 1M x 1.03M peaks at 579 MB against 1,032 MB
+in memory (7 partitions, 11.3 s against 7.5 s), 3M x 3.09M at 959 MB against 2,553 MB (21
+partitions; bench/realised_join.py, 2026-12-06 21:57 UTC, docs/performance.md "Limits").
 
 :func:`bounded_join` gives what the check's assessment reads (the joined rows and the recent
 predictions as :class:`~continuum.monitor.performance.Rows`: times, class codes,

@@ -285,7 +285,8 @@ def rows_of(
     frame: pd.DataFrame, served: Served, *, labelled: bool, sensitive: str | None = None
 ) -> Rows:
     """A frame of storage.ground_truth (joined with labels when ``labelled``) as Rows."""
-    ts = pd.DatetimeIndex(pd.to_datetime(frame[TS], utc=True)).as_unit("ns").asi8
+    times = pd.DatetimeIndex(pd.to_datetime(frame[TS], utc=True)).as_unit("ns")
+    ts = np.array(times.asi8, dtype=np.int64)  # a copy: a view would keep the frame's block
     groups = group_names(frame[sensitive]) if sensitive in frame.columns else None
     if served.task != "classification":
         truth = frame[LABEL].to_numpy(np.float64) if labelled else None
