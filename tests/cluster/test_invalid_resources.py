@@ -324,6 +324,9 @@ CASES: tuple[Case, ...] = (
     Case("dm-window", DM, "minSamples above maxRows",
          {"spec.window": {"maxRows": 100, "minSamples": 500}},
          f"spec.window: {CEL} window.minSamples must not exceed window.maxRows"),
+    Case("dm-performance-rows", DM, "minLabels above maxRows",
+         {"spec.performance": {"maxRows": 1000, "minLabels": 2000}},
+         f"spec.performance: {CEL} performance.minLabels must not exceed performance.maxRows"),
     Case("dm-window-last", DM, "a time window that is not a duration",
          {"spec.window": {"maxRows": 1000, "minSamples": 100, "last": "6 hours"}},
          f"spec.window: {CEL} window.last must be a whole number of minutes, hours or days, "

@@ -44,7 +44,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
-from continuum.monitor.performance import Arrays, Rows, Served, joined_rows, rows_of
+from continuum.monitor.performance import Arrays, Rows, Sampler, Served, rows_of, sample_keys
 from continuum.storage import ObjectStore
 from continuum.storage.ground_truth import (
     PREDICTION,
@@ -144,6 +144,7 @@ class BoundedJoin:
     labelled: Rows
     recent: Rows
     labels: dict[str, Any]
+    seen: tuple[int, int] = (0, 0)  # joined and recent rows before the sample (``limit``)
 
 
 KEPT = (TS, PREDICTION, LABEL, PROBA)  # what performance.rows_of reads of a joined row
@@ -176,25 +177,33 @@ def bounded_join(
     recent_since: datetime | None = None,
     sensitive: str | None = None,
     partitions: int | None = None,
+    limit: int | None = None,
 ) -> BoundedJoin:
-    """monitor.live.read_inputs's join, one partition in memory at a time (module doc)."""
+    """monitor.live.read_inputs's join, one partition in memory at a time (module doc);
+    ``limit``: the joined and the recent rows sampled down to it (performance.Sampler)."""
     model, version = target
     keys = list_batches_since(store, model, version, span.since)
     files, others = list_label_files(store, model)
     count = partitions or stored_partitions(store, model, version)
-    features = [sensitive] if sensitive else []
     reader = Reader(served, sensitive, pd.Timestamp(recent_since or span.now))
+    joined, recent = Sampler(limit or UNLIMITED), Sampler(limit or UNLIMITED)
     with tempfile.TemporaryDirectory(prefix="continuum-join-") as folder:
         predictions = Spill(Path(folder), "predictions", count)
-        recent = [_spill_batch(store, key, reader, predictions) for key in keys]
+        for key in keys:
+            _spill_batch(store, key, reader, (predictions, recent))
         predictions.close()
         schema = LabelSchema(served.classes if served.task == "classification" else None)
         labels_spill = Spill(Path(folder), "labels", count)
         labels = _spill_labels(store, (files, others), schema, labels_spill)
-        parts = [_join_part((predictions, labels_spill), i, span, reader) for i in range(count)]
-    return BoundedJoin(_summed([c for c, _, _ in parts]), _ordered(parts),
-                       joined_rows(recent or [reader.rows(_empty(features), False)]),
-                       labels)  # fmt: skip
+        counts = [
+            _join_part((predictions, labels_spill), i, span, (reader, joined)) for i in range(count)
+        ]
+    empty = reader.rows(_empty(reader.features), False)
+    return BoundedJoin(_summed(counts), joined.rows(reader.rows(_empty_joined(reader), True)),
+                       recent.rows(empty), labels, (joined.seen, recent.seen))  # fmt: skip
+
+
+UNLIMITED = 1 << 62  # no sample
 
 
 @dataclass(frozen=True)
@@ -218,12 +227,19 @@ def _empty(features: Sequence[str]) -> pd.DataFrame:
     return raw_predictions_frame([], features)
 
 
-def _spill_batch(store: ObjectStore, key: str, reader: Reader, spill: Spill) -> Rows:
-    """One log batch into the spill; its rows answered after ``reader.recent_at`` as Rows."""
+def _empty_joined(reader: Reader) -> pd.DataFrame:
+    return _empty(reader.features).assign(**{LABEL: pd.Series([], dtype=object)})
+
+
+def _spill_batch(store: ObjectStore, key: str, reader: Reader, into: tuple[Spill, Sampler]) -> None:
+    """One log batch into the spill; its rows answered after ``reader.recent_at`` into the
+    recent rows' sampler."""
+    spill, recent = into
     where = f"s3://{store.bucket}/{key}"
     frame = decode_predictions(store.get_bytes(key), reader.features, where)
     spill.add(frame)
-    return reader.rows(frame[frame[TS] > reader.recent_at], False)
+    young = frame[frame[TS] > reader.recent_at]
+    recent.add(sample_keys(young[ID], young[ROW]), reader.rows(young, False))
 
 
 def stored_partitions(store: ObjectStore, model: str, version: int) -> int:
@@ -253,11 +269,12 @@ def _spill_labels(
 
 
 def _join_part(
-    spills: tuple[Spill, Spill], i: int, span: Span, reader: Reader
-) -> tuple[JoinCounts, Rows, np.ndarray[Any, Any]]:
-    """Partition ``i`` (predictions, labels) through join_labels: its counts, its joined rows
-    and each one's label position (:data:`POSITION`)."""
+    spills: tuple[Spill, Spill], i: int, span: Span, into: tuple[Reader, Sampler]
+) -> JoinCounts:
+    """Partition ``i`` (predictions, labels) through join_labels: its counts; its joined rows
+    into the sampler, each with its label position (:data:`POSITION`)."""
     predictions, labels = spills
+    reader, sampler = into
     logged = predictions.load(i, _empty(reader.features))
     logged[ROW] = legacy_rows(logged[ID], logged[ROW])
     logged = logged[logged[TS] > pd.Timestamp(span.since)].reset_index(drop=True)
@@ -267,15 +284,11 @@ def _join_part(
     )
     winners = resolve_duplicates(given).frame[[ID, ROW, POSITION]]  # the labels joined
     at = joined.frame[[ID, ROW]].merge(winners, on=[ID, ROW], how="left")
-    return joined.counts, reader.rows(joined.frame, True), at[POSITION].to_numpy(np.int64)
+    keys = sample_keys(joined.frame[ID], joined.frame[ROW])
+    sampler.add(keys, reader.rows(joined.frame, True), at[POSITION].to_numpy(np.int64))
+    return joined.counts
 
 
 def _summed(counts: Sequence[JoinCounts]) -> JoinCounts:
     names = [f.name for f in fields(JoinCounts)]
     return JoinCounts(**{name: sum(getattr(c, name) for c in counts) for name in names})
-
-
-def _ordered(parts: Sequence[tuple[JoinCounts, Rows, np.ndarray[Any, Any]]]) -> Rows:
-    """The partitions' joined rows back in label order: join_labels' frame order."""
-    positions = np.concatenate([at for _, _, at in parts])
-    return joined_rows([rows for _, rows, _ in parts]).take(np.argsort(positions, kind="stable"))

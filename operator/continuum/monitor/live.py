@@ -42,6 +42,7 @@ from continuum.monitor.performance import (
     Window,
     assess,
     rows_of,
+    sampled,
 )
 from continuum.monitor.reference import load_reference
 from continuum.monitor.settings import MonitorTarget
@@ -50,6 +51,7 @@ from continuum.storage.ground_truth import TS, join_labels, read_predictions_sin
 from continuum.storage.labels import LabelSchema, read_labels
 from continuum.storage.models import read_manifest
 
+DEFAULT_MAX_ROWS = Performance().max_rows
 JOIN_NOTE = (
     "labels of predictions answered before the window's start are not joined and count "
     "among unknownIds"
@@ -103,12 +105,14 @@ def read_inputs(
     sensitive: str | None,
     *,
     partitions: int | None = None,
+    max_rows: int = DEFAULT_MAX_ROWS,
 ) -> tuple[Inputs, dict[str, Any]]:
     """The window's predictions joined with their labels, and the labels' own summary; in
-    ``partitions`` (None: as many as the stored bytes need, 1 in memory; module doc)."""
+    ``partitions`` (None: as many as the stored bytes need, 1 in memory; module doc); each
+    side sampled down to ``max_rows`` (performance.maxRows)."""
     count = partitions or stored_partitions(store, target.model, target.version)
     if count > 1:
-        return _partitioned(store, target, served, window, (sensitive, count))
+        return _partitioned(store, target, served, window, (sensitive, count, max_rows))
     model, version = target.model, target.version
     features = [sensitive] if sensitive else []
     predictions = read_predictions_since(store, model, version, window.start, features)
@@ -116,12 +120,24 @@ def read_inputs(
     labels = read_labels(store, model, schema)
     joined = join_labels(predictions, labels.frame, now=window.now, label_delay=window.label_delay)
     recent = predictions[predictions[TS] > pd.Timestamp(window.recent_start)]
-    notes = [JOIN_NOTE, *labels.problems[:5]]
-    return Inputs(
-        rows_of(joined.frame, served, labelled=True, sensitive=sensitive),
-        rows_of(recent, served, labelled=False, sensitive=sensitive),
-        joined.counts, sensitive, notes=tuple(notes),
-    ), labels.summary()  # fmt: skip
+    matured, seen = sampled(joined.frame, rows_of(joined.frame, served, labelled=True,
+                                                  sensitive=sensitive), max_rows)  # fmt: skip
+    young, logged = sampled(recent, rows_of(recent, served, labelled=False,
+                                            sensitive=sensitive), max_rows)  # fmt: skip
+    notes = [JOIN_NOTE, *sample_notes((len(matured), seen), (len(young), logged)),
+             *labels.problems[:5]]  # fmt: skip
+    return Inputs(matured, young, joined.counts, sensitive, notes=tuple(notes)), labels.summary()
+
+
+def sample_notes(joined: tuple[int, int], recent: tuple[int, int]) -> list[str]:
+    """What the report says of a sample: (kept, seen) of each side."""
+    sides = (("matured labelled", joined), ("recent", recent))
+    return [
+        f"{kept:,} of the {seen:,} {side} predictions judged (performance.maxRows: those "
+        "with the smallest hash of request id and row)"
+        for side, (kept, seen) in sides
+        if kept < seen
+    ]
 
 
 def _partitioned(
@@ -129,16 +145,18 @@ def _partitioned(
     target: MonitorTarget,
     served: Served,
     window: Window,
-    how: tuple[str | None, int],
+    how: tuple[str | None, int, int],
 ) -> tuple[Inputs, dict[str, Any]]:
-    """read_inputs through :func:`bounded_join`: ``how`` (sensitive feature, partitions)."""
-    sensitive, count = how
+    """read_inputs through :func:`bounded_join`: ``how`` (sensitive feature, partitions,
+    maxRows)."""
+    sensitive, count, max_rows = how
     span = Span(window.start, window.now, window.label_delay)
     found = bounded_join(store, (target.model, target.version), served, span,
                          recent_since=window.recent_start, sensitive=sensitive,
-                         partitions=count)  # fmt: skip
+                         partitions=count, limit=max_rows)  # fmt: skip
     problems = found.labels.get("problems") or []
-    notes = (JOIN_NOTE, *[str(p) for p in problems[:5]])
+    kept = ((len(found.labelled), found.seen[0]), (len(found.recent), found.seen[1]))
+    notes = (JOIN_NOTE, *sample_notes(*kept), *[str(p) for p in problems[:5]])
     return Inputs(found.labelled, found.recent, found.counts, sensitive, notes=notes), found.labels
 
 
@@ -160,7 +178,8 @@ def check_performance(
     window = Window(now, delay, span)
     served, notes = served_version(store, target.model, target.version)
     try:
-        inputs, labels = read_inputs(store, target, served, window, sensitive)
+        inputs, labels = read_inputs(store, target, served, window, sensitive,
+                                     max_rows=spec.max_rows)  # fmt: skip
         inputs = replace(inputs, fairness_threshold=fairness_threshold,
                          notes=(*notes, *inputs.notes))  # fmt: skip
         result = assess(spec, served, window, inputs)

@@ -53,7 +53,7 @@ from continuum.monitor.intervals import (
     realised,
 )
 from continuum.storage.ground_truth import PREDICTION, PROBA, TS, JoinCounts
-from continuum.storage.labels import LABEL
+from continuum.storage.labels import ID, LABEL, ROW
 
 CHUNKS = 8
 MIN_CHUNK_ROWS = 20  # a chunk's metric over fewer rows is left out of the timeline
@@ -326,6 +326,60 @@ def _joined_groups(groups: Sequence[pd.Categorical | None]) -> pd.Categorical | 
     if any(g is None for g in groups):
         return None
     return union_categoricals(list(groups))
+
+
+def sample_keys(ids: pd.Series, rows: pd.Series) -> np.ndarray[Any, Any]:
+    """Each prediction's sampling key, a hash of its request id and row (a missing row as 0,
+    so a legacy row keys alike before and after the legacy row rule)."""
+    index = pd.array(rows, dtype="Int64").fillna(0).to_numpy(np.int64)
+    pairs = pd.DataFrame({"id": ids.astype(str).to_numpy(), "row": index})
+    keys: np.ndarray[Any, Any] = pd.util.hash_pandas_object(pairs, index=False).to_numpy(np.uint64)
+    return keys
+
+
+class Sampler:
+    """The rows of the ``limit`` smallest sampling keys (:func:`sample_keys`), added part by
+    part in their order, ties at the cut all kept: so the same rows whichever parts they
+    come in (all in memory, or partition by partition), and never more than about
+    2 x ``limit`` held. ``positions``: each row's place in the order wanted at the end."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.seen, self.held = limit, 0, 0
+        self.parts: list[tuple[np.ndarray[Any, Any], Rows, np.ndarray[Any, Any]]] = []
+
+    def add(self, keys: np.ndarray[Any, Any], rows: Rows, positions: Any = None) -> None:
+        at = np.arange(self.seen, self.seen + len(keys)) if positions is None else positions
+        self.parts.append((keys, rows, at))
+        self.seen, self.held = self.seen + len(keys), self.held + len(keys)
+        if self.held > 2 * self.limit:
+            self._prune()
+
+    def _prune(self) -> None:
+        if self.held <= self.limit:
+            return
+        keys = np.concatenate([k for k, _, _ in self.parts])
+        cut = np.partition(keys, self.limit - 1)[self.limit - 1]
+        self.parts = [(k[k <= cut], r.take(k <= cut), at[k <= cut]) for k, r, at in self.parts]
+        self.held = sum(len(k) for k, _, _ in self.parts)
+
+    def rows(self, empty: Rows) -> Rows:
+        """The sample in ``positions`` order (``empty``: the Rows of no part)."""
+        self._prune()
+        if not self.parts:
+            return empty
+        positions = np.concatenate([at for _, _, at in self.parts])
+        rows = joined_rows([r for _, r, _ in self.parts])
+        return rows.take(np.argsort(positions, kind="stable"))
+
+
+def sampled(frame: pd.DataFrame, rows: Rows, limit: int) -> tuple[Rows, int]:
+    """``rows`` (of ``frame``, all in memory) sampled as :class:`Sampler` samples, and how
+    many there were."""
+    if len(rows) <= limit:
+        return rows, len(rows)
+    sampler = Sampler(limit)
+    sampler.add(sample_keys(frame[ID], frame[ROW]), rows)
+    return sampler.rows(rows), len(rows)
 
 
 def arrays(frame: pd.DataFrame, served: Served, *, labelled: bool) -> Arrays:

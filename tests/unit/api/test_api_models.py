@@ -220,6 +220,10 @@ def test_drift_monitor_may_retrain_without_a_template() -> None:
     [
         ({"schedule": {"intervalSeconds": 10}}, "greater than or equal"),
         ({"window": {"maxRows": 100, "minSamples": 200}}, "must not exceed"),
+        (
+            {"performance": {"maxRows": 1000, "minLabels": 2000}},
+            "performance.minLabels must not exceed performance.maxRows",
+        ),
         ({"tests": {"correction": "fdr"}}, "holm"),
         ({"retrain": {"template": {**TJ_SPEC, "evaluation": {"metric": "mae"}}}}, "regressor"),
     ],

@@ -194,3 +194,35 @@ def test_a_window_with_no_logs_partitioned() -> None:
     assert empty.recent.truth is None
     result = assess(Performance(metric="accuracy", estimate=False), SERVED, window, empty)
     assert result.verdict == "InsufficientData"
+
+
+@pytest.mark.parametrize("partitions", [1, 4])
+def test_a_window_beyond_max_rows_is_sampled_alike_either_way(partitions: int) -> None:
+    """maxRows: each side keeps the rows of its smallest hashes of (id, row), ties kept, in
+    its own order, the same in memory and in partitions; the counts still count every row."""
+    store = with_plan(store_with(3, 1500), 3)
+    window = Window(NOW, DELAY, timedelta(hours=20))
+    target = MonitorTarget("m", "churn", 1)
+    whole, _ = read_inputs(store, target, SERVED, window, "plan")
+    cut, _ = read_inputs(store, target, SERVED, window, "plan", partitions=partitions,
+                         max_rows=150)  # fmt: skip
+    assert len(whole.labelled) > 300
+    assert len(whole.recent) > 300
+    assert cut.join == whole.join
+    for side in ("labelled", "recent"):
+        kept, every = getattr(cut, side), getattr(whole, side)
+        assert 150 <= len(kept) <= 160, (side, len(kept))  # ties (reused ids) kept together
+        picked = np.isin(every.ts, kept.ts)
+        assert picked.sum() >= len(kept) * 0.9  # a subset of the rows, in their order
+        assert (np.diff(np.flatnonzero(np.isin(every.ts, kept.ts))) > 0).all()
+    memory, _ = read_inputs(store, target, SERVED, window, "plan", partitions=1, max_rows=150)
+    assert_rows_equal(cut.labelled, memory.labelled)
+    assert_rows_equal(cut.recent, memory.recent)
+    assert cut.notes == memory.notes
+    assert any("of the" in note and "matured labelled predictions judged" in note
+               for note in cut.notes)  # fmt: skip
+    spec = Performance(metric="accuracy", estimate=False, min_labels=10, max_rows=150)
+    assert assess(spec, SERVED, window, cut) == assess(spec, SERVED, window, memory)
+    assert assess(spec, SERVED, window, cut).realised.rows == len(
+        cut.labelled.arrays(SERVED).predicted
+    )
