@@ -392,6 +392,10 @@ def section_text(report: dict[str, Any]) -> str:
             for run in report["runs"]
         )
         + f"; growth {g['memory']:.1f}x.",
+        "- rows Continuum's accuracy rests on (each side sampled down to the API's default "
+        "performance.maxRows, 1,000,000, by the smallest hash of request id and row): "
+        + "; ".join(f"{run['size']:,}: {run['ours']['rows']:,}" for run in report["runs"])
+        + ".",
         "- the accuracies differ because the peer counts every duplicate label (2%, half "
         "disagreeing) and the unripe last hour; ours applies the duplicate rule and the "
         "label delay (counts in the JSON).",

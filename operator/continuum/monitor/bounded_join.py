@@ -17,9 +17,11 @@ same realised metric with its interval while holding one partition at a time:
 
 Besides one partition, what stays in memory is each joined row's time, class codes,
 probabilities and sensitive group (:class:`~continuum.monitor.performance.Rows`, about 50
-bytes), not its id, row, version or label file: 1M x 1.03M peaks at 579 MB against 1,032 MB
-in memory (7 partitions, 11.3 s against 7.5 s), 3M x 3.09M at 959 MB against 2,553 MB (21
-partitions; bench/realised_join.py, 2026-12-06 21:57 UTC, docs/performance.md "Limits").
+bytes), not its id, row, version or label file, and of those at most ``limit`` a side
+(performance.maxRows, sampled by :class:`~continuum.monitor.performance.Sampler`): 1M x 1.03M
+peaks at 612 MB against 1,071 MB in memory (7 partitions, 14.7 s against 9.1 s), 3M x 3.09M
+at 680 MB against 2,670 MB (21 partitions, a 1,000,000-row sample; bench/realised_join.py,
+2026-12-06 22:11 UTC, docs/performance.md "Limits").
 
 :func:`bounded_join` gives what the check's assessment reads (the joined rows and the recent
 predictions as :class:`~continuum.monitor.performance.Rows`: times, class codes,
