@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from continuum.api.driftmonitor import Performance
+from continuum.monitor import bounded_join as bounded_join_module
 from continuum.monitor.bounded_join import (
     Span,
     bounded_join,
@@ -226,3 +227,16 @@ def test_a_window_beyond_max_rows_is_sampled_alike_either_way(partitions: int) -
     assert assess(spec, SERVED, window, cut).realised.rows == len(
         cut.labelled.arrays(SERVED).predicted
     )
+
+
+def test_spills_written_in_many_shares_join_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows held in memory are written every SPILL_ROWS rows: with shares of 50 rows (many
+    pickles a partition), the same counts and metrics as join_labels."""
+    monkeypatch.setattr(bounded_join_module, "SPILL_ROWS", 50)
+    store = store_with(4, 600)
+    counts, data, summary = reference(store)
+    got = bounded_realised(store, "churn", 1, SERVED, since=SINCE, now=NOW, label_delay=DELAY,
+                           partitions=3)  # fmt: skip
+    assert (got.counts, got.labels) == (counts, summary)
+    np.testing.assert_array_equal(got.data.truth, data.truth)
+    assert realised_of("f1", got.data, SERVED, 0.95) == realised_of("f1", data, SERVED, 0.95)
