@@ -19,9 +19,10 @@ Besides one partition, what stays in memory is each joined row's time, class cod
 probabilities and sensitive group (:class:`~continuum.monitor.performance.Rows`, about 50
 bytes), not its id, row, version or label file, and of those at most ``limit`` a side
 (performance.maxRows, sampled by :class:`~continuum.monitor.performance.Sampler`): 1M x 1.03M
-peaks at 612 MB against 1,071 MB in memory (7 partitions, 14.7 s against 9.1 s), 3M x 3.09M
-at 680 MB against 2,670 MB (21 partitions, a 1,000,000-row sample; bench/realised_join.py,
-2026-12-06 22:11 UTC, docs/performance.md "Limits").
+peaks at 622 MB against 1,033 MB in memory (7 partitions, 10.5 s against 7.6 s), 10M x 10.3M
+at 693 MB against 7,660 MB (69 partitions, a 1,000,000-row sample, 133.6 s against 122.8 s;
+pandas 160.1 s and 11,119 MB; bench/realised_join.py, 2026-12-06 22:34 UTC,
+docs/performance.md "Limits").
 
 :func:`bounded_join` gives what the check's assessment reads (the joined rows and the recent
 predictions as :class:`~continuum.monitor.performance.Rows`: times, class codes,
