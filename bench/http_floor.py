@@ -39,7 +39,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path[:0] = [str(ROOT / "operator"), str(ROOT)]
+sys.path[:0] = [str(ROOT / "operator"), str(ROOT), str(HERE)]
+
+from sections import write_section  # noqa: E402
 
 BEGIN, END = "<!-- BEGIN http-floor -->", "<!-- END http-floor -->"
 REQUEST = {
@@ -223,17 +225,6 @@ def budget_rows(found: dict[str, Any]) -> list[str]:
     return rows
 
 
-def write_section(text: str) -> None:
-    path = HERE / "RESULTS.md"
-    current = path.read_text()
-    if BEGIN in current and END in current:
-        head, rest = current.split(BEGIN, 1)
-        current = head + text.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip("\n") + "\n\n" + text
-    path.write_text(current)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
@@ -254,7 +245,7 @@ def main() -> None:
               "found": found, "file": str(out.relative_to(ROOT))}  # fmt: skip
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
-    write_section(section(report))
+    write_section(section(report), BEGIN, END)
     print(section(report))
 
 

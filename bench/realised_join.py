@@ -7,8 +7,9 @@ as the server and the users write them: inference-log batches of 10,000 rows in 
 storage.inference_logs encoding (request ids, row indices, ts, version, prediction, proba,
 features incl. a categorical string; requests of 1-3 rows; 1% legacy one-row requests without
 ``row``), and label files of at most 100,000 labels in a mix of Parquet, JSON lines and
-CSV (2% duplicates across files, 1% unknown ids, the last hour's predictions unripe for the 1 h label delay). Then, each
-in a fresh subprocess so the peak RSS (VmHWM) is that run's alone:
+CSV (2% duplicates across files, 1% unknown ids, the last hour's predictions unripe for the
+1 h label delay). Then, each in a fresh subprocess so the peak RSS (VmHWM) is that run's
+alone:
 
 * Continuum: exactly the check's calls (monitor.live.read_inputs, its default: in memory
   while the stored logs and labels fit the budget, else monitor.bounded_join's partitions)
@@ -42,7 +43,9 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path[:0] = [str(ROOT / "operator"), str(ROOT)]
+sys.path[:0] = [str(ROOT / "operator"), str(ROOT), str(HERE)]
+
+import sections  # noqa: E402
 
 from continuum.storage.client import ObjectInfo, ObjectStore  # noqa: E402
 from continuum.storage.inference_logs import batch_key, encode_rows  # noqa: E402
@@ -411,14 +414,7 @@ def section_text(report: dict[str, Any]) -> str:
 
 def write_section(report: dict[str, Any]) -> None:
     """Replace (or append) this bench's marked section of bench/RESULTS.md."""
-    path = HERE / "RESULTS.md"
-    text, section = path.read_text(), section_text(report)
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+    sections.write_section(section_text(report), BEGIN, END)
 
 
 def main() -> None:
@@ -440,10 +436,14 @@ def main() -> None:
         "agreement": agreed,
         "growth": {side: growth(runs, side) for side in ("ours", "peer", "memory")},
         "steps": [
-            {"from": a["size"], "to": b["size"], "ours": growth([a, b], "ours"),
-             "peer": growth([a, b], "peer")}
+            {
+                "from": a["size"],
+                "to": b["size"],
+                "ours": growth([a, b], "ours"),
+                "peer": growth([a, b], "peer"),
+            }
             for a, b in itertools.pairwise(runs)
-        ],  # fmt: skip
+        ],
         "file": str(out.relative_to(ROOT)),
     }
     out.parent.mkdir(exist_ok=True)
