@@ -212,10 +212,27 @@ def s3_bucket(s3: S3Settings) -> Iterator[str]:
     name = f"test-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=name)
     yield name
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
-        for obj in page.get("Contents", []):
-            client.delete_object(Bucket=name, Key=obj["Key"])
-    client.delete_bucket(Bucket=name)
+    remove_bucket(client, name)
+
+
+def remove_bucket(client: Any, name: str, timeout: float = 120) -> None:
+    """Empty the bucket and remove it. The test's pods may still be writing to it (a model
+    server flushing its inference log while its namespace goes away: a CI teardown failed
+    with BucketNotEmpty on 2026-12-06), so an object that arrives in between is removed too,
+    until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+            for obj in page.get("Contents", []):
+                client.delete_object(Bucket=name, Key=obj["Key"])
+        try:
+            client.delete_bucket(Bucket=name)
+            return
+        except client.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code != "BucketNotEmpty" or time.monotonic() > deadline:
+                raise
+        time.sleep(1)
 
 
 @pytest.fixture
