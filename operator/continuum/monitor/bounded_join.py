@@ -50,8 +50,6 @@ import pandas as pd
 from continuum.monitor.performance import Arrays, Rows, Sampler, Served, rows_of, sample_keys
 from continuum.storage import ObjectStore
 from continuum.storage.ground_truth import (
-    PREDICTION,
-    PROBA,
     TS,
     JoinCounts,
     decode_predictions,
@@ -170,9 +168,6 @@ class BoundedJoin:
     recent: Rows
     labels: dict[str, Any]
     seen: tuple[int, int] = (0, 0)  # joined and recent rows before the sample (``limit``)
-
-
-KEPT = (TS, PREDICTION, LABEL, PROBA)  # what performance.rows_of reads of a joined row
 
 
 def bounded_realised(

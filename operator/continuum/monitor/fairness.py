@@ -60,11 +60,16 @@ def positive_class(classes: Sequence[str], predictions: pd.Series) -> str | None
     return labels[-1] if labels else None
 
 
+def group_names(values: pd.Series) -> pd.Series:
+    """The values as the group names fairness reports, missing ones :data:`MISSING_GROUP`."""
+    return values.astype(object).where(values.notna(), MISSING_GROUP).astype(str)
+
+
 def prediction_rates(
     groups: pd.Series, predictions: pd.Series, positive: str, feature: str, threshold: float
 ) -> FairnessResult:
     is_positive = predictions.astype(str).eq(positive) & predictions.notna()
-    names = groups.astype(object).where(groups.notna(), MISSING_GROUP).astype(str)
+    names = group_names(groups)
     table = is_positive.groupby(names).agg(["size", "mean"]).sort_index()
     rates = tuple(
         GroupRate(
@@ -145,7 +150,7 @@ def error_rates(
     threshold: float,
 ) -> ErrorRateFairness:
     """TPR and FPR per group of ``groups`` and their gaps (class doc)."""
-    names = groups.astype(object).where(groups.notna(), MISSING_GROUP).astype(str)
+    names = group_names(groups)
     frame = pd.DataFrame(
         {"group": names.to_numpy(), "y": truly_positive.to_numpy(bool),
          "hit": predicted_positive.to_numpy(bool)}

@@ -42,7 +42,7 @@ from pandas.api.types import union_categoricals
 from continuum.api.driftmonitor import Performance
 from continuum.errors import ContinuumError
 from continuum.monitor.estimation import ESTIMABLE, Calibration, class_codes, estimate
-from continuum.monitor.fairness import MISSING_GROUP, ErrorRateFairness, error_rates
+from continuum.monitor.fairness import ErrorRateFairness, error_rates, group_names
 from continuum.monitor.intervals import (
     Interval,
     Labelled,
@@ -287,7 +287,7 @@ def rows_of(
     """A frame of storage.ground_truth (joined with labels when ``labelled``) as Rows."""
     times = pd.DatetimeIndex(pd.to_datetime(frame[TS], utc=True)).as_unit("ns")
     ts = np.array(times.asi8, dtype=np.int64)  # a copy: a view would keep the frame's block
-    groups = group_names(frame[sensitive]) if sensitive in frame.columns else None
+    groups = pd.Categorical(group_names(frame[sensitive])) if sensitive in frame.columns else None
     if served.task != "classification":
         truth = frame[LABEL].to_numpy(np.float64) if labelled else None
         return Rows(ts, frame[PREDICTION].to_numpy(np.float64), truth, None, groups)
@@ -295,13 +295,6 @@ def rows_of(
     truth = class_codes(frame[LABEL].tolist(), served.classes) if labelled else None
     scores = _scores(frame[PROBA].tolist(), len(served.classes))
     return Rows(ts, predicted, truth, scores, groups)
-
-
-def group_names(values: pd.Series) -> pd.Categorical:
-    """The sensitive feature's values as the group names fairness reports (missing ones
-    named :data:`MISSING_GROUP`), one code a row."""
-    names = values.astype(object).where(values.notna(), MISSING_GROUP).astype(str)
-    return pd.Categorical(names)
 
 
 def joined_rows(parts: Sequence[Rows]) -> Rows:
